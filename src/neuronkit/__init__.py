@@ -1,0 +1,35 @@
+"""neuronkit: a deep-learning library built from first principles, with a view inside every neuron.
+
+The engine: ``Tensor`` with reverse-mode automatic differentiation on NumPy. The functional ops (``neuronkit.relu``,
+``neuronkit.cross_entropy``, ...) and creation functions are available at the top level.
+"""
+
+from __future__ import annotations
+
+from .tensor import Tensor  # first: tensor.py loads the ops and gives Tensor its methods
+
+from . import backend, ops  # noqa: I001
+from .autograd import Function, GraphFreedError, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd.gradcheck import GradcheckResult, gradcheck
+from .creation import (
+    arange,
+    eye,
+    full,
+    full_like,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .ops import *  # noqa: F403  (the functional API: neuronkit.relu, neuronkit.matmul, ...)
+
+float32 = backend.xp.float32
+float64 = backend.xp.float64
+int64 = backend.xp.int64
+
+__version__ = "0.1.0"

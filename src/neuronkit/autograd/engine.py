@@ -1,0 +1,150 @@
+"""The backward walk: reverse-mode automatic differentiation over the recorded graph.
+
+The walk is iterative (no recursion, so a chain of 100,000 ops is fine) and runs each node once, after every node that
+feeds it a gradient has run (Kahn's algorithm over consumer counts, as PyTorch's engine does). Gradients from several
+consumers are summed before a node runs; a gradient must arrive with exactly the shape of the tensor it belongs to.
+Leaf gradients accumulate into ``Tensor.grad`` across calls. Unless ``retain_graph=True`` each node drops its saved
+arrays and edges once it has run, so a second backward through it raises a clear error.
+"""
+
+from __future__ import annotations
+
+from .. import backend as B
+from .function import Function
+
+
+class GraphFreedError(RuntimeError):
+    """Raised by a second ``backward()`` through a graph that was already freed."""
+
+
+def backward(root, grad=None, retain_graph: bool = False) -> None:
+    """Backpropagate from tensor ``root``; see ``Tensor.backward``."""
+    from ..tensor import Tensor
+
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward(): this tensor does not require grad and has no graph; create inputs with "
+            "requires_grad=True and run the ops outside no_grad()"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward(): grad can be implicitly created only for a single-element output, got shape "
+                f"{tuple(root.shape)}; pass grad= of that shape (for example ones_like(output))"
+            )
+        g = B.xp.ones(root.data.shape, dtype=root.data.dtype)
+    else:
+        g = grad.data if isinstance(grad, Tensor) else B.asarray(grad)
+        if g.shape != root.data.shape:
+            raise ValueError(f"backward(): grad has shape {tuple(g.shape)}, expected the output's {tuple(root.shape)}")
+        g = g.astype(root.data.dtype, copy=True)
+
+    leaf_grads: dict = {}  # id(leaf) -> [leaf, summed gradient of this pass]
+    node = root._ctx
+    if node is None:  # backward on a leaf: its gradient is just g
+        _accumulate_leaf(leaf_grads, root, g)
+        _flush_leaves(leaf_grads, Tensor)
+        return
+
+    # Count, for each reachable node, how many reachable nodes consume its output.
+    consumers = {node: 0}
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.freed:
+            raise GraphFreedError(
+                f"backward(): trying to backward through the graph a second time (node {n.name} was freed); "
+                "pass retain_graph=True to the first backward() if you need to call it twice"
+            )
+        for e in n.next:
+            if type(e) is not Tensor and e is not None:
+                c = consumers.get(e)
+                if c is None:
+                    consumers[e] = 1
+                    stack.append(e)
+                else:
+                    consumers[e] = c + 1
+
+    grads = {node: g}
+    ready = [node]
+    while ready:
+        n = ready.pop()
+        g = grads.pop(n)
+        if n.hooks is not None:
+            g = _run_hooks(n.hooks, g, n.shape, Tensor)
+        if n.retained is not None:
+            t = n.retained()
+            if t is not None:
+                t.grad = Tensor._from_array(g.copy(), False) if t.grad is None else t.grad + Tensor._from_array(g, False)
+        in_grads = n.backward(g)
+        edges = n.next
+        if not retain_graph:
+            n.saved = None
+            n.next = ()
+            n.freed = True
+        for e, ig in zip(edges, in_grads):
+            if e is None or ig is None:
+                continue
+            if type(e) is Tensor:
+                ig = _check(ig, e.data.shape, e.data.dtype, n)
+                _accumulate_leaf(leaf_grads, e, ig)
+                continue
+            ig = _check(ig, e.shape, e.dtype, n)
+            prev = grads.get(e)
+            grads[e] = ig if prev is None else prev + ig
+            c = consumers[e] - 1
+            consumers[e] = c
+            if c == 0:
+                ready.append(e)
+    _flush_leaves(leaf_grads, Tensor)
+
+
+def _check(ig, shape, dtype, node):
+    if type(ig) is not B.ndarray:
+        ig = B.asarray(ig)
+    if ig.shape != shape:
+        raise RuntimeError(f"internal error: {node.name} backward produced a gradient of shape {ig.shape}, expected {shape}")
+    if ig.dtype != dtype:
+        ig = ig.astype(dtype)
+    return ig
+
+
+def _accumulate_leaf(leaf_grads, leaf, g):
+    entry = leaf_grads.get(id(leaf))
+    if entry is None:
+        leaf_grads[id(leaf)] = [leaf, g]
+    else:
+        entry[1] = entry[1] + g  # a fresh array
+
+
+def _flush_leaves(leaf_grads, Tensor):
+    """Add this pass's gradient into each leaf's ``.grad`` (after its hooks), copying arrays that may be shared."""
+    handed = set()
+    for leaf, g in leaf_grads.values():
+        if leaf._hooks is not None:
+            g = _run_hooks(leaf._hooks, g, leaf.data.shape, Tensor)
+        if leaf.grad is None:
+            # A backward may hand one array to several inputs (add) or return a view (reshape), and a hook may return
+            # an array the user keeps: copy those, so each leaf owns its gradient and optimizers may update it in
+            # place. Backward functions never return an array they keep, so a fresh base array is safe to adopt.
+            if g.base is not None or id(g) in handed or leaf._hooks is not None:
+                g = g.copy()
+            handed.add(id(g))
+            leaf.grad = Tensor._from_array(g, False)
+        else:
+            gd = leaf.grad.data
+            B.xp.add(gd, g, out=gd)
+
+
+def _run_hooks(hooks, g, shape, Tensor):
+    for hook in hooks:
+        r = hook(Tensor._from_array(g, False))
+        if r is not None:
+            r = r.data if isinstance(r, Tensor) else B.asarray(r)
+            if r.shape != shape:
+                raise ValueError(f"a gradient hook returned shape {tuple(r.shape)}, expected {tuple(shape)}")
+            g = r
+    return g
+
+
+__all__ = ["backward", "GraphFreedError", "Function"]

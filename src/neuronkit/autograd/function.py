@@ -1,0 +1,80 @@
+"""``Function``: one differentiable op, its forward and backward side by side, and a node of the graph.
+
+A subclass writes ``forward(self, *arrays, **kw) -> array`` and ``backward(self, grad) -> tuple`` (one gradient array
+or None per tensor input). Anything backward needs is kept on ``self`` (``self.save(...)``; read back as
+``self.saved``). ``Subclass.apply(*inputs, **kw)`` runs forward on the inputs' arrays and, when any input requires a
+gradient and recording is on, links the new node into the graph:
+
+- ``next``: one edge per input: None (no gradient wanted), the leaf ``Tensor`` itself (its ``.grad`` accumulates), or
+  the ``Function`` node that produced a non-leaf input.
+- ``shape``/``dtype``: of the output, so the engine can check that the gradient reaching it has exactly that shape.
+
+Nodes never hold their output tensor (only a weak reference when ``retain_grad`` asks), so the graph has no
+reference cycles and plain reference counting frees it.
+"""
+
+from __future__ import annotations
+
+from . import grad_mode
+
+
+class Function:
+    __slots__ = ("next", "saved", "shape", "dtype", "hooks", "retained", "freed")
+
+    name = "function"
+
+    def forward(self, *arrays, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save(self, *arrays):
+        self.saved = arrays
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        """Run the op on Tensors ``inputs``; returns a new Tensor (recorded in the graph when needed)."""
+        fn = cls.__new__(cls)
+        try:
+            out = fn.forward(*[t.data for t in inputs], **kwargs)
+        except ValueError as e:
+            raise _shape_error(cls, inputs, e) from None
+        if type(out) is not _ndarray:
+            out = _asarray(out)
+        if grad_mode._enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    break
+            else:
+                return _wrap(out, False)
+            fn.next = tuple(_edge(t) for t in inputs)
+            fn.shape = out.shape
+            fn.dtype = out.dtype
+            fn.hooks = None
+            fn.retained = None
+            fn.freed = False
+            res = _wrap(out, True)
+            res._ctx = fn
+            return res
+        return _wrap(out, False)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} node {self.name}>"
+
+
+def _edge(t):
+    if not t.requires_grad:
+        return None
+    return t._ctx if t._ctx is not None else t
+
+
+def _shape_error(cls, inputs, err):
+    shapes = " and ".join(str(tuple(t.shape)) for t in inputs)
+    return ValueError(f"{cls.name}: incompatible input shapes {shapes}: {err}")
+
+
+# Filled in by tensor.py (which imports this module) to avoid a circular import at load time.
+_wrap = None
+_ndarray = None
+_asarray = None

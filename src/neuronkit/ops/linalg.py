@@ -1,0 +1,104 @@
+"""Matrix products: ``matmul`` (NumPy semantics: 1-D, 2-D and broadcast batches) and the fused ``linear``."""
+
+from __future__ import annotations
+
+from .. import backend as B
+from ..autograd.function import Function
+from ..tensor import Tensor
+from ._util import as_tensor, unbroadcast
+from .registry import register
+
+
+class MatMul(Function):
+    name = "matmul"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        if a.ndim == 1 and b.ndim == 1:  # dot product: g is 0-d
+            return (None if self.next[0] is None else g * b), (None if self.next[1] is None else g * a)
+        # Promote 1-D operands to matrices (as matmul does), then drop the added axis from each gradient.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = B.xp.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = B.xp.expand_dims(g, -1)
+        ga = gb = None
+        if self.next[0] is not None:
+            ga = g @ b2.swapaxes(-1, -2)
+            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+        if self.next[1] is not None:
+            gb = a2.swapaxes(-1, -2) @ g
+            gb = unbroadcast(gb, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+@register("matmul")
+def matmul(a, b) -> Tensor:
+    """Matrix product ``a @ b`` with NumPy's rules: 1-D vectors, 2-D matrices, broadcast batches ``(..., n, k) @
+    (..., k, m) -> (..., n, m)``."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    ka = a.shape[-1]
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if ka != kb:
+        raise ValueError(
+            f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align: "
+            f"the first's last axis ({ka}) must equal the second's {'only' if b.ndim == 1 else 'second-to-last'} "
+            f"axis ({kb})"
+        )
+    return MatMul.apply(a, b)
+
+
+class Linear(Function):
+    name = "linear"
+
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        out = x @ w.T  # (..., out)
+        if b is not None:
+            if b.dtype == out.dtype:
+                out += b  # in place: no second (batch, out) temporary
+            else:
+                out = out + b
+        return out
+
+    def backward(self, g):
+        x, w = self.x, self.w
+        gx = gw = gb = None
+        if self.next[0] is not None:
+            gx = g @ w  # (..., in)
+        g2 = g.reshape(-1, g.shape[-1])  # (batch, out)
+        if self.next[1] is not None:
+            gw = g2.T @ x.reshape(-1, x.shape[-1])  # (out, in)
+        if len(self.next) > 2 and self.next[2] is not None:
+            gb = g2.sum(axis=0)
+        return gx, gw, gb
+
+
+@register("linear")
+def linear(x, weight, bias=None) -> Tensor:
+    """The affine map of a dense layer, fused: ``x @ weight.T + bias``.
+
+    Shapes: ``x`` (..., in), ``weight`` (out, in) as in PyTorch (row ``i`` holds neuron ``i``'s weights),
+    ``bias`` (out,) or None; returns (..., out).
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {tuple(weight.shape)}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear({weight.shape[1]} -> {weight.shape[0]}) got input of shape {tuple(x.shape)}: "
+            f"expected last axis {weight.shape[1]}"
+        )
+    if bias is None:
+        return Linear.apply(x, weight)
+    bias = as_tensor(bias)
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    return Linear.apply(x, weight, bias)

@@ -1,0 +1,207 @@
+"""Every op, one line each: forward and gradients against PyTorch in float32, then a float64 gradcheck.
+
+The last tests walk the op registry and fail if any op has no line here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from optest import OpSpec, check_op
+
+import neuronkit as nk
+from neuronkit.ops import DIFFERENTIABLE, NON_DIFFERENTIABLE
+
+BINARY = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (3,)), ((), ()), ((1,), (2, 3))]
+UNARY = [((3, 4),), ((2, 3, 4),), ((),), ((1, 5),)]
+MAT = [((3, 4),), ((2, 3, 4),), ((1, 5),)]  # at least 1-D
+ROWS = [((4, 5),), ((2, 3, 4),), ((1, 6),), ((5,),)]
+
+_cond = np.array([[True, False, True, False]] * 3)
+_lab = np.array([2, 0, 4, 1, 4])
+_probs = np.random.default_rng(1).dirichlet(np.ones(5), size=5)
+_int_idx = np.array([0, 2, 2, 1])
+
+
+def T(x):
+    return torch.tensor(x)
+
+
+OPS = [
+    # elementwise arithmetic
+    OpSpec("add", BINARY, lambda a, b: a + b, lambda a, b: a + b),
+    OpSpec("sub", BINARY, lambda a, b: a - b, lambda a, b: a - b),
+    OpSpec("mul", BINARY, lambda a, b: a * b, lambda a, b: a * b),
+    OpSpec("div", BINARY, lambda a, b: a / b, lambda a, b: a / b, domain="positive"),
+    OpSpec("pow", BINARY, lambda a, b: a**b, lambda a, b: a**b, domain="positive"),
+    OpSpec("pow", UNARY, lambda a: a**3, lambda a: a**3, id="pow_scalar_exponent"),
+    OpSpec("pow", UNARY, lambda a: 2.0**a, lambda a: 2.0**a, id="pow_scalar_base"),
+    OpSpec("maximum", BINARY, nk.maximum, torch.maximum),
+    OpSpec("minimum", BINARY, nk.minimum, torch.minimum),
+    OpSpec("neg", UNARY, lambda a: -a, lambda a: -a),
+    OpSpec("exp", UNARY, nk.exp, torch.exp),
+    OpSpec("log", UNARY, nk.log, torch.log, domain="positive"),
+    OpSpec("sqrt", UNARY, nk.sqrt, torch.sqrt, domain="positive"),
+    OpSpec("abs", UNARY, nk.abs, torch.abs, domain="away"),
+    OpSpec("clip", UNARY, lambda a: nk.clip(a, -0.5, 1.0), lambda a: torch.clamp(a, -0.5, 1.0)),
+    OpSpec("clip", UNARY, lambda a: nk.clip(a, max=0.3), lambda a: torch.clamp(a, max=0.3), id="clip_max_only"),
+    OpSpec("where", [((3, 4), (3, 4)), ((3, 4), (4,)), ((), (3, 1))],
+           lambda a, b: nk.where(nk.Tensor(_cond), a, b), lambda a, b: torch.where(T(_cond), a, b)),
+    OpSpec("astype", UNARY, lambda a: nk.astype(a, "float64") * 2, lambda a: a.to(torch.float64) * 2,
+           out_dtype="float64", id="astype_up"),
+    # reductions
+    OpSpec("sum", UNARY, nk.sum, torch.sum),
+    OpSpec("sum", MAT, lambda a: a.sum(axis=-1), lambda a: a.sum(dim=-1), id="sum_last"),
+    OpSpec("sum", [((2, 3, 4),)], lambda a: a.sum(axis=(0, 2), keepdims=True),
+           lambda a: a.sum(dim=(0, 2), keepdim=True), id="sum_axes_keepdims"),
+    OpSpec("mean", UNARY, nk.mean, torch.mean),
+    OpSpec("mean", [((2, 3, 4),)], lambda a: a.mean(axis=1), lambda a: a.mean(dim=1), id="mean_axis"),
+    OpSpec("max", UNARY, nk.max, torch.amax),
+    OpSpec("max", [((2, 3, 4),)], lambda a: a.max(axis=(0, 2), keepdims=True),
+           lambda a: a.amax(dim=(0, 2), keepdim=True), id="max_axes"),
+    OpSpec("max", [((3, 4),)], lambda a: nk.max(nk.Tensor(np.ones((3, 4), np.float32)) * 0 + a.clip(max=0.0) + 1),
+           lambda a: torch.amax(a.clamp(max=0.0) + 1), gradcheck=False, id="max_ties"),
+    OpSpec("min", UNARY, nk.min, torch.amin),
+    OpSpec("min", [((2, 3, 4),)], lambda a: a.min(axis=-1), lambda a: a.amin(dim=-1), id="min_axis"),
+    OpSpec("var", MAT, nk.var, torch.var),
+    OpSpec("var", [((2, 3, 4),)], lambda a: a.var(axis=(1, 2), correction=0, keepdims=True),
+           lambda a: a.var(dim=(1, 2), correction=0, keepdim=True), id="var_population"),
+    OpSpec("std", MAT, nk.std, torch.std),
+    OpSpec("std", [((2, 3, 4),)], lambda a: a.std(axis=0), lambda a: a.std(dim=0), id="std_axis"),
+    OpSpec("logsumexp", MAT, lambda a: a.logsumexp(axis=-1), lambda a: a.logsumexp(dim=-1)),
+    OpSpec("logsumexp", UNARY, nk.logsumexp, lambda a: a.reshape(-1).logsumexp(dim=0), id="logsumexp_all"),
+    # linear algebra
+    OpSpec("matmul", [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (3, 4, 2)), ((4,), (4, 3)),
+                      ((3, 4), (4,)), ((4,), (4,))], lambda a, b: a @ b, lambda a, b: a @ b),
+    OpSpec("linear", [((5, 4), (3, 4), (3,)), ((2, 5, 4), (3, 4), (3,)), ((4,), (3, 4), (3,))],
+           nk.linear, F.linear),
+    OpSpec("linear", [((5, 4), (3, 4))], nk.linear, F.linear, id="linear_no_bias"),
+    OpSpec("linear", [((5, 4), (3, 4), (3,))], nk.linear, F.linear, grad=(1, 2), id="linear_input_no_grad"),
+    # shape
+    OpSpec("reshape", [((3, 4),)], lambda a: a.reshape(2, 6) * 2, lambda a: a.reshape(2, 6) * 2),
+    OpSpec("reshape", [((),)], lambda a: a.reshape(1, 1), lambda a: a.reshape(1, 1), id="reshape_0d"),
+    OpSpec("transpose", [((3, 4),)], lambda a: a.T, lambda a: a.T),
+    OpSpec("transpose", [((2, 3, 4),)], lambda a: a.permute(2, 0, 1), lambda a: a.permute(2, 0, 1), id="permute"),
+    OpSpec("broadcast_to", [((3, 1),), ((),), ((4,),)], lambda a: nk.broadcast_to(a, (2, 3, 4)),
+           lambda a: torch.broadcast_to(a, (2, 3, 4))),
+    OpSpec("squeeze", [((3, 1, 4, 1),)], lambda a: a.squeeze(), lambda a: a.squeeze()),
+    OpSpec("squeeze", [((3, 1, 4, 1),)], lambda a: a.squeeze(1), lambda a: a.squeeze(1), id="squeeze_axis"),
+    OpSpec("unsqueeze", [((3, 4),), ((),)], lambda a: a.unsqueeze(-1), lambda a: a.unsqueeze(-1)),
+    OpSpec("flatten", [((2, 3, 4),)], lambda a: a.flatten(1), lambda a: a.flatten(1)),
+    OpSpec("flatten", [((2, 3, 4, 5),), ((),)], nk.flatten, torch.flatten, id="flatten_all"),
+    OpSpec("concatenate", [((2, 3), (4, 3), (1, 3))], lambda *t: nk.concatenate(t, axis=0),
+           lambda *t: torch.cat(t, dim=0)),
+    OpSpec("concatenate", [((2, 3), (2, 1))], lambda *t: nk.concatenate(t, axis=-1), lambda *t: torch.cat(t, dim=-1),
+           id="concatenate_last"),
+    OpSpec("stack", [((2, 3), (2, 3), (2, 3)), ((), ())], lambda *t: nk.stack(t, axis=0), lambda *t: torch.stack(t)),
+    OpSpec("stack", [((2, 3), (2, 3))], lambda *t: nk.stack(t, axis=-1), lambda *t: torch.stack(t, dim=-1),
+           id="stack_last"),
+    OpSpec("split", [((5, 4),)],
+           lambda a: nk.concatenate([p * (i + 1) for i, p in enumerate(nk.split(a, 2, axis=0))], 0),
+           lambda a: torch.cat([p * (i + 1) for i, p in enumerate(torch.split(a, 2, dim=0))], 0)),
+    OpSpec("split", [((3, 6),)],
+           lambda a: nk.concatenate([p * (i + 1) for i, p in enumerate(nk.split(a, [1, 3, 2], axis=1))], 1),
+           lambda a: torch.cat([p * (i + 1) for i, p in enumerate(torch.split(a, [1, 3, 2], dim=1))], 1),
+           id="split_sizes"),
+    OpSpec("pad", [((2, 3),)], lambda a: nk.pad(a, ((1, 0), (2, 1)), value=0.5),
+           lambda a: F.pad(a, (2, 1, 1, 0), value=0.5)),
+    OpSpec("pad", [((1, 2, 3, 3),)], lambda a: nk.pad(a, ((0, 0), (0, 0), (1, 1), (1, 1))),
+           lambda a: F.pad(a, (1, 1, 1, 1)), id="pad_image"),
+    # indexing
+    OpSpec("getitem", [((4, 5),)], lambda a: a[1:3, ::2], lambda a: a[1:3, ::2]),
+    OpSpec("getitem", [((4, 5),)], lambda a: a[2], lambda a: a[2], id="getitem_int"),
+    OpSpec("getitem", [((2, 3, 4),)], lambda a: a[..., None, 1], lambda a: a[..., None, 1], id="getitem_ellipsis"),
+    OpSpec("getitem", [((4, 5),)], lambda a: a[_int_idx], lambda a: a[T(_int_idx)], id="getitem_repeated_ints"),
+    OpSpec("getitem", [((4, 5),)], lambda a: a[_int_idx, _int_idx], lambda a: a[T(_int_idx), T(_int_idx)],
+           id="getitem_int_pairs"),
+    OpSpec("getitem", [((3, 4),)], lambda a: a[nk.Tensor(_cond)], lambda a: a[T(_cond)], id="getitem_mask"),
+    OpSpec("getitem", [((4, 5),)], lambda a: a[1:, [0, 0, 3]], lambda a: a[1:, [0, 0, 3]], id="getitem_mixed"),
+    # activations
+    OpSpec("relu", UNARY, nk.relu, F.relu, domain="away"),
+    OpSpec("leaky_relu", UNARY, lambda a: nk.leaky_relu(a, 0.1), lambda a: F.leaky_relu(a, 0.1), domain="away"),
+    OpSpec("elu", UNARY, lambda a: nk.elu(a, 0.7), lambda a: F.elu(a, 0.7), domain="away"),
+    OpSpec("selu", UNARY, nk.selu, F.selu, domain="away"),
+    OpSpec("gelu", UNARY, nk.gelu, F.gelu),
+    OpSpec("gelu", UNARY, lambda a: nk.gelu(a, approximate="tanh"), lambda a: F.gelu(a, approximate="tanh"),
+           id="gelu_tanh"),
+    OpSpec("silu", UNARY, nk.silu, F.silu),
+    OpSpec("mish", UNARY, nk.mish, F.mish),
+    OpSpec("sigmoid", UNARY, nk.sigmoid, torch.sigmoid),
+    OpSpec("tanh", UNARY, nk.tanh, torch.tanh),
+    OpSpec("softplus", UNARY, nk.softplus, F.softplus),
+    OpSpec("softplus", UNARY, lambda a: nk.softplus(a, beta=2.0, threshold=1.0),
+           lambda a: F.softplus(a, beta=2.0, threshold=1.0), domain="away", id="softplus_beta_threshold"),
+    OpSpec("softsign", UNARY, nk.softsign, F.softsign),
+    OpSpec("hard_sigmoid", [((3, 4),)], nk.hard_sigmoid, F.hardsigmoid),
+    OpSpec("hard_sigmoid", [((20,),)], lambda a: nk.hard_sigmoid(a * 3), lambda a: F.hardsigmoid(a * 3),
+           domain="away", id="hard_sigmoid_wide"),
+    OpSpec("hard_tanh", UNARY, nk.hard_tanh, F.hardtanh, domain="away"),
+    OpSpec("relu6", [((20,),), ((4, 5),)], lambda a: nk.relu6(a * 5), lambda a: F.relu6(a * 5), domain="away"),
+    OpSpec("softmax", ROWS, nk.softmax, lambda a: F.softmax(a, dim=-1)),
+    OpSpec("softmax", [((3, 4, 2),)], lambda a: nk.softmax(a, axis=1), lambda a: F.softmax(a, dim=1),
+           id="softmax_axis1"),
+    OpSpec("log_softmax", ROWS, nk.log_softmax, lambda a: F.log_softmax(a, dim=-1)),
+    OpSpec("log_softmax", [((3, 4, 2),)], lambda a: nk.log_softmax(a, axis=0), lambda a: F.log_softmax(a, dim=0),
+           id="log_softmax_axis0"),
+    # fused loss
+    OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _lab), lambda a: F.cross_entropy(a, T(_lab))),
+    OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _lab, label_smoothing=0.2),
+           lambda a: F.cross_entropy(a, T(_lab), label_smoothing=0.2), id="cross_entropy_smoothing"),
+    OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _probs.astype(a.dtype)),
+           lambda a: F.cross_entropy(a, T(_probs).to(a.dtype)), id="cross_entropy_probs"),
+    OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _probs.astype(a.dtype), label_smoothing=0.1),
+           lambda a: F.cross_entropy(a, T(_probs).to(a.dtype), label_smoothing=0.1), id="cross_entropy_probs_smooth"),
+    OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _lab, reduction="sum", label_smoothing=0.1),
+           lambda a: F.cross_entropy(a, T(_lab), reduction="sum", label_smoothing=0.1), id="cross_entropy_sum"),
+    OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _lab, reduction="none", label_smoothing=0.1),
+           lambda a: F.cross_entropy(a, T(_lab), reduction="none", label_smoothing=0.1), id="cross_entropy_none"),
+]
+
+
+@pytest.mark.parametrize("spec", OPS, ids=[s.id for s in OPS])
+def test_op(spec):
+    check_op(spec)
+
+
+COMPARISONS = [
+    ("eq", lambda a, b: a == b, lambda a, b: a == b),
+    ("ne", lambda a, b: a != b, lambda a, b: a != b),
+    ("lt", lambda a, b: a < b, lambda a, b: a < b),
+    ("le", lambda a, b: a <= b, lambda a, b: a <= b),
+    ("gt", lambda a, b: a > b, lambda a, b: a > b),
+    ("ge", lambda a, b: a >= b, lambda a, b: a >= b),
+    ("argmax", lambda a, b: nk.argmax(a + b, axis=-1), lambda a, b: torch.argmax(a + b, dim=-1)),
+    ("argmin", lambda a, b: nk.argmin(a + b), lambda a, b: torch.argmin(a + b)),
+]
+
+
+@pytest.mark.parametrize("name,ours,ref", COMPARISONS, ids=[c[0] for c in COMPARISONS])
+def test_non_differentiable(name, ours, ref):
+    rng = np.random.default_rng(0)
+    for sa, sb in BINARY:
+        a = np.round(rng.standard_normal(sa), 1).astype(np.float32)  # rounding makes ties happen
+        b = np.round(rng.standard_normal(sb), 1).astype(np.float32)
+        out = ours(nk.Tensor(a, requires_grad=True), nk.Tensor(b))
+        assert not out.requires_grad and out.is_leaf
+        np.testing.assert_array_equal(out.data, ref(torch.tensor(a), torch.tensor(b)).numpy())
+
+
+def test_every_differentiable_op_has_a_line():
+    covered = {s.name for s in OPS}
+    missing = sorted(set(DIFFERENTIABLE) - covered)
+    assert not missing, f"ops without a line in tests/test_ops.py: {missing}"
+    unknown = sorted(covered - set(DIFFERENTIABLE))
+    assert not unknown, f"lines naming ops that are not registered: {unknown}"
+
+
+def test_every_non_differentiable_op_has_a_line():
+    covered = {c[0] for c in COMPARISONS}
+    assert covered == set(NON_DIFFERENTIABLE), sorted(set(NON_DIFFERENTIABLE) ^ covered)
+
+
+def test_each_op_checks_several_shapes_or_variants():
+    for name in DIFFERENTIABLE:
+        cases = sum(len(s.shapes) for s in OPS if s.name == name)
+        assert cases >= 2, f"{name}: only {cases} case(s); add shapes (broadcasting, size-1 axes, 0-d)"
