@@ -6,9 +6,7 @@ The engine: ``Tensor`` with reverse-mode automatic differentiation on NumPy. The
 
 from __future__ import annotations
 
-from .tensor import Tensor  # first: tensor.py loads the ops and gives Tensor its methods
-
-from . import backend, ops  # noqa: I001
+from . import backend, ops
 from .autograd import Function, GraphFreedError, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.gradcheck import GradcheckResult, gradcheck
 from .creation import (
@@ -26,7 +24,8 @@ from .creation import (
     zeros,
     zeros_like,
 )
-from .ops import *  # noqa: F403  (the functional API: neuronkit.relu, neuronkit.matmul, ...)
+from .ops import *  # the functional API: neuronkit.relu, neuronkit.matmul, ...
+from .tensor import Tensor
 
 float32 = backend.xp.float32
 float64 = backend.xp.float64

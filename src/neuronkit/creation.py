@@ -25,7 +25,9 @@ def get_generator(generator=None):
     if generator is None:
         return _default_rng
     if isinstance(generator, bool) or not (isinstance(generator, int) or B.is_generator(generator)):
-        raise TypeError(f"generator must be None, an int seed or a numpy.random.Generator, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be None, an int seed or a numpy.random.Generator, got {type(generator).__name__}"
+        )
     return B.default_rng(generator) if isinstance(generator, int) else generator
 
 
@@ -104,14 +106,16 @@ def full_like(t, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
 def rand(*shape, generator=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
     dt = _dt(dtype)
-    arr = get_generator(generator).random(_shape(shape), dtype=dt if dt.kind == "f" and dt.itemsize >= 4 else None)
+    native = dt if dt.kind == "f" and dt.itemsize >= 4 else None
+    arr = get_generator(generator).random(_shape(shape), dtype=native)
     return _make(arr.astype(dt, copy=False), requires_grad)
 
 
 def randn(*shape, generator=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples (mean 0, standard deviation 1)."""
     dt = _dt(dtype)
-    arr = get_generator(generator).standard_normal(_shape(shape), dtype=dt if dt.kind == "f" and dt.itemsize >= 4 else None)
+    native = dt if dt.kind == "f" and dt.itemsize >= 4 else None  # numpy draws float32/64 directly
+    arr = get_generator(generator).standard_normal(_shape(shape), dtype=native)
     return _make(arr.astype(dt, copy=False), requires_grad)
 
 

@@ -2,7 +2,8 @@
 
 A tensor holds ``data`` (an array of the backend), ``requires_grad``, ``grad`` (a Tensor once backward has run, for
 leaves), and ``_ctx``: the ``Function`` node that produced it (None for leaves: tensors you create yourself).
-Operators and methods delegate to the functions in ``neuronkit.ops``, which are also the functional API.
+Operators and methods are the functions of ``neuronkit.ops`` (the functional API), attached by
+``ops.install_methods`` when the package loads.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Tensor:
     @property
     def T(self) -> Tensor:
         """The tensor with its axes reversed (a differentiable transpose)."""
-        return ops.transpose(self)
+        return self.transpose()
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
@@ -220,7 +221,3 @@ class _HookHandle:
 function._wrap = Tensor._from_array
 function._ndarray = B.ndarray
 function._asarray = B.asarray
-
-from . import ops  # noqa: E402  (ops need Tensor defined; the operator methods below need ops)
-
-ops.install_methods(Tensor)

@@ -75,7 +75,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         if n.retained is not None:
             t = n.retained()
             if t is not None:
-                t.grad = Tensor._from_array(g.copy(), False) if t.grad is None else t.grad + Tensor._from_array(g, False)
+                kept = Tensor._from_array(g.copy(), False)
+                t.grad = kept if t.grad is None else t.grad + kept
         in_grads = n.backward(g)
         edges = n.next
         if not retain_graph:
@@ -103,7 +104,9 @@ def _check(ig, shape, dtype, node):
     if type(ig) is not B.ndarray:
         ig = B.asarray(ig)
     if ig.shape != shape:
-        raise RuntimeError(f"internal error: {node.name} backward produced a gradient of shape {ig.shape}, expected {shape}")
+        raise RuntimeError(
+            f"internal error: {node.name} backward produced a gradient of shape {ig.shape}, expected {shape}"
+        )
     if ig.dtype != dtype:
         ig = ig.astype(dtype)
     return ig

@@ -6,6 +6,7 @@ in ``registry`` list them all for the tests.
 
 from __future__ import annotations
 
+from ..tensor import Tensor
 from .activation import (
     elu,
     gelu,
@@ -78,3 +79,6 @@ def install_methods(T) -> None:
     for fn in methods:
         setattr(T, fn.__name__, fn)
     T.__hash__ = lambda self: id(self)  # __eq__ is elementwise, so hash by identity (dicts and sets of tensors)
+
+
+install_methods(Tensor)

@@ -120,14 +120,23 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if t.dtype.kind in "iu":
         if t.shape != (n,):
-            raise ValueError(f"cross_entropy: integer targets must have shape ({n},) for logits {logits.shape}, got {t.shape}")
+            raise ValueError(
+                f"cross_entropy: integer targets must have shape ({n},) for logits {logits.shape}, got {t.shape}"
+            )
         if n and (t.min() < 0 or t.max() >= c):
             bad = t[(t < 0) | (t >= c)][0]
-            raise ValueError(f"cross_entropy: target class {int(bad)} is out of range for {c} classes (expected 0..{c - 1})")
+            raise ValueError(
+                f"cross_entropy: target class {int(bad)} is out of range for {c} classes (expected 0..{c - 1})"
+            )
     elif t.dtype.kind == "f":
         if t.shape != (n, c):
-            raise ValueError(f"cross_entropy: probability targets must have the logits' shape {logits.shape}, got {t.shape}")
+            raise ValueError(
+                f"cross_entropy: probability targets must have the logits' shape {logits.shape}, got {t.shape}"
+            )
         t = t.astype(logits.dtype, copy=False)
     else:
-        raise TypeError(f"cross_entropy: target must be integer class indices or float probabilities, got dtype {t.dtype}")
-    return CrossEntropy.apply(logits, Tensor._from_array(t, False), smoothing=float(label_smoothing), reduction=reduction)
+        raise TypeError(
+            f"cross_entropy: target must be integer class indices or float probabilities, got dtype {t.dtype}"
+        )
+    target = Tensor._from_array(t, False)
+    return CrossEntropy.apply(logits, target, smoothing=float(label_smoothing), reduction=reduction)

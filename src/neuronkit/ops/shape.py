@@ -59,7 +59,9 @@ def transpose(x, *axes) -> Tensor:
     if not axes:
         axes = tuple(range(x.ndim))[::-1]
     elif sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)) or len(axes) != x.ndim:
-        raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of {tuple(x.shape)}")
+        raise ValueError(
+            f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of {tuple(x.shape)}"
+        )
     return Transpose.apply(x, axes=tuple(a % x.ndim for a in axes))
 
 
@@ -129,7 +131,10 @@ def unsqueeze(x, axis: int) -> Tensor:
 
 @register("flatten")
 def flatten(x, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-    """Merge axes ``start_axis..end_axis`` (inclusive) into one. ``flatten(x, 1)`` turns (N, C, H, W) into (N, C*H*W)."""
+    """Merge axes ``start_axis..end_axis`` (inclusive) into one.
+
+    ``flatten(x, 1)`` turns (N, C, H, W) into (N, C*H*W).
+    """
     x = as_tensor(x)
     if x.ndim == 0:
         return Reshape.apply(x, shape=(1,))
@@ -172,7 +177,8 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     for t in ts:
         if t.ndim != nd or t.shape[:ax] + t.shape[ax + 1 :] != ts[0].shape[:ax] + ts[0].shape[ax + 1 :]:
             raise ValueError(
-                f"concatenate: shapes {[tuple(t.shape) for t in ts]} differ outside axis {axis}: all other axes must match"
+                f"concatenate: shapes {[tuple(t.shape) for t in ts]} differ outside axis {axis}: "
+                "all other axes must match"
             )
     return Concatenate.apply(*ts, axis=ax)
 
@@ -246,6 +252,7 @@ def pad(x, widths, value=0.0) -> Tensor:
         w = B.xp.tile(w, (x.ndim, 1))
     if w.shape != (x.ndim, 2) or (w < 0).any():
         raise ValueError(
-            f"pad: widths must be {x.ndim} non-negative (before, after) pairs for shape {tuple(x.shape)}, got {widths!r}"
+            f"pad: widths must be {x.ndim} non-negative (before, after) pairs for shape {tuple(x.shape)}, "
+            f"got {widths!r}"
         )
     return Pad.apply(x, widths=tuple(map(tuple, w.tolist())), value=value)
