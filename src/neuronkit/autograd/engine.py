@@ -130,7 +130,7 @@ def _flush_leaves(leaf_grads, Tensor):
             # A backward may hand one array to several inputs (add) or return a view (reshape), and a hook may return
             # an array the user keeps: copy those, so each leaf owns its gradient and optimizers may update it in
             # place. Backward functions never return an array they keep, so a fresh base array is safe to adopt.
-            if g.base is not None or id(g) in handed or leaf._hooks is not None:
+            if g.base is not None or id(g) in handed:
                 g = g.copy()
             handed.add(id(g))
             leaf.grad = Tensor._from_array(g, False)
@@ -140,6 +140,8 @@ def _flush_leaves(leaf_grads, Tensor):
 
 
 def _run_hooks(hooks, g, shape, Tensor):
+    """Call each hook with the gradient; a hook may return a replacement. The result is a fresh copy, so no array a
+    hook saw or returned (and the user may keep) ever becomes a leaf's ``.grad``."""
     for hook in hooks:
         r = hook(Tensor._from_array(g, False))
         if r is not None:
@@ -147,7 +149,7 @@ def _run_hooks(hooks, g, shape, Tensor):
             if r.shape != shape:
                 raise ValueError(f"a gradient hook returned shape {tuple(r.shape)}, expected {tuple(shape)}")
             g = r
-    return g
+    return g.copy()
 
 
 __all__ = ["backward", "GraphFreedError", "Function"]

@@ -36,37 +36,57 @@ class Function:
     def apply(cls, *inputs, **kwargs):
         """Run the op on Tensors ``inputs``; returns a new Tensor (recorded in the graph when needed)."""
         fn = cls.__new__(cls)
+        # Unrolled for one and two inputs: this is the per-op overhead every tiny op pays.
+        n = len(inputs)
         try:
-            out = fn.forward(*[t.data for t in inputs], **kwargs)
+            if n == 1:
+                out = fn.forward(inputs[0].data, **kwargs)
+            elif n == 2:
+                out = fn.forward(inputs[0].data, inputs[1].data, **kwargs)
+            else:
+                out = fn.forward(*[t.data for t in inputs], **kwargs)
         except ValueError as e:
             raise _shape_error(cls, inputs, e) from None
         if type(out) is not _ndarray:
             out = _asarray(out)
+        res = _new_tensor(_Tensor)
+        res.data = out
+        res.grad = None
+        res._hooks = None
         if grad_mode._enabled:
-            for t in inputs:
+            if n == 1:
+                t = inputs[0]
                 if t.requires_grad:
-                    break
-            else:
-                return _wrap(out, False)
-            fn.next = tuple(_edge(t) for t in inputs)
-            fn.shape = out.shape
-            fn.dtype = out.dtype
-            fn.hooks = None
-            fn.retained = None
-            fn.freed = False
-            res = _wrap(out, True)
-            res._ctx = fn
-            return res
-        return _wrap(out, False)
+                    fn.next = (t._ctx or t,)
+                    return _link(fn, res, out)
+            elif n == 2:
+                a, b = inputs
+                if a.requires_grad or b.requires_grad:
+                    fn.next = (
+                        (a._ctx or a) if a.requires_grad else None,
+                        (b._ctx or b) if b.requires_grad else None,
+                    )
+                    return _link(fn, res, out)
+            elif any(t.requires_grad for t in inputs):
+                fn.next = tuple(((t._ctx or t) if t.requires_grad else None) for t in inputs)
+                return _link(fn, res, out)
+        res.requires_grad = False
+        res._ctx = None
+        return res
 
     def __repr__(self):
         return f"<{type(self).__name__} node {self.name}>"
 
 
-def _edge(t):
-    if not t.requires_grad:
-        return None
-    return t._ctx if t._ctx is not None else t
+def _link(fn, res, out):
+    fn.shape = out.shape
+    fn.dtype = out.dtype
+    fn.hooks = None
+    fn.retained = None
+    fn.freed = False
+    res.requires_grad = True
+    res._ctx = fn
+    return res
 
 
 def _shape_error(cls, inputs, err):
@@ -75,6 +95,7 @@ def _shape_error(cls, inputs, err):
 
 
 # Filled in by tensor.py (which imports this module) to avoid a circular import at load time.
-_wrap = None
+_Tensor = None
+_new_tensor = object.__new__
 _ndarray = None
 _asarray = None

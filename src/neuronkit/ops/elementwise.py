@@ -15,10 +15,21 @@ from .registry import register
 
 def _binary(cls, a, b):
     if type(a) is not Tensor:
+        if type(b) is not Tensor:
+            b = as_tensor(b)
         a = as_tensor(a, b)
+        b = _float_if_int(b, a)
     if type(b) is not Tensor:
         b = as_tensor(b, a)
+        a = _float_if_int(a, b)
     return cls.apply(a, b)
+
+
+def _float_if_int(t, lifted):
+    """An integer tensor meeting a Python float becomes float32 (as in PyTorch), not float64 (NumPy's promotion)."""
+    if lifted.data.dtype.kind == "f" and t.data.dtype.kind in "biu" and lifted.data.ndim == 0:
+        return Tensor._from_array(t.data.astype(B.DEFAULT_FLOAT), False)
+    return t
 
 
 class Add(Function):

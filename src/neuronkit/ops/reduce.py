@@ -133,7 +133,7 @@ def mean(x, axis=None, keepdims: bool = False) -> Tensor:
 def _nonempty(x, axis, name):
     x = as_tensor(x)
     axes = norm_axes(axis, x.ndim, name)
-    sizes = x.shape if axes is None else [x.shape[a] for a in axes]
+    sizes = x.shape if axes is None or x.ndim == 0 else [x.shape[a] for a in axes]
     if any(s == 0 for s in sizes):
         raise ValueError(f"{name}: cannot reduce over an empty axis (input shape {tuple(x.shape)})")
     return x
