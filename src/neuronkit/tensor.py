@@ -219,5 +219,6 @@ class _HookHandle:
 
 
 function._Tensor = Tensor
+engine._Tensor = Tensor
 function._ndarray = B.ndarray
 function._asarray = B.asarray

@@ -19,8 +19,7 @@ class GraphFreedError(RuntimeError):
 
 def backward(root, grad=None, retain_graph: bool = False) -> None:
     """Backpropagate from tensor ``root``; see ``Tensor.backward``."""
-    from ..tensor import Tensor
-
+    Tensor = _Tensor
     if not root.requires_grad:
         raise RuntimeError(
             "backward(): this tensor does not require grad and has no graph; create inputs with "
@@ -65,6 +64,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 else:
                     consumers[e] = c + 1
 
+    ndarray = B.ndarray
     grads = {node: g}
     ready = [node]
     while ready:
@@ -80,17 +80,27 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         in_grads = n.backward(g)
         edges = n.next
         if not retain_graph:
-            n.saved = None
             n.next = ()
             n.freed = True
+            try:
+                n.__dict__.clear()  # the arrays forward saved for backward: free them now
+            except AttributeError:  # a Function subclass with __slots__ only
+                pass
         for e, ig in zip(edges, in_grads):
             if e is None or ig is None:
                 continue
-            if type(e) is Tensor:
-                ig = _check(ig, e.data.shape, e.data.dtype, n)
-                _accumulate_leaf(leaf_grads, e, ig)
+            if type(e) is Tensor:  # a leaf
+                d = e.data
+                if type(ig) is not ndarray or ig.shape != d.shape or ig.dtype != d.dtype:
+                    ig = _fix(ig, d.shape, d.dtype, n)
+                entry = leaf_grads.get(id(e))
+                if entry is None:
+                    leaf_grads[id(e)] = [e, ig]
+                else:
+                    entry[1] = entry[1] + ig  # a fresh array
                 continue
-            ig = _check(ig, e.shape, e.dtype, n)
+            if type(ig) is not ndarray or ig.shape != e.shape or ig.dtype != e.dtype:
+                ig = _fix(ig, e.shape, e.dtype, n)
             prev = grads.get(e)
             grads[e] = ig if prev is None else prev + ig
             c = consumers[e] - 1
@@ -100,7 +110,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     _flush_leaves(leaf_grads, Tensor)
 
 
-def _check(ig, shape, dtype, node):
+def _fix(ig, shape, dtype, node):
+    """Slow path of the edge check: convert to an array, insist on the exact shape, cast to the target dtype."""
     if type(ig) is not B.ndarray:
         ig = B.asarray(ig)
     if ig.shape != shape:
@@ -122,7 +133,7 @@ def _accumulate_leaf(leaf_grads, leaf, g):
 
 def _flush_leaves(leaf_grads, Tensor):
     """Add this pass's gradient into each leaf's ``.grad`` (after its hooks), copying arrays that may be shared."""
-    handed = set()
+    handed = set() if len(leaf_grads) > 1 else ()
     for leaf, g in leaf_grads.values():
         if leaf._hooks is not None:
             g = _run_hooks(leaf._hooks, g, leaf.data.shape, Tensor)
@@ -132,7 +143,8 @@ def _flush_leaves(leaf_grads, Tensor):
             # place. Backward functions never return an array they keep, so a fresh base array is safe to adopt.
             if g.base is not None or id(g) in handed:
                 g = g.copy()
-            handed.add(id(g))
+            if handed != ():
+                handed.add(id(g))
             leaf.grad = Tensor._from_array(g, False)
         else:
             gd = leaf.grad.data
@@ -151,5 +163,7 @@ def _run_hooks(hooks, g, shape, Tensor):
             g = r
     return g.copy()
 
+
+_Tensor = None  # set by tensor.py (which imports this module first)
 
 __all__ = ["backward", "GraphFreedError", "Function"]

@@ -1,8 +1,9 @@
 """``Function``: one differentiable op, its forward and backward side by side, and a node of the graph.
 
 A subclass writes ``forward(self, *arrays, **kw) -> array`` and ``backward(self, grad) -> tuple`` (one gradient array
-or None per tensor input). Anything backward needs is kept on ``self`` (``self.save(...)``; read back as
-``self.saved``). ``Subclass.apply(*inputs, **kw)`` runs forward on the inputs' arrays and, when any input requires a
+or None per tensor input). Anything backward needs is kept as an attribute of ``self`` (``self.x = x``); the engine
+clears these attributes once the node has run, which frees the saved arrays. A backward must return fresh arrays or
+views, never an array it keeps. ``Subclass.apply(*inputs, **kw)`` runs forward on the inputs' arrays and, when any input requires a
 gradient and recording is on, links the new node into the graph:
 
 - ``next``: one edge per input: None (no gradient wanted), the leaf ``Tensor`` itself (its ``.grad`` accumulates), or
@@ -19,7 +20,7 @@ from . import grad_mode
 
 
 class Function:
-    __slots__ = ("next", "saved", "shape", "dtype", "hooks", "retained", "freed")
+    __slots__ = ("next", "shape", "dtype", "hooks", "retained", "freed")
 
     name = "function"
 
@@ -28,9 +29,6 @@ class Function:
 
     def backward(self, grad):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def save(self, *arrays):
-        self.saved = arrays
 
     @classmethod
     def apply(cls, *inputs, **kwargs):

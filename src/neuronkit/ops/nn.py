@@ -74,10 +74,10 @@ class CrossEntropy(Function):
             self.q = q
         self.e, self.s, self.target = e, s, target
         self.smoothing, self.reduction, self.n, self.c = smoothing, reduction, n, c
-        if reduction == "mean":
-            return loss.mean() if n else xp.asarray(xp.nan, dtype=logits.dtype)
+        if reduction == "mean":  # add.reduce: a few microseconds cheaper than .mean() per call
+            return xp.add.reduce(loss) / loss.dtype.type(n) if n else xp.asarray(xp.nan, dtype=logits.dtype)
         if reduction == "sum":
-            return loss.sum()
+            return xp.add.reduce(loss)
         return loss
 
     def backward(self, g):
@@ -123,7 +123,7 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
             raise ValueError(
                 f"cross_entropy: integer targets must have shape ({n},) for logits {logits.shape}, got {t.shape}"
             )
-        if n and (t.min() < 0 or t.max() >= c):
+        if n and (B.xp.minimum.reduce(t) < 0 or B.xp.maximum.reduce(t) >= c):
             bad = t[(t < 0) | (t >= c)][0]
             raise ValueError(
                 f"cross_entropy: target class {int(bad)} is out of range for {c} classes (expected 0..{c - 1})"
