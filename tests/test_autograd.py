@@ -1130,3 +1130,20 @@ def test_gradcheck_reports_none_for_inputs_without_grad():
 def test_gradcheck_requires_an_input_with_grad():
     with pytest.raises(ValueError):
         nk.gradcheck(lambda t: t * 2.0, nk.tensor([1.0]))
+
+
+def test_backward_frees_the_arrays_saved_for_backward():
+    x = nk.randn(64, 64, generator=0, requires_grad=True)
+    y = nk.tanh(x @ x)
+    nodes = [y._ctx, y._ctx.next[0]]
+    assert all(vars(n) for n in nodes), "forward should have saved arrays on its nodes"
+    y.sum().backward()
+    assert all(not vars(n) for n in nodes), "saved arrays must be released once a node has run"
+    assert all(n.freed and n.next == () for n in nodes)
+
+
+def test_retain_graph_keeps_the_saved_arrays():
+    x = nk.randn(8, generator=0, requires_grad=True)
+    y = nk.tanh(x)
+    y.sum().backward(retain_graph=True)
+    assert vars(y._ctx) and not y._ctx.freed
