@@ -3,8 +3,10 @@
 A subclass writes ``forward(self, *arrays, **kw) -> array`` and ``backward(self, grad) -> tuple`` (one gradient array
 or None per tensor input). Anything backward needs is kept as an attribute of ``self`` (``self.x = x``); the engine
 clears these attributes once the node has run, which frees the saved arrays. A backward must return fresh arrays or
-views, never an array it keeps. ``Subclass.apply(*inputs, **kw)`` runs forward on the inputs' arrays and, when any input requires a
-gradient and recording is on, links the new node into the graph:
+views, never an array it keeps. Keyword arguments are not tensors: options such as an axis.
+
+``Subclass.apply(*inputs, **kw)`` runs forward on the inputs' arrays and, when any input requires a gradient and
+recording is on, links the new node into the graph:
 
 - ``next``: one edge per input: None (no gradient wanted), the leaf ``Tensor`` itself (its ``.grad`` accumulates), or
   the ``Function`` node that produced a non-leaf input.
