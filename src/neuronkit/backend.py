@@ -18,9 +18,6 @@ ndarray = numpy.ndarray
 DEFAULT_FLOAT = numpy.dtype(numpy.float32)
 """neuronkit's default floating dtype: Python floats and lists become float32 tensors."""
 
-FLOAT_KINDS = "f"
-INT_KINDS = "iu"
-
 
 def asarray(data, dtype=None):
     """Convert ``data`` to an array of the active backend (no copy when it already is one of the right dtype)."""

@@ -149,7 +149,7 @@ class Tensor:
             )
         return bool(self.data)
 
-    def __hash__(self):
+    def __hash__(self):  # == is elementwise (ops.eq), so tensors hash by identity, as in PyTorch
         return id(self)
 
     def __repr__(self):

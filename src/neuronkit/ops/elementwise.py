@@ -176,15 +176,16 @@ def minimum(a, b) -> Tensor:
 
 
 class _Unary(Function):
-    """y = f(x) with dy/dx computed from the saved input ``x`` and output ``y``."""
+    """``y = f(x, **params)`` elementwise; backward multiplies by ``df(x, y, **params)`` from the saved input and
+    output. Shared by the activation functions."""
 
-    def forward(self, x):
-        self.x = x
-        self.y = self.f(x)
+    def forward(self, x, **params):
+        self.x, self.params = x, params
+        self.y = self.f(x, **params)
         return self.y
 
     def backward(self, g):
-        return (g * self.df(self.x, self.y),)
+        return (g * self.df(self.x, self.y, **self.params),)
 
 
 class Neg(Function):
