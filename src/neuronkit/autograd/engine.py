@@ -56,7 +56,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 "pass retain_graph=True to the first backward() if you need to call it twice"
             )
         for e in n.next:
-            if type(e) is not Tensor and e is not None:
+            if e is not None and not isinstance(e, Tensor):
                 c = consumers.get(e)
                 if c is None:
                     consumers[e] = 1
@@ -89,7 +89,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         for e, ig in zip(edges, in_grads):
             if e is None or ig is None:
                 continue
-            if type(e) is Tensor:  # a leaf
+            if isinstance(e, Tensor):  # a leaf (Tensor or a subclass such as nn.Parameter)
                 d = e.data
                 if type(ig) is not ndarray or ig.shape != d.shape or ig.dtype != d.dtype:
                     ig = _fix(ig, d.shape, d.dtype, n)

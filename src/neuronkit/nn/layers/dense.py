@@ -1,0 +1,86 @@
+"""``Dense``: a layer of neurons, each computing ``activation(w . x + b)``; ``Linear``: the same, no activation."""
+
+from __future__ import annotations
+
+import math
+
+from ... import backend as B
+from ... import ops
+from ...tensor import Tensor
+from .. import init as I
+from ..activations import Identity, get_activation
+from ..module import Module
+from ..parameter import Parameter
+
+
+class Dense(Module):
+    """A fully connected layer: ``y = activation(x @ W.T + b)``.
+
+    Args:
+        in_features: size of each input vector.
+        out_features: number of neurons (size of each output vector).
+        bias: learn a bias per neuron (default True).
+        activation: None (linear), a registered name such as ``"relu"``, or an activation module.
+        init: weight initialiser name or function; defaults to PyTorch's ``nn.Linear`` rule, U(-1/sqrt(in),
+            1/sqrt(in)) (Kaiming uniform with a = sqrt(5)); the bias always draws from that same range.
+        generator: seed or ``numpy.random.Generator`` for the initial weights.
+        dtype: parameter dtype (default float32).
+
+    Shape: input (..., in_features) -> output (..., out_features). ``weight`` is (out_features, in_features): row i
+    holds neuron i's weights, so ``layer.neuron(i)`` is a view of row i and ``bias[i]``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, activation=None, init=None,
+                 generator=None, dtype=None):  # fmt: skip
+        super().__init__()
+        for what, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{type(self).__name__}: {what} must be a positive int, got {v!r}")
+        self.in_features, self.out_features = in_features, out_features
+        dt = B.DEFAULT_FLOAT if dtype is None else B.dtype(dtype)
+        self.weight = Parameter(B.xp.empty((out_features, in_features), dtype=dt))
+        self.bias = Parameter(B.xp.empty(out_features, dtype=dt)) if bias else None
+        self.activation = get_activation(activation)
+        self.init = init
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator=None) -> None:
+        """Draw fresh initial weights (see the class docstring for the default rule)."""
+        if self.init is None:
+            I.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        else:
+            I.get_initializer(self.init)(self.weight, generator=generator)
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features)
+            I.uniform_(self.bias, -bound, bound, generator=generator)
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{type(self).__name__}({self.in_features} -> {self.out_features}) got input of shape "
+                f"{tuple(x.shape)}: expected last axis {self.in_features}"
+            )
+        z = ops.linear(x, self.weight, self.bias)
+        return z if isinstance(self.activation, Identity) else self.activation(z)
+
+    def neuron(self, index: int):
+        """A live view of neuron ``index``: its weights, bias, activation and gradients (see ``nn.Neuron``)."""
+        from ..neuron import Neuron
+
+        return Neuron(self, index)
+
+    def extra_repr(self) -> str:
+        act = "" if isinstance(self.activation, Identity) else f", activation={self.activation.name!r}"
+        return f"{self.in_features} -> {self.out_features}{', bias=False' if self.bias is None else ''}{act}"
+
+    def __repr__(self):  # the activation is part of the layer's one line, not a child block
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class Linear(Dense):
+    """``Dense`` without an activation: ``y = x @ W.T + b`` (PyTorch's ``nn.Linear``)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init=None, generator=None, dtype=None):
+        super().__init__(in_features, out_features, bias=bias, init=init, generator=generator, dtype=dtype)

@@ -1,0 +1,107 @@
+"""Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay and optional AMSGrad."""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend as B
+from .optimizer import Optimizer, check_betas, check_number
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with the semantics of ``torch.optim.Adam``.
+
+    For each parameter :math:`\theta` with gradient :math:`g_t` at step :math:`t = 1, 2, \dots`:
+
+    .. math::
+        g_t &\leftarrow g_t + \lambda \theta_{t-1}              && \text{(Adam: L2 penalty, if } \lambda \ne 0) \\
+        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\theta_{t-1} && \text{(AdamW: decoupled decay)} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if amsgrad, else } v_t \\
+        \theta_t &= \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}
+                    \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    with :math:`m_0 = v_0 = \hat v_0 = 0`.
+
+    Args:
+        params: parameters or parameter groups (see ``Optimizer``).
+        lr: learning rate :math:`\gamma`. Defaults to 1e-3.
+        betas: :math:`(\beta_1, \beta_2)`, decay rates of the moment averages. Defaults to (0.9, 0.999).
+        eps: :math:`\epsilon`, added to the denominator for stability. Defaults to 1e-8.
+        weight_decay: :math:`\lambda`. Defaults to 0 (Adam) and 1e-2 (AdamW).
+        amsgrad: keep the running maximum of :math:`v_t` (Reddi et al., 2018). Defaults to False.
+
+    State per parameter: ``step`` (int), ``exp_avg`` :math:`m`, ``exp_avg_sq`` :math:`v`, and ``max_exp_avg_sq``
+    :math:`\hat v` when ``amsgrad``; all parameter-shaped, in the parameter's dtype.
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad))
+
+    def validate(self, group):
+        super().validate(group)
+        name = type(self).__name__
+        check_betas(name, group["betas"])
+        check_number(name, "eps", group["eps"], 0.0)
+        check_number(name, "weight_decay", group["weight_decay"], 0.0)
+
+    def init_state(self, p, group):
+        state = {"step": 0, "exp_avg": B.xp.zeros_like(p.data), "exp_avg_sq": B.xp.zeros_like(p.data)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = B.xp.zeros_like(p.data)
+        return state
+
+    def update(self, p, grad, state, group):
+        xp = B.xp
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        state["step"] += 1
+        t = state["step"]
+        if wd != 0:
+            if self.decoupled:
+                p.data *= 1 - lr * wd
+            else:  # grad + wd * p, in a scratch buffer
+                d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
+                d += grad
+                grad = d
+        tmp = self._scratch(p, 0)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1
+        m += xp.multiply(grad, 1 - b1, out=tmp)
+        v *= b2
+        xp.multiply(grad, grad, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        if group["amsgrad"]:
+            vmax = state["max_exp_avg_sq"]
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
+        step_size = lr / (1 - b1**t)
+        xp.sqrt(v, out=tmp)
+        tmp /= math.sqrt(1 - b2**t)
+        tmp += eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p.data -= tmp
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), the semantics of ``torch.optim.AdamW``.
+
+    The update is Adam's (see ``Adam``) except that weight decay shrinks the parameter directly instead of being
+    added to the gradient: :math:`\theta_{t-1} \leftarrow (1 - \gamma\lambda)\theta_{t-1}` before the Adam step.
+
+    Args:
+        lr: Defaults to 1e-3. betas: Defaults to (0.9, 0.999). eps: Defaults to 1e-8.
+        weight_decay: :math:`\lambda`. Defaults to 1e-2. amsgrad: Defaults to False.
+    """
+
+    decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 amsgrad: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)

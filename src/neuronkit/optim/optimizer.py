@@ -1,0 +1,266 @@
+"""The optimizer base class: parameter groups, per-parameter state, the step loop, and exact save/resume.
+
+A subclass writes two small methods and nothing else (Keras ``update_step``, PyTorch ``self.state[p]``):
+
+* ``init_state(p, group) -> dict``: the fresh state of one parameter (arrays in the parameter's dtype, counters);
+* ``update(p, grad, state, group)``: one step for one parameter, changing ``p.data`` and ``state`` in place.
+
+The base class owns everything around them: the loop over groups and parameters (parameters whose ``grad`` is None
+are skipped), running it under ``no_grad()``, creating state lazily, hyperparameter validation through
+``validate(group)``, and ``state_dict()`` / ``load_state_dict()`` (JSON-ready metadata plus NumPy arrays, no pickle).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+from .. import backend as B
+from ..autograd import enable_grad, no_grad
+from ..tensor import Tensor
+
+
+def check(cond: bool, owner: str, name: str, requirement: str, value) -> None:
+    """Raise ``ValueError("Owner: name must be requirement, got value")`` unless ``cond``."""
+    if not cond:
+        raise ValueError(f"{owner}: {name} must be {requirement}, got {value!r}")
+
+
+def check_number(owner: str, name: str, value, low=None, high=None, low_open=False, high_open=False) -> None:
+    """Check that ``value`` is a real, finite-or-inf number inside ``[low, high]`` (open ends where asked)."""
+    ok_type = isinstance(value, Real) and not isinstance(value, bool) and not math.isnan(float(value))
+    if low is not None and high is not None:
+        req = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    elif low is not None:
+        req = f"{'>' if low_open else '>='} {low}"
+    elif high is not None:
+        req = f"{'<' if high_open else '<='} {high}"
+    else:
+        req = "a number"
+    check(ok_type, owner, name, "a real number" if req == "a number" else f"a real number {req}", value)
+    v = float(value)
+    if low is not None:
+        check(v > low if low_open else v >= low, owner, name, req, value)
+    if high is not None:
+        check(v < high if high_open else v <= high, owner, name, req, value)
+
+
+def check_betas(owner: str, betas, name: str = "betas") -> None:
+    check(isinstance(betas, (tuple, list)) and len(betas) == 2, owner, name, "a pair (beta1, beta2)", betas)
+    for i, b in enumerate(betas):
+        check_number(owner, f"{name}[{i}]", b, 0.0, 1.0, high_open=True)
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    Args:
+        params: an iterable of ``Tensor`` parameters, or of dicts (parameter groups), each with a ``"params"`` entry
+            and any hyperparameters that override ``defaults`` for that group, as in PyTorch::
+
+                SGD([{"params": body}, {"params": head, "lr": 1e-3}], lr=1e-2, momentum=0.9)
+
+        defaults: the hyperparameters (name -> value) a group takes when it does not set them.
+
+    Attributes:
+        param_groups: list of dicts, each with ``"params"`` (list of tensors) and every hyperparameter.
+        state: dict keyed by parameter tensor; ``state[p]`` is that parameter's dict of buffers and counters, created
+            on its first step.
+    """
+
+    def __init__(self, params, defaults: dict):
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(f"{name}: params must be an iterable of Tensors or of dicts, got a single Tensor; "
+                            "wrap it in a list")
+        self.defaults = dict(defaults)
+        self.state: dict = {}
+        self.param_groups: list = []
+        self._scratch_buf = None
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{name}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    # -- what subclasses write -----------------------------------------------------------------------------------
+    def validate(self, group: dict) -> None:
+        """Raise ``ValueError`` naming the bad value if a hyperparameter of ``group`` is invalid."""
+        check_number(type(self).__name__, "lr", group["lr"], 0.0)
+
+    def init_state(self, p: Tensor, group: dict) -> dict:
+        """The state of parameter ``p`` before its first step."""
+        return {"step": 0}
+
+    def update(self, p: Tensor, grad, state: dict, group: dict) -> None:
+        """Update ``p.data`` in place from its gradient array ``grad`` (never modified); advance ``state``."""
+        raise NotImplementedError
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def step(self, closure=None):
+        """Take one optimisation step over every parameter that has a gradient.
+
+        ``closure``, if given, is called (with gradient recording on) first and its result returned: it should
+        zero the gradients, recompute the loss, call ``backward()`` and return the loss.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state.get(p)
+                    if state is None:
+                        state = self.state[p] = self.init_state(p, group)
+                    self.update(p, p.grad.data, state, group)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient: drop it (``set_to_none=True``, the default) or fill it with zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.data[...] = 0
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters (a dict with ``"params"`` and optional hyperparameters) to optimize."""
+        name = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{name}: a parameter group must be a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if params is None:
+            raise ValueError(f"{name}: a parameter group needs a 'params' entry, got keys {sorted(group)}")
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: parameter {i} of group {len(self.param_groups)} is a "
+                                f"{type(p).__name__}, expected a Tensor")
+            if p.data.dtype.kind != "f":
+                raise TypeError(f"{name}: can only optimize floating-point tensors, got dtype {p.data.dtype} "
+                                f"(parameter {i} of group {len(self.param_groups)})")
+            if not p.is_leaf:
+                raise ValueError(f"{name}: can only optimize leaf tensors (parameter {i} of group "
+                                 f"{len(self.param_groups)} is the result of an op)")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
+            raise ValueError(f"{name}: a parameter appears more than once (within or across parameter groups)")
+        group["params"] = params
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self.validate(group)
+        self.param_groups.append(group)
+
+    # -- scratch space -------------------------------------------------------------------------------------------
+    def _scratch(self, p: Tensor, slot: int = 0):
+        """A reusable temporary shaped like ``p`` (slot 0 or 1), so an update makes no fresh large arrays.
+
+        One flat buffer per optimizer holds two slots the size of the largest parameter; it is not state and is
+        never saved. Contents are garbage on entry.
+        """
+        n = p.data.size
+        buf = self._scratch_buf
+        if buf is None or buf.dtype != p.data.dtype or buf.size < 2 * n:
+            buf = self._scratch_buf = B.xp.empty(2 * n, dtype=p.data.dtype)
+        half = buf.size // 2
+        return buf[slot * half: slot * half + n].reshape(p.data.shape)
+
+    # -- save and resume -----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """A snapshot for exact resume: ``{"param_groups": [...], "state": {index: {name: array or number}}}``.
+
+        Each group lists its hyperparameters and, under ``"params"``, the indices of its parameters in the order of
+        all groups' parameters; tuples become lists. Everything but the state arrays is JSON-serialisable; arrays are
+        copies, so later steps do not change a saved dict.
+        """
+        index = {}
+        groups = []
+        for g in self.param_groups:
+            entry = {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"}
+            ids = []
+            for p in g["params"]:
+                index[id(p)] = len(index)
+                ids.append(index[id(p)])
+            entry["params"] = ids
+            groups.append(entry)
+        state = {}
+        for g in self.param_groups:
+            for p in g["params"]:
+                s = self.state.get(p)
+                if s is not None:
+                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, B.ndarray) else v) for k, v in s.items()}
+        return {"param_groups": groups, "state": state}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore hyperparameters and state saved by ``state_dict()`` into this optimizer's parameters.
+
+        The groups must match in number and size; every state entry must have the names and array shapes this
+        optimizer would create. Otherwise ``ValueError`` says what was expected and what arrived.
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or "param_groups" not in state_dict or "state" not in state_dict:
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'param_groups' and 'state', got {got}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: expected {len(self.param_groups)} parameter group(s), "
+                             f"the state dict has {len(saved_groups)}")
+        params = []
+        for i, (g, sg) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(sg["params"]) != len(g["params"]):
+                raise ValueError(f"{name}.load_state_dict: group {i} expected {len(g['params'])} parameter(s), "
+                                 f"the state dict has {len(sg['params'])}")
+            params.extend(zip(sg["params"], g["params"]))
+        by_index = {int(k): p for k, p in params}
+        if len(by_index) != len(params):
+            raise ValueError(f"{name}.load_state_dict: parameter indices repeat in the saved groups")
+        new_groups = []
+        for g, sg in zip(self.param_groups, saved_groups):
+            ng = {k: (tuple(v) if isinstance(g.get(k), tuple) else v) for k, v in sg.items() if k != "params"}
+            ng["params"] = g["params"]
+            self.validate(ng)
+            new_groups.append(ng)
+        group_of = {id(p): ng for ng in new_groups for p in ng["params"]}
+        new_state = {}
+        for k, saved in state_dict["state"].items():
+            idx = int(k)
+            if idx not in by_index:
+                raise ValueError(f"{name}.load_state_dict: state for parameter index {idx}, expected indices "
+                                 f"0..{len(params) - 1}")
+            p = by_index[idx]
+            template = self.init_state(p, group_of[id(p)])
+            if set(saved) != set(template):
+                raise ValueError(f"{name}.load_state_dict: state of parameter {idx} expected entries "
+                                 f"{sorted(template)}, got {sorted(saved)}")
+            s = {}
+            for key, ref in template.items():
+                v = saved[key]
+                if isinstance(ref, B.ndarray):
+                    arr = B.xp.asarray(v)
+                    if arr.shape != ref.shape:
+                        raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter {idx} expected shape "
+                                         f"{ref.shape}, got {arr.shape}")
+                    s[key] = arr.astype(p.data.dtype, copy=True)
+                else:
+                    if isinstance(v, B.ndarray):
+                        v = v.item()
+                    s[key] = type(ref)(v)
+            new_state[p] = s
+        self.param_groups[:] = new_groups
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            hp = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
+            lines.append(f"  group {i}: {len(g['params'])} params, {hp}")
+        return "\n".join(lines) + "\n)"
