@@ -80,26 +80,14 @@ class NAdam(Optimizer):
         xp.multiply(grad, grad, out=tmp)
         tmp *= 1 - b2
         v += tmp
-        # denominator, then the two terms; the second scratch slot may hold grad, so the gradient term is
-        # folded in with a divide into p's update before tmp is reused
-        xp.sqrt(v, out=tmp)
+        xp.sqrt(v, out=tmp)  # d = sqrt(v / (1 - beta2^t)) + eps
         tmp /= math.sqrt(1 - b2**t)
         tmp += eps
         c_grad = lr * (1.0 - mu) / (1.0 - mu_prod)
         c_mom = lr * mu_next / (1.0 - mu_prod * mu_next)
-        # update = (c_grad * g + c_mom * m) / d, built without another parameter-sized array
-        xp.divide(1.0, tmp, out=tmp)  # 1 / d
-        p.data -= _scaled_product(grad, tmp, c_grad, self._scratch(p, 1) if grad is not p.grad else None)
-        tmp *= m
-        tmp *= c_mom
-        p.data -= tmp
-
-
-def _scaled_product(a, b, c, out):
-    """c * a * b, written into ``out`` (which may be ``a`` itself) or a fresh array when ``out`` is None."""
-    if out is None:
-        r = a * b
-    else:
-        r = B.xp.multiply(a, b, out=out)
-    r *= c
-    return r
+        s1 = xp.multiply(grad, c_grad, out=self._scratch(p, 1))  # grad may already live in this slot: fine
+        s1 /= tmp
+        p.data -= s1
+        xp.multiply(m, c_mom, out=s1)
+        s1 /= tmp
+        p.data -= s1
