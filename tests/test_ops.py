@@ -23,6 +23,9 @@ _cond = np.array([[True, False, True, False]] * 3)
 _lab = np.array([2, 0, 4, 1, 4])
 _probs = np.random.default_rng(1).dirichlet(np.ones(5), size=5)
 _int_idx = np.array([0, 2, 2, 1])
+_rm = np.array([0.3, -0.5, 1.0], np.float32)  # running statistics for batch_norm: constants, copied per call
+_rv = np.array([0.8, 1.5, 0.6], np.float32)
+_emb_idx = np.array([[1, 3, 1], [0, 3, 3]])  # repeated indices: their gradients must accumulate
 
 
 def T(x):
@@ -145,6 +148,26 @@ OPS = [
     OpSpec("log_softmax", ROWS, nk.log_softmax, lambda a: F.log_softmax(a, dim=-1)),
     OpSpec("log_softmax", [((3, 4, 2),)], lambda a: nk.log_softmax(a, axis=0), lambda a: F.log_softmax(a, dim=0),
            id="log_softmax_axis0"),
+    # convolution and pooling
+    OpSpec("conv2d", [((2, 3, 7, 6), (4, 3, 3, 2), (4,)), ((1, 2, 5, 5), (3, 2, 1, 1), (3,))], nk.conv2d, F.conv2d),
+    OpSpec("conv2d", [((2, 4, 8, 7), (6, 2, 3, 3))], lambda x, w: nk.conv2d(x, w, stride=2, padding=1, groups=2),
+           lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=2), id="conv2d_stride_pad_groups"),
+    OpSpec("conv2d", [((1, 2, 9, 9), (3, 2, 3, 3), (3,))],
+           lambda x, w, b: nk.conv2d(x, w, b, dilation=2, padding=(2, 1), stride=(1, 2)),
+           lambda x, w, b: F.conv2d(x, w, b, dilation=2, padding=(2, 1), stride=(1, 2)), id="conv2d_dilation"),
+    OpSpec("conv1d", [((2, 3, 9), (4, 3, 3), (4,)), ((1, 4, 6), (4, 1, 2), (4,))],
+           lambda x, w, b: nk.conv1d(x, w, b, padding=1, groups=x.shape[1] // w.shape[1]),
+           lambda x, w, b: F.conv1d(x, w, b, padding=1, groups=x.shape[1] // w.shape[1])),
+    OpSpec("max_pool2d", [((2, 3, 6, 8),), ((1, 2, 7, 5),)], lambda x: nk.max_pool2d(x, 2),
+           lambda x: F.max_pool2d(x, 2)),
+    OpSpec("max_pool2d", [((2, 3, 7, 8),)], lambda x: nk.max_pool2d(x, 3, stride=2, padding=1),
+           lambda x: F.max_pool2d(x, 3, stride=2, padding=1), id="max_pool2d_overlap"),
+    OpSpec("max_pool2d", [((2, 3, 6, 6),)], lambda x: nk.max_pool2d(nk.relu(x), 2),
+           lambda x: F.max_pool2d(F.relu(x), 2), domain="away", gradcheck=False, id="max_pool2d_ties_after_relu"),
+    OpSpec("avg_pool2d", [((2, 3, 6, 8),), ((1, 2, 7, 5),)], lambda x: nk.avg_pool2d(x, 2),
+           lambda x: F.avg_pool2d(x, 2)),
+    OpSpec("avg_pool2d", [((2, 3, 7, 8),)], lambda x: nk.avg_pool2d(x, 3, stride=2, padding=1),
+           lambda x: F.avg_pool2d(x, 3, stride=2, padding=1), id="avg_pool2d_overlap"),
     # fused loss
     OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _lab), lambda a: F.cross_entropy(a, T(_lab))),
     OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _lab, label_smoothing=0.2),
@@ -157,6 +180,32 @@ OPS = [
            lambda a: F.cross_entropy(a, T(_lab), reduction="sum", label_smoothing=0.1), id="cross_entropy_sum"),
     OpSpec("cross_entropy", [((5, 5),)], lambda a: nk.cross_entropy(a, _lab, reduction="none", label_smoothing=0.1),
            lambda a: F.cross_entropy(a, T(_lab), reduction="none", label_smoothing=0.1), id="cross_entropy_none"),
+    # normalisation and lookup
+    OpSpec("batch_norm", [((6, 3), (3,), (3,)), ((4, 3, 5), (3,), (3,)), ((2, 3, 2, 2), (3,), (3,))],
+           lambda x, w, b: nk.batch_norm(x, w, b, _rm.copy(), _rv.copy(), training=True),
+           lambda x, w, b: F.batch_norm(x, T(_rm), T(_rv), w, b, training=True)),
+    OpSpec("batch_norm", [((5, 3), (3,), (3,)), ((2, 3, 2, 2), (3,), (3,))],
+           lambda x, w, b: nk.batch_norm(x, w, b, _rm, _rv, training=False),
+           lambda x, w, b: F.batch_norm(x, T(_rm), T(_rv), w, b, training=False), id="batch_norm_eval"),
+    OpSpec("batch_norm", [((4, 3, 2),)], lambda x: nk.batch_norm(x, None, None, _rm.copy(), _rv.copy(), training=True),
+           lambda x: F.batch_norm(x, T(_rm), T(_rv), training=True), id="batch_norm_no_affine"),
+    OpSpec("batch_norm", [((4, 3), (3,), (3,))], lambda x, w, b: nk.batch_norm(x, w, b, training=True),
+           lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), grad=(1, 2), id="batch_norm_params_only"),
+    OpSpec("layer_norm", [((4, 5), (5,), (5,)), ((2, 3, 5), (5,), (5,))], lambda x, w, b: nk.layer_norm(x, 5, w, b),
+           lambda x, w, b: F.layer_norm(x, (5,), w, b)),
+    OpSpec("layer_norm", [((2, 3, 4), (3, 4), (3, 4))], lambda x, w, b: nk.layer_norm(x, (3, 4), w, b),
+           lambda x, w, b: F.layer_norm(x, (3, 4), w, b), id="layer_norm_2d"),
+    OpSpec("layer_norm", [((3, 6),)], lambda x: nk.layer_norm(x, 6), lambda x: F.layer_norm(x, (6,)),
+           id="layer_norm_no_affine"),
+    OpSpec("layer_norm", [((4, 5), (5,), (5,))], lambda x, w, b: nk.layer_norm(x, 5, w, b),
+           lambda x, w, b: F.layer_norm(x, (5,), w, b), grad=(1, 2), id="layer_norm_params_only"),
+    OpSpec("embedding", [((5, 4),), ((4, 2),)], lambda w: nk.embedding(_emb_idx, w),
+           lambda w: F.embedding(T(_emb_idx), w)),
+    OpSpec("embedding", [((5, 3),)], lambda w: nk.embedding(_emb_idx[0, 1], w),
+           lambda w: F.embedding(T(_emb_idx[0, 1]), w), id="embedding_0d_index"),
+    # the padding row is looked up but gets no gradient, so central differences would disagree: torch only
+    OpSpec("embedding", [((5, 3),)], lambda w: nk.embedding(_emb_idx, w, padding_idx=3),
+           lambda w: F.embedding(T(_emb_idx), w, padding_idx=3), gradcheck=False, id="embedding_padding"),
 ]
 
 

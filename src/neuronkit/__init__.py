@@ -24,6 +24,7 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .io import FormatError, load, save
 from .ops import *  # the functional API: neuronkit.relu, neuronkit.matmul, ...
 from .tensor import Tensor
 

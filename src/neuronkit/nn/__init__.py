@@ -23,7 +23,37 @@ from .activations import (
     Tanh,
     get_activation,
 )
-from .layers import Dense, Dropout, Flatten, Linear, Sequential
+from .layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    Dense,
+    Dropout,
+    Embedding,
+    Filter,
+    Flatten,
+    GlobalAvgPool2d,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    Sequential,
+)
+from .losses import (
+    LOSSES,
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HingeLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+    get_loss,
+)
 from .module import Module
 from .neuron import Explanation, Neuron
 from .parameter import Parameter

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import ops
 from .module import Module
+from .registry import register_layer
 
 
 class Activation(Module):
@@ -15,6 +16,8 @@ class Activation(Module):
 
     fn = None
     name = "activation"
+    defaults: dict = {}
+    """The keyword options this activation takes and their default values (the types a saved config must have)."""
 
     def __init__(self, **kwargs):
         super().__init__()
@@ -22,6 +25,10 @@ class Activation(Module):
 
     def forward(self, x):
         return type(self).fn(x, **self.kwargs)
+
+    def get_config(self) -> dict:
+        """The keyword options (``{"negative_slope": 0.01}`` for ``LeakyReLU``); ``{}`` for those without any."""
+        return dict(self.kwargs)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
@@ -34,9 +41,10 @@ def _make(cls_name: str, name: str, fn, doc: str, **defaults):
             raise TypeError(f"{cls_name}: unexpected options {sorted(unknown)}; it takes {sorted(defaults)}")
         Activation.__init__(self, **{**defaults, **kwargs})
 
-    cls = type(cls_name, (Activation,), {"__init__": __init__, "fn": staticmethod(fn), "name": name, "__doc__": doc})
+    attrs = {"__init__": __init__, "fn": staticmethod(fn), "name": name, "__doc__": doc, "defaults": dict(defaults)}
+    cls = type(cls_name, (Activation,), attrs)
     cls.__module__ = __name__
-    return cls
+    return register_layer(cls)
 
 
 ReLU = _make("ReLU", "relu", ops.relu, "max(x, 0).")

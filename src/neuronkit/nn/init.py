@@ -13,11 +13,13 @@ from .. import backend as B
 from ..creation import get_generator
 
 _GAINS = {"linear": 1.0, "identity": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3, "relu": math.sqrt(2.0), "selu": 0.75}
+# Convolutions are linear maps: gain 1, as in PyTorch.
+_GAINS.update({f"conv{t}{d}d": 1.0 for t in ("", "_transpose") for d in (1, 2, 3)})
 
 
 def calculate_gain(nonlinearity: str = "linear", param: float | None = None) -> float:
     """The recommended scale for an activation (PyTorch's values): relu sqrt(2), tanh 5/3, leaky_relu
-    sqrt(2 / (1 + slope^2)), selu 3/4, linear and sigmoid 1."""
+    sqrt(2 / (1 + slope^2)), selu 3/4, linear, sigmoid and conv*/conv_transpose* 1."""
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         return math.sqrt(2.0 / (1 + slope**2))

@@ -245,6 +245,16 @@ class Module:
                     t.data[...] = v.data if isinstance(v, Tensor) else B.asarray(v)
         return missing, unexpected
 
+    # -- architecture -----------------------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The constructor's keyword arguments as JSON values, so that ``type(self)(**get_config())`` rebuilds this
+        layer's architecture (not its weights). Registered layers override it (see ``neuronkit.nn.registry``)."""
+        name = type(self).__name__
+        raise NotImplementedError(
+            f"{name} cannot be saved by architecture: give it get_config() and register it, or save only its weights "
+            f"with save_weights"
+        )
+
     # -- display ----------------------------------------------------------------------------------------------------
     def extra_repr(self) -> str:
         """One-line description of this module's own settings, shown by ``repr``."""

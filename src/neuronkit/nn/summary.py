@@ -38,7 +38,8 @@ def summarize(model, input_shape, dtype=None) -> Summary:
     def hook_for(name):
         def hook(module, inputs, output):
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            own = sum(p.size for p in module.parameters(recurse=False))
+            # The row stands for the whole subtree (its submodules get no rows of their own), so count all of it.
+            own = sum(p.size for p in module.parameters())
             rows.append((name, type(module).__name__, shape, own))
 
         return hook
@@ -52,7 +53,7 @@ def summarize(model, input_shape, dtype=None) -> Summary:
         if any(True for _ in m.parameters(recurse=False)) or not any(True for _ in m.children()):
             shown.append(name)
             handles.append(m.register_forward_hook(hook_for(name)))
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restore each module's own mode, not the model's
     try:
         model.eval()
         dt = B.DEFAULT_FLOAT if dtype is None else B.dtype(dtype)
@@ -61,7 +62,8 @@ def summarize(model, input_shape, dtype=None) -> Summary:
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, mode in modes:
+            m.__dict__["training"] = mode
     total = sum(p.size for p in model.parameters())
     trainable = sum(p.size for p in model.parameters() if p.requires_grad)
     return Summary(rows, total, trainable, input_shape)

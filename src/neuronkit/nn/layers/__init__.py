@@ -1,6 +1,25 @@
-"""Layers: dense, containers, shape and regularisation."""
+"""Layers: dense, convolution and pooling, normalisation, embedding, containers, shape and regularisation."""
 
 from .basic import Dropout, Flatten, Sequential
+from .conv import AvgPool2d, Conv1d, Conv2d, Filter, GlobalAvgPool2d, MaxPool2d
 from .dense import Dense, Linear
+from .embedding import Embedding
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 
-__all__ = ["Dense", "Dropout", "Flatten", "Linear", "Sequential"]
+__all__ = [
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "Filter",
+    "Flatten",
+    "GlobalAvgPool2d",
+    "LayerNorm",
+    "Linear",
+    "MaxPool2d",
+    "Sequential",
+]

@@ -8,17 +8,27 @@ from ... import ops
 from ...creation import get_generator
 from ...tensor import Tensor
 from ..module import Module
+from ..registry import layer_spec, register_layer
 
 
+@register_layer
 class Sequential(Module):
     """Layers applied one after another: ``Sequential(Dense(784, 128, activation="relu"), Dense(128, 10))``.
 
-    Children are named "0", "1", ... (or by the keys of an ``OrderedDict``); index, slice, iterate and ``append``.
+    Children are named "0", "1", ... (or by the keys of an ``OrderedDict``, or by ``names=[...]``, one per layer);
+    index, slice, iterate and ``append``.
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Module, names: list[str] | None = None):
         super().__init__()
-        if len(layers) == 1 and isinstance(layers[0], OrderedDict):
+        if names is not None:
+            if len(names) != len(layers):
+                raise ValueError(f"Sequential: {len(names)} names for {len(layers)} layers")
+            for name, layer in zip(names, layers):
+                if not isinstance(name, str) or not name or "." in name or name in self._modules or hasattr(self, name):
+                    raise ValueError(f"Sequential: bad or repeated layer name {name!r}")
+                self.add_module(name, layer)
+        elif len(layers) == 1 and isinstance(layers[0], OrderedDict):
             for name, layer in layers[0].items():
                 self.add_module(name, layer)
         else:
@@ -46,7 +56,17 @@ class Sequential(Module):
             return Sequential(*layers[i])
         return layers[i]
 
+    def get_config(self) -> dict:
+        """``{"layers": [spec, ...]}``, each child's ``{"class", "config"}`` in order, plus ``"names"`` when the
+        children are not named "0", "1", ..."""
+        config = {"layers": [layer_spec(m) for m in self._modules.values()]}
+        names = list(self._modules)
+        if names != [str(i) for i in range(len(names))]:
+            config["names"] = names
+        return config
 
+
+@register_layer
 class Flatten(Module):
     """Merge axes ``start_axis..end_axis`` into one: (N, C, H, W) -> (N, C*H*W) with the defaults (1, -1)."""
 
@@ -57,10 +77,14 @@ class Flatten(Module):
     def forward(self, x):
         return ops.flatten(x, self.start_axis, self.end_axis)
 
+    def get_config(self) -> dict:
+        return {"start_axis": self.start_axis, "end_axis": self.end_axis}
+
     def extra_repr(self) -> str:
         return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
 
 
+@register_layer
 class Dropout(Module):
     """In training, zero each value with probability ``p`` and scale the rest by 1 / (1 - p); in eval, identity.
 
@@ -82,6 +106,10 @@ class Dropout(Module):
         keep = rng.random(x.shape, dtype=x.dtype if x.dtype.kind == "f" and x.dtype.itemsize >= 4 else None)
         mask = (keep >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
         return ops.mul(x, Tensor._from_array(mask, False))
+
+    def get_config(self) -> dict:
+        """``{"p": p}``; the generator is not saved (a loaded Dropout draws from the default generator)."""
+        return {"p": self.p}
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

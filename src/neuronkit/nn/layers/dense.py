@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ... import backend as B
 from ... import ops
+from ...creation import get_generator
 from ...tensor import Tensor
 from .. import init as I
-from ..activations import Identity, get_activation
+from ..activations import ACTIVATIONS, Identity, get_activation
 from ..module import Module
 from ..parameter import Parameter
+from ..registry import layer_spec, register_layer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
+@register_layer
 class Dense(Module):
     """A fully connected layer: ``y = activation(x @ W.T + b)``.
 
@@ -30,8 +37,9 @@ class Dense(Module):
     holds neuron i's weights, so ``layer.neuron(i)`` is a view of row i and ``bias[i]``.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, activation=None, init=None,
-                 generator=None, dtype=None):  # fmt: skip
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 activation: str | Module | None = None, init: str | Callable | None = None, generator=None,
+                 dtype: str | None = None):  # fmt: skip
         super().__init__()
         for what, v in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -46,13 +54,16 @@ class Dense(Module):
 
     def reset_parameters(self, generator=None) -> None:
         """Draw fresh initial weights (see the class docstring for the default rule)."""
+        # One stream for weight and bias: passing an int seed to both would restart it, and the bias would repeat
+        # the first weight draws (both ranges are 1/sqrt(in) by default).
+        rng = get_generator(generator)
         if self.init is None:
-            I.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+            I.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=rng)
         else:
-            I.get_initializer(self.init)(self.weight, generator=generator)
+            I.get_initializer(self.init)(self.weight, generator=rng)
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features)
-            I.uniform_(self.bias, -bound, bound, generator=generator)
+            I.uniform_(self.bias, -bound, bound, generator=rng)
 
     def forward(self, x):
         if not isinstance(x, Tensor):
@@ -64,6 +75,18 @@ class Dense(Module):
             )
         z = ops.linear(x, self.weight, self.bias)
         return z if isinstance(self.activation, Identity) else self.activation(z)
+
+    def get_config(self) -> dict:
+        """Constructor arguments as JSON: sizes, bias, activation (a name, or a spec when it has non-default options),
+        the initialiser's name and the dtype name. The generator is not saved (weights are saved instead)."""
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+            "activation": _activation_config(self.activation),
+            "init": _init_config(type(self).__name__, self.init),
+            "dtype": self.weight.data.dtype.name,
+        }
 
     def neuron(self, index: int):
         """A live view of neuron ``index``: its weights, bias, activation and gradients (see ``nn.Neuron``)."""
@@ -79,8 +102,38 @@ class Dense(Module):
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+@register_layer
 class Linear(Dense):
     """``Dense`` without an activation: ``y = x @ W.T + b`` (PyTorch's ``nn.Linear``)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, init=None, generator=None, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str | Callable | None = None,
+                 generator=None, dtype: str | None = None):  # fmt: skip
         super().__init__(in_features, out_features, bias=bias, init=init, generator=generator, dtype=dtype)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        del config["activation"]
+        return config
+
+
+def _activation_config(act: Module):
+    """None for identity, the registered name for a default-option activation, else its full layer spec."""
+    if isinstance(act, Identity):
+        return None
+    cls = type(act)
+    if ACTIVATIONS.get(getattr(cls, "name", None)) is cls and act.get_config() == cls.defaults:
+        return cls.name
+    return layer_spec(act)
+
+
+def _init_config(owner: str, init):
+    """The initialiser's registered name (None for the default rule); a custom function cannot be saved."""
+    if init is None or isinstance(init, str):
+        return init
+    for key, fn in I.INITIALIZERS.items():
+        if fn is init:
+            return key
+    raise NotImplementedError(
+        f"{owner}: init={init!r} is not a registered initialiser, so the architecture cannot be saved; pass an "
+        f"initialiser name (one of {sorted(I.INITIALIZERS)}), or save only the weights with save_weights"
+    )

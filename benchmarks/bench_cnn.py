@@ -1,0 +1,107 @@
+"""How fast is a small CNN? One training epoch, neuronkit vs PyTorch (CPU), in one process.
+
+Model (issue 3): conv 1->16 3x3, ReLU, maxpool 2, conv 16->32 3x3, ReLU, maxpool 2, flatten, dense 800->10; softmax
+cross-entropy, plain SGD lr 0.05, batch 128, float32, 10,000 random 28x28 images (seeded), identical initial weights.
+Epochs are interleaved between the two libraries (order rotated); the figure is the median of ``--repeats`` epochs.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_cnn.py [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from bench_engine import BLAS_VARS, _load, print_env
+
+import neuronkit as nk
+
+LR, BATCH, SEED, N = 0.05, 128, 0, 10_000
+SHAPES = [(16, 1, 3, 3), (16,), (32, 16, 3, 3), (32,), (10, 800), (10,)]
+
+
+def make_data(n):
+    rng = np.random.default_rng(SEED)
+    return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n, dtype=np.int64)
+
+
+def init_params():
+    rng = np.random.default_rng(SEED + 1)
+    out = []
+    for shape in SHAPES:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else out[-1].shape[1] * int(np.prod(out[-1].shape[2:]))
+        bound = 1.0 / np.sqrt(fan_in)
+        out.append(rng.uniform(-bound, bound, shape).astype(np.float32))
+    return out
+
+
+def epoch_neuronkit(init, X, Y):
+    ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
+    c1, b1, c2, b2, w3, b3 = ps
+    total, t0 = 0.0, time.perf_counter()
+    for i in range(0, len(X), BATCH):
+        h = nk.max_pool2d(nk.relu(nk.conv2d(nk.Tensor(X[i : i + BATCH]), c1, b1)), 2)
+        h = nk.max_pool2d(nk.relu(nk.conv2d(h, c2, b2)), 2)
+        loss = nk.cross_entropy(nk.linear(nk.flatten(h, 1), w3, b3), Y[i : i + BATCH])
+        loss.backward()
+        with nk.no_grad():
+            for p in ps:
+                g = p.grad.data
+                g *= LR
+                p.data -= g
+                p.grad = None
+        total += loss.item()
+    return time.perf_counter() - t0, total
+
+
+def epoch_torch(init, X, Y):
+    ps = [torch.tensor(p, requires_grad=True) for p in init]
+    c1, b1, c2, b2, w3, b3 = ps
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    total, t0 = 0.0, time.perf_counter()
+    for i in range(0, len(X), BATCH):
+        h = F.max_pool2d(F.relu(F.conv2d(Xt[i : i + BATCH], c1, b1)), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, c2, b2)), 2)
+        loss = F.cross_entropy(F.linear(h.flatten(1), w3, b3), Yt[i : i + BATCH])
+        loss.backward()
+        with torch.no_grad():
+            for p in ps:
+                p.add_(p.grad, alpha=-LR)
+                p.grad = None
+        total += loss.item()
+    return time.perf_counter() - t0, total
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    print_env({k: None for k in BLAS_VARS})
+    print(f"load average at start: {_load()}")
+    X, Y = make_data(N)
+    init = init_params()
+    impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch}
+    times, totals = {k: [] for k in impls}, {}
+    for r in range(args.repeats + 1):
+        for k in list(impls)[r % 2 :] + list(impls)[: r % 2]:
+            dt, totals[k] = impls[k](init, X, Y)
+            if r:
+                times[k].append(dt)
+        if r:
+            print(f"  round {r}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in impls), flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    steps = -(-N // BATCH)
+    best = min(times["neuronkit"]) / min(times["pytorch"])
+    print(f"\nCNN epoch ({N} images, {steps} steps): neuronkit {med['neuronkit']:.3f} s, "
+          f"pytorch {med['pytorch']:.3f} s, ratio {med['neuronkit'] / med['pytorch']:.2f}x (min-based {best:.2f}x)")
+    print(f"summed epoch loss: neuronkit {totals['neuronkit']:.4f}, pytorch {totals['pytorch']:.4f} "
+          f"(difference {abs(totals['neuronkit'] - totals['pytorch']):.1e})")
+    print(f"load average at end: {_load()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Saving and loading without pickle: weights in safetensors, everything else in JSON, rebuilt through a registry.
+
+- ``save(model, path)`` / ``load(path)``: architecture (``architecture.json``) and weights (``model.safetensors``) in
+  the directory ``path``; only layers in ``neuronkit.nn.registry.LAYERS`` can be rebuilt.
+- ``save_weights(model, path)`` / ``load_weights(model, path)``: weights only, for any model.
+- ``save_optimizer(opt, path)`` / ``load_optimizer(opt, path)``: optimizer state (``optimizer.json`` and
+  ``optimizer.safetensors``), e.g. next to the model in one checkpoint directory.
+
+A truncated, oversized, inconsistent or hostile file raises ``FormatError`` (a ``ValueError``) and nothing else.
+"""
+
+from .errors import FormatError
+from .model import FORMAT_VERSION, architecture, load, load_weights, save, save_weights
+from .optimizer import load_optimizer, save_optimizer
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FormatError",
+    "architecture",
+    "load",
+    "load_optimizer",
+    "load_weights",
+    "save",
+    "save_optimizer",
+    "save_weights",
+]

@@ -1,0 +1,303 @@
+"""Convolution and pooling: conv2d (stride, padding, dilation, groups), conv1d, max_pool2d, avg_pool2d.
+
+Layout: tensors are (N, C, H, W) as in PyTorch. Internally a convolution is one GEMM over an im2col matrix gathered
+in (N, OH, OW, C*KH*KW) order, and its output is returned as an (N, C, H, W) *view* of an (N, H, W, C) array: no
+transpose copy, and the next layer's im2col reads that memory in its natural order. Elementwise ops keep the layout.
+Pooling works on strided views of the input (one view per kernel offset), so it copies nothing either.
+"""
+
+from __future__ import annotations
+
+from .. import backend as B
+from ..autograd.function import Function
+from ..tensor import Tensor
+from ._util import as_tensor
+from .registry import register
+
+
+def _pair(v, name):
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v, v)
+    t = tuple(v)
+    if len(t) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in t):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return t
+
+
+def _out_size(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _window(x, kh, kw, sh, sw, dh, dw, oh, ow):
+    """The view of ``x`` (N, C, H, W) seen by kernel offset (kh, kw): shape (N, C, oh, ow)."""
+    h0, w0 = kh * dh, kw * dw
+    return x[:, :, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw]
+
+
+def _pad(x, ph, pw, value=0.0):
+    """``x`` (N, C, H, W) with ``ph``/``pw`` rows/columns of ``value`` around it, in an NHWC-backed buffer."""
+    if not ph and not pw:
+        return x
+    n, c, h, w = x.shape
+    out = B.xp.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype).transpose(0, 3, 1, 2)
+    out[:, :, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def _im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
+    """Patches of ``xpad`` (N, C, Hp, Wp) as a matrix (N*oh*ow, groups, kh*kw*C/groups), channel innermost.
+
+    ``cols[(n, i, j), g, (a, b, ci)] = xpad[n, g*cg + ci, i*sh + a*dh, j*sw + b*dw]``. The input is read in NHWC
+    order (what our convolutions and pools return). With unit width stride and dilation and one group, the kw*C values
+    of one kernel row are contiguous in that memory, so each kernel row is one strided copy; with few channels a copy
+    per kernel offset, which runs along the image width, is faster.
+    """
+    xp = B.xp
+    n, c, hp, wp = xpad.shape
+    cg = c // groups
+    xn = xpad.transpose(0, 2, 3, 1)  # (N, Hp, Wp, C)
+    if groups == 1 and sw == 1 and dw == 1 and kw * c >= 16:  # (few channels: per-offset copies run longer)
+        if not xn.flags.c_contiguous:
+            xn = xp.ascontiguousarray(xn)
+        item = xn.itemsize
+        cols = xp.empty((n, oh, ow, kh, kw * c), dtype=xpad.dtype)
+        for a in range(kh):
+            rows = xn[:, a * dh : a * dh + sh * (oh - 1) + 1 : sh]  # (N, oh, Wp, C)
+            strides = (rows.strides[0], rows.strides[1], c * item, item)
+            cols[:, :, :, a, :] = xp.lib.stride_tricks.as_strided(rows, (n, oh, ow, kw * c), strides, writeable=False)
+        return cols.reshape(n * oh * ow, 1, kh * kw * c)
+    cols = xp.empty((n, oh, ow, groups, kh, kw, cg), dtype=xpad.dtype)
+    for a in range(kh):
+        for bb in range(kw):
+            win = _window(xpad, a, bb, sh, sw, dh, dw, oh, ow)  # (N, C, oh, ow)
+            cols[:, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(n, oh, ow, groups, cg)
+    return cols.reshape(n * oh * ow, groups, kh * kw * cg)
+
+
+def _col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """Input gradient of a convolution: ``gm`` (N*oh*ow, O) times ``wmat`` (G, og, kh*kw*cg), scattered back.
+
+    One GEMM per kernel offset writes a contiguous (N*oh*ow, C) block, and each block is added into an NHWC-backed
+    buffer; with unit stride a block's rows land as long contiguous runs, far faster than adding C-sized pieces.
+    """
+    xp = B.xp
+    n, c, h, w = xshape
+    groups, og, k = wmat.shape
+    cg = c // groups
+    m = gm.shape[0]
+    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=gm.dtype)
+    if groups == 1:
+        wb = wmat[0].reshape(og, kh * kw, cg).transpose(1, 0, 2)  # (kh*kw, O, C)
+        blocks = xp.matmul(gm, wb)  # (kh*kw, m, C)
+    else:
+        g3 = gm.reshape(m, groups, og).transpose(1, 0, 2)  # (G, m, og)
+        wb = wmat.reshape(groups, og, kh * kw, cg).transpose(2, 0, 1, 3)  # (kh*kw, G, og, cg)
+        blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, m, c)  # (kh*kw, m, C)
+    for a in range(kh):
+        for bb in range(kw):
+            h0, w0 = a * dh, bb * dw
+            dst = gpad[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
+            dst += blocks[a * kw + bb].reshape(n, oh, ow, c)
+    return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
+
+
+class Conv2d(Function):
+    name = "conv2d"
+
+    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        xp = B.xp
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(wd, kw, sw, pw, dw)
+        og, k = o // groups, cg * kh * kw
+        cols = _im2col(_pad(x, ph, pw), kh, kw, sh, sw, dh, dw, oh, ow, groups)  # (N*oh*ow, G, k)
+        wmat = w.reshape(groups, og, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, og, k)  # (G, og, k)
+        if groups == 1:
+            out = cols[:, 0, :] @ wmat[0].T  # (N*oh*ow, O)
+        else:
+            out = xp.matmul(cols.transpose(1, 0, 2), wmat.transpose(0, 2, 1))  # (G, N*oh*ow, og)
+            out = out.transpose(1, 0, 2).reshape(n * oh * ow, o)
+        if b is not None:
+            out += b
+        self.cols, self.wmat, self.wshape, self.xshape, self.groups = cols, wmat, w.shape, x.shape, groups
+        self.geom = (sh, sw, ph, pw, dh, dw, oh, ow)
+        return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)  # (N, O, oh, ow) view of NHWC memory
+
+    def backward(self, g):
+        xp = B.xp
+        n = self.xshape[0]
+        cols, wmat, groups = self.cols, self.wmat, self.groups
+        o, cg, kh, kw = self.wshape
+        sh, sw, ph, pw, dh, dw, oh, ow = self.geom
+        og, m = o // groups, n * oh * ow
+        gm = g.transpose(0, 2, 3, 1).reshape(m, o)  # free when g is NHWC-backed, as ours are
+        gx = gw = gb = None
+        if self.next[1] is not None:
+            if groups == 1:
+                gwm = (gm.T @ cols[:, 0, :])[None]  # (1, O, k)
+            else:
+                gwm = xp.matmul(gm.reshape(m, groups, og).transpose(1, 2, 0), cols.transpose(1, 0, 2))  # (G, og, k)
+            gw = gwm.reshape(groups, og, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(self.wshape)
+        if len(self.next) > 2 and self.next[2] is not None:
+            gb = xp.ones(m, dtype=gm.dtype) @ gm  # a GEMV: much faster than sum(axis=0) over a tall, narrow matrix
+        if self.next[0] is not None:
+            gx = _col2im(gm, wmat, self.xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        return gx, gw, gb
+
+
+@register("conv2d")
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation, as every deep-learning library computes it).
+
+    Shapes: ``x`` (N, C_in, H, W), ``weight`` (C_out, C_in / groups, KH, KW), ``bias`` (C_out,) or None; returns
+    (N, C_out, OH, OW) with ``OH = (H + 2 padding - dilation (KH - 1) - 1) // stride + 1`` (same for W).
+    ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs; ``groups`` splits channels into independent
+    convolutions (``groups = C_in`` gives a depthwise convolution).
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, KH, KW), got shapes "
+                         f"{tuple(x.shape)} and {tuple(weight.shape)}")  # fmt: skip
+    o, cg, kh, kw = weight.shape
+    if groups < 1 or x.shape[1] % groups or o % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide input channels {x.shape[1]} and output channels {o}")
+    if x.shape[1] != cg * groups:
+        raise ValueError(f"conv2d: input of shape {tuple(x.shape)} has {x.shape[1]} channels, weight "
+                         f"{tuple(weight.shape)} expects {cg * groups}")  # fmt: skip
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise ValueError(
+            f"conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, {dilation}, {padding}"
+        )
+    oh = _out_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
+    ow = _out_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}) does not fit input of shape "
+                         f"{tuple(x.shape)} with padding {padding}")  # fmt: skip
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (o,):
+            raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
+        return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return Conv2d.apply(x, weight, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+@register("conv1d")
+def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1) -> Tensor:
+    """1-D convolution: ``x`` (N, C_in, L), ``weight`` (C_out, C_in / groups, K) -> (N, C_out, L_out); computed as a
+    2-D convolution over a height of 1."""
+    from .shape import reshape
+
+    x, weight = as_tensor(x), as_tensor(weight)
+    if x.ndim != 3 or weight.ndim != 3:
+        raise ValueError(f"conv1d: expected input (N, C, L) and weight (O, C/groups, K), got shapes "
+                         f"{tuple(x.shape)} and {tuple(weight.shape)}")  # fmt: skip
+    n, c, length = x.shape
+    y = conv2d(reshape(x, n, c, 1, length), reshape(weight, *weight.shape[:2], 1, weight.shape[2]), bias,
+               stride=(1, stride), padding=(0, padding), dilation=(1, dilation), groups=groups)  # fmt: skip
+    return reshape(y, y.shape[0], y.shape[1], y.shape[3])
+
+
+class _Pool2d(Function):
+    def forward(self, x, kernel, stride, padding):
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        n, c, h, w = x.shape
+        oh, ow = _out_size(h, kh, sh, ph, 1), _out_size(w, kw, sw, pw, 1)
+        xpad = _pad(x, ph, pw, self.pad_value(x.dtype))
+        self.geom, self.xshape, self.xpad = (kh, kw, sh, sw, ph, pw, oh, ow), x.shape, xpad
+        return self.pool(xpad, kh, kw, sh, sw, oh, ow)
+
+    def backward(self, g):
+        kh, kw, sh, sw, ph, pw, oh, ow = self.geom
+        n, c, h, w = self.xshape
+        gpad = B.xp.zeros_like(self.xpad, dtype=g.dtype)  # same memory layout as the input (NHWC stays NHWC)
+        overlap = sh < kh or sw < kw  # overlapping windows add up; disjoint ones are written directly
+        self.scatter(gpad, g, kh, kw, sh, sw, oh, ow, overlap)
+        return (gpad[:, :, ph : ph + h, pw : pw + w],)
+
+
+class MaxPool2d(_Pool2d):
+    name = "max_pool2d"
+    pad_value = staticmethod(lambda dt: -B.xp.inf)
+
+    def pool(self, xpad, kh, kw, sh, sw, oh, ow):
+        out = None
+        for a in range(kh):
+            for bb in range(kw):
+                win = _window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
+                out = win.copy(order="K") if out is None else B.xp.maximum(out, win, out=out)
+        self.out = out
+        return out
+
+    def scatter(self, gpad, g, kh, kw, sh, sw, oh, ow, overlap):
+        # Each window's gradient goes to its first maximal element (PyTorch's choice), so ties are not split:
+        # `free` marks the windows whose maximum no earlier offset has claimed. All buffers share the input's layout.
+        xp = B.xp
+        out = self.out
+        hit = xp.empty_like(out, dtype=bool)
+        free = xp.ones_like(out, dtype=bool)
+        last = (kh - 1, kw - 1)
+        for a in range(kh):
+            for bb in range(kw):
+                xp.equal(_window(self.xpad, a, bb, sh, sw, 1, 1, oh, ow), out, out=hit)
+                xp.logical_and(hit, free, out=hit)
+                dst = _window(gpad, a, bb, sh, sw, 1, 1, oh, ow)
+                if overlap:
+                    dst += g * hit
+                else:
+                    xp.multiply(g, hit, out=dst)
+                if (a, bb) != last:
+                    xp.logical_xor(free, hit, out=free)  # hit is a subset of free: this removes it
+
+
+class AvgPool2d(_Pool2d):
+    name = "avg_pool2d"
+    pad_value = staticmethod(lambda dt: 0.0)
+
+    def pool(self, xpad, kh, kw, sh, sw, oh, ow):
+        out = None
+        for a in range(kh):
+            for bb in range(kw):
+                win = _window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
+                out = win.copy(order="K") if out is None else B.xp.add(out, win, out=out)
+        out /= out.dtype.type(kh * kw)  # padding counts as zeros (PyTorch's count_include_pad=True)
+        return out
+
+    def scatter(self, gpad, g, kh, kw, sh, sw, oh, ow, overlap):
+        share = g / g.dtype.type(kh * kw)
+        for a in range(kh):
+            for bb in range(kw):
+                dst = _window(gpad, a, bb, sh, sw, 1, 1, oh, ow)
+                if overlap:
+                    dst += share
+                else:
+                    B.xp.copyto(dst, share)
+
+
+def _pool(cls, x, kernel_size, stride, padding):
+    x = as_tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"{cls.name}: expected input (N, C, H, W), got shape {tuple(x.shape)}")
+    k = _pair(kernel_size, "kernel_size")
+    s = k if stride is None else _pair(stride, "stride")
+    p = _pair(padding, "padding")
+    if min(k) < 1 or min(s) < 1 or min(p) < 0 or p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{cls.name}: need kernel >= 1, stride >= 1, 0 <= padding <= kernel // 2; got kernel {k}, "
+                         f"stride {s}, padding {p}")  # fmt: skip
+    if _out_size(x.shape[2], k[0], s[0], p[0], 1) < 1 or _out_size(x.shape[3], k[1], s[1], p[1], 1) < 1:
+        raise ValueError(f"{cls.name}: kernel {k} does not fit input of shape {tuple(x.shape)}")
+    return cls.apply(x, kernel=k, stride=s, padding=p)
+
+
+@register("max_pool2d")
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Largest value in each ``kernel_size`` window (stride defaults to the kernel). (N, C, H, W) -> (N, C, OH, OW).
+    The gradient goes to the first maximal element of each window."""
+    return _pool(MaxPool2d, x, kernel_size, stride, padding)
+
+
+@register("avg_pool2d")
+def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Mean of each ``kernel_size`` window (stride defaults to the kernel; zero padding counts in the mean)."""
+    return _pool(AvgPool2d, x, kernel_size, stride, padding)
