@@ -205,14 +205,22 @@ class _Pool2d(Function):
         n, c, h, w = x.shape
         oh, ow = _out_size(h, kh, sh, ph, 1), _out_size(w, kw, sw, pw, 1)
         xpad = _pad(x, ph, pw, self.pad_value(x.dtype))
-        self.geom, self.xshape, self.xpad = (kh, kw, sh, sw, ph, pw, oh, ow), x.shape, xpad
+        self.geom, self.xshape, self.padded = (kh, kw, sh, sw, ph, pw, oh, ow), x.shape, xpad.shape
+        self.nhwc = xpad.transpose(0, 2, 3, 1).flags.c_contiguous  # backward builds its gradient in the same layout
         return self.pool(xpad, kh, kw, sh, sw, oh, ow)
 
     def backward(self, g):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geom
         n, c, h, w = self.xshape
-        gpad = B.xp.zeros_like(self.xpad, dtype=g.dtype)  # same memory layout as the input (NHWC stays NHWC)
+        hp, wp = self.padded[2:]
         overlap = sh < kh or sw < kw  # overlapping windows add up; disjoint ones are written directly
+        tiled = (sh, sw) == (kh, kw) and (oh * sh, ow * sw) == (hp, wp)  # the windows cover every input element
+        # Same memory layout as the input (NHWC stays NHWC); no zero fill when every element gets written anyway.
+        alloc = B.xp.empty if tiled else B.xp.zeros
+        if self.nhwc:
+            gpad = alloc((n, hp, wp, c), dtype=g.dtype).transpose(0, 3, 1, 2)
+        else:
+            gpad = alloc(self.padded, dtype=g.dtype)
         self.scatter(gpad, g, kh, kw, sh, sw, oh, ow, overlap)
         return (gpad[:, :, ph : ph + h, pw : pw + w],)
 
@@ -222,33 +230,39 @@ class MaxPool2d(_Pool2d):
     pad_value = staticmethod(lambda dt: -B.xp.inf)
 
     def pool(self, xpad, kh, kw, sh, sw, oh, ow):
-        out = None
+        # Offsets are scanned in row-major order and a later one takes over only if strictly greater, so each window's
+        # winner is its first maximal element (PyTorch's choice; ties are not split). won[k - 1] marks the windows
+        # where offset k took over; backward needs only these small boolean maps, not the input.
+        xp = B.xp
+        out, self.won = None, []
         for a in range(kh):
             for bb in range(kw):
                 win = _window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
-                out = win.copy(order="K") if out is None else B.xp.maximum(out, win, out=out)
-        self.out = out
+                if out is None:
+                    out = win.copy(order="K")
+                else:
+                    self.won.append(xp.greater(win, out))
+                    xp.maximum(out, win, out=out)
         return out
 
     def scatter(self, gpad, g, kh, kw, sh, sw, oh, ow, overlap):
-        # Each window's gradient goes to its first maximal element (PyTorch's choice), so ties are not split:
-        # `free` marks the windows whose maximum no earlier offset has claimed. All buffers share the input's layout.
+        # Offset k wins where it took over and no later offset did: walk the offsets backwards.
         xp = B.xp
-        out = self.out
-        hit = xp.empty_like(out, dtype=bool)
-        free = xp.ones_like(out, dtype=bool)
-        last = (kh - 1, kw - 1)
-        for a in range(kh):
-            for bb in range(kw):
-                xp.equal(_window(self.xpad, a, bb, sh, sw, 1, 1, oh, ow), out, out=hit)
-                xp.logical_and(hit, free, out=hit)
-                dst = _window(gpad, a, bb, sh, sw, 1, 1, oh, ow)
-                if overlap:
-                    dst += g * hit
-                else:
-                    xp.multiply(g, hit, out=dst)
-                if (a, bb) != last:
-                    xp.logical_xor(free, hit, out=free)  # hit is a subset of free: this removes it
+        later = None
+        for k in range(kh * kw - 1, -1, -1):
+            if k:
+                took = self.won[k - 1]
+                hit = took if later is None else took & ~later
+                later = took if later is None else later | took
+            else:
+                hit = None if later is None else ~later
+            dst = _window(gpad, k // kw, k % kw, sh, sw, 1, 1, oh, ow)
+            if hit is None:  # a 1x1 kernel: windows never overlap
+                xp.copyto(dst, g)
+            elif overlap:
+                dst += g * hit
+            else:
+                xp.multiply(g, hit, out=dst)
 
 
 class AvgPool2d(_Pool2d):
