@@ -49,8 +49,8 @@ def _im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
 
     ``cols[(n, i, j), g, (a, b, ci)] = xpad[n, g*cg + ci, i*sh + a*dh, j*sw + b*dw]``. The input is read in NHWC
     order (what our convolutions and pools return). With unit width stride and dilation and one group, the kw*C values
-    of one kernel row are contiguous in that memory, so each kernel row is one strided copy; with few channels a copy
-    per kernel offset, which runs along the image width, is faster.
+    of one kernel row are contiguous in that memory, so each kernel row is one strided copy; with few channels the
+    matrix is built transposed instead (see below). The result may be a non-contiguous view.
     """
     xp = B.xp
     n, c, hp, wp = xpad.shape
@@ -66,6 +66,14 @@ def _im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
             strides = (rows.strides[0], rows.strides[1], c * item, item)
             cols[:, :, :, a, :] = xp.lib.stride_tricks.as_strided(rows, (n, oh, ow, kw * c), strides, writeable=False)
         return cols.reshape(n * oh * ow, 1, kh * kw * c)
+    if groups == 1:
+        # Few channels: fill the matrix transposed, (kh, kw, C) rows of N*oh*ow, so each copy runs along the image
+        # width; the (N*oh*ow, k) view of it is column-major, which BLAS takes as it is (no copy).
+        cols_t = xp.empty((kh, kw, c, n, oh, ow), dtype=xpad.dtype)
+        for a in range(kh):
+            for bb in range(kw):
+                cols_t[a, bb] = _window(xpad, a, bb, sh, sw, dh, dw, oh, ow).transpose(1, 0, 2, 3)
+        return cols_t.reshape(kh * kw * c, n * oh * ow).T[:, None, :]
     cols = xp.empty((n, oh, ow, groups, kh, kw, cg), dtype=xpad.dtype)
     for a in range(kh):
         for bb in range(kw):
