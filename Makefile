@@ -29,7 +29,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_engine.py
+	cd benchmarks && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ../$(BIN)/python bench_engine.py && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ../$(BIN)/python bench_cnn.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,4 @@
+"""Training: metrics (the training loop, callbacks and checkpoints follow)."""
+
+from .metrics import *
+from .metrics import __all__
