@@ -887,8 +887,11 @@ def test_cross_entropy_with_probability_targets_is_stable_at_1e4(dtype):
 
 
 def test_only_backend_imports_numpy():
+    # The engine and everything that computes on tensors (layers, optimizers) reach the array library only through
+    # backend.py, so a GPU backend can be swapped in. Host-side code (data loading, metrics) may use NumPy directly.
     pattern = re.compile(r"^\s*(import\s+numpy\b|from\s+numpy\b)", re.MULTILINE)
-    files = sorted(SRC.rglob("*.py"))
+    device_side = ["tensor.py", "creation.py", "backend.py", "autograd", "ops", "nn", "optim"]
+    files = sorted(f for f in SRC.rglob("*.py") if f.relative_to(SRC).parts[0] in device_side)
     assert any(f.name == "tensor.py" for f in files) and len(files) > 10
     offenders = [str(f.relative_to(SRC)) for f in files if f.name != "backend.py" and pattern.search(f.read_text())]
     assert offenders == [], f"files importing numpy outside backend.py: {offenders}"

@@ -6,7 +6,7 @@ The engine: ``Tensor`` with reverse-mode automatic differentiation on NumPy. The
 
 from __future__ import annotations
 
-from . import backend, nn, ops, optim
+from . import backend, data, nn, ops, optim, train
 from .autograd import Function, GraphFreedError, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.gradcheck import GradcheckResult, gradcheck
 from .creation import (

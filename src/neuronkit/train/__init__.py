@@ -1,4 +1,24 @@
-"""Training: metrics (the training loop, callbacks and checkpoints follow)."""
+"""Training: ``fit``/``evaluate``/``predict``, callbacks, resumable checkpoints, the ``History``, and metrics."""
 
+from . import callbacks, checkpoint
+from .callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    JSONLLogger,
+    LRScheduler,
+    ModelCheckpoint,
+    ProgressBar,
+    StopOnNaN,
+)
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .fit import OPTIMIZERS, Trainer, evaluate, fit, make_optimizer, predict
+from .history import History
 from .metrics import *
-from .metrics import __all__
+from .metrics import __all__ as _metrics_all
+
+__all__ = [
+    "OPTIMIZERS", "CSVLogger", "Callback", "EarlyStopping", "History", "JSONLLogger", "LRScheduler",
+    "ModelCheckpoint", "ProgressBar", "StopOnNaN", "Trainer", "callbacks", "checkpoint", "evaluate", "fit",
+    "latest_checkpoint", "load_checkpoint", "make_optimizer", "predict", "save_checkpoint", *_metrics_all,
+]  # fmt: skip

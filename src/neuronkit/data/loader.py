@@ -1,0 +1,207 @@
+"""DataLoader: batches of NumPy arrays from a dataset, shuffled through an explicit random generator."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .dataset import GeneratorDataset
+
+__all__ = ["DataLoader", "default_collate"]
+
+
+def default_collate(samples: list):
+    """Stack a list of samples into batch arrays: tuples field by field, arrays/scalars along a new axis 0."""
+    first = samples[0]
+    if isinstance(first, tuple):
+        return tuple(default_collate([s[k] for s in samples]) for k in range(len(first)))
+    if isinstance(first, dict):
+        return {k: default_collate([s[k] for s in samples]) for k in first}
+    if first is None:
+        return None
+    return np.stack([np.asarray(s) for s in samples])
+
+
+def _jsonable(obj):
+    """A generator state with arrays turned into lists, so ``json.dumps`` can write it."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _restore_state(state):
+    """The inverse of ``_jsonable`` for bit generators whose state holds an array (MT19937's ``key``)."""
+    state = copy.deepcopy(state)
+    inner = state.get("state")
+    if isinstance(inner, dict) and isinstance(inner.get("key"), list):
+        inner["key"] = np.asarray(inner["key"], dtype=np.uint32)
+    return state
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of NumPy arrays (not Tensors: the training loop wraps them).
+
+    Args:
+        dataset: an ``ArrayDataset``/``SequenceDataset`` (or anything with ``get_batch(indices)``: one fancy-indexing
+            call per batch, no Python loop per sample), any map-style dataset (``len`` + ``ds[i]``, batched with
+            ``collate_fn``), or a ``GeneratorDataset`` stream (consecutive samples, no shuffling).
+        batch_size: samples per batch. Defaults to 32.
+        shuffle: draw a new permutation from the generator at the start of every epoch. Defaults to False.
+        drop_last: drop the final batch when it is smaller than ``batch_size``. Defaults to False.
+        seed: an int seed for a private generator (same seed, same order of batches, epoch after epoch).
+        generator: a ``numpy.random.Generator`` to draw permutations from (give ``seed`` or ``generator``, not
+            both). With neither, neuronkit's default generator is used (``neuronkit.manual_seed`` seeds it).
+        collate_fn: turns a list of samples into a batch (default: stack field by field). For datasets with
+            ``get_batch`` it is applied to the batch ``get_batch`` returns.
+
+    ``len(loader)`` is the number of batches per epoch: ``ceil(N / batch_size)``, or ``floor`` with ``drop_last``.
+    ``state_dict()`` holds the generator state and the position within the epoch (JSON-able); a loader given it by
+    ``load_state_dict`` yields exactly the remaining batches of the interrupted epoch and then continues as the
+    original would have. Batches from an unshuffled ``ArrayDataset`` may be views of its arrays: do not modify them
+    in place.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        batch_size: int = 32,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        generator: np.random.Generator | None = None,
+        collate_fn: Callable | None = None,
+    ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if seed is not None and generator is not None:
+            raise ValueError("DataLoader takes seed or generator, not both")
+        self.dataset = dataset
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
+        self.collate_fn = collate_fn
+        self._stream = isinstance(dataset, GeneratorDataset) or not hasattr(dataset, "__getitem__")
+        if self._stream and shuffle:
+            raise ValueError("DataLoader cannot shuffle a stream (GeneratorDataset); shuffle the source instead")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+                raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+            self.generator = np.random.default_rng(int(seed))
+        elif generator is not None:
+            if not isinstance(generator, np.random.Generator):
+                raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
+            self.generator = generator
+        else:
+            from ..creation import get_generator  # layer 1; imported late to keep package import order free
+
+            self.generator = get_generator(None)
+        self.epoch = 0  # completed epochs
+        self._pos = 0  # batches handed out in the current epoch
+        self._in_epoch = False
+        self._epoch_start_state = None  # generator state before this epoch's permutation was drawn
+        self._resume_pos = None
+
+    # -- sizes -------------------------------------------------------------------------------------------------
+    def _num_samples(self) -> int:
+        return len(self.dataset)
+
+    def __len__(self) -> int:
+        n = self._num_samples()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    # -- iteration ---------------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator:
+        if self._stream:
+            return self._iter_stream()
+        return self._iter_map()
+
+    def _iter_map(self):
+        n = self._num_samples()
+        nb = len(self)
+        if self._resume_pos is not None:
+            start, self._resume_pos = self._resume_pos, None
+            self.generator.bit_generator.state = _restore_state(self._epoch_start_state)
+        else:
+            start = 0
+            self._epoch_start_state = _jsonable(self.generator.bit_generator.state)
+        order = self.generator.permutation(n) if self.shuffle else None
+        self._in_epoch, self._pos = True, start
+        get_batch = getattr(self.dataset, "get_batch", None)
+        bs = self.batch_size
+        for b in range(start, nb):
+            lo, hi = b * bs, min((b + 1) * bs, n)
+            if get_batch is not None:
+                batch = get_batch(order[lo:hi] if order is not None else slice(lo, hi))
+                if self.collate_fn is not None:
+                    batch = self.collate_fn(batch)
+            else:
+                idx = order[lo:hi] if order is not None else range(lo, hi)
+                batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])
+            self._pos = b + 1  # set before yielding: a state_dict taken now resumes after this batch
+            yield batch
+        self._in_epoch, self._pos = False, 0
+        self.epoch += 1
+
+    def _iter_stream(self):
+        collate = self.collate_fn or default_collate
+        buf = []
+        for sample in self.dataset:
+            buf.append(sample)
+            if len(buf) == self.batch_size:
+                yield collate(buf)
+                buf = []
+        if buf and not self.drop_last:
+            yield collate(buf)
+        self.epoch += 1
+
+    # -- resumable state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """A JSON-able dict: completed epochs, batches handed out in the current epoch, and generator states."""
+        mid = self._in_epoch and self._pos < len(self)
+        # every batch handed out but the iterator not yet exhausted: the epoch is complete
+        done = self._in_epoch and not mid
+        return {
+            "epoch": self.epoch + int(done),
+            "batch": self._pos if mid else 0,
+            "in_epoch": bool(mid),
+            "epoch_start_generator": self._epoch_start_state if mid else None,
+            "generator": _jsonable(self.generator.bit_generator.state),
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "num_samples": None if self._stream else self._num_samples(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()``; the next ``iter(loader)`` yields the rest of the interrupted epoch."""
+        missing = {"epoch", "batch", "in_epoch", "generator"} - set(state)
+        if missing:
+            raise KeyError(f"DataLoader.load_state_dict: state is missing {sorted(missing)}")
+        for key, mine in (("batch_size", self.batch_size), ("shuffle", self.shuffle)):
+            if key in state and state[key] != mine:
+                raise ValueError(f"DataLoader.load_state_dict: state has {key}={state[key]!r}, this loader {mine!r}")
+        n = state.get("num_samples")
+        if n is not None and not self._stream and n != self._num_samples():
+            raise ValueError(
+                f"DataLoader.load_state_dict: state was saved with {n} samples, this dataset has {self._num_samples()}"
+            )
+        self.epoch = int(state["epoch"])
+        self._in_epoch = False
+        self._pos = 0
+        if state["in_epoch"]:
+            self._epoch_start_state = state["epoch_start_generator"]
+            self._resume_pos = int(state["batch"])
+        else:
+            self._epoch_start_state = None
+            self._resume_pos = None
+            self.generator.bit_generator.state = _restore_state(state["generator"])
+
+    def __repr__(self) -> str:
+        return (
+            f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"drop_last={self.drop_last})"
+        )
