@@ -1,0 +1,74 @@
+"""Named architectures of ``neuronkit train --model``: ``mlp``, ``lenet``, or explicit layer sizes.
+
+- ``mlp``: [Flatten for images] Dense(in, h1, act) [Dropout] ... Dense(h_last, out).
+- ``784-256-128-10``: the same MLP with every size given; the first must equal the number of input features and the
+  last the number of outputs (classes, or 1 for regression), so a mismatch is reported before training.
+- ``lenet``: Conv2d(C, 16, 3, padding 1) ReLU MaxPool2d(2), Conv2d(16, 32, 3, padding 1) ReLU MaxPool2d(2), Flatten,
+  Dense(32 * H/4 * W/4, out), for images (C, H, W); 28x28 gives 32 * 7 * 7 = 1568 features, 8x8 digits 32 * 2 * 2.
+  Padding 1 keeps each conv's output the size of its input, so small images (8x8 digits) work too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import nn
+from .errors import CLIError
+
+
+def image_shape(sample_shape: tuple) -> tuple | None:
+    """``(C, H, W)`` for a sample of shape (H, W), (C, H, W) or a flattened square (H*W,); None if not an image."""
+    s = tuple(int(d) for d in sample_shape)
+    if len(s) == 3:
+        return s
+    if len(s) == 2:
+        return (1, *s)
+    if len(s) == 1:
+        r = math.isqrt(s[0])
+        if r >= 4 and r * r == s[0]:
+            return (1, r, r)
+    return None
+
+
+def model_input_shape(model: str, sample_shape: tuple) -> tuple:
+    """The per-sample shape the model takes: (C, H, W) for lenet, the data's own shape otherwise."""
+    if model != "lenet":
+        return tuple(sample_shape)
+    img = image_shape(sample_shape)
+    if img is None:
+        raise CLIError(
+            f"model 'lenet' needs image data: samples of shape (H, W), (C, H, W) or a square number of features; "
+            f"got samples of shape {tuple(sample_shape)}"
+        )
+    return img
+
+
+def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
+    """The network ``cfg.model`` for samples of ``sample_shape`` (as the model takes them) and ``n_out`` outputs."""
+    if cfg.model == "lenet":
+        c, h, w = sample_shape
+        return nn.Sequential(
+            nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), n_out),
+        )  # fmt: skip
+    n_in = math.prod(sample_shape)
+    if cfg.model == "mlp":
+        sizes = [n_in, *cfg.hidden, n_out]
+    else:
+        sizes = [int(s) for s in cfg.model.split("-")]
+        if sizes[0] != n_in:
+            raise CLIError(
+                f"model {cfg.model} takes {sizes[0]} input features, but the data has {n_in} per sample "
+                f"(shape {tuple(sample_shape)})"
+            )
+        if sizes[-1] != n_out:
+            what = f"{n_out} classes" if n_out > 1 else "1 output (regression)"
+            raise CLIError(f"model {cfg.model} has {sizes[-1]} outputs, but the data has {what}")
+    layers = [nn.Flatten()] if len(sample_shape) > 1 else []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers.append(nn.Dense(a, b, activation=cfg.activation))
+        if cfg.dropout > 0:
+            layers.append(nn.Dropout(cfg.dropout))
+    layers.append(nn.Dense(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
