@@ -45,6 +45,19 @@ def _restore_state(state):
     return state
 
 
+_PREFETCH = None
+
+
+def _prefetcher():
+    """One shared background thread for batch prefetching (created on first use)."""
+    global _PREFETCH
+    if _PREFETCH is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _PREFETCH = ThreadPoolExecutor(1, thread_name_prefix="neuronkit-prefetch")
+    return _PREFETCH
+
+
 class DataLoader:
     """Iterate over ``dataset`` in batches of NumPy arrays (not Tensors: the training loop wraps them).
 
@@ -60,6 +73,9 @@ class DataLoader:
             both). With neither, neuronkit's default generator is used (``neuronkit.manual_seed`` seeds it).
         collate_fn: turns a list of samples into a batch (default: stack field by field). For datasets with
             ``get_batch`` it is applied to the batch ``get_batch`` returns.
+        prefetch: gather the next batch in a background thread while the current one is used (datasets with
+            ``get_batch`` only; the order of batches is unchanged). Defaults to False: on a machine whose cores are
+            all busy with BLAS threads the extra thread slows training down (measured 1.3x slower on 2 cores).
 
     ``len(loader)`` is the number of batches per epoch: ``ceil(N / batch_size)``, or ``floor`` with ``drop_last``.
     ``state_dict()`` holds the generator state and the position within the epoch (JSON-able); a loader given it by
@@ -77,6 +93,7 @@ class DataLoader:
         seed: int | None = None,
         generator: np.random.Generator | None = None,
         collate_fn: Callable | None = None,
+        prefetch: bool = False,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -85,6 +102,7 @@ class DataLoader:
         self.dataset = dataset
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         self.collate_fn = collate_fn
+        self.prefetch = bool(prefetch)
         self._stream = isinstance(dataset, GeneratorDataset) or not hasattr(dataset, "__getitem__")
         if self._stream and shuffle:
             raise ValueError("DataLoader cannot shuffle a stream (GeneratorDataset); shuffle the source instead")
@@ -133,15 +151,25 @@ class DataLoader:
         self._in_epoch, self._pos = True, start
         get_batch = getattr(self.dataset, "get_batch", None)
         bs = self.batch_size
-        for b in range(start, nb):
+
+        def make(b):
             lo, hi = b * bs, min((b + 1) * bs, n)
             if get_batch is not None:
                 batch = get_batch(order[lo:hi] if order is not None else slice(lo, hi))
-                if self.collate_fn is not None:
-                    batch = self.collate_fn(batch)
+                return batch if self.collate_fn is None else self.collate_fn(batch)
+            idx = order[lo:hi] if order is not None else range(lo, hi)
+            return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])
+
+        # With prefetch, the next batch is gathered in a background thread while the caller trains on this one
+        # (NumPy releases the GIL while it copies): a shuffled gather of scattered rows then costs no step time.
+        pool = _prefetcher() if self.prefetch and get_batch is not None and nb - start > 1 else None
+        pending = pool.submit(make, start) if pool is not None and start < nb else None
+        for b in range(start, nb):
+            if pending is not None:
+                batch = pending.result()
+                pending = pool.submit(make, b + 1) if b + 1 < nb else None
             else:
-                idx = order[lo:hi] if order is not None else range(lo, hi)
-                batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])
+                batch = make(b)
             self._pos = b + 1  # set before yielding: a state_dict taken now resumes after this batch
             yield batch
         self._in_epoch, self._pos = False, 0

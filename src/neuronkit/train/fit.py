@@ -131,7 +131,7 @@ class Trainer:
         if self.seed is not None:
             creation.manual_seed(self.seed)
         self.loader = as_loader(train, batch_size, shuffle, seed=self.seed, what="training data")
-        val_loader = None if validation is None else as_loader(validation, max(batch_size, 256), False,
+        val_loader = None if validation is None else as_loader(validation, max(batch_size, 1024), False,
                                                                  what="validation data")  # fmt: skip
         self.epochs, self.steps_per_epoch = epochs, len(self.loader)
         if resume is not None:
