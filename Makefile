@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/python examples/spirals_engine.py
+	$(BIN)/neuronkit train --data digits
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples
 
 test: lint
 	$(BIN)/python -m pytest
+
+test-fast: lint  # everything but the slow accuracy runs (tests/test_results.py); CI runs `make test`
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(VENV)/.installed-test
 	cd benchmarks && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ../$(BIN)/python bench_engine.py && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ../$(BIN)/python bench_cnn.py

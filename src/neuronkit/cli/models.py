@@ -4,8 +4,9 @@
 - ``784-256-128-10``: the same MLP with every size given; the first must equal the number of input features and the
   last the number of outputs (classes, or 1 for regression), so a mismatch is reported before training.
 - ``lenet``: Conv2d(C, 16, 3, padding 1) ReLU MaxPool2d(2), Conv2d(16, 32, 3, padding 1) ReLU MaxPool2d(2), Flatten,
-  Dense(32 * H/4 * W/4, out), for images (C, H, W); 28x28 gives 32 * 7 * 7 = 1568 features, 8x8 digits 32 * 2 * 2.
-  Padding 1 keeps each conv's output the size of its input, so small images (8x8 digits) work too.
+  Dense(32 * H/4 * W/4, 128, relu), Dense(128, out), for images (C, H, W): two convolutions then two dense layers,
+  as in LeNet-5. 28x28 gives 32 * 7 * 7 = 1568 features, 8x8 digits 32 * 2 * 2. Padding 1 keeps each conv's output
+  the size of its input, so small images (8x8 digits) work too.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
         return nn.Sequential(
             nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), n_out),
+            nn.Flatten(), nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu"), nn.Dense(128, n_out),
         )  # fmt: skip
     n_in = math.prod(sample_shape)
     if cfg.model == "mlp":
