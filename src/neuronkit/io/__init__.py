@@ -1,4 +1,5 @@
-"""Saving and loading without pickle: weights in safetensors, everything else in JSON, rebuilt through a registry.
+"""Saving and loading with no Python object serialisation: weights in safetensors, everything else in JSON,
+rebuilt through a registry.
 
 - ``save(model, path)`` / ``load(path)``: architecture (``architecture.json``) and weights (``model.safetensors``) in
   the directory ``path``; only layers in ``neuronkit.nn.registry.LAYERS`` can be rebuilt.

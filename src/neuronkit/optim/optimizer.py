@@ -7,7 +7,7 @@ A subclass writes two small methods and nothing else (Keras ``update_step``, PyT
 
 The base class owns everything around them: the loop over groups and parameters (parameters whose ``grad`` is None
 are skipped), running it under ``no_grad()``, creating state lazily, hyperparameter validation through
-``validate(group)``, and ``state_dict()`` / ``load_state_dict()`` (JSON-ready metadata plus NumPy arrays, no pickle).
+``validate(group)``, and ``state_dict()`` / ``load_state_dict()`` (JSON-ready metadata plus NumPy arrays).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Layout of a checkpoint root directory::
 
 ``save_checkpoint`` writes a new ``step-*`` directory completely (every file fsync'ed), then replaces ``latest``, then
 removes older directories beyond ``keep``. A crash or Ctrl-C at any moment therefore leaves ``latest`` naming the
-previous complete checkpoint, which ``load_checkpoint`` reads. No pickle: arrays in safetensors, the rest in JSON.
+previous complete checkpoint, which ``load_checkpoint`` reads. Arrays in safetensors, the rest in JSON.
 """
 
 from __future__ import annotations

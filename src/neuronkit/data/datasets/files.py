@@ -39,7 +39,7 @@ def _check_numeric(a: np.ndarray, p: Path, what: str) -> np.ndarray:
 
 
 def load_npy(path) -> np.ndarray:
-    """The array in a ``.npy`` file (pickled object arrays are refused: no pickle anywhere)."""
+    """The array in a ``.npy`` file (object arrays are refused: loading them would run Python deserialisation)."""
     p = _existing(path)
     try:
         a = np.load(p, allow_pickle=False)
