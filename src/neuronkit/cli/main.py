@@ -11,6 +11,7 @@
     neuronkit predict runs/mine inputs.csv [--output predictions.csv]
     neuronkit datasets
     neuronkit summary runs/mine | neuronkit summary --model lenet --data mnist
+    neuronkit gradcheck runs/mine [--batch-size 16]      # float64 check of backprop on a test batch; exit 1 if off
 
 A user mistake prints one line, ``neuronkit: error: ...``, on stderr and exits with status 1 (2 for bad usage);
 ``main(argv)`` returns the exit status, so tests can call it in-process.
@@ -382,6 +383,27 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_gradcheck(args) -> int:
+    from ..inspect.gradcheck import check_gradients
+
+    if args.batch_size < 1 or args.max_per_param < 1:
+        raise CLIError(f"--batch-size and --max-per-param must be at least 1, got {args.batch_size} and "
+                       f"{args.max_per_param}")  # fmt: skip
+    run, cfg, info, model = _load_run(args.run_dir)
+    if args.data_dir is not None:
+        cfg.data_dir = args.data_dir
+    loaded = D.load_data(cfg)
+    where = f"{cfg.data} (test split)"
+    n = min(args.batch_size, len(loaded.x_test))
+    x = D.prepare_inputs(loaded.x_test[:n], info, where)
+    y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
+    loss = info.get("loss") or _loss_name(cfg, info["task"])
+    report = check_gradients(model, (x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
+    print(f"{run.path}: {where}")
+    print(report)
+    return 0 if report.ok else 1
+
+
 # -- the parser ---------------------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + message
@@ -452,6 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(s)
     _add_model_flags(s)
     s.set_defaults(func=cmd_summary)
+
+    g = sub.add_parser("gradcheck", help="check a run's backpropagated gradients against float64 finite differences")
+    g.add_argument("run_dir", metavar="RUN_DIR")
+    g.add_argument("--batch-size", type=int, default=16, help="test samples in the batch (default 16)")
+    g.add_argument("--max-per-param", type=int, default=20, help="entries checked per parameter (default 20)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
+    g.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    g.set_defaults(func=cmd_gradcheck)
     return parser
 
 

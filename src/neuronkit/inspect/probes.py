@@ -1,0 +1,324 @@
+"""Probes: per-neuron statistics recorded every N training steps through module hooks, in bounded memory.
+
+A ``Probe`` attaches a forward hook to every ``Dense`` layer (each output unit is a neuron) and every convolution
+(each output channel is a neuron), plus a forward pre-hook on a dense layer's activation module, which receives the
+pre-activation ``z = x @ W.T + b``. The hooks return at once unless the probe is ``active``, so the steps that are not
+recorded cost one attribute test per layer. On a recorded step the forward hooks measure the batch, a ``Tensor`` hook
+on each layer output measures the gradient flowing back into the layer, and ``commit()`` (after ``backward``, before
+the optimizer's update) reads the weights, biases and weight gradients and writes one record per layer into a ring
+buffer of ``max_records`` preallocated rows.
+
+Per neuron (arrays of shape (records, units)): ``pre_mean``, ``pre_std``, ``pre_rms`` (of the pre-activation over
+the batch, and for a convolution also over positions), ``out_mean``, ``out_std``, ``active_frac`` (output > 0 for
+ReLU-like and linear units; not saturated for sigmoid/tanh-like ones), ``saturated_frac`` (sigmoid < 0.01 or > 0.99,
+|tanh| > 0.99; 0 for other activations), ``weight_norm`` (L2 norm of the neuron's weights), ``bias``, ``grad_norm``
+(L2 norm of its weight gradient), ``update_ratio`` (norm of the change of its weights since the previous record
+divided by its current weight norm; NaN on the first record) and ``bias_delta`` (the change of its bias since the
+previous record). Per layer: ``layer_grad_norm`` (records,), ``out_grad_norm`` (records,: the norm of the gradient
+reaching the layer's output), ``hist`` (records, bins) of the layer outputs over fixed ``hist_edges``.
+
+Nothing in ``nn`` knows about probes: everything attaches through ``register_forward_hook``,
+``register_forward_pre_hook`` and ``Tensor.register_hook``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from ..nn.activations import Identity
+from ..nn.layers.conv import _ConvNd
+from ..nn.layers.dense import Dense
+
+UNIT_STATS = ("pre_mean", "pre_std", "pre_rms", "out_mean", "out_std", "active_frac", "saturated_frac",
+              "weight_norm", "bias", "grad_norm", "update_ratio", "bias_delta")  # fmt: skip
+LAYER_STATS = ("layer_grad_norm", "out_grad_norm")
+SIGMOID_LIKE = ("sigmoid", "hard_sigmoid")
+TANH_LIKE = ("tanh", "hard_tanh", "softsign")
+RELU_LIKE = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "mish")
+_RANGES = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hard_tanh": (-1.0, 1.0),
+           "softsign": (-1.0, 1.0)}  # fmt: skip
+
+
+def _np(t):
+    return np.asarray(t.data if hasattr(t, "data") else t)
+
+
+class LayerRecord:
+    """The ring buffer of one probed layer: ``max_records`` preallocated rows per statistic."""
+
+    def __init__(self, name: str, module, max_records: int, bins: int, hist_range):
+        self.name, self.module = name, module
+        self.kind = "conv" if isinstance(module, _ConvNd) else "dense"
+        self.units = module.out_channels if self.kind == "conv" else module.out_features
+        act = getattr(module, "activation", None)
+        self.activation = "linear" if act is None or isinstance(act, Identity) else act.name
+        lo, hi = hist_range if hist_range is not None else _RANGES.get(self.activation, (-5.0, 5.0))
+        self.hist_edges = np.linspace(lo, hi, bins + 1)
+        k, u = max_records, self.units
+        self.steps = np.zeros(k, dtype=np.int64)
+        self.lr = np.full(k, np.nan)
+        self.unit = {s: np.full((k, u), np.nan) for s in UNIT_STATS}
+        self.layer = {s: np.full(k, np.nan) for s in LAYER_STATS}
+        self.hist = np.zeros((k, bins), dtype=np.int64)
+        self.count = 0  # records written so far (the newest is at (count - 1) % max_records)
+        self.first = None  # the first record's pre_rms and weight_norm: the baseline for "explodes"
+        self.prev_weight = None  # (units, fan_in) copy of the weights at the previous record
+        self.prev_bias = None
+        self.pending: dict = {}
+        self.pending_pre = None
+
+    @property
+    def size(self) -> int:
+        return min(self.count, self.steps.shape[0])
+
+    def order(self):
+        """Row indices of the stored records, oldest first."""
+        k = self.steps.shape[0]
+        if self.count <= k:
+            return np.arange(self.count)
+        return (np.arange(self.count - k, self.count)) % k
+
+    def history(self) -> dict:
+        idx = self.order()
+        out = {"step": self.steps[idx].copy(), "lr": self.lr[idx].copy(), "hist": self.hist[idx].copy(),
+               "hist_edges": self.hist_edges.copy()}  # fmt: skip
+        out.update({s: a[idx].copy() for s, a in self.unit.items()})
+        out.update({s: a[idx].copy() for s, a in self.layer.items()})
+        return out
+
+    def meta(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "type": type(self.module).__name__, "units": self.units,
+                "activation": self.activation, "count": self.count}  # fmt: skip
+
+
+def _per_unit(a, kind):
+    """(units, n) view of a layer output: dense (..., units) -> units by samples; conv (N, C, ...) -> channels by
+    samples x positions."""
+    if kind == "conv":
+        return np.moveaxis(a, 1, 0).reshape(a.shape[1], -1)
+    return a.reshape(-1, a.shape[-1]).T
+
+
+class Probe:
+    """Record per-neuron statistics of every dense and convolution layer of ``model`` every ``every`` steps.
+
+    Args:
+        model: the module to watch; probed layers are found with ``named_modules()``.
+        every: record one step in ``every`` (used by ``ProbeCallback``; a manual caller uses ``begin``/``commit``).
+        max_records: ring-buffer length per layer: memory stays bounded however long the run.
+        bins: activation histogram bins per layer; ``hist_range`` (lo, hi) overrides the default range ((0, 1) for
+            sigmoid, (-1, 1) for tanh, else (-5, 5)); values outside fall into the edge bins.
+
+    Manual use: ``probe.begin(step)``, forward, ``loss.backward()``, ``probe.commit(lr)`` (before the update).
+    """
+
+    def __init__(self, model, every: int = 100, max_records: int = 256, bins: int = 32, hist_range=None):
+        for what, v in (("every", every), ("max_records", max_records), ("bins", bins)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"Probe: {what} must be a positive int, got {v!r}")
+        self.model, self.every, self.max_records, self.bins = model, every, max_records, bins
+        self.active = False
+        self.step = None
+        self.work_count = 0  # how many recorded steps the hooks did work for (for overhead checks)
+        self.events: list = []
+        self.layers: dict[str, LayerRecord] = {}
+        self._handles = []
+        for name, m in model.named_modules():
+            if isinstance(m, (Dense, _ConvNd)):
+                rec = LayerRecord(name or type(m).__name__, m, max_records, bins, hist_range)
+                self.layers[rec.name] = rec
+                self._handles.append(m.register_forward_hook(self._forward_hook(rec)))
+                act = getattr(m, "activation", None)
+                if act is not None and not isinstance(act, Identity):
+                    self._handles.append(act.register_forward_pre_hook(self._pre_hook(rec)))
+        if not self.layers:
+            raise ValueError(f"Probe: {type(model).__name__} has no Dense or convolution layer to probe")
+
+    # -- hooks ----------------------------------------------------------------------------------------------------
+    def _pre_hook(self, rec):
+        def hook(module, inputs):
+            if not self.active:
+                return None
+            rec.pending_pre = _np(inputs[0])
+            return None
+
+        return hook
+
+    def _forward_hook(self, rec):
+        def hook(module, inputs, output):
+            if not self.active:
+                return None
+            with np.errstate(all="ignore"):  # a diverging run must be recorded, not spam warnings
+                self._measure(rec, _np(output))
+            if getattr(output, "requires_grad", False):
+                output.register_hook(self._grad_hook(rec))
+            self.work_count += 1
+            return None
+
+        return hook
+
+    def _measure(self, rec, out) -> None:
+        pre = out if rec.pending_pre is None else rec.pending_pre
+        rec.pending_pre = None
+        o, z = _per_unit(out.astype(np.float64), rec.kind), _per_unit(pre.astype(np.float64), rec.kind)
+        p = rec.pending
+        p["pre_mean"], p["pre_std"] = z.mean(1), z.std(1)
+        p["pre_rms"] = np.sqrt((z * z).mean(1))
+        p["out_mean"], p["out_std"] = o.mean(1), o.std(1)
+        if rec.activation in SIGMOID_LIKE:
+            sat = (o < 0.01) | (o > 0.99)
+        elif rec.activation in TANH_LIKE:
+            sat = np.abs(o) > 0.99
+        else:
+            sat = None
+        if sat is None:
+            p["saturated_frac"] = np.zeros(rec.units)
+            p["active_frac"] = (o > 0).mean(1)
+        else:
+            p["saturated_frac"] = sat.mean(1)
+            p["active_frac"] = 1.0 - p["saturated_frac"]
+        p["hist"] = np.histogram(np.clip(o, rec.hist_edges[0], rec.hist_edges[-1]), rec.hist_edges)[0]
+
+    def _grad_hook(self, rec):
+        def hook(grad):
+            if self.active:
+                rec.pending["out_grad_norm"] = float(np.sqrt(np.sum(np.square(_np(grad), dtype=np.float64))))
+            return None
+
+        return hook
+
+    # -- recording ------------------------------------------------------------------------------------------------
+    def due(self, step: int) -> bool:
+        """Whether training step ``step`` (1-based) is recorded: steps 1, every + 1, 2 every + 1, ..."""
+        return (step - 1) % self.every == 0
+
+    def begin(self, step: int) -> None:
+        """Make the hooks record the next forward and backward as training step ``step``."""
+        self.active, self.step = True, int(step)
+        for rec in self.layers.values():
+            rec.pending, rec.pending_pre = {}, None
+
+    def commit(self, lr: float = float("nan")) -> list:
+        """Write one record per layer (call after ``backward``, before the update) and stop recording.
+
+        Returns the names of the layers recorded (those whose forward ran since ``begin``)."""
+        done = []
+        for rec in self.layers.values():
+            if not rec.pending:
+                continue
+            with np.errstate(all="ignore"):
+                self._write(rec, lr)
+            done.append(rec.name)
+        self.active = False
+        return done
+
+    def _write(self, rec: LayerRecord, lr: float) -> None:
+        m, p = rec.module, rec.pending
+        i = rec.count % self.max_records
+        w = _np(m.weight).reshape(rec.units, -1).astype(np.float64)
+        b = np.zeros(rec.units) if m.bias is None else _np(m.bias).astype(np.float64)
+        wn = np.sqrt((w * w).sum(1))
+        p["weight_norm"], p["bias"] = wn, b
+        g = m.weight.grad
+        if g is not None:
+            g = _np(g).reshape(rec.units, -1).astype(np.float64)
+            p["grad_norm"] = np.sqrt((g * g).sum(1))
+            rec.layer["layer_grad_norm"][i] = math.sqrt(float((g * g).sum()))
+        else:
+            p["grad_norm"] = np.full(rec.units, np.nan)
+            rec.layer["layer_grad_norm"][i] = np.nan
+        if rec.prev_weight is None:
+            p["update_ratio"] = np.full(rec.units, np.nan)
+            p["bias_delta"] = np.full(rec.units, np.nan)
+        else:
+            d = w - rec.prev_weight
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p["update_ratio"] = np.sqrt((d * d).sum(1)) / wn
+            p["bias_delta"] = b - rec.prev_bias
+        rec.prev_weight, rec.prev_bias = w, b.copy()
+        for s in UNIT_STATS:
+            rec.unit[s][i] = p[s]
+        rec.layer["out_grad_norm"][i] = p.get("out_grad_norm", np.nan)
+        rec.hist[i] = p["hist"]
+        rec.steps[i], rec.lr[i] = self.step, lr
+        if rec.first is None:
+            rec.first = {"pre_rms": p["pre_rms"].copy(), "weight_norm": wn.copy()}
+        rec.count += 1
+        rec.pending = {}
+
+    # -- reading --------------------------------------------------------------------------------------------------
+    def history(self, layer: str) -> dict:
+        """The stored records of ``layer``, oldest first: ``step`` (n,), each per-unit statistic (n, units), each
+        per-layer statistic (n,), ``hist`` (n, bins) and ``hist_edges`` (bins + 1,)."""
+        if layer not in self.layers:
+            raise KeyError(f"Probe: no probed layer {layer!r}; probed layers: {list(self.layers)}")
+        return self.layers[layer].history()
+
+    def remove(self) -> None:
+        """Detach every hook (the recorded history stays readable)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.active = False
+
+    def save(self, path) -> tuple[str, str]:
+        """Write the history to directory ``path``: ``probes.safetensors`` (arrays, keys ``layer/statistic``) and
+        ``probes.json`` (layers, settings, events). No pickle. Returns the two file paths."""
+        from safetensors.numpy import save_file
+
+        os.makedirs(path, exist_ok=True)
+        arrays = {}
+        for name, rec in self.layers.items():
+            for stat, a in rec.history().items():
+                arrays[f"{name}/{stat}"] = np.ascontiguousarray(a)
+        meta = {"format": "neuronkit.probes", "version": 1, "every": self.every, "max_records": self.max_records,
+                "bins": self.bins, "layers": [r.meta() for r in self.layers.values()],
+                "events": [_jsonable(e) for e in self.events]}  # fmt: skip
+        tensors = os.path.join(path, "probes.safetensors")
+        js = os.path.join(path, "probes.json")
+        save_file(arrays, tensors)
+        with open(js, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+        return tensors, js
+
+
+class ProbeHistory:
+    """A saved probe history read back by ``load_history``: ``layers`` (metadata), ``events``, ``history(layer)``."""
+
+    def __init__(self, meta: dict, arrays: dict):
+        self.meta, self.events = meta, meta["events"]
+        self.layers = {d["name"]: d for d in meta["layers"]}
+        self._arrays = arrays
+
+    def history(self, layer: str) -> dict:
+        if layer not in self.layers:
+            raise KeyError(f"saved probe history has no layer {layer!r}; layers: {list(self.layers)}")
+        pre = layer + "/"
+        return {k[len(pre):]: v for k, v in self._arrays.items() if k.startswith(pre)}
+
+
+def load_history(path) -> ProbeHistory:
+    """Read what ``Probe.save(path)`` wrote (safetensors + JSON)."""
+    from safetensors.numpy import load_file
+
+    with open(os.path.join(path, "probes.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format") != "neuronkit.probes":
+        raise ValueError(f"{path}: probes.json is not a neuronkit probe history (format {meta.get('format')!r})")
+    return ProbeHistory(meta, load_file(os.path.join(path, "probes.safetensors")))
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v

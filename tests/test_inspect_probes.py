@@ -1,0 +1,267 @@
+"""Probes, per-neuron history and events: every statistic against a direct NumPy computation on the same batch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import neuronkit as nk
+from neuronkit import nn
+from neuronkit.inspect import Probe, ProbeCallback, load_history
+from neuronkit.train import fit
+
+
+def _mlp(act="relu", seed=0):
+    return nn.Sequential(nn.Dense(6, 5, activation=act, generator=seed), nn.Dense(5, 3, generator=seed + 1))
+
+
+def _data(n=64, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x, rng.integers(0, 3, n)
+
+
+def _recorded_step(model, probe, x, y, step=1, lr=0.1):
+    probe.begin(step)
+    out = model(nk.tensor(x))
+    loss = nk.cross_entropy(out, nk.tensor(y))
+    loss.backward()
+    probe.commit(lr=lr)
+    return out
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_statistics_equal_direct_numpy(act):
+    model = _mlp(act)
+    probe = Probe(model, every=1)
+    x, y = _data()
+    _recorded_step(model, probe, x, y)
+    l0 = model[0]
+    w, b = l0.weight.data.astype(np.float64), l0.bias.data.astype(np.float64)
+    z = x.astype(np.float64) @ w.T + b  # (batch, units)
+    o = {"relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}[act](z)
+    h = probe.history("0")
+    assert h["step"].tolist() == [1]
+    tol = {"rtol": 1e-4, "atol": 1e-5}
+    np.testing.assert_allclose(h["pre_mean"][0], z.mean(0), **tol)
+    np.testing.assert_allclose(h["pre_std"][0], z.std(0), **tol)
+    np.testing.assert_allclose(h["out_mean"][0], o.mean(0), **tol)
+    np.testing.assert_allclose(h["out_std"][0], o.std(0), **tol)
+    if act == "relu":
+        active = (z > 0).mean(0)
+    elif act == "sigmoid":
+        active = 1 - ((o < 0.01) | (o > 0.99)).mean(0)
+    else:
+        active = 1 - (np.abs(o) > 0.99).mean(0)
+    np.testing.assert_allclose(h["active_frac"][0], active)
+    np.testing.assert_allclose(h["weight_norm"][0], np.linalg.norm(w, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(h["bias"][0], b)
+    g = l0.weight.grad.data.astype(np.float64)
+    np.testing.assert_allclose(h["grad_norm"][0], np.linalg.norm(g, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(h["layer_grad_norm"][0], np.linalg.norm(g), rtol=1e-6)
+    assert np.isfinite(h["out_grad_norm"][0]) and h["out_grad_norm"][0] > 0
+    assert h["hist"][0].sum() == o.size and h["hist_edges"].shape == (probe.bins + 1,)
+    assert np.isnan(h["update_ratio"][0]).all()  # no previous record yet
+    # the linear output layer: pre-activation == output
+    h1 = probe.history("1")
+    z1 = o @ model[1].weight.data.astype(np.float64).T + model[1].bias.data
+    np.testing.assert_allclose(h1["pre_mean"][0], z1.mean(0), **tol)
+    np.testing.assert_allclose(h1["out_std"][0], z1.std(0), **tol)
+
+
+def test_update_ratio_and_bias_delta_against_saved_copy():
+    model = _mlp()
+    probe = Probe(model, every=1)
+    x, y = _data()
+    _recorded_step(model, probe, x, y, step=1)
+    w_before = model[0].weight.data.astype(np.float64).copy()
+    b_before = model[0].bias.data.astype(np.float64).copy()
+    model.zero_grad()
+    model[0].weight.data[...] += np.random.default_rng(3).normal(0, 0.05, size=(5, 6)).astype(np.float32)
+    model[0].bias.data[2] -= 0.8
+    _recorded_step(model, probe, x, y, step=2)
+    w, b = model[0].weight.data.astype(np.float64), model[0].bias.data.astype(np.float64)
+    h = probe.history("0")
+    expect = np.linalg.norm(w - w_before, axis=1) / np.linalg.norm(w, axis=1)
+    np.testing.assert_allclose(h["update_ratio"][1], expect, rtol=1e-6)
+    np.testing.assert_allclose(h["bias_delta"][1], b - b_before, atol=1e-7)
+    assert h["bias_delta"][1][2] == pytest.approx(-0.8, abs=1e-6)
+
+
+def test_conv_per_output_channel():
+    conv = nn.Conv2d(2, 4, 3, generator=0)
+    model = nn.Sequential(conv)
+    probe = Probe(model, every=1)
+    x = np.random.default_rng(0).normal(size=(3, 2, 6, 6)).astype(np.float32)
+    probe.begin(1)
+    out = model(nk.tensor(x))
+    (out * out).sum().backward()
+    probe.commit()
+    o = out.data.astype(np.float64).transpose(1, 0, 2, 3).reshape(4, -1)
+    h = probe.history(probe.layers.__iter__().__next__())
+    np.testing.assert_allclose(h["out_mean"][0], o.mean(1), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(h["out_std"][0], o.std(1), rtol=1e-4)
+    np.testing.assert_allclose(h["weight_norm"][0], np.linalg.norm(conv.weight.data.reshape(4, -1), axis=1), rtol=1e-6)
+    np.testing.assert_allclose(h["grad_norm"][0], np.linalg.norm(conv.weight.grad.data.reshape(4, -1), axis=1),
+                               rtol=1e-5)  # fmt: skip
+
+
+def test_inactive_steps_record_nothing_and_remove_detaches():
+    model = _mlp()
+    probe = Probe(model, every=1)
+    x, _ = _data()
+    model(nk.tensor(x))
+    assert probe.commit() == [] and probe.work_count == 0 and probe.layers["0"].count == 0
+    probe.remove()
+    probe.begin(1)
+    model(nk.tensor(x))
+    assert probe.work_count == 0
+
+
+def test_records_only_every_n_steps_in_fit():
+    x, y = _data(n=320)
+    model = _mlp()
+    cb = ProbeCallback(every=4)
+    fit(model, (x, y), optimizer="sgd", lr=0.05, epochs=2, batch_size=16, shuffle=False, callbacks=[cb],
+        progress=False, seed=0)  # fmt: skip
+    steps = cb.probe.history("0")["step"]
+    assert steps.tolist() == list(range(1, 41, 4))  # 40 steps: 1, 5, ..., 37
+    assert cb.probe.work_count == 2 * len(steps)  # two layers' hooks did work, and only on recorded steps
+    lr = cb.probe.history("0")["lr"]
+    np.testing.assert_allclose(lr, 0.05)
+
+
+def test_hook_work_count_matches_steps_over_every():
+    x, y = _data(n=1600)
+    model = nn.Sequential(nn.Dense(6, 4, activation="relu", generator=0))
+    cb = ProbeCallback(every=50)
+    fit(model, (x, y), loss="cross_entropy", optimizer="sgd", lr=0.01, epochs=1, batch_size=8, callbacks=[cb],
+        progress=False, seed=0)  # fmt: skip
+    assert cb.probe.work_count == 200 // 50
+
+
+def test_ring_buffer_stays_bounded():
+    model = _mlp()
+    probe = Probe(model, every=1, max_records=8)
+    rec = probe.layers["0"]
+    arrays = [rec.steps, rec.hist, *rec.unit.values(), *rec.layer.values()]
+    ids, shapes = [id(a) for a in arrays], [a.shape for a in arrays]
+    x, y = _data(n=16)
+    for s in range(1, 51):
+        _recorded_step(model, probe, x, y, step=s)
+        model.zero_grad()
+    assert [id(a) for a in [rec.steps, rec.hist, *rec.unit.values(), *rec.layer.values()]] == ids
+    assert [a.shape for a in arrays] == shapes and rec.count == 50
+    h = probe.history("0")
+    assert h["step"].tolist() == list(range(43, 51))
+    assert h["pre_mean"].shape == (8, 5) and h["hist"].shape == (8, probe.bins)
+
+
+def test_dead_relu_event_names_layer_and_unit():
+    x, y = _data(n=256)
+    model = _mlp()
+    model[0].bias.data[3] = -50.0
+    cb = ProbeCallback(every=2, window=3)
+    fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=1, batch_size=16, callbacks=[cb], progress=False, seed=0)
+    dead = [e for e in cb.events if e["kind"] == "dead"]
+    assert [(e["layer"], e["unit"]) for e in dead] == [("0", 3)]
+    ev = dead[0]
+    assert ev["step"] == 1 and ev["detected_at"] == 5 and ev["lr"] == pytest.approx(0.1)
+    assert "layer 0, unit 3" in ev["message"] and "never fired" in ev["message"]
+    assert (cb.probe.history("0")["active_frac"][:, 3] == 0).all()
+
+
+def test_dead_event_reports_the_bias_move_that_killed_it():
+    x, y = _data(n=64)
+    model = _mlp()
+    probe = Probe(model, every=1)
+    from neuronkit.inspect import EventDetector
+
+    det = EventDetector(window=2)
+    _recorded_step(model, probe, x, y, step=1)
+    assert det.check(probe) == [] or all(e["kind"] != "dead" for e in det.check(probe))
+    model[0].bias.data[1] -= 60.0
+    events = []
+    for s in (2, 3):
+        model.zero_grad()
+        _recorded_step(model, probe, x, y, step=s, lr=0.1)
+        events += det.check(probe)
+    dead = [e for e in events if e["kind"] == "dead"]
+    assert len(dead) == 1 and dead[0]["unit"] == 1 and dead[0]["step"] == 2 and dead[0]["detected_at"] == 3
+    assert dead[0]["update"]["bias"] == pytest.approx(-60.0, abs=1e-3)
+    assert "layer 0, unit 1 stopped firing at step 2 after its bias moved by -60.00" in dead[0]["message"]
+    assert "at lr 0.1" in dead[0]["message"]
+
+
+def test_sigmoid_with_huge_weights_saturates():
+    x, y = _data(n=128)
+    model = _mlp("sigmoid")
+    model[0].weight.data[...] *= 100
+    cb = ProbeCallback(every=1)
+    fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=1, batch_size=32, callbacks=[cb], progress=False, seed=0)
+    sat = [e for e in cb.events if e["kind"] == "saturated"]
+    assert sat and all(e["layer"] == "0" for e in sat)
+    frac = cb.probe.history("0")["saturated_frac"]
+    assert {e["unit"] for e in sat} == set(np.flatnonzero((frac > 0.95).any(0)).tolist()) and len(sat) >= 3
+    assert {e["unit"] for e in sat if e["step"] == 1} == set(np.flatnonzero(frac[0] > 0.95).tolist())
+    assert "saturated at step 1" in sat[0]["message"]
+    assert not [e for e in cb.events if e["kind"] == "saturated" and e["layer"] == "1"]
+
+
+def test_learning_rate_ten_explodes_before_nan():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 8)).astype(np.float32)
+    y = (3 * x[:, :1] + x[:, 1:2]).astype(np.float32)
+    model = nn.Sequential(nn.Dense(8, 16, activation="relu", generator=0), nn.Dense(16, 1, generator=1))
+    cb = ProbeCallback(every=1)
+    with np.errstate(all="ignore"):
+        h = fit(model, (x, y), loss="mse", optimizer="sgd", lr=10.0, epochs=1, batch_size=32, callbacks=[cb],
+                progress=False, seed=0)  # fmt: skip
+    losses = [s["loss"] for s in h.steps]
+    first_nan = next(i + 1 for i, v in enumerate(losses) if not np.isfinite(v))
+    expl = [e for e in cb.events if e["kind"] == "exploding"]
+    assert expl and min(e["step"] for e in expl) < first_nan
+    assert expl[0]["lr"] == 10.0 and "exploded at step" in expl[0]["message"]
+    # a unit is reported once, not on every later step
+    assert len({(e["layer"], e["unit"]) for e in expl}) == len(expl)
+
+
+def test_healthy_run_has_no_events():
+    x, y = _data(n=256)
+    cb = ProbeCallback(every=2)
+    fit(_mlp("tanh"), (x, y), optimizer="sgd", lr=0.05, epochs=1, batch_size=16, callbacks=[cb], progress=False,
+        seed=0)  # fmt: skip
+    assert cb.events == []
+
+
+def test_save_load_round_trip(tmp_path):
+    x, y = _data(n=256)
+    model = _mlp()
+    model[0].bias.data[3] = -50.0
+    cb = ProbeCallback(every=2, max_records=5)
+    fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=1, batch_size=16, callbacks=[cb], progress=False, seed=0)
+    tensors, meta = cb.probe.save(tmp_path / "run")
+    assert tensors.endswith(".safetensors") and meta.endswith(".json")
+    with open(tensors, "rb") as f:
+        assert b"pickle" not in f.read(200)
+    saved = json.loads(open(meta, encoding="utf-8").read())
+    assert saved["every"] == 2 and [d["name"] for d in saved["layers"]] == ["0", "1"]
+    back = load_history(tmp_path / "run")
+    assert back.events == cb.events
+    for layer in ("0", "1"):
+        want, got = cb.probe.history(layer), back.history(layer)
+        assert set(want) == set(got)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+            assert got[k].dtype == want[k].dtype
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="every"):
+        Probe(_mlp(), every=0)
+    with pytest.raises(ValueError, match="no Dense"):
+        Probe(nn.Sequential(nn.ReLU()))
+    with pytest.raises(KeyError, match="probed layers"):
+        Probe(_mlp()).history("nope")
