@@ -120,6 +120,34 @@ def test_inactive_steps_record_nothing_and_remove_detaches():
     assert probe.work_count == 0
 
 
+def test_eval_mode_passes_are_not_recorded():
+    # validation after an epoch (or a gradient check) runs in eval mode, possibly while the probe is armed for the
+    # next training step: those passes must not leak into that step's record
+    model = _mlp()
+    probe = Probe(model, every=1)
+    x, _ = _data()
+    probe.begin(1)
+    model.eval()
+    model(nk.tensor(x))
+    assert probe.work_count == 0
+    model.train()
+    model(nk.tensor(x))
+    assert probe.work_count == 2
+
+
+def test_validation_with_an_armed_probe_does_not_change_the_record():
+    x, y = _data(n=320)
+    records = []
+    for validation in (None, (x[:64], y[:64])):
+        model = _mlp()
+        cb = ProbeCallback(every=20)  # step 21 (epoch 2's first) is armed while epoch 1's validation runs
+        fit(model, (x, y), optimizer="sgd", lr=0.05, epochs=2, batch_size=16, shuffle=False, callbacks=[cb],
+            progress=False, seed=0, validation=validation)  # fmt: skip
+        records.append(cb.probe.history("0"))
+    assert records[0]["step"].tolist() == records[1]["step"].tolist() == [1, 21]
+    np.testing.assert_array_equal(records[0]["out_mean"], records[1]["out_mean"])
+
+
 def test_records_only_every_n_steps_in_fit():
     x, y = _data(n=320)
     model = _mlp()

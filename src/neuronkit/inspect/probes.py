@@ -141,7 +141,7 @@ class Probe:
     # -- hooks ----------------------------------------------------------------------------------------------------
     def _pre_hook(self, rec):
         def hook(module, inputs):
-            if not self.active:
+            if not self.active or not module.training:  # eval-mode passes (validation, gradcheck) are not training
                 return None
             rec.pending_pre = _np(inputs[0])
             return None
@@ -150,7 +150,7 @@ class Probe:
 
     def _forward_hook(self, rec):
         def hook(module, inputs, output):
-            if not self.active:
+            if not self.active or not module.training:
                 return None
             with np.errstate(all="ignore"):  # a diverging run must be recorded, not spam warnings
                 self._measure(rec, _np(output))
