@@ -1,12 +1,14 @@
 """Insight into the neurons while a network learns (layer 3: attaches to ``nn`` through hooks only): probes,
-per-neuron history and events, whole-model gradient checks."""
+per-neuron history and events, plain-language diagnostics, whole-model gradient checks."""
 
 from __future__ import annotations
 
 from .callback import ProbeCallback
+from .diagnostics import Finding, check_before_training, diagnose_training, report
 from .events import EventDetector
 from .gradcheck import GradientReport, ParamCheck, check_gradients
 from .probes import LayerRecord, Probe, ProbeHistory, load_history
 
-__all__ = ["EventDetector", "GradientReport", "LayerRecord", "ParamCheck", "Probe", "ProbeCallback", "ProbeHistory",
-           "check_gradients", "load_history"]  # fmt: skip
+__all__ = ["EventDetector", "Finding", "GradientReport", "LayerRecord", "ParamCheck", "Probe", "ProbeCallback",
+           "ProbeHistory", "check_before_training", "check_gradients", "diagnose_training", "load_history",
+           "report"]  # fmt: skip
