@@ -267,7 +267,7 @@ class Probe:
 
     def save(self, path) -> tuple[str, str]:
         """Write the history to directory ``path``: ``probes.safetensors`` (arrays, keys ``layer/statistic``) and
-        ``probes.json`` (layers, settings, events). No pickle. Returns the two file paths."""
+        ``probes.json`` (layers, settings, events): open formats only. Returns the two file paths."""
         from safetensors.numpy import save_file
 
         os.makedirs(path, exist_ok=True)
