@@ -12,6 +12,7 @@
     neuronkit datasets
     neuronkit summary runs/mine | neuronkit summary --model lenet --data mnist
     neuronkit gradcheck runs/mine [--batch-size 16]      # float64 check of backprop on a test batch; exit 1 if off
+    neuronkit diagnose runs/mine [--batch-size 64]       # problems in the model and its history; exit 1 on an error
 
 A user mistake prints one line, ``neuronkit: error: ...``, on stderr and exits with status 1 (2 for bad usage);
 ``main(argv)`` returns the exit status, so tests can call it in-process.
@@ -404,6 +405,52 @@ def cmd_gradcheck(args) -> int:
     return 0 if report.ok else 1
 
 
+def _history_epochs(run) -> list:
+    """The epoch records of the run's history.jsonl (its ``{"kind": "epoch", ...}`` lines, without ``kind``)."""
+    path = run.history_path
+    if not path.is_file():
+        raise CLIError(f"{path} is missing: the run has no training history to diagnose")
+    epochs = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            raise CLIError(f"{path} is damaged: line {i} is not valid JSON ({e})") from None
+        if isinstance(rec, dict) and rec.get("kind") == "epoch":
+            epochs.append({k: v for k, v in rec.items() if k != "kind"})
+    if not epochs:
+        raise CLIError(f"{path} has no epoch records: the run has no training history to diagnose")
+    return epochs
+
+
+def cmd_diagnose(args) -> int:
+    from ..inspect.diagnostics import check_before_training, diagnose_training, report
+    from ..train.history import History
+
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    run, cfg, info, model = _load_run(args.run_dir)
+    history = History.from_state({"epochs": _history_epochs(run)})
+    if args.data_dir is not None:
+        cfg.data_dir = args.data_dir
+    loaded = D.load_data(cfg)
+    where = f"{cfg.data} (test split)"
+    n = min(args.batch_size, len(loaded.x_test))
+    x = D.prepare_inputs(loaded.x_test[:n], info, where)
+    y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
+    loss = info.get("loss") or _loss_name(cfg, info["task"])
+    model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
+    # the model is trained: a loss below chance is what training is for, not the bug it would be at initialisation
+    model_findings = check_before_training(model, (x, y), loss=loss)
+    findings = [f for f in model_findings if not (f.kind == "initial_loss" and f.where["loss"] < f.where["expected"])]
+    findings += diagnose_training(history)
+    print(f"{run.path}: the model on {n} samples of {where}, and {len(history.epochs)} epochs of history")
+    print(report(findings))
+    return 1 if any(f.severity == "error" for f in findings) else 0
+
+
 # -- the parser ---------------------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + message
@@ -482,6 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
     g.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     g.set_defaults(func=cmd_gradcheck)
+
+    dg = sub.add_parser("diagnose", help="problems in a run's model (on a test batch) and in its training history",
+                        description="Check a run's trained model on a batch of its test data and read its history: "
+                                    "dead or saturated units, vanishing or exploding signals and gradients, a learning "
+                                    "rate too high or too low, plateaus, overfitting. Exit status 1 when a finding is "
+                                    "an error.")  # fmt: skip
+    dg.add_argument("run_dir", metavar="RUN_DIR")
+    dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
+    dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    dg.set_defaults(func=cmd_diagnose)
     return parser
 
 
