@@ -384,13 +384,8 @@ def cmd_summary(args) -> int:
     return 0
 
 
-def cmd_gradcheck(args) -> int:
-    from ..inspect.gradcheck import check_gradients
-
-    if args.batch_size < 1 or args.max_per_param < 1:
-        raise CLIError(f"--batch-size and --max-per-param must be at least 1, got {args.batch_size} and "
-                       f"{args.max_per_param}")  # fmt: skip
-    run, cfg, info, model = _load_run(args.run_dir)
+def _test_batch(args, cfg, info):
+    """The first ``--batch-size`` test samples of a run's data, prepared as its model takes them, and its loss name."""
     if args.data_dir is not None:
         cfg.data_dir = args.data_dir
     loaded = D.load_data(cfg)
@@ -398,7 +393,17 @@ def cmd_gradcheck(args) -> int:
     n = min(args.batch_size, len(loaded.x_test))
     x = D.prepare_inputs(loaded.x_test[:n], info, where)
     y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
-    loss = info.get("loss") or _loss_name(cfg, info["task"])
+    return x, y, where, info.get("loss") or _loss_name(cfg, info["task"])
+
+
+def cmd_gradcheck(args) -> int:
+    from ..inspect.gradcheck import check_gradients
+
+    if args.batch_size < 1 or args.max_per_param < 1:
+        raise CLIError(f"--batch-size and --max-per-param must be at least 1, got {args.batch_size} and "
+                       f"{args.max_per_param}")  # fmt: skip
+    run, cfg, info, model = _load_run(args.run_dir)
+    x, y, where, loss = _test_batch(args, cfg, info)
     report = check_gradients(model, (x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
     print(f"{run.path}: {where}")
     print(report)
@@ -433,14 +438,8 @@ def cmd_diagnose(args) -> int:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     run, cfg, info, model = _load_run(args.run_dir)
     history = History.from_state({"epochs": _history_epochs(run)})
-    if args.data_dir is not None:
-        cfg.data_dir = args.data_dir
-    loaded = D.load_data(cfg)
-    where = f"{cfg.data} (test split)"
-    n = min(args.batch_size, len(loaded.x_test))
-    x = D.prepare_inputs(loaded.x_test[:n], info, where)
-    y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
-    loss = info.get("loss") or _loss_name(cfg, info["task"])
+    x, y, where, loss = _test_batch(args, cfg, info)
+    n = len(x)
     model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
     # the model is trained: a loss below chance is what training is for, not the bug it would be at initialisation
     model_findings = check_before_training(model, (x, y), loss=loss)

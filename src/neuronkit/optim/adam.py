@@ -69,13 +69,7 @@ class Adam(Optimizer):
                 d += grad
                 grad = d
         tmp = self._scratch(p, 0)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= b1
-        m += xp.multiply(grad, 1 - b1, out=tmp)
-        v *= b2
-        xp.multiply(grad, grad, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
+        m, v = update_moments(state, grad, b1, b2, tmp)
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"]
             xp.maximum(vmax, v, out=vmax)
@@ -105,3 +99,16 @@ class AdamW(Adam):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
                  amsgrad: bool = False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+
+def update_moments(state, grad, b1, b2, tmp):
+    """Adam's moment estimates in place: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2`` (``tmp``: scratch).
+    Returns (m, v). Shared by Adam, AdamW and NAdam."""
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m *= b1
+    m += B.xp.multiply(grad, 1 - b1, out=tmp)
+    v *= b2
+    B.xp.multiply(grad, grad, out=tmp)
+    tmp *= 1 - b2
+    v += tmp
+    return m, v

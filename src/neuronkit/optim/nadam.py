@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as B
+from .adam import update_moments
 from .optimizer import Optimizer, check_betas, check_number
 
 
@@ -73,13 +74,7 @@ class NAdam(Optimizer):
         state["mu_product"] *= mu
         mu_prod = state["mu_product"]
         tmp = self._scratch(p, 0)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= b1
-        m += xp.multiply(grad, 1 - b1, out=tmp)
-        v *= b2
-        xp.multiply(grad, grad, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
+        m, v = update_moments(state, grad, b1, b2, tmp)
         xp.sqrt(v, out=tmp)  # d = sqrt(v / (1 - beta2^t)) + eps
         tmp /= math.sqrt(1 - b2**t)
         tmp += eps
