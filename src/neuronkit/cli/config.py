@@ -26,6 +26,10 @@ else:  # pragma: no cover - Python 3.10
 
 SCHEDULES = ("none", "cosine", "step", "onecycle", "warmup-cosine")
 TASKS = ("auto", "classification", "regression")
+# initialisers a config can name (every registered one that needs no extra argument)
+INITIALISERS = ("xavier_uniform", "glorot_uniform", "xavier_normal", "glorot_normal", "kaiming_uniform", "he_uniform",
+                "kaiming_normal", "he_normal", "lecun_uniform", "lecun_normal", "orthogonal", "uniform", "normal",
+                "zeros", "ones")  # fmt: skip
 
 
 @dataclass
@@ -41,9 +45,12 @@ class TrainConfig:
     hidden: list = field(default_factory=lambda: [128])  # hidden layer sizes of the mlp
     activation: str = "relu"  # hidden-layer activation (a name from neuronkit.nn.ACTIVATIONS)
     dropout: float = 0.0  # dropout after each hidden layer of the mlp (0: none)
+    init: str = "auto"  # weight initialiser of every layer (a name from neuronkit.nn.init); auto: each layer's default
     loss: str = "auto"  # auto: cross_entropy for classification, mse for regression
     optimizer: str = "adam"  # a name from neuronkit.train.OPTIMIZERS
     lr: float = 1e-3  # learning rate (the peak rate for onecycle)
+    weight_decay: float | None = None  # the optimizer's weight decay (L2; decoupled for adamw); None: its default
+    clip_grad_norm: float | None = None  # rescale the gradients to at most this global norm each step (None: off)
     schedule: str = "none"  # none | cosine | step | onecycle | warmup-cosine
     epochs: int = 20
     batch_size: int = 32
@@ -52,6 +59,7 @@ class TrainConfig:
     test_fraction: float = 0.2  # held-out test split of a data file (named datasets come with theirs)
     standardize: bool = True  # (x - mean) / std, fitted on the training split only
     patience: int | None = None  # early stopping: epochs without val_loss improvement (None: off)
+    probe_every: int | None = None  # record per-neuron statistics every N steps (0: off; None: about 200 records)
     out: str | None = None  # run directory; default runs/<data>-<timestamp>
 
     def to_dict(self) -> dict:
@@ -130,9 +138,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     cfg.hidden = parse_sizes("hidden", cfg.hidden)
     cfg.activation = _str("activation", cfg.activation, choices=sorted(ACTIVATIONS))
     cfg.dropout = _float("dropout", cfg.dropout, 0.0, 1.0, high_open=True)
+    cfg.init = _str("init", cfg.init, choices=["auto", *INITIALISERS])
     cfg.loss = _str("loss", cfg.loss, choices=["auto", *sorted(LOSSES)])
     cfg.optimizer = _str("optimizer", cfg.optimizer, choices=sorted(OPTIMIZERS))
     cfg.lr = _float("lr", cfg.lr, 0.0, low_open=True)
+    if cfg.weight_decay is not None:
+        cfg.weight_decay = _float("weight_decay", cfg.weight_decay, 0.0)
+    if cfg.clip_grad_norm is not None:
+        cfg.clip_grad_norm = _float("clip_grad_norm", cfg.clip_grad_norm, 0.0, low_open=True)
     cfg.schedule = _str("schedule", cfg.schedule, choices=SCHEDULES)
     cfg.epochs = _int("epochs", cfg.epochs, 1)
     cfg.batch_size = _int("batch_size", cfg.batch_size, 1)
@@ -145,6 +158,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     cfg.patience = _int("patience", cfg.patience, 1, allow_none=True)
     if cfg.patience is not None and cfg.val_fraction == 0:
         raise CLIError("patience (early stopping) watches val_loss: it needs val_fraction > 0")
+    cfg.probe_every = _int("probe_every", cfg.probe_every, 0, allow_none=True)
     cfg.out = _str("out", cfg.out, allow_none=True)
     return cfg
 

@@ -22,40 +22,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, creation, io, optim
-from ..data import DATASETS, DownloadError, train_test_split
+from .. import __version__, creation, io
+from ..data import DATASETS, DownloadError
 from ..train import (
     EarlyStopping,
     JSONLLogger,
     ModelCheckpoint,
     ProgressBar,
-    StopOnNaN,
-    Trainer,
-    evaluate,
     latest_checkpoint,
-    make_optimizer,
     predict,
 )
 from ..train.callbacks import Callback
-from ..train.callbacks import LRScheduler as ScheduleCallback
 from . import config as C
 from . import data as D
+from . import insight
+from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
-from .rundir import RunDir
+from .rundir import RunDir, load_run
 
 # The mistakes a user can make and the errors they surface as: reported in one line, never a traceback.
 USER_ERRORS = (CLIError, ValueError, KeyError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
                PermissionError, DownloadError)  # fmt: skip
 
-CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1"]
-REGRESSION_METRICS = ["mse", "mae", "r2"]
 
 
 # -- printing -----------------------------------------------------------------------------------------------------
@@ -118,78 +112,13 @@ def _resolve_train_config(args) -> tuple:
     return cfg, run
 
 
-def _make_schedule(cfg, optimizer, steps_per_epoch: int):
-    """The ``--schedule`` as an optim schedule plus how often it steps, or None."""
-    total = cfg.epochs * steps_per_epoch
-    if cfg.schedule == "none":
-        return None
-    if cfg.schedule == "cosine":
-        return ScheduleCallback(optim.CosineAnnealingLR(optimizer, T_max=total), per="step")
-    if cfg.schedule == "step":
-        return ScheduleCallback(optim.StepLR(optimizer, step_size=max(1, cfg.epochs // 3), gamma=0.1), per="epoch")
-    if cfg.schedule == "onecycle":
-        g = optimizer.param_groups[0]
-        cycle = "momentum" in g or "betas" in g
-        return ScheduleCallback(optim.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, cycle_momentum=cycle),
-                                per="step")  # fmt: skip
-    warmup = min(max(1, total // 20), total - 1)
-    return ScheduleCallback(optim.LinearWarmupCosine(optimizer, warmup_steps=warmup, total_steps=total), per="step")
-
-
-def _prepare(cfg, loaded: D.Loaded) -> tuple:
-    """Validation split, standardisation (fitted on the training part only), shapes and checked labels."""
-    x_tr, y_tr = loaded.x_train, loaded.y_train
-    if len(x_tr) == 0 or len(loaded.x_test) == 0:
-        raise CLIError(f"{cfg.data}: the training or test split is empty")
-    x_va = y_va = None
-    if cfg.val_fraction > 0:
-        try:
-            x_tr, x_va, y_tr, y_va = train_test_split(
-                x_tr, y_tr, test_size=cfg.val_fraction, stratify=loaded.task == "classification",
-                seed=np.random.default_rng([cfg.seed, 2]),
-            )  # fmt: skip
-        except ValueError as e:
-            raise CLIError(f"val_fraction {cfg.val_fraction}: cannot split {len(x_tr)} training samples: {e}") from None
-    sample_shape = loaded.sample_shape
-    n_classes = len(loaded.classes)
-    n_out = n_classes if loaded.task == "classification" else int(math.prod(loaded.y_train.shape[1:]) or 1)
-    transform = D.fit_standardize(x_tr) if cfg.standardize else None
-    info = {
-        "name": loaded.name, "source": loaded.source, "task": loaded.task, "classes": loaded.classes,
-        "num_outputs": n_out, "sample_shape": list(sample_shape),
-        "model_input_shape": list(model_input_shape(cfg.model, sample_shape)),
-        "standardize": None if transform is None else transform.state_dict(), "target_name": loaded.target_name,
-        "pixel_max": loaded.pixel_max,
-        "sizes": {"train": len(x_tr), "validation": 0 if x_va is None else len(x_va), "test": len(loaded.x_test)},
-    }  # fmt: skip
-
-    def part(x, y):
-        return D.prepare_inputs(x, info, cfg.data), D.check_labels(y, loaded.task, n_out, cfg.data)
-
-    val = None if x_va is None else part(x_va, y_va)
-    return info, part(x_tr, y_tr), val, part(loaded.x_test, loaded.y_test)
-
-
-def _loss_name(cfg, task: str) -> str:
-    if cfg.loss != "auto":
-        return cfg.loss
-    return "cross_entropy" if task == "classification" else "mse"
-
-
-def _test_metrics(model, test, task: str, loss: str) -> dict:
-    metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-    result = evaluate(model, test, loss=loss, metrics=metrics)
-    return {k: result[k] for k in [*metrics, "loss"]}
-
-
 def cmd_train(args) -> int:
     cfg, resume_run = _resolve_train_config(args)
     loaded = D.load_data(cfg)
-    info, train, val, test = _prepare(cfg, loaded)
-    loss = _loss_name(cfg, loaded.task)
+    info, train, val, test = T.prepare(cfg, loaded)
+    loss = T.loss_name(cfg, loaded.task)
     creation.manual_seed(cfg.seed)
     model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
-    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
 
     run = resume_run or RunDir.create(cfg.out, loaded.name)
     cfg.out = str(run.path)
@@ -209,22 +138,20 @@ def cmd_train(args) -> int:
 
     # order matters at an epoch's end: checkpoint before the log line (a logged epoch is always resumable), the
     # progress bar clears its line before the epoch's line is printed
-    callbacks = [StopOnNaN(), ModelCheckpoint(run.checkpoints_path), JSONLLogger(run.history_path)]
+    callbacks = [ModelCheckpoint(run.checkpoints_path), JSONLLogger(run.history_path)]
     if cfg.patience is not None:
-        callbacks.insert(1, EarlyStopping(monitor="val_loss", patience=cfg.patience))
+        callbacks.insert(0, EarlyStopping(monitor="val_loss", patience=cfg.patience))
     if sys.stderr.isatty():
         callbacks.append(_Bar())
     callbacks.append(EpochPrinter())
-    steps_per_epoch = math.ceil(len(train[0]) / cfg.batch_size)
-    schedule = _make_schedule(cfg, optimizer, steps_per_epoch)
-    if schedule is not None:
-        callbacks.append(schedule)
-    trainer = Trainer(model, loss=loss, optimizer=optimizer, callbacks=callbacks, seed=cfg.seed, progress=False,
-                      metrics=["accuracy"] if loaded.task == "classification" else ["mae"])  # fmt: skip
+    trainer, probe = T.make_trainer(cfg, model, loss, loaded.task, len(train[0]), callbacks)
     print(f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
           f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
           f" -> {run.path}", flush=True)  # fmt: skip
     history = trainer.fit(train, epochs=cfg.epochs, batch_size=cfg.batch_size, validation=val, resume=resume)
+    if probe is not None and probe.probe is not None and probe.probe.layers:
+        probe.probe.remove()
+        probe.probe.save(run.probes_path)  # the neurons' history of this (part of the) run: neuronkit inspect/report
     if history.interrupted:
         print(f"neuronkit: interrupted at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved. "
               f"Continue with: neuronkit train --resume {run.path}", file=sys.stderr)  # fmt: skip
@@ -232,7 +159,7 @@ def cmd_train(args) -> int:
     io.save(model, run.model_path)
     train_time = sum(e.get("time", 0.0) for e in history.epochs)
     metrics = {
-        "split": "test", "samples": len(test[0]), **_test_metrics(model, test, loaded.task, loss),
+        "split": "test", "samples": len(test[0]), **T.test_metrics(model, test, loaded.task, loss),
         "epochs": len(history.epochs), "steps": trainer.step, "train_time_s": round(train_time, 3),
         "stopped_early": history.stopped_early,
     }  # fmt: skip
@@ -247,21 +174,9 @@ def cmd_train(args) -> int:
 
 
 # -- evaluate / predict / summary ---------------------------------------------------------------------------------
-def _load_run(path) -> tuple:
-    run = RunDir.open(path)
-    doc = run.config
-    cfg = C.resolve(C.from_mapping(doc["config"], str(run.config_path)))
-    info = doc["data"]
-    for key in ("task", "sample_shape", "model_input_shape", "num_outputs"):
-        if key not in info:
-            raise CLIError(f"{run.config_path}: the data section has no {key!r}")
-    model = io.load(run.require_model())
-    return run, cfg, info, model
-
-
 def evaluate_run(run_dir, data: str | None = None, target: str | None = None, data_dir: str | None = None) -> dict:
     """The run's model on its test split (or on ``data``: a dataset's test split, or every row of a file)."""
-    run, cfg, info, model = _load_run(run_dir)
+    run, cfg, info, model = load_run(run_dir)
     task, n_out = info["task"], info["num_outputs"]
     if data is None:
         if data_dir is not None:
@@ -285,9 +200,9 @@ def evaluate_run(run_dir, data: str | None = None, target: str | None = None, da
         where = data
     inputs = D.prepare_inputs(x, info, where)
     labels = D.check_labels(y, task, n_out, where)
-    loss = info.get("loss") or _loss_name(cfg, task)
+    loss = info.get("loss") or T.loss_name(cfg, task)
     return {"split": "test" if data is None else where, "samples": len(inputs),
-            **_test_metrics(model, (inputs, labels), task, loss)}  # fmt: skip
+            **T.test_metrics(model, (inputs, labels), task, loss)}  # fmt: skip
 
 
 def cmd_evaluate(args) -> int:
@@ -322,7 +237,7 @@ def _read_predict_inputs(paths, info, target) -> np.ndarray:
 
 def predict_run(run_dir, inputs, target=None) -> tuple:
     """``(header, rows)`` of predictions: index, class, label, one probability per class (or index, prediction)."""
-    run, cfg, info, model = _load_run(run_dir)
+    run, cfg, info, model = load_run(run_dir)
     x = D.prepare_inputs(_read_predict_inputs(list(inputs), info, target), info, ", ".join(map(str, inputs)))
     out = np.asarray(predict(model, x), dtype=np.float64)
     if info["task"] != "classification":
@@ -363,7 +278,7 @@ def cmd_summary(args) -> int:
     if args.run_dir is not None:
         if args.model is not None or args.data is not None:
             raise CLIError("summary takes a run directory or --model/--data, not both")
-        _, _, info, model = _load_run(args.run_dir)
+        _, _, info, model = load_run(args.run_dir)
         shape = tuple(info["model_input_shape"])
     else:
         if args.model is None and args.data is None:
@@ -382,72 +297,6 @@ def cmd_summary(args) -> int:
         model = build_model(cfg, shape, n_out)
     print(model.summary((1, *shape)))
     return 0
-
-
-def _test_batch(args, cfg, info):
-    """The first ``--batch-size`` test samples of a run's data, prepared as its model takes them, and its loss name."""
-    if args.data_dir is not None:
-        cfg.data_dir = args.data_dir
-    loaded = D.load_data(cfg)
-    where = f"{cfg.data} (test split)"
-    n = min(args.batch_size, len(loaded.x_test))
-    x = D.prepare_inputs(loaded.x_test[:n], info, where)
-    y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
-    return x, y, where, info.get("loss") or _loss_name(cfg, info["task"])
-
-
-def cmd_gradcheck(args) -> int:
-    from ..inspect.gradcheck import check_gradients
-
-    if args.batch_size < 1 or args.max_per_param < 1:
-        raise CLIError(f"--batch-size and --max-per-param must be at least 1, got {args.batch_size} and "
-                       f"{args.max_per_param}")  # fmt: skip
-    run, cfg, info, model = _load_run(args.run_dir)
-    x, y, where, loss = _test_batch(args, cfg, info)
-    report = check_gradients(model, (x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
-    print(f"{run.path}: {where}")
-    print(report)
-    return 0 if report.ok else 1
-
-
-def _history_epochs(run) -> list:
-    """The epoch records of the run's history.jsonl (its ``{"kind": "epoch", ...}`` lines, without ``kind``)."""
-    path = run.history_path
-    if not path.is_file():
-        raise CLIError(f"{path} is missing: the run has no training history to diagnose")
-    epochs = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            raise CLIError(f"{path} is damaged: line {i} is not valid JSON ({e})") from None
-        if isinstance(rec, dict) and rec.get("kind") == "epoch":
-            epochs.append({k: v for k, v in rec.items() if k != "kind"})
-    if not epochs:
-        raise CLIError(f"{path} has no epoch records: the run has no training history to diagnose")
-    return epochs
-
-
-def cmd_diagnose(args) -> int:
-    from ..inspect.diagnostics import check_before_training, diagnose_training, report
-    from ..train.history import History
-
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
-    run, cfg, info, model = _load_run(args.run_dir)
-    history = History.from_state({"epochs": _history_epochs(run)})
-    x, y, where, loss = _test_batch(args, cfg, info)
-    n = len(x)
-    model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
-    # the model is trained: a loss below chance is what training is for, not the bug it would be at initialisation
-    model_findings = check_before_training(model, (x, y), loss=loss)
-    findings = [f for f in model_findings if not (f.kind == "initial_loss" and f.where["loss"] < f.where["expected"])]
-    findings += diagnose_training(history)
-    print(f"{run.path}: the model on {n} samples of {where}, and {len(history.epochs)} epochs of history")
-    print(report(findings))
-    return 1 if any(f.severity == "error" for f in findings) else 0
 
 
 # -- the parser ---------------------------------------------------------------------------------------------------
@@ -494,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise inputs with training-split statistics (default on)")  # fmt: skip
     t.add_argument("--patience", type=int, help="early stopping after this many epochs without val_loss progress")
+    t.add_argument("--init", help="weight initialiser of the dense layers, e.g. he_uniform (default: each layer's)")
+    t.add_argument("--weight-decay", type=float, help="the optimizer's weight decay (default: its own)")
+    t.add_argument("--clip-grad-norm", type=float, help="clip the gradients to this global norm each step")
+    t.add_argument("--probe-every", type=int,
+                   help="record every neuron's statistics every N steps into RUN/probes (0: off; default: about "
+                        f"{T.PROBE_RECORDS} records over the run)")  # fmt: skip
     t.add_argument("--out", help="run directory (default runs/<data>-<timestamp>)")
     t.add_argument("--config", help="a TOML file with any of these settings")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
@@ -521,23 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(s)
     s.set_defaults(func=cmd_summary)
 
-    g = sub.add_parser("gradcheck", help="check a run's backpropagated gradients against float64 finite differences")
-    g.add_argument("run_dir", metavar="RUN_DIR")
-    g.add_argument("--batch-size", type=int, default=16, help="test samples in the batch (default 16)")
-    g.add_argument("--max-per-param", type=int, default=20, help="entries checked per parameter (default 20)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
-    g.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
-    g.set_defaults(func=cmd_gradcheck)
-
-    dg = sub.add_parser("diagnose", help="problems in a run's model (on a test batch) and in its training history",
-                        description="Check a run's trained model on a batch of its test data and read its history: "
-                                    "dead or saturated units, vanishing or exploding signals and gradients, a learning "
-                                    "rate too high or too low, plateaus, overfitting. Exit status 1 when a finding is "
-                                    "an error.")  # fmt: skip
-    dg.add_argument("run_dir", metavar="RUN_DIR")
-    dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
-    dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
-    dg.set_defaults(func=cmd_diagnose)
+    insight.add_parsers(sub)
     return parser
 
 

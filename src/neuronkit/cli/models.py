@@ -46,12 +46,14 @@ def model_input_shape(model: str, sample_shape: tuple) -> tuple:
 
 def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
     """The network ``cfg.model`` for samples of ``sample_shape`` (as the model takes them) and ``n_out`` outputs."""
+    init = None if cfg.init == "auto" else cfg.init
     if cfg.model == "lenet":
         c, h, w = sample_shape
         return nn.Sequential(
             nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu"), nn.Dense(128, n_out),
+            nn.Flatten(), nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", init=init),
+            nn.Dense(128, n_out, init=init),
         )  # fmt: skip
     n_in = math.prod(sample_shape)
     if cfg.model == "mlp":
@@ -68,8 +70,8 @@ def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
             raise CLIError(f"model {cfg.model} has {sizes[-1]} outputs, but the data has {what}")
     layers = [nn.Flatten()] if len(sample_shape) > 1 else []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(nn.Dense(a, b, activation=cfg.activation))
+        layers.append(nn.Dense(a, b, activation=cfg.activation, init=init))
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Dense(sizes[-2], sizes[-1]))
+    layers.append(nn.Dense(sizes[-2], sizes[-1], init=init))
     return nn.Sequential(*layers)

@@ -9,6 +9,8 @@
       history.jsonl    one JSON line per epoch: loss, training and validation metrics, lr, time
       metrics.json     the final metrics on the held-out test split, and the training time
       checkpoints/     resumable checkpoints (neuronkit.train.checkpoint), written each epoch
+      probes/          per-neuron history (probes.safetensors + probes.json, neuronkit.inspect.Probe.save)
+      report.html      written by neuronkit report
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import os
 import time
 from pathlib import Path
 
+from .. import io
 from ..io._files import atomic_write
+from . import config as C
 from .errors import CLIError
 
 CONFIG, MODEL, HISTORY, METRICS, CHECKPOINTS = "config.json", "model", "history.jsonl", "metrics.json", "checkpoints"
+PROBES = "probes"
 
 
 class RunDir:
@@ -35,6 +40,7 @@ class RunDir:
     history_path = property(lambda self: self.path / HISTORY)
     metrics_path = property(lambda self: self.path / METRICS)
     checkpoints_path = property(lambda self: self.path / CHECKPOINTS)
+    probes_path = property(lambda self: self.path / PROBES)
 
     @classmethod
     def create(cls, out: str | None, name: str) -> RunDir:
@@ -94,3 +100,16 @@ class RunDir:
 
     def __str__(self) -> str:
         return os.fspath(self.path)
+
+
+def load_run(path) -> tuple:
+    """``(run, cfg, info, model)`` of an existing run directory with a saved model."""
+    run = RunDir.open(path)
+    doc = run.config
+    cfg = C.resolve(C.from_mapping(doc["config"], str(run.config_path)))
+    info = doc["data"]
+    for key in ("task", "sample_shape", "model_input_shape", "num_outputs"):
+        if key not in info:
+            raise CLIError(f"{run.config_path}: the data section has no {key!r}")
+    model = io.load(run.require_model())
+    return run, cfg, info, model

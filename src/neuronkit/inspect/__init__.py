@@ -7,8 +7,8 @@ from .callback import ProbeCallback
 from .diagnostics import Finding, check_before_training, diagnose_training, report
 from .events import EventDetector
 from .gradcheck import GradientReport, ParamCheck, check_gradients
-from .probes import LayerRecord, Probe, ProbeHistory, load_history
+from .probes import LayerRecord, Probe, ProbeHistory, StoredLayer, load_history
 
 __all__ = ["EventDetector", "Finding", "GradientReport", "LayerRecord", "ParamCheck", "Probe", "ProbeCallback",
-           "ProbeHistory", "check_before_training", "check_gradients", "diagnose_training", "load_history",
+           "ProbeHistory", "StoredLayer", "check_before_training", "check_gradients", "diagnose_training", "load_history",
            "report"]  # fmt: skip

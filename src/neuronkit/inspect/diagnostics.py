@@ -182,13 +182,15 @@ def _split(batch):
     return x, y
 
 
-def check_before_training(model, batch, loss="cross_entropy", num_classes: int | None = None) -> list:
+def check_before_training(model, batch, loss="cross_entropy", num_classes: int | None = None,
+                          when: str = "at initialisation") -> list:  # fmt: skip
     """Check a freshly initialised ``model`` on one real ``batch`` ``(x, y)`` before training it.
 
     One forward (with forward hooks on every layer, removed afterwards) and one backward of ``loss(model(x), y)``.
     The gradients the parameters had before the call are put back afterwards (``None`` for a fresh model), and the
     weights are not changed. ``num_classes`` defaults to the size of the output's last axis. Returns a list of
-    ``Finding`` (see the module docstring); an empty list means nothing looked wrong.
+    ``Finding`` (see the module docstring); an empty list means nothing looked wrong. ``when`` is how the messages
+    name the moment checked (e.g. ``"after training"`` for the layer checks of a trained model).
     """
     x, y = _split(batch)
     loss_name = loss.lower() if isinstance(loss, str) else type(loss).__name__.lower()
@@ -226,27 +228,27 @@ def check_before_training(model, batch, loss="cross_entropy", num_classes: int |
             p.grad = g
     findings: list = []
     with np.errstate(all="ignore"):
-        findings += _check_output(logits, loss_value, loss_name, num_classes)
-        findings += _check_layers(records, float(np.std(x.astype(np.float64))))
+        findings += _check_output(logits, loss_value, loss_name, num_classes, when)
+        findings += _check_layers(records, float(np.std(x.astype(np.float64))), when)
         findings += _check_grads(grads)
     return findings
 
 
-def _check_output(logits, loss_value, loss_name, num_classes) -> list:
+def _check_output(logits, loss_value, loss_name, num_classes, when) -> list:
     out = []
     std = float(np.std(logits))
     if not math.isfinite(std) or std > OUTPUT_STD_HIGH:
         out.append(Finding(
             "output_scale", "error" if not math.isfinite(std) or std > 100 * OUTPUT_STD_HIGH else "warning",
             {"scope": "output", "std": std},
-            f"the outputs (logits) at initialisation have standard deviation {std:.3g} (expected about 0.1 to 1): "
+            f"the outputs (logits) {when} have standard deviation {std:.3g} (expected about 0.1 to 1): "
             "the softmax is saturated from the first step, so the first updates are huge and erratic.",
             "scale the initial weights down (he_uniform / xavier_uniform instead of a large custom scale), or scale "
             "the last layer's weights by 0.1 or less.", {"init": "he_uniform"}))  # fmt: skip
     elif std < OUTPUT_STD_LOW:
         out.append(Finding(
             "output_scale", "warning", {"scope": "output", "std": std},
-            f"the outputs at initialisation hardly vary (standard deviation {std:.3g}): the signal has died out on "
+            f"the outputs {when} hardly vary (standard deviation {std:.3g}): the signal has died out on "
             "its way through the network, so every input gets the same prediction and the gradients are tiny.",
             "use He initialisation for ReLU layers (xavier for tanh/sigmoid), or normalise the inputs.",
             {"init": "he_uniform"}))  # fmt: skip
@@ -272,7 +274,7 @@ def _check_output(logits, loss_value, loss_name, num_classes) -> list:
     return out
 
 
-def _check_layers(records, in_std) -> list:
+def _check_layers(records, in_std, when) -> list:
     out = []
     base = in_std if in_std > 0 and math.isfinite(in_std) else 1.0
     conv_context = False
@@ -288,14 +290,14 @@ def _check_layers(records, in_std) -> list:
             out.append(Finding(
                 "exploding_activation", "error" if not math.isfinite(ratio) else "warning",
                 {"layer": name, "std": std, "ratio": ratio},
-                f"the outputs of layer {name} have standard deviation {std:.3g}, {ratio:.3g} times the input's: the "
+                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, {ratio:.3g} times the input's: the "
                 "forward signal grows layer by layer, so later layers saturate or overflow and the gradients explode.",
                 "use an initialiser matched to the activation (he_uniform for ReLU, xavier_uniform for tanh/sigmoid) "
                 "or add normalisation layers.", {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"}))
         elif ratio < ACT_RATIO_LOW:
             out.append(Finding(
                 "vanishing_activation", "warning", {"layer": name, "std": std, "ratio": ratio},
-                f"the outputs of layer {name} have standard deviation {std:.3g}, only {ratio:.2g} of the input's: "
+                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, only {ratio:.2g} of the input's: "
                 "the forward signal fades layer by layer, so later layers see almost constant inputs and the "
                 "gradients that reach early layers are tiny.",
                 "use He initialisation for ReLU layers (xavier_uniform for tanh/sigmoid), fewer layers, or "
@@ -306,12 +308,12 @@ def _check_layers(records, in_std) -> list:
         if act in DEAD_CAPABLE:
             dead = np.flatnonzero((u <= 0).all(1)).tolist()
             if dead:
-                out.append(_dead_finding(name, dead, u.shape[0], "in this batch at initialisation"))
+                out.append(_dead_finding(name, dead, u.shape[0], f"in this batch {when}"))
         elif act in SATURATING:
             lo, hi = SATURATING[act]
             sat = np.flatnonzero(((u < lo) | (u > hi)).mean(1) > SATURATED_FRAC).tolist()
             if sat:
-                out.append(_saturation_finding(name, act, sat, u.shape[0], "at initialisation"))
+                out.append(_saturation_finding(name, act, sat, u.shape[0], when))
     return out
 
 

@@ -286,19 +286,44 @@ class Probe:
         return tensors, js
 
 
-class ProbeHistory:
-    """A saved probe history read back by ``load_history``: ``layers`` (metadata), ``events``, ``history(layer)``."""
+class StoredLayer:
+    """One layer of a saved history, read back: the same reading attributes as a ``LayerRecord`` (``name``, ``kind``,
+    ``units``, ``activation``, ``count``, ``size``, ``steps``, ``lr``, ``unit``, ``layer``, ``hist``, ``hist_edges``,
+    ``order()``), so diagnostics read a saved run the way they read a live probe."""
 
     def __init__(self, meta: dict, arrays: dict):
-        self.meta, self.events = meta, meta["events"]
-        self.layers = {d["name"]: d for d in meta["layers"]}
-        self._arrays = arrays
+        self.meta = meta
+        self.name, self.kind, self.units = meta["name"], meta["kind"], int(meta["units"])
+        self.activation, self.count = meta["activation"], int(meta["count"])
+        self.steps, self.lr = arrays["step"], arrays["lr"]
+        self.hist, self.hist_edges = arrays["hist"], arrays["hist_edges"]
+        self.unit = {s: arrays[s] for s in UNIT_STATS}
+        self.layer = {s: arrays[s] for s in LAYER_STATS}
+        self.size = int(self.steps.shape[0])
+
+    def order(self):
+        return np.arange(self.size)  # stored oldest first
+
+
+class ProbeHistory:
+    """A saved probe history read back by ``load_history``: ``layers`` (name -> ``StoredLayer``), ``events``,
+    ``every``, ``history(layer)``."""
+
+    def __init__(self, meta: dict, arrays: dict):
+        self.meta, self.events, self.every = meta, meta["events"], meta.get("every")
+        self._arrays = {}
+        for k, v in arrays.items():
+            layer, _, stat = k.rpartition("/")
+            self._arrays.setdefault(layer, {})[stat] = v
+        try:
+            self.layers = {d["name"]: StoredLayer(d, self._arrays.get(d["name"], {})) for d in meta["layers"]}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"saved probe history is incomplete: missing {e}") from None
 
     def history(self, layer: str) -> dict:
         if layer not in self.layers:
             raise KeyError(f"saved probe history has no layer {layer!r}; layers: {list(self.layers)}")
-        pre = layer + "/"
-        return {k[len(pre):]: v for k, v in self._arrays.items() if k.startswith(pre)}
+        return dict(self._arrays[layer])
 
 
 def load_history(path) -> ProbeHistory:

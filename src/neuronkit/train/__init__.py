@@ -3,6 +3,7 @@
 from . import callbacks, checkpoint
 from .callbacks import (
     Callback,
+    ClipGradNorm,
     CSVLogger,
     EarlyStopping,
     JSONLLogger,
@@ -18,7 +19,7 @@ from .metrics import *
 from .metrics import __all__ as _metrics_all
 
 __all__ = [
-    "OPTIMIZERS", "CSVLogger", "Callback", "EarlyStopping", "History", "JSONLLogger", "LRScheduler",
+    "OPTIMIZERS", "CSVLogger", "Callback", "ClipGradNorm", "EarlyStopping", "History", "JSONLLogger", "LRScheduler",
     "ModelCheckpoint", "ProgressBar", "StopOnNaN", "Trainer", "callbacks", "checkpoint", "evaluate", "fit",
     "latest_checkpoint", "load_checkpoint", "make_optimizer", "predict", "save_checkpoint", *_metrics_all,
 ]  # fmt: skip

@@ -93,6 +93,25 @@ class StopOnNaN(Callback):
         return True
 
 
+class ClipGradNorm(Callback):
+    """Rescale all gradients to a global L2 norm of at most ``max_norm`` after each backward, before the update
+    (``optim.clip_grad_norm``). ``last_norm`` is the last step's norm before clipping."""
+
+    def __init__(self, max_norm: float):
+        if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or not max_norm > 0:
+            raise ValueError(f"ClipGradNorm: max_norm must be a number > 0, got {max_norm!r}")
+        self.max_norm = float(max_norm)
+        self.last_norm = float("nan")
+
+    def after_backward(self, trainer, loss):
+        from ..optim import clip_grad_norm
+
+        params = [p for p in trainer.model.parameters() if p.grad is not None]
+        if params:
+            self.last_norm = clip_grad_norm(params, self.max_norm)
+        return True
+
+
 class LRScheduler(Callback):
     """Advance an ``optim`` schedule every epoch (default) or every step; ``ReduceLROnPlateau`` gets ``monitor``."""
 

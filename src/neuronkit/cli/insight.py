@@ -1,0 +1,138 @@
+"""The commands that look inside a trained run: ``gradcheck``, ``diagnose`` (``--try-fix``), ``inspect``, ``report``."""
+
+from __future__ import annotations
+
+import json
+
+from .. import creation
+from . import data as D
+from . import training as T
+from .errors import CLIError
+from .models import build_model
+from .rundir import load_run
+
+
+def _test_batch(args, cfg, info):
+    """The first ``--batch-size`` test samples of a run's data, prepared as its model takes them, and its loss name."""
+    if args.data_dir is not None:
+        cfg.data_dir = args.data_dir
+    loaded = D.load_data(cfg)
+    where = f"{cfg.data} (test split)"
+    n = min(args.batch_size, len(loaded.x_test))
+    x = D.prepare_inputs(loaded.x_test[:n], info, where)
+    y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
+    return x, y, where, info.get("loss") or T.loss_name(cfg, info["task"])
+
+
+def cmd_gradcheck(args) -> int:
+    from ..inspect.gradcheck import check_gradients
+
+    if args.batch_size < 1 or args.max_per_param < 1:
+        raise CLIError(f"--batch-size and --max-per-param must be at least 1, got {args.batch_size} and "
+                       f"{args.max_per_param}")  # fmt: skip
+    run, cfg, info, model = load_run(args.run_dir)
+    x, y, where, loss = _test_batch(args, cfg, info)
+    report = check_gradients(model, (x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
+    print(f"{run.path}: {where}")
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _history_epochs(run) -> list:
+    """The epoch records of the run's history.jsonl (its ``{"kind": "epoch", ...}`` lines, without ``kind``)."""
+    path = run.history_path
+    if not path.is_file():
+        raise CLIError(f"{path} is missing: the run has no training history to diagnose")
+    epochs = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            raise CLIError(f"{path} is damaged: line {i} is not valid JSON ({e})") from None
+        if isinstance(rec, dict) and rec.get("kind") == "epoch":
+            epochs.append({k: v for k, v in rec.items() if k != "kind"})
+    if not epochs:
+        raise CLIError(f"{path} has no epoch records: the run has no training history to diagnose")
+    return epochs
+
+
+def cmd_diagnose(args) -> int:
+    from ..inspect.diagnostics import check_before_training, diagnose_training, report
+    from ..train.history import History
+
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    run, cfg, info, model = load_run(args.run_dir)
+    history = History.from_state({"epochs": _history_epochs(run)})
+    x, y, where, loss = _test_batch(args, cfg, info)
+    n = len(x)
+    # at initialisation: the run's starting weights, rebuilt from its seed (the same start its training had)
+    creation.manual_seed(cfg.seed)
+    initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
+    findings = check_before_training(initial, (x, y), loss=loss)
+    # after training: the layers of the trained model (its outputs are meant to be confident now)
+    model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
+    findings += [f for f in check_before_training(model, (x, y), loss=loss, when="after training")
+                 if f.kind not in ("output_scale", "initial_loss")]  # fmt: skip
+    probes = _probe_history(run)
+    findings += diagnose_training(history, probes)
+    print(f"{run.path}: the model at initialisation and after training on {n} samples of {where}, "
+          f"{len(history.epochs)} epochs of history"
+          + ("" if probes is None else f" and the neurons' history ({_records(probes)} probe records)"))
+    print(report(findings))
+    if args.try_fix:
+        if args.fix_epochs < 1:
+            raise CLIError(f"--fix-epochs must be at least 1, got {args.fix_epochs}")
+        if not any(f.fix for f in findings):
+            print("try-fix: no finding proposes a remedy to try")
+        else:
+            from .tryfix import loaded_for, render, try_fixes
+
+            epochs = min(args.fix_epochs, cfg.epochs)
+            held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, epochs)
+            print()
+            print(render(trials, epochs, held, cfg.seed))
+    return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def _probe_history(run):
+    """The run's saved per-neuron history (``RUN/probes``), or None when it was trained without probes."""
+    from ..inspect.probes import load_history
+
+    if not (run.probes_path / "probes.json").is_file():
+        return None
+    try:
+        return load_history(run.probes_path)
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{run.probes_path} is damaged: {e}") from None
+
+
+def _records(probes) -> int:
+    return max((rec.size for rec in probes.layers.values()), default=0)
+
+
+def add_parsers(sub) -> None:
+    """Register this module's subcommands on the ``neuronkit`` parser's subparsers."""
+    g = sub.add_parser("gradcheck", help="check a run's backpropagated gradients against float64 finite differences")
+    g.add_argument("run_dir", metavar="RUN_DIR")
+    g.add_argument("--batch-size", type=int, default=16, help="test samples in the batch (default 16)")
+    g.add_argument("--max-per-param", type=int, default=20, help="entries checked per parameter (default 20)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
+    g.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    g.set_defaults(func=cmd_gradcheck)
+
+    dg = sub.add_parser("diagnose", help="problems in a run's model (on a test batch) and in its training history",
+                        description="Check a run's trained model on a batch of its test data and read its history: "
+                                    "dead or saturated units, vanishing or exploding signals and gradients, a learning "
+                                    "rate too high or too low, plateaus, overfitting. Exit status 1 when a finding is "
+                                    "an error.")  # fmt: skip
+    dg.add_argument("run_dir", metavar="RUN_DIR")
+    dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
+    dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    dg.add_argument("--try-fix", action="store_true",
+                    help="re-run a short training from the same start with each proposed remedy and with the original "
+                         "settings, and report the measured difference")  # fmt: skip
+    dg.add_argument("--fix-epochs", type=int, default=3, help="epochs of each --try-fix training (default 3)")
+    dg.set_defaults(func=cmd_diagnose)

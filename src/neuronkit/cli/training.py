@@ -1,0 +1,120 @@
+"""Training set-up shared by ``neuronkit train`` and ``neuronkit diagnose --try-fix``: the data split and
+standardisation, the loss, the optimizer, the schedule, gradient clipping and the probes, all from a ``TrainConfig``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import optim
+from ..data import train_test_split
+from ..inspect import ProbeCallback
+from ..train import OPTIMIZERS, ClipGradNorm, StopOnNaN, Trainer, evaluate
+from ..train.callbacks import LRScheduler as ScheduleCallback
+from . import data as D
+from .errors import CLIError
+from .models import model_input_shape
+
+CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1"]
+REGRESSION_METRICS = ["mse", "mae", "r2"]
+PROBE_RECORDS = 200  # records a run keeps by default (probe_every = total steps / this)
+
+
+def make_optimizer(cfg, params):
+    """The ``--optimizer`` with ``--lr`` and, when given, ``--weight-decay``."""
+    kwargs = {"lr": cfg.lr}
+    if cfg.weight_decay is not None:
+        kwargs["weight_decay"] = cfg.weight_decay
+    return OPTIMIZERS[cfg.optimizer](params, **kwargs)
+
+
+def probe_every(cfg, steps_per_epoch: int) -> int:
+    """Steps between probe records: ``cfg.probe_every``, or about ``PROBE_RECORDS`` records over the run (0: off)."""
+    if cfg.probe_every is not None:
+        return cfg.probe_every
+    return max(1, (cfg.epochs * steps_per_epoch) // PROBE_RECORDS)
+
+
+def make_trainer(cfg, model, loss: str, task: str, n_train: int, callbacks=()) -> tuple:
+    """``(trainer, probe)``: a ``Trainer`` for ``cfg`` with the NaN guard first, then ``callbacks``, gradient
+    clipping, the probe (a ``ProbeCallback``, or None when ``probe_every`` is 0) and the schedule."""
+    optimizer = make_optimizer(cfg, model.parameters())
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    cbs = [StopOnNaN(), *callbacks]
+    if cfg.clip_grad_norm is not None:
+        cbs.append(ClipGradNorm(cfg.clip_grad_norm))
+    every = probe_every(cfg, steps_per_epoch)
+    probe = ProbeCallback(every=every) if every > 0 else None
+    if probe is not None:
+        cbs.insert(1, probe)  # before clipping: it records the gradients backpropagation gave
+    schedule = make_schedule(cfg, optimizer, steps_per_epoch)
+    if schedule is not None:
+        cbs.append(schedule)
+    trainer = Trainer(model, loss=loss, optimizer=optimizer, callbacks=cbs, seed=cfg.seed, progress=False,
+                      metrics=["accuracy"] if task == "classification" else ["mae"])  # fmt: skip
+    return trainer, probe
+
+
+def make_schedule(cfg, optimizer, steps_per_epoch: int):
+    """The ``--schedule`` as an optim schedule plus how often it steps, or None."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "none":
+        return None
+    if cfg.schedule == "cosine":
+        return ScheduleCallback(optim.CosineAnnealingLR(optimizer, T_max=total), per="step")
+    if cfg.schedule == "step":
+        return ScheduleCallback(optim.StepLR(optimizer, step_size=max(1, cfg.epochs // 3), gamma=0.1), per="epoch")
+    if cfg.schedule == "onecycle":
+        g = optimizer.param_groups[0]
+        cycle = "momentum" in g or "betas" in g
+        return ScheduleCallback(optim.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, cycle_momentum=cycle),
+                                per="step")  # fmt: skip
+    warmup = min(max(1, total // 20), total - 1)
+    return ScheduleCallback(optim.LinearWarmupCosine(optimizer, warmup_steps=warmup, total_steps=total), per="step")
+
+
+def prepare(cfg, loaded: D.Loaded) -> tuple:
+    """Validation split, standardisation (fitted on the training part only), shapes and checked labels."""
+    x_tr, y_tr = loaded.x_train, loaded.y_train
+    if len(x_tr) == 0 or len(loaded.x_test) == 0:
+        raise CLIError(f"{cfg.data}: the training or test split is empty")
+    x_va = y_va = None
+    if cfg.val_fraction > 0:
+        try:
+            x_tr, x_va, y_tr, y_va = train_test_split(
+                x_tr, y_tr, test_size=cfg.val_fraction, stratify=loaded.task == "classification",
+                seed=np.random.default_rng([cfg.seed, 2]),
+            )  # fmt: skip
+        except ValueError as e:
+            raise CLIError(f"val_fraction {cfg.val_fraction}: cannot split {len(x_tr)} training samples: {e}") from None
+    sample_shape = loaded.sample_shape
+    n_classes = len(loaded.classes)
+    n_out = n_classes if loaded.task == "classification" else int(math.prod(loaded.y_train.shape[1:]) or 1)
+    transform = D.fit_standardize(x_tr) if cfg.standardize else None
+    info = {
+        "name": loaded.name, "source": loaded.source, "task": loaded.task, "classes": loaded.classes,
+        "num_outputs": n_out, "sample_shape": list(sample_shape),
+        "model_input_shape": list(model_input_shape(cfg.model, sample_shape)),
+        "standardize": None if transform is None else transform.state_dict(), "target_name": loaded.target_name,
+        "pixel_max": loaded.pixel_max,
+        "sizes": {"train": len(x_tr), "validation": 0 if x_va is None else len(x_va), "test": len(loaded.x_test)},
+    }  # fmt: skip
+
+    def part(x, y):
+        return D.prepare_inputs(x, info, cfg.data), D.check_labels(y, loaded.task, n_out, cfg.data)
+
+    val = None if x_va is None else part(x_va, y_va)
+    return info, part(x_tr, y_tr), val, part(loaded.x_test, loaded.y_test)
+
+
+def loss_name(cfg, task: str) -> str:
+    if cfg.loss != "auto":
+        return cfg.loss
+    return "cross_entropy" if task == "classification" else "mse"
+
+
+def test_metrics(model, test, task: str, loss: str) -> dict:
+    metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    result = evaluate(model, test, loss=loss, metrics=metrics)
+    return {k: result[k] for k in [*metrics, "loss"]}

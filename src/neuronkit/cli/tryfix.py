@@ -1,0 +1,196 @@
+"""``neuronkit diagnose RUN --try-fix``: a diagnosis's remedy tried as an experiment, not offered as a guess.
+
+For each distinct ``fix`` among the findings, a short training (``epochs`` epochs) runs from the same start as the
+original settings: the same seed (so the same initial weights where the architecture and initialiser are unchanged,
+and the same shuffling), the same data split and standardisation. Both are measured the same way: the last epoch's
+training loss, the loss and accuracy on the validation split (the test split when the run has none), and the
+fraction of dead units (ReLU hidden units whose output is 0 for every validation input, among the ReLU-like ones) and saturated ones
+(sigmoid/tanh-like units pinned at their bounds for 95% of them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .. import creation
+from ..inspect.probes import RELU_LIKE, SIGMOID_LIKE, TANH_LIKE
+from ..nn.activations import Identity
+from ..nn.layers.dense import Dense
+from ..tensor import Tensor
+from . import config as C
+from . import data as D
+from . import training as T
+from .models import build_model
+
+# fix keys a short re-run can apply, and the TrainConfig field each sets
+APPLICABLE = {"lr": "lr", "activation": "activation", "init": "init", "dropout": "dropout",
+              "weight_decay": "weight_decay", "clip_grad_norm": "clip_grad_norm"}  # fmt: skip
+
+
+@dataclasses.dataclass
+class Trial:
+    """One short training: its settings and what was measured."""
+
+    label: str
+    changes: dict
+    loss: float
+    eval_loss: float
+    accuracy: float | None
+    dead_frac: float | None
+    saturated_frac: float | None
+    stopped: str | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def distinct_fixes(findings) -> list:
+    """``[(finding kinds, applicable changes, skipped keys)]``: one entry per distinct applicable fix."""
+    out, seen = [], {}
+    for f in findings:
+        changes = {k: v for k, v in f.fix.items() if k in APPLICABLE}
+        skipped = sorted(k for k in f.fix if k not in APPLICABLE)
+        if not changes:
+            continue
+        key = tuple(sorted(changes.items()))
+        if key in seen:
+            seen[key][0].append(f.kind)
+        else:
+            seen[key] = ([f.kind], changes, skipped)
+            out.append(seen[key])
+    return out
+
+
+def _unit_fractions(model, x) -> tuple:
+    """(dead fraction, saturated fraction) over the hidden Dense units with a ReLU-like / saturating activation."""
+    outs = {}
+    handles = []
+    for name, m in model.named_modules():
+        act = getattr(m, "activation", None)
+        if isinstance(m, Dense) and act is not None and not isinstance(act, Identity):
+            handles.append(m.register_forward_hook(
+                lambda mod, i, o, name=name: outs.setdefault(name, []).append(np.asarray(o.data))))  # fmt: skip
+    model.eval()
+    try:
+        for s in range(0, len(x), 512):
+            model(Tensor(x[s:s + 512]))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train()
+    dead = dead_n = sat = sat_n = 0
+    for name, m in model.named_modules():
+        if name not in outs:
+            continue
+        o = np.concatenate(outs[name]).reshape(-1, m.out_features)
+        act = m.activation.name
+        if act in RELU_LIKE:  # only relu and relu6 have a zero gradient below 0: leaky, elu, gelu... cannot die
+            dead += int((o <= 0).all(0).sum()) if act in ("relu", "relu6") else 0
+            dead_n += o.shape[1]
+        elif act in SIGMOID_LIKE or act in TANH_LIKE:
+            pinned = ((o < 0.01) | (o > 0.99)) if act in SIGMOID_LIKE else (np.abs(o) > 0.99)
+            sat += int((pinned.mean(0) > 0.95).sum())
+            sat_n += o.shape[1]
+    return (dead / dead_n if dead_n else None), (sat / sat_n if sat_n else None)
+
+
+def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> Trial:
+    """Train a fresh model from ``cfg`` (with ``changes`` applied) and measure it on ``held`` = (x, y)."""
+    settings = {**cfg.to_dict(), **{APPLICABLE[k]: v for k, v in changes.items()}, "out": None, "probe_every": 0,
+                "patience": None}  # fmt: skip
+    c = C.validate(C.TrainConfig(**settings))
+    creation.manual_seed(c.seed)
+    model = build_model(c, tuple(info["model_input_shape"]), info["num_outputs"])
+    trainer, _ = T.make_trainer(c, model, loss, info["task"], len(train[0]))
+    with np.errstate(all="ignore"):
+        history = trainer.fit(train, epochs=c.epochs, batch_size=c.batch_size)
+        result = trainer.evaluate(held)
+        dead, sat = _unit_fractions(model, held[0])
+    last = history.epochs[-1]["loss"] if history.epochs else float("nan")
+    acc = result.get("accuracy") if info["task"] == "classification" else None
+    return Trial(label, changes, float(last), float(result["loss"]), acc, dead, sat, history.stopped_early)
+
+
+def try_fixes(cfg, loaded, findings, epochs: int) -> tuple:
+    """``(where, trials)``: the original settings and each distinct fix, trained ``epochs`` epochs each."""
+    info, train, val, test = T.prepare(cfg, loaded)
+    loss = T.loss_name(cfg, loaded.task)
+    held, where = (val, "validation split") if val is not None else (test, "test split")
+    short = dataclasses.replace(cfg, epochs=epochs)
+    trials = [run_trial(short, info, loss, train, held, "original settings", {})]
+    for kinds, changes, skipped in distinct_fixes(findings):
+        label = "proposed for " + ", ".join(dict.fromkeys(kinds))
+        if skipped:
+            label += f" (not applied: {', '.join(skipped)})"
+        trials.append(run_trial(short, info, loss, train, held, label, changes))
+    return f"{where}, {len(held[0])} samples", trials
+
+
+def _num(v, pct=False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if pct:
+        return f"{v:.1%}"
+    return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3g}"
+
+
+def render(trials, epochs: int, where: str, seed: int) -> str:
+    """The trials as a table, then each remedy's changes and a verdict measured against the original."""
+    lines = [f"try-fix: {epochs} epoch(s) of training from the same start (seed {seed}, same data) for the original "
+             f"settings and each remedy, measured on the {where}:"]  # fmt: skip
+    head = ("settings", "train loss", "held-out loss", "accuracy", "dead units", "saturated units")
+    rows = [head]
+    for i, t in enumerate(trials):
+        rows.append(("original" if i == 0 else f"remedy {i}", _num(t.loss), _num(t.eval_loss),
+                     _num(t.accuracy, True), _num(t.dead_frac, True), _num(t.saturated_frac, True)))  # fmt: skip
+    widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
+    lines += ["  " + "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip()
+              for r in rows]  # fmt: skip
+    base = trials[0]
+    for i, t in enumerate(trials[1:], 1):
+        changes = ", ".join(f"{k}={v}" for k, v in t.changes.items())
+        lines.append(f"remedy {i} ({t.label}): {changes}")
+        lines.append("  " + verdict(base, t))
+    return "\n".join(lines)
+
+
+def _better(a, b, lower_is_better: bool) -> bool | None:
+    """Whether b is better than a (None when either is missing); a non-finite value is always worse."""
+    if a is None or b is None:
+        return None
+    fa, fb = math.isfinite(a), math.isfinite(b)
+    if not fb:
+        return False
+    if not fa:
+        return True
+    return b < a if lower_is_better else b > a
+
+
+def verdict(base: Trial, t: Trial) -> str:
+    """One line: what the remedy changed, with the numbers."""
+    parts = []
+    if t.accuracy is not None and base.accuracy is not None:
+        parts.append(f"accuracy {base.accuracy:.1%} -> {t.accuracy:.1%} ({(t.accuracy - base.accuracy) * 100:+.1f} "
+                     "points)")  # fmt: skip
+    parts.append(f"held-out loss {_num(base.eval_loss)} -> {_num(t.eval_loss)}")
+    if base.dead_frac is not None and t.dead_frac is not None and (base.dead_frac or t.dead_frac):
+        parts.append(f"dead units {base.dead_frac:.0%} -> {t.dead_frac:.0%}")
+    if base.saturated_frac is not None and t.saturated_frac is not None and (base.saturated_frac or t.saturated_frac):
+        parts.append(f"saturated units {base.saturated_frac:.0%} -> {t.saturated_frac:.0%}")
+    better = _better(base.eval_loss, t.eval_loss, True)
+    if t.accuracy is not None and base.accuracy is not None and t.accuracy != base.accuracy:
+        better = t.accuracy > base.accuracy
+    word = {True: "helps", False: "does not help", None: "cannot be judged"}[better]
+    return f"{word}: " + "; ".join(parts)
+
+
+def loaded_for(cfg, data_dir):
+    """The run's data again (``data_dir`` overrides the saved folder of the MNIST-family files)."""
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    return D.load_data(cfg)
