@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from .. import creation
 from . import data as D
 from . import training as T
@@ -58,43 +60,104 @@ def _history_epochs(run) -> list:
     return epochs
 
 
-def cmd_diagnose(args) -> int:
-    from ..inspect.diagnostics import check_before_training, diagnose_training, report
+def _findings(run, cfg, info, model, x, y, loss) -> tuple:
+    """``(findings, epochs, probes)``: diagnostics of the run's initial model (rebuilt from its seed: the same start
+    its training had), of its trained model (layers only: trained outputs are meant to be confident), and of its
+    history and saved probes."""
+    from ..inspect.diagnostics import check_before_training, diagnose_training
     from ..train.history import History
 
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
-    run, cfg, info, model = load_run(args.run_dir)
-    history = History.from_state({"epochs": _history_epochs(run)})
-    x, y, where, loss = _test_batch(args, cfg, info)
-    n = len(x)
-    # at initialisation: the run's starting weights, rebuilt from its seed (the same start its training had)
+    epochs = _history_epochs(run)
     creation.manual_seed(cfg.seed)
     initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
     findings = check_before_training(initial, (x, y), loss=loss)
-    # after training: the layers of the trained model (its outputs are meant to be confident now)
     model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
     findings += [f for f in check_before_training(model, (x, y), loss=loss, when="after training")
                  if f.kind not in ("output_scale", "initial_loss")]  # fmt: skip
     probes = _probe_history(run)
-    findings += diagnose_training(history, probes)
-    print(f"{run.path}: the model at initialisation and after training on {n} samples of {where}, "
-          f"{len(history.epochs)} epochs of history"
+    findings += diagnose_training(History.from_state({"epochs": epochs}), probes)
+    return findings, epochs, probes
+
+
+def cmd_diagnose(args) -> int:
+    from ..inspect.diagnostics import report
+
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.fix_epochs < 1:
+        raise CLIError(f"--fix-epochs must be at least 1, got {args.fix_epochs}")
+    run, cfg, info, model = load_run(args.run_dir)
+    x, y, where, loss = _test_batch(args, cfg, info)
+    findings, epochs, probes = _findings(run, cfg, info, model, x, y, loss)
+    print(f"{run.path}: the model at initialisation and after training on {len(x)} samples of {where}, "
+          f"{len(epochs)} epochs of history"
           + ("" if probes is None else f" and the neurons' history ({_records(probes)} probe records)"))
     print(report(findings))
     if args.try_fix:
-        if args.fix_epochs < 1:
-            raise CLIError(f"--fix-epochs must be at least 1, got {args.fix_epochs}")
         if not any(f.fix for f in findings):
             print("try-fix: no finding proposes a remedy to try")
         else:
             from .tryfix import loaded_for, render, try_fixes
 
-            epochs = min(args.fix_epochs, cfg.epochs)
-            held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, epochs)
+            n_epochs = min(args.fix_epochs, cfg.epochs)
+            held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, n_epochs)
             print()
-            print(render(trials, epochs, held, cfg.seed))
+            print(render(trials, n_epochs, held, cfg.seed))
     return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def _first_layer(model):
+    """``(name, weight array, image shape or None)`` of the first Dense or convolution layer (a convolution's
+    filters are drawn in their own (C, kh, kw) shape)."""
+    from ..nn.layers.conv import _ConvNd
+    from ..nn.layers.dense import Dense
+
+    for name, m in model.named_modules():
+        if isinstance(m, _ConvNd):
+            w = np.asarray(m.weight.data)
+            return name, w, tuple(w.shape[1:]) if w.ndim == 4 else None
+        if isinstance(m, Dense):
+            return name, np.asarray(m.weight.data), None
+    return None
+
+
+def cmd_report(args) -> int:
+    from ..report import ReportData, write_report
+    from ..train import predict
+    from .models import image_shape
+
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    run, cfg, info, model = load_run(args.run_dir)
+    if args.data_dir is not None:
+        cfg.data_dir = args.data_dir
+    loaded = D.load_data(cfg)
+    where = f"{cfg.data} (test split)"
+    x_test = D.prepare_inputs(loaded.x_test, info, where)
+    y_test = D.check_labels(loaded.y_test, info["task"], info["num_outputs"], where)
+    loss = info.get("loss") or T.loss_name(cfg, info["task"])
+    n = min(args.batch_size, len(x_test))
+    findings, epochs, probes = _findings(run, cfg, info, model, x_test[:n], y_test[:n], loss)
+    classification = info["task"] == "classification"
+    img = image_shape(tuple(info["sample_shape"]))
+    first = _first_layer(model)
+    metrics = run.read_json("metrics.json") if run.metrics_path.is_file() else {}
+    settings = {k: v for k, v in cfg.to_dict().items() if v is not None and k not in ("out",)}
+    data = ReportData(
+        title=f"neuronkit run: {run.path.name}",
+        subtitle=f"{cfg.model} on {loaded.name}: {info['sizes']['train']} training, {info['sizes']['validation']} "
+                 f"validation and {info['sizes']['test']} test samples; {len(epochs)} epochs",
+        settings=settings, metrics={k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
+        summary=model.summary((1, *info["model_input_shape"])), epochs=epochs, probes=probes,
+        first_layer=first, image_shape=img[1:] if img and img[0] == 1 else img,
+        classes=info.get("classes") if classification else None,
+        test=(loaded.x_test, y_test, predict(model, x_test)) if classification else None,
+        findings=findings, events=list(probes.events) if probes is not None else [],
+    )  # fmt: skip
+    out = args.out if args.out is not None else run.path / "report.html"
+    write_report(out, data)
+    print(f"wrote {out}: open it in a browser (it needs no network)")
+    return 0
 
 
 def _probe_history(run):
@@ -136,3 +199,14 @@ def add_parsers(sub) -> None:
                          "settings, and report the measured difference")  # fmt: skip
     dg.add_argument("--fix-epochs", type=int, default=3, help="epochs of each --try-fix training (default 3)")
     dg.set_defaults(func=cmd_diagnose)
+
+    r = sub.add_parser("report", help="one self-contained HTML page with the run's plots, diagnostics and events",
+                       description="Write RUN/report.html: loss and metric curves, learning rate, activation "
+                                   "histograms, dead and saturated units and gradient norms over time, first-layer "
+                                   "weights, confusion matrix, the most confidently wrong test examples, diagnostics "
+                                   "and events. It opens offline.")  # fmt: skip
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("--out", "-o", help="where to write the page (default RUN_DIR/report.html)")
+    r.add_argument("--batch-size", type=int, default=64, help="test samples the diagnostics look at (default 64)")
+    r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    r.set_defaults(func=cmd_report)

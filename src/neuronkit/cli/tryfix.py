@@ -4,8 +4,8 @@ For each distinct ``fix`` among the findings, a short training (``epochs`` epoch
 original settings: the same seed (so the same initial weights where the architecture and initialiser are unchanged,
 and the same shuffling), the same data split and standardisation. Both are measured the same way: the last epoch's
 training loss, the loss and accuracy on the validation split (the test split when the run has none), and the
-fraction of dead units (ReLU hidden units whose output is 0 for every validation input, among the ReLU-like ones) and saturated ones
-(sigmoid/tanh-like units pinned at their bounds for 95% of them).
+fraction of dead units (ReLU hidden units whose output is 0 for every validation input, among the ReLU-like ones)
+and of saturated ones (sigmoid/tanh-like units pinned at their bounds for 95% of those inputs).
 """
 
 from __future__ import annotations

@@ -290,14 +290,16 @@ def _check_layers(records, in_std, when) -> list:
             out.append(Finding(
                 "exploding_activation", "error" if not math.isfinite(ratio) else "warning",
                 {"layer": name, "std": std, "ratio": ratio},
-                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, {ratio:.3g} times the input's: the "
-                "forward signal grows layer by layer, so later layers saturate or overflow and the gradients explode.",
+                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, {ratio:.3g} times the "
+                "input's: the forward signal grows layer by layer, so later layers saturate or overflow and the "
+                "gradients explode.",
                 "use an initialiser matched to the activation (he_uniform for ReLU, xavier_uniform for tanh/sigmoid) "
                 "or add normalisation layers.", {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"}))
         elif ratio < ACT_RATIO_LOW:
             out.append(Finding(
                 "vanishing_activation", "warning", {"layer": name, "std": std, "ratio": ratio},
-                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, only {ratio:.2g} of the input's: "
+                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, only {ratio:.2g} of the "
+                "input's: "
                 "the forward signal fades layer by layer, so later layers see almost constant inputs and the "
                 "gradients that reach early layers are tiny.",
                 "use He initialisation for ReLU layers (xavier_uniform for tanh/sigmoid), fewer layers, or "
