@@ -176,6 +176,49 @@ def _records(probes) -> int:
     return max((rec.size for rec in probes.layers.values()), default=0)
 
 
+def cmd_inspect(args) -> int:
+    from ..inspect.unit import format_unit, probed_layers, view_unit
+    from .models import image_shape
+
+    run, cfg, info, model = load_run(args.run_dir)
+    layers = probed_layers(model)
+    if args.layer is None or args.layer not in layers:
+        what = "--layer is required" if args.layer is None else f"no layer {args.layer!r} with units"
+        raise CLIError(f"{what}; the layers of {run.path}: "
+                       + ", ".join(f"{n} ({type(m).__name__})" for n, m in layers.items()))  # fmt: skip
+    if args.top < 0:
+        raise CLIError(f"--top must be at least 0, got {args.top}")
+    inputs = labels = raw = None
+    if args.top:
+        if args.data_dir is not None:
+            cfg.data_dir = args.data_dir
+        loaded = D.load_data(cfg)
+        where = f"{cfg.data} (test split)"
+        inputs = D.prepare_inputs(loaded.x_test, info, where)
+        labels = loaded.y_test if info["task"] == "classification" else None
+        raw = loaded.x_test
+    probes = _probe_history(run)
+    view = view_unit(model, args.layer, args.unit, probes=probes, inputs=inputs, labels=labels, top=args.top)
+    img = image_shape(tuple(info["sample_shape"]))
+    img = img[1:] if img and img[0] == 1 else img
+    first = next(iter(layers)) == args.layer  # only the first layer's weights match the input's shape
+    classes = info.get("classes")
+    print(f"{run.path}:")
+    print(format_unit(view, image_shape=img if first else None, classes=classes))
+    if not args.no_image:
+        from ..io._files import atomic_write
+        from ..report.unit import unit_figure
+
+        tops = None
+        if view.top and img is not None:
+            tops = [np.asarray(raw[i], dtype=np.float64).reshape(img) for i, _, _ in view.top]
+        out = args.out if args.out is not None else run.path / f"inspect-layer{args.layer}-unit{args.unit}.png"
+        atomic_write(str(out), unit_figure(view, image_shape=img if first else None, top_images=tops,
+                                           classes=classes))  # fmt: skip
+        print(f"picture: {out}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     """Register this module's subcommands on the ``neuronkit`` parser's subparsers."""
     g = sub.add_parser("gradcheck", help="check a run's backpropagated gradients against float64 finite differences")
@@ -210,3 +253,17 @@ def add_parsers(sub) -> None:
     r.add_argument("--batch-size", type=int, default=64, help="test samples the diagnostics look at (default 64)")
     r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     r.set_defaults(func=cmd_report)
+
+    i = sub.add_parser("inspect", help="one neuron: weights, bias, activation, history, events, top inputs",
+                       description="Show one unit (neuron) of a run's model: its weights (drawn as an image when the "
+                                   "inputs are images), bias and activation, its history over training and its events "
+                                   "(from the run's probes), and the test inputs that excite it most. Also writes a "
+                                   "picture (PNG).")  # fmt: skip
+    i.add_argument("run_dir", metavar="RUN_DIR")
+    i.add_argument("--layer", help="the layer's name, as `neuronkit summary RUN` lists it (e.g. 0)")
+    i.add_argument("--unit", type=int, default=0, help="the unit (neuron) or channel index (default 0)")
+    i.add_argument("--top", type=int, default=8, help="how many most-exciting test inputs to show (default 8; 0: none)")
+    i.add_argument("--out", "-o", help="the picture's path (default RUN_DIR/inspect-layerL-unitU.png)")
+    i.add_argument("--no-image", action="store_true", help="print only; write no picture")
+    i.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    i.set_defaults(func=cmd_inspect)
