@@ -170,3 +170,36 @@ def test_cli_gradcheck(tmp_path):
     assert out.rstrip().splitlines()[-1].startswith("ok:")
     rc, _, err = _cli("gradcheck", tmp_path / "missing")
     assert rc == 1 and err.startswith("neuronkit: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_gradcheck_callback_repeats_the_check_during_training():
+    from neuronkit.inspect import GradCheckCallback
+    from neuronkit.train import fit
+
+    x, y = _batch((6,), n=64)
+    nk.manual_seed(0)
+    good = nn.Sequential(nn.Dense(6, 8, activation="tanh"), nn.Dense(8, 3))
+    cb = GradCheckCallback((x[:8], y[:8]), every=3)
+    fit(good, (x, y), optimizer="sgd", lr=0.1, epochs=1, batch_size=8, callbacks=[cb], progress=False, seed=0)
+    assert [r["step"] for r in cb.results] == [3, 6] and all(r["ok"] for r in cb.results)
+    assert all(d["max_rel_error"] < 1e-5 for r in cb.results for d in r["layers"].values())
+    assert cb.results[0]["loss"] != cb.results[1]["loss"]  # checked on the weights as training changed them
+    nk.manual_seed(0)
+    bad = nn.Sequential(nn.Dense(6, 8, activation="tanh"), BadScale(8), nn.Dense(8, 3))
+    cb = GradCheckCallback((x[:8], y[:8]), every=2, stop_on_failure=True)
+    h = fit(bad, (x, y), optimizer="sgd", lr=0.1, epochs=1, batch_size=8, callbacks=[cb], progress=False, seed=0)
+    assert len(cb.results) == 1 and not cb.results[0]["ok"] and not cb.results[0]["layers"]["1"]["ok"]
+    assert h.stopped_early == "stopped at step 2: the gradient check failed"
+    with pytest.raises(ValueError, match="every must be a positive int, got 0"):
+        GradCheckCallback((x, y), every=0)
+
+
+def test_cli_gradcheck_every(tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    rc, stdout, stderr = _cli("train", "--data", "digits", "--epochs", "1", "--gradcheck-every", "15", "--out", out)
+    assert rc == 0, stderr
+    lines = [json.loads(s) for s in (out / "gradcheck.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [15, 30] and all(r["ok"] for r in lines)
+    assert "gradient checks: 2 of 2 passed" in stdout

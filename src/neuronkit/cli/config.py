@@ -60,6 +60,7 @@ class TrainConfig:
     standardize: bool = True  # (x - mean) / std, fitted on the training split only
     patience: int | None = None  # early stopping: epochs without val_loss improvement (None: off)
     probe_every: int | None = None  # record per-neuron statistics every N steps (0: off; None: about 200 records)
+    gradcheck_every: int = 0  # float64 gradient check of the whole model every N steps (0: off)
     out: str | None = None  # run directory; default runs/<data>-<timestamp>
 
     def to_dict(self) -> dict:
@@ -159,6 +160,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.patience is not None and cfg.val_fraction == 0:
         raise CLIError("patience (early stopping) watches val_loss: it needs val_fraction > 0")
     cfg.probe_every = _int("probe_every", cfg.probe_every, 0, allow_none=True)
+    cfg.gradcheck_every = _int("gradcheck_every", cfg.gradcheck_every, 0)
     cfg.out = _str("out", cfg.out, allow_none=True)
     return cfg
 

@@ -144,7 +144,7 @@ def cmd_train(args) -> int:
     if sys.stderr.isatty():
         callbacks.append(_Bar())
     callbacks.append(EpochPrinter())
-    trainer, probe = T.make_trainer(cfg, model, loss, loaded.task, len(train[0]), callbacks)
+    trainer, probe, gradcheck = T.make_trainer(cfg, model, loss, loaded.task, train, callbacks)
     print(f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
           f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
           f" -> {run.path}", flush=True)  # fmt: skip
@@ -152,6 +152,11 @@ def cmd_train(args) -> int:
     if probe is not None and probe.probe is not None and probe.probe.layers:
         probe.probe.remove()
         probe.probe.save(run.probes_path)  # the neurons' history of this (part of the) run: neuronkit inspect/report
+    if gradcheck is not None:
+        run.write_text("gradcheck.jsonl", "".join(json.dumps(r) + "\n" for r in gradcheck.results))
+        bad = [r["step"] for r in gradcheck.results if not r["ok"]]
+        print(f"gradient checks: {len(gradcheck.results) - len(bad)} of {len(gradcheck.results)} passed"
+              + (f" (failed at steps {bad})" if bad else "") + f"; {run.path / 'gradcheck.jsonl'}")  # fmt: skip
     if history.interrupted:
         print(f"neuronkit: interrupted at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved. "
               f"Continue with: neuronkit train --resume {run.path}", file=sys.stderr)  # fmt: skip
@@ -349,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--probe-every", type=int,
                    help="record every neuron's statistics every N steps into RUN/probes (0: off; default: about "
                         f"{T.PROBE_RECORDS} records over the run)")  # fmt: skip
+    t.add_argument("--gradcheck-every", type=int,
+                   help="check backprop against float64 finite differences every N steps (default 0: off)")
     t.add_argument("--out", help="run directory (default runs/<data>-<timestamp>)")
     t.add_argument("--config", help="a TOML file with any of these settings")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")

@@ -10,6 +10,7 @@
       metrics.json     the final metrics on the held-out test split, and the training time
       checkpoints/     resumable checkpoints (neuronkit.train.checkpoint), written each epoch
       probes/          per-neuron history (probes.safetensors + probes.json, neuronkit.inspect.Probe.save)
+      gradcheck.jsonl  with --gradcheck-every: one float64 gradient check per line (step, ok, per-layer errors)
       report.html      written by neuronkit report
 """
 
@@ -93,6 +94,10 @@ class RunDir:
             raise CLIError(f"{p} is missing") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise CLIError(f"{p} is damaged: not valid JSON ({e})") from None
+
+    def write_text(self, name: str, text: str) -> None:
+        """Write ``text`` to ``name`` in the run directory, atomically."""
+        atomic_write(os.fspath(self.path / name), text.encode("utf-8"))
 
     def write_json(self, name: str, obj) -> None:
         """Write ``obj`` as indented JSON, atomically (a crash leaves the old file or the new one, never half)."""

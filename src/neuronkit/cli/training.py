@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import optim
 from ..data import train_test_split
-from ..inspect import ProbeCallback
+from ..inspect import GradCheckCallback, ProbeCallback
 from ..train import OPTIMIZERS, ClipGradNorm, StopOnNaN, Trainer, evaluate
 from ..train.callbacks import LRScheduler as ScheduleCallback
 from . import data as D
@@ -36,9 +36,12 @@ def probe_every(cfg, steps_per_epoch: int) -> int:
     return max(1, (cfg.epochs * steps_per_epoch) // PROBE_RECORDS)
 
 
-def make_trainer(cfg, model, loss: str, task: str, n_train: int, callbacks=()) -> tuple:
-    """``(trainer, probe)``: a ``Trainer`` for ``cfg`` with the NaN guard first, then ``callbacks``, gradient
-    clipping, the probe (a ``ProbeCallback``, or None when ``probe_every`` is 0) and the schedule."""
+def make_trainer(cfg, model, loss: str, task: str, train, callbacks=()) -> tuple:
+    """``(trainer, probe, gradcheck)``: a ``Trainer`` for ``cfg`` and the training data ``train = (x, y)``, with the
+    NaN guard first, then ``callbacks``, gradient clipping, the probe (a ``ProbeCallback``, or None when
+    ``probe_every`` is 0), the schedule, and the repeated gradient check (a ``GradCheckCallback`` on the first 16
+    training samples, or None when ``gradcheck_every`` is 0)."""
+    n_train = len(train[0])
     optimizer = make_optimizer(cfg, model.parameters())
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     cbs = [StopOnNaN(), *callbacks]
@@ -51,9 +54,13 @@ def make_trainer(cfg, model, loss: str, task: str, n_train: int, callbacks=()) -
     schedule = make_schedule(cfg, optimizer, steps_per_epoch)
     if schedule is not None:
         cbs.append(schedule)
+    gradcheck = None
+    if cfg.gradcheck_every:
+        gradcheck = GradCheckCallback((train[0][:16], train[1][:16]), every=cfg.gradcheck_every, verbose=True)
+        cbs.append(gradcheck)
     trainer = Trainer(model, loss=loss, optimizer=optimizer, callbacks=cbs, seed=cfg.seed, progress=False,
                       metrics=["accuracy"] if task == "classification" else ["mae"])  # fmt: skip
-    return trainer, probe
+    return trainer, probe, gradcheck
 
 
 def make_schedule(cfg, optimizer, steps_per_epoch: int):

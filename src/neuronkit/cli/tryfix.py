@@ -100,11 +100,11 @@ def _unit_fractions(model, x) -> tuple:
 def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> Trial:
     """Train a fresh model from ``cfg`` (with ``changes`` applied) and measure it on ``held`` = (x, y)."""
     settings = {**cfg.to_dict(), **{APPLICABLE[k]: v for k, v in changes.items()}, "out": None, "probe_every": 0,
-                "patience": None}  # fmt: skip
+                "patience": None, "gradcheck_every": 0}  # fmt: skip
     c = C.validate(C.TrainConfig(**settings))
     creation.manual_seed(c.seed)
     model = build_model(c, tuple(info["model_input_shape"]), info["num_outputs"])
-    trainer, _ = T.make_trainer(c, model, loss, info["task"], len(train[0]))
+    trainer = T.make_trainer(c, model, loss, info["task"], train)[0]
     with np.errstate(all="ignore"):
         history = trainer.fit(train, epochs=c.epochs, batch_size=c.batch_size)
         result = trainer.evaluate(held)

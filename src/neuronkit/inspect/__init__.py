@@ -3,13 +3,12 @@ per-neuron history and events, plain-language diagnostics, whole-model gradient 
 
 from __future__ import annotations
 
-from .callback import ProbeCallback
+from .callback import GradCheckCallback, ProbeCallback
 from .diagnostics import Finding, check_before_training, diagnose_training, report
 from .events import EventDetector
 from .gradcheck import GradientReport, ParamCheck, check_gradients
 from .probes import LayerRecord, Probe, ProbeHistory, StoredLayer, load_history
 
-__all__ = ["EventDetector", "Finding", "GradientReport", "LayerRecord", "ParamCheck", "Probe", "ProbeCallback",
-           "ProbeHistory", "StoredLayer",
-           "check_before_training", "check_gradients", "diagnose_training", "load_history",
-           "report"]  # fmt: skip
+__all__ = ["EventDetector", "Finding", "GradCheckCallback", "GradientReport", "LayerRecord", "ParamCheck", "Probe",
+           "ProbeCallback", "ProbeHistory", "StoredLayer", "check_before_training", "check_gradients",
+           "diagnose_training", "load_history", "report"]  # fmt: skip

@@ -1,4 +1,5 @@
-"""``ProbeCallback``: a ``Probe`` and an ``EventDetector`` driven by the training loop."""
+"""Callbacks of the insight layer: ``ProbeCallback`` (a ``Probe`` and an ``EventDetector`` driven by the training
+loop) and ``GradCheckCallback`` (the whole-model gradient check repeated on sampled steps)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,37 @@ class ProbeCallback(Callback):
 
     def on_train_end(self, trainer) -> None:
         self.probe.active = False
+
+
+class GradCheckCallback(Callback):
+    """Repeat the whole-model float64 gradient check (``check_gradients``) on sampled steps during training.
+
+    Every ``every`` training steps (after the update: the weights as training has made them) the model's
+    backpropagated gradients on the fixed ``batch = (x, y)`` are compared with central differences for up to
+    ``max_per_param`` entries per parameter. ``results`` keeps one dict per check: ``step``, ``ok``, ``loss`` and
+    per layer ``max_rel_error`` / ``ok``. A failing check prints its report when ``verbose`` and stops training when
+    ``stop_on_failure``. The loss is the trainer's own unless ``loss`` is given.
+    """
+
+    def __init__(self, batch, every: int = 500, max_per_param: int = 5, loss=None, seed: int = 0,
+                 stop_on_failure: bool = False, verbose: bool = False):  # fmt: skip
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"GradCheckCallback: every must be a positive int, got {every!r}")
+        self.batch, self.every, self.max_per_param, self.loss, self.seed = batch, every, max_per_param, loss, seed
+        self.stop_on_failure, self.verbose = stop_on_failure, verbose
+        self.results: list = []
+
+    def on_step_end(self, trainer, logs) -> None:
+        if trainer.step % self.every:
+            return
+        from .gradcheck import check_gradients
+
+        report = check_gradients(trainer.model, self.batch, loss=self.loss if self.loss is not None else
+                                 trainer.loss_fn, max_per_param=self.max_per_param, seed=self.seed)  # fmt: skip
+        layers = {name: {"max_rel_error": d["max_rel_error"], "ok": d["ok"]} for name, d in report.layers().items()}
+        self.results.append({"step": trainer.step, "ok": report.ok, "loss": report.loss, "layers": layers})
+        if not report.ok:
+            if self.verbose:
+                print(f"gradient check at step {trainer.step}:\n{report}", flush=True)
+            if self.stop_on_failure:
+                trainer.stop_reason = f"stopped at step {trainer.step}: the gradient check failed"
