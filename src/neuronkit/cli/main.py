@@ -21,7 +21,9 @@ A user mistake prints one line, ``neuronkit: error: ...``, on stderr and exits w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -410,6 +412,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("neuronkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): not an error of ours
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # the interpreter flushes stdout at exit: let that go nowhere
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
