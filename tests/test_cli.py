@@ -151,6 +151,11 @@ def test_resume_an_interrupted_run_equals_an_uninterrupted_one(tmp_path):
     assert rc == 0, stderr
     assert sum(line.startswith("epoch ") for line in stdout.splitlines()) == 1  # only epoch 3 ran
     assert [e["epoch"] for e in epochs_of(tmp_path / "a")] == [1, 2, 3]
+    from neuronkit.inspect import load_history
+
+    # the neurons' history continues across the resume: every step of both parts (21 steps per epoch) is recorded
+    steps = load_history(tmp_path / "a" / "probes").layers["0"].steps
+    assert steps.tolist() == list(range(1, 64))
     rc, _, _ = run_cli("train", *common, "--epochs", "3", "--out", tmp_path / "b")
     assert rc == 0
     a, b = nk.load(tmp_path / "a" / "model").state_dict(), nk.load(tmp_path / "b" / "model").state_dict()

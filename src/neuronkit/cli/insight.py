@@ -74,7 +74,7 @@ def _findings(run, cfg, info, model, x, y, loss) -> tuple:
     model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
     findings += [f for f in check_before_training(model, (x, y), loss=loss, when="after training")
                  if f.kind not in ("output_scale", "initial_loss")]  # fmt: skip
-    probes = _probe_history(run)
+    probes = probe_history(run)
     findings += diagnose_training(History.from_state({"epochs": epochs}), probes)
     return findings, epochs, probes
 
@@ -160,7 +160,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _probe_history(run):
+def probe_history(run):
     """The run's saved per-neuron history (``RUN/probes``), or None when it was trained without probes."""
     from ..inspect.probes import load_history
 
@@ -197,7 +197,7 @@ def cmd_inspect(args) -> int:
         inputs = D.prepare_inputs(loaded.x_test, info, where)
         labels = loaded.y_test if info["task"] == "classification" else None
         raw = loaded.x_test
-    probes = _probe_history(run)
+    probes = probe_history(run)
     view = view_unit(model, args.layer, args.unit, probes=probes, inputs=inputs, labels=labels, top=args.top)
     img = image_shape(tuple(info["sample_shape"]))
     img = img[1:] if img and img[0] == 1 else img

@@ -125,7 +125,7 @@ def cmd_train(args) -> int:
     run = resume_run or RunDir.create(cfg.out, loaded.name)
     cfg.out = str(run.path)
     run.write_json("config.json", {"config": cfg.to_dict(), "data": {**info, "loss": loss}, "neuronkit": __version__})
-    resume = None
+    resume = probe_history = resume_step = None
     if resume_run is not None:
         ckpt = latest_checkpoint(run.checkpoints_path) if run.checkpoints_path.exists() else None
         if ckpt is None:
@@ -135,8 +135,12 @@ def cmd_train(args) -> int:
             resume = run.checkpoints_path
             # history.jsonl is rewritten from the checkpoint, so it never holds epochs the resumed run repeats
             with open(Path(ckpt) / "trainer.json", encoding="utf-8") as f:
-                epochs = json.load(f).get("history", {}).get("epochs", [])
+                state = json.load(f)
+            epochs = state.get("history", {}).get("epochs", [])
             run.history_path.write_text("".join(json.dumps({"kind": "epoch", **e}) + "\n" for e in epochs))
+            resume_step = int(state.get("step", 0))
+            if (run.probes_path / "probes.json").is_file():  # the neurons' history continues too
+                probe_history = insight.probe_history(run)
 
     # order matters at an epoch's end: checkpoint before the log line (a logged epoch is always resumable), the
     # progress bar clears its line before the epoch's line is printed
@@ -146,7 +150,8 @@ def cmd_train(args) -> int:
     if sys.stderr.isatty():
         callbacks.append(_Bar())
     callbacks.append(EpochPrinter())
-    trainer, probe, gradcheck = T.make_trainer(cfg, model, loss, loaded.task, train, callbacks)
+    trainer, probe, gradcheck = T.make_trainer(cfg, model, loss, loaded.task, train, callbacks, probe_history,
+                                               resume_step)  # fmt: skip
     print(f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
           f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
           f" -> {run.path}", flush=True)  # fmt: skip

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import optim
 from ..data import train_test_split
-from ..inspect import GradCheckCallback, ProbeCallback
+from ..inspect import GradCheckCallback, Probe, ProbeCallback
 from ..train import OPTIMIZERS, ClipGradNorm, StopOnNaN, Trainer, evaluate
 from ..train.callbacks import LRScheduler as ScheduleCallback
 from . import data as D
@@ -36,11 +36,13 @@ def probe_every(cfg, steps_per_epoch: int) -> int:
     return max(1, (cfg.epochs * steps_per_epoch) // PROBE_RECORDS)
 
 
-def make_trainer(cfg, model, loss: str, task: str, train, callbacks=()) -> tuple:
+def make_trainer(cfg, model, loss: str, task: str, train, callbacks=(), probe_history=None,
+                 resume_step: int | None = None) -> tuple:  # fmt: skip
     """``(trainer, probe, gradcheck)``: a ``Trainer`` for ``cfg`` and the training data ``train = (x, y)``, with the
     NaN guard first, then ``callbacks``, gradient clipping, the probe (a ``ProbeCallback``, or None when
     ``probe_every`` is 0), the schedule, and the repeated gradient check (a ``GradCheckCallback`` on the first 16
-    training samples, or None when ``gradcheck_every`` is 0)."""
+    training samples, or None when ``gradcheck_every`` is 0). ``probe_history`` (a saved ``ProbeHistory``) is
+    continued up to ``resume_step`` when a run resumes."""
     n_train = len(train[0])
     optimizer = make_optimizer(cfg, model.parameters())
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
@@ -48,7 +50,12 @@ def make_trainer(cfg, model, loss: str, task: str, train, callbacks=()) -> tuple
     if cfg.clip_grad_norm is not None:
         cbs.append(ClipGradNorm(cfg.clip_grad_norm))
     every = probe_every(cfg, steps_per_epoch)
-    probe = ProbeCallback(every=every) if every > 0 else None
+    probe = None
+    if every > 0:
+        p = Probe(model, every=every)
+        if probe_history is not None:
+            p.restore(probe_history, upto_step=resume_step)
+        probe = ProbeCallback(every=every, probe=p)
     if probe is not None:
         cbs.insert(1, probe)  # before clipping: it records the gradients backpropagation gave
     schedule = make_schedule(cfg, optimizer, steps_per_epoch)

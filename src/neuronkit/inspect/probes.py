@@ -258,6 +258,32 @@ class Probe:
             raise KeyError(f"Probe: no probed layer {layer!r}; probed layers: {list(self.layers)}")
         return self.layers[layer].history()
 
+    def restore(self, saved, upto_step: int | None = None) -> None:
+        """Continue a saved history (a ``ProbeHistory`` from ``load_history``): its records up to ``upto_step`` (the
+        step a resumed run continues from) go back into the ring buffers, and its events with them. The first record
+        after this has no ``update_ratio`` (the previous weights were not saved)."""
+        for name, rec in self.layers.items():
+            if name not in saved.layers:
+                continue
+            old = saved.layers[name]
+            if old.units != rec.units:
+                raise ValueError(f"Probe.restore: layer {name} has {rec.units} units, the saved history {old.units}")
+            keep = np.flatnonzero(old.steps <= upto_step) if upto_step is not None else np.arange(old.size)
+            keep = keep[-self.max_records:]
+            n = len(keep)
+            rec.steps[:n], rec.lr[:n] = old.steps[keep], old.lr[keep]
+            for stat in UNIT_STATS:
+                rec.unit[stat][:n] = old.unit[stat][keep]
+            for stat in LAYER_STATS:
+                rec.layer[stat][:n] = old.layer[stat][keep]
+            if old.hist.shape[1:] == rec.hist.shape[1:]:
+                rec.hist[:n] = old.hist[keep]
+            rec.count = n
+            if n:
+                rec.first = {"pre_rms": old.unit["pre_rms"][keep[0]].copy(),
+                             "weight_norm": old.unit["weight_norm"][keep[0]].copy()}  # fmt: skip
+        self.events = [e for e in saved.events if upto_step is None or (e.get("step") or 0) <= upto_step]
+
     def remove(self) -> None:
         """Detach every hook (the recorded history stays readable)."""
         for h in self._handles:
