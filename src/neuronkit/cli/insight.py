@@ -14,16 +14,22 @@ from .models import build_model
 from .rundir import load_run
 
 
-def _test_batch(args, cfg, info):
-    """The first ``--batch-size`` test samples of a run's data, prepared as its model takes them, and its loss name."""
-    if args.data_dir is not None:
-        cfg.data_dir = args.data_dir
+def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
+    """``(x, y, where, loss, loaded)``: the first ``n`` (default all) test samples of a run's data, prepared as its
+    model takes them, where they come from, the run's loss name, and the loaded dataset (raw inputs included)."""
+    if data_dir is not None:
+        cfg.data_dir = data_dir
     loaded = D.load_data(cfg)
     where = f"{cfg.data} (test split)"
-    n = min(args.batch_size, len(loaded.x_test))
+    n = len(loaded.x_test) if n is None else min(n, len(loaded.x_test))
     x = D.prepare_inputs(loaded.x_test[:n], info, where)
     y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
-    return x, y, where, info.get("loss") or T.loss_name(cfg, info["task"])
+    return x, y, where, info.get("loss") or T.loss_name(cfg, info["task"]), loaded
+
+
+def _test_batch(args, cfg, info):
+    """The first ``--batch-size`` test samples of a run's data, prepared as its model takes them, and its loss name."""
+    return _test_data(cfg, info, args.data_dir, args.batch_size)[:4]
 
 
 def cmd_gradcheck(args) -> int:
@@ -129,13 +135,7 @@ def cmd_report(args) -> int:
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     run, cfg, info, model = load_run(args.run_dir)
-    if args.data_dir is not None:
-        cfg.data_dir = args.data_dir
-    loaded = D.load_data(cfg)
-    where = f"{cfg.data} (test split)"
-    x_test = D.prepare_inputs(loaded.x_test, info, where)
-    y_test = D.check_labels(loaded.y_test, info["task"], info["num_outputs"], where)
-    loss = info.get("loss") or T.loss_name(cfg, info["task"])
+    x_test, y_test, _, loss, loaded = _test_data(cfg, info, args.data_dir)
     n = min(args.batch_size, len(x_test))
     findings, epochs, probes = _findings(run, cfg, info, model, x_test[:n], y_test[:n], loss)
     classification = info["task"] == "classification"
@@ -190,12 +190,8 @@ def cmd_inspect(args) -> int:
         raise CLIError(f"--top must be at least 0, got {args.top}")
     inputs = labels = raw = None
     if args.top:
-        if args.data_dir is not None:
-            cfg.data_dir = args.data_dir
-        loaded = D.load_data(cfg)
-        where = f"{cfg.data} (test split)"
-        inputs = D.prepare_inputs(loaded.x_test, info, where)
-        labels = loaded.y_test if info["task"] == "classification" else None
+        inputs, y, _, _, loaded = _test_data(cfg, info, args.data_dir)
+        labels = y if info["task"] == "classification" else None
         raw = loaded.x_test
     probes = probe_history(run)
     view = view_unit(model, args.layer, args.unit, probes=probes, inputs=inputs, labels=labels, top=args.top)
