@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import __version__, creation, io
 from ..data import DATASETS, DownloadError
+from ..tour import cli as tour_cli
 from ..train import (
     EarlyStopping,
     JSONLLogger,
@@ -391,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_summary)
 
     insight.add_parsers(sub)
+    tour_cli.add_parser(sub)
     return parser
 
 
