@@ -95,6 +95,11 @@ class LayerRecord:
                 "activation": self.activation, "count": self.count}  # fmt: skip
 
 
+def _row_sq(a):
+    """Sum of squares of each row, accumulated in float64 (einsum casts while it reads: no float64 copy of ``a``)."""
+    return np.einsum("ij,ij->i", a, a, dtype=np.float64)
+
+
 def _per_unit(a, kind):
     """(units, n) view of a layer output: dense (..., units) -> units by samples; conv (N, C, ...) -> channels by
     samples x positions."""
@@ -219,15 +224,15 @@ class Probe:
     def _write(self, rec: LayerRecord, lr: float) -> None:
         m, p = rec.module, rec.pending
         i = rec.count % self.max_records
-        w = _np(m.weight).reshape(rec.units, -1).astype(np.float64)
+        w = _np(m.weight).reshape(rec.units, -1)  # the model's dtype: norms accumulate in float64 without a copy
         b = np.zeros(rec.units) if m.bias is None else _np(m.bias).astype(np.float64)
-        wn = np.sqrt((w * w).sum(1))
+        wn = np.sqrt(_row_sq(w))
         p["weight_norm"], p["bias"] = wn, b
         g = m.weight.grad
         if g is not None:
-            g = _np(g).reshape(rec.units, -1).astype(np.float64)
-            p["grad_norm"] = np.sqrt((g * g).sum(1))
-            rec.layer["layer_grad_norm"][i] = math.sqrt(float((g * g).sum()))
+            sq = _row_sq(_np(g).reshape(rec.units, -1))
+            p["grad_norm"] = np.sqrt(sq)
+            rec.layer["layer_grad_norm"][i] = math.sqrt(float(sq.sum()))
         else:
             p["grad_norm"] = np.full(rec.units, np.nan)
             rec.layer["layer_grad_norm"][i] = np.nan
@@ -235,11 +240,11 @@ class Probe:
             p["update_ratio"] = np.full(rec.units, np.nan)
             p["bias_delta"] = np.full(rec.units, np.nan)
         else:
-            d = w - rec.prev_weight
+            d = np.subtract(w, rec.prev_weight)  # exact in float32 too: an update is small next to the weight
             with np.errstate(divide="ignore", invalid="ignore"):
-                p["update_ratio"] = np.sqrt((d * d).sum(1)) / wn
+                p["update_ratio"] = np.sqrt(_row_sq(d)) / wn
             p["bias_delta"] = b - rec.prev_bias
-        rec.prev_weight, rec.prev_bias = w, b.copy()
+        rec.prev_weight, rec.prev_bias = w.copy(), b.copy()
         for s in UNIT_STATS:
             rec.unit[s][i] = p[s]
         rec.layer["out_grad_norm"][i] = p.get("out_grad_norm", np.nan)
