@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -117,14 +118,15 @@ def histograms(probes) -> Plot:
         if len(steps):
             right = steps[-1] if steps[-1] > steps[0] else steps[0] + 1
             ax.imshow(frac.T, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
-                      extent=(steps[0], right, edges[0], edges[-1]))  # fmt: skip
+                      norm=LogNorm(vmin=1e-4, vmax=1.0, clip=True), extent=(steps[0], right, edges[0], edges[-1]))
         ax.set_title(f"layer {name} ({rec.activation}, {rec.units} units)", fontsize=10)
         ax.set_ylabel("output value")
         data[name] = {"steps": steps, "counts": h.astype(int).tolist()}
     axes[-1, 0].set_xlabel("training step")
     return Plot("histograms", "Activation histograms over time",
                 "Each column is one probe record: the share of the layer's outputs (all units, the whole batch) in "
-                "each value bin, brighter = more. Values outside the range fall into the edge bins.", _png(fig),
+                "each value bin, brighter = more (log colour scale, from 0.01% to 100%). Values outside the range fall "
+                "into the edge bins.", _png(fig),
                 data)  # fmt: skip
 
 
