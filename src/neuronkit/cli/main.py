@@ -54,7 +54,6 @@ USER_ERRORS = (CLIError, ValueError, KeyError, FileNotFoundError, IsADirectoryEr
                PermissionError, DownloadError)  # fmt: skip
 
 
-
 # -- printing -----------------------------------------------------------------------------------------------------
 def _fmt(v) -> str:
     if isinstance(v, float):

@@ -56,7 +56,6 @@ def make_trainer(cfg, model, loss: str, task: str, train, callbacks=(), probe_hi
         if probe_history is not None:
             p.restore(probe_history, upto_step=resume_step)
         probe = ProbeCallback(every=every, probe=p)
-    if probe is not None:
         cbs.insert(1, probe)  # before clipping: it records the gradients backpropagation gave
     schedule = make_schedule(cfg, optimizer, steps_per_epoch)
     if schedule is not None:
