@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from ..autograd.function import Function
-from .conv import _fill_cols, _fill_cols_t, _nhwc, _out_size, _pad, add_bias_rows
+from .conv import _col2im, _fill_cols, _fill_cols_t, _nhwc, _out_size, _pad, add_bias_rows
 
 
 def im2col_planes(xpad, kh, kw, sh, sw, dh, dw, ph, pw, k):
@@ -111,21 +111,21 @@ class Conv2dFused(Function):
         return gx, gw, gb
 
     def _col2im(self, gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k):
-        """Input gradient: one GEMM per kernel offset gives a (rows, C) block, added into an NHWC-backed buffer at
-        that offset, plane by plane (see conv._col2im)."""
+        """Input gradient: the planes' gradients put back in conv-output order (zero where the pooling dropped a
+        row or column), then conv's col2im, whose adds run along whole image rows (adding plane by plane would run
+        over C values at a time: 3-4x slower)."""
         xp = B.xp
-        h, wd = self.xshape[2:]
-        p = n * ph * pw
-        gpad = xp.zeros((n, h + 2 * pad_h, wd + 2 * pad_w, c), dtype=gz.dtype)
-        blocks = xp.matmul(gz, self.wmat.reshape(-1, kh * kw, c).transpose(1, 0, 2))  # (kh*kw, k*k*p, C)
-        for u in range(kh):
-            for v in range(kw):
-                blk = blocks[u * kw + v]
-                for a in range(k):
-                    for b in range(k):
-                        h0, w0 = a * sh + u * dh, b * sw + v * dw
-                        hs, ws = k * sh, k * sw
-                        dst = gpad[:, h0 : h0 + hs * (ph - 1) + 1 : hs, w0 : w0 + ws * (pw - 1) + 1 : ws]
-                        q = a * k + b
-                        dst += blk[q * p : (q + 1) * p].reshape(n, ph, pw, c)
-        return gpad.transpose(0, 3, 1, 2)[:, :, pad_h : pad_h + h, pad_w : pad_w + wd]
+        o = self.wmat.shape[0]
+        gm = gz
+        if k > 1:
+            h, wd = self.xshape[2:]
+            oh, ow = _out_size(h, kh, sh, pad_h, dh), _out_size(wd, kw, sw, pad_w, dw)
+            full = (xp.empty if (oh, ow) == (k * ph, k * pw) else xp.zeros)((n, oh, ow, o), dtype=gz.dtype)
+            planes = gz.reshape(k, k, n, ph, pw, o)
+            for a in range(k):
+                for b in range(k):
+                    full[:, a : k * ph : k, b : k * pw : k] = planes[a, b]
+            gm = full.reshape(n * oh * ow, o)
+        else:
+            oh, ow = ph, pw
+        return _col2im(gm, self.wmat[None], self.xshape, kh, kw, sh, sw, pad_h, pad_w, dh, dw, oh, ow)
