@@ -2,7 +2,12 @@
 
 Model (issue 3): conv 1->16 3x3, ReLU, maxpool 2, conv 16->32 3x3, ReLU, maxpool 2, flatten, dense 800->10; softmax
 cross-entropy, plain SGD lr 0.05, batch 128, float32, 10,000 random 28x28 images (seeded), identical initial weights.
-Epochs are interleaved between the two libraries (order rotated); the figure is the median of ``--repeats`` epochs.
+Epochs are interleaved between the implementations (order rotated); the figure is the median of ``--repeats`` epochs.
+
+Two neuronkit variants of the same model: ``neuronkit`` writes it op by op like the PyTorch version
+(``max_pool2d(relu(conv2d(x, w, b)), 2)``); ``neuronkit fused`` uses the fused convolution
+``conv2d(x, w, b, activation="relu", max_pool=2)``, which computes the same function with the same gradients
+(as ``relu(max_pool(conv) + b)``: bias and ReLU on the 4x smaller pooled output). The PyTorch side is op by op.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_cnn.py [--repeats N]
 """
@@ -58,6 +63,25 @@ def epoch_neuronkit(init, X, Y):
     return time.perf_counter() - t0, total
 
 
+def epoch_neuronkit_fused(init, X, Y):
+    ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
+    c1, b1, c2, b2, w3, b3 = ps
+    total, t0 = 0.0, time.perf_counter()
+    for i in range(0, len(X), BATCH):
+        h = nk.conv2d(nk.Tensor(X[i : i + BATCH]), c1, b1, activation="relu", max_pool=2)
+        h = nk.conv2d(h, c2, b2, activation="relu", max_pool=2)
+        loss = nk.cross_entropy(nk.linear(nk.flatten(h, 1), w3, b3), Y[i : i + BATCH])
+        loss.backward()
+        with nk.no_grad():
+            for p in ps:
+                g = p.grad.data
+                g *= LR
+                p.data -= g
+                p.grad = None
+        total += loss.item()
+    return time.perf_counter() - t0, total
+
+
 def epoch_torch(init, X, Y):
     ps = [torch.tensor(p, requires_grad=True) for p in init]
     c1, b1, c2, b2, w3, b3 = ps
@@ -84,10 +108,10 @@ def main(argv=None):
     print(f"load average at start: {_load()}")
     X, Y = make_data(N)
     init = init_params()
-    impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch}
+    impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch, "neuronkit fused": epoch_neuronkit_fused}
     times, totals = {k: [] for k in impls}, {}
     for r in range(args.repeats + 1):
-        for k in list(impls)[r % 2 :] + list(impls)[: r % 2]:
+        for k in list(impls)[r % len(impls) :] + list(impls)[: r % len(impls)]:
             dt, totals[k] = impls[k](init, X, Y)
             if r:
                 times[k].append(dt)
@@ -95,11 +119,12 @@ def main(argv=None):
             print(f"  round {r}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in impls), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     steps = -(-N // BATCH)
-    best = min(times["neuronkit"]) / min(times["pytorch"])
-    print(f"\nCNN epoch ({N} images, {steps} steps): neuronkit {med['neuronkit']:.3f} s, "
-          f"pytorch {med['pytorch']:.3f} s, ratio {med['neuronkit'] / med['pytorch']:.2f}x (min-based {best:.2f}x)")
-    print(f"summed epoch loss: neuronkit {totals['neuronkit']:.4f}, pytorch {totals['pytorch']:.4f} "
-          f"(difference {abs(totals['neuronkit'] - totals['pytorch']):.1e})")
+    print(f"\nCNN epoch ({N} images, {steps} steps), pytorch {med['pytorch']:.3f} s (median of {args.repeats})")
+    for k in ("neuronkit", "neuronkit fused"):
+        best = min(times[k]) / min(times["pytorch"])
+        print(f"  {k:16} {med[k]:.3f} s, ratio to pytorch {med[k] / med['pytorch']:.2f}x (min-based {best:.2f}x); "
+              f"summed epoch loss {totals[k]:.4f} vs pytorch {totals['pytorch']:.4f} "
+              f"(difference {abs(totals[k] - totals['pytorch']):.1e})")
     print(f"load average at end: {_load()}")
 
 

@@ -543,3 +543,25 @@ def test_load_npy_npz(tmp_path):
     for fn in (load_npy, load_npz, load_csv):
         with pytest.raises(FileNotFoundError, match="data file not found: .*missing"):
             fn(tmp_path / "missing")
+
+
+def test_loader_uses_an_overridden_get_batch_and_gathers_shuffled_batches_exactly():
+    # Shuffled batches of a plain ArrayDataset skip the index checks (the permutation is valid by construction); a
+    # subclass that overrides get_batch is still asked through it.
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    calls = []
+
+    class Logged(ArrayDataset):
+        def get_batch(self, indices):
+            calls.append(len(indices))
+            return super().get_batch(indices)
+
+    plain = list(DataLoader(ArrayDataset(x, y), batch_size=4, shuffle=True, seed=3))
+    logged = list(DataLoader(Logged(x, y), batch_size=4, shuffle=True, seed=3))
+    assert calls == [4, 4, 2]
+    order = np.random.default_rng(3).permutation(10)
+    for (xb, yb), (xl, yl), lo in zip(plain, logged, (0, 4, 8)):
+        np.testing.assert_array_equal(yb, order[lo : lo + 4])
+        np.testing.assert_array_equal(xb, x[order[lo : lo + 4]])
+        np.testing.assert_array_equal(xl, xb)
+        np.testing.assert_array_equal(yl, yb)

@@ -140,3 +140,81 @@ def test_bad_constructor_arguments():
         nn.Conv2d(4, 6, 0)
     with pytest.raises(ValueError, match="in_channels"):
         nn.Conv2d(0, 6, 3)
+
+
+FUSED_CASES = [
+    dict(in_channels=1, out_channels=6, kernel_size=3, activation="relu", max_pool=2),  # few channels, as conv 1
+    dict(in_channels=5, out_channels=4, kernel_size=3, padding=1, activation="relu", max_pool=2),
+    dict(in_channels=4, out_channels=4, kernel_size=2, stride=2, activation="relu"),
+    dict(in_channels=3, out_channels=4, kernel_size=3, bias=False, max_pool=3),
+    dict(in_channels=4, out_channels=6, kernel_size=3, groups=2, activation="relu", max_pool=2),  # composed path
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cfg", FUSED_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_fused_conv2d_matches_torch_conv_relu_pool(cfg, dtype):
+    # Inputs like images: a zero background and flat patches, so conv outputs tie within pooling windows (both at
+    # zero after ReLU and at positive values) and the first-maximum rule decides where the gradient goes.
+    plain = {k: v for k, v in cfg.items() if k not in ("activation", "max_pool")}
+    layer = nn.Conv2d(**cfg, generator=0, dtype=dtype)
+    tlayer = torch.nn.Conv2d(**plain, dtype=getattr(torch, dtype))
+    _to_torch(layer, tlayer)
+    rng = np.random.default_rng(3)
+    x = np.zeros((3, cfg["in_channels"], 13, 12), dtype=dtype)
+    x[:, :, 2:9, 3:10] = 1.0
+    x[:, :, 5:7, 4:6] = rng.standard_normal((3, cfg["in_channels"], 2, 2))
+    xs, xt = nk.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = layer(xs)
+    yt = tlayer(xt)
+    if cfg.get("activation"):
+        yt = torch.relu(yt)
+    if cfg.get("max_pool"):
+        yt = torch.nn.functional.max_pool2d(yt, cfg["max_pool"])
+    g = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(nk.Tensor(g))
+    yt.backward(torch.tensor(g))
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), **tol)
+    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), **tol)
+    np.testing.assert_allclose(layer.weight.grad.data, tlayer.weight.grad.numpy(), **tol)
+    if layer.bias is not None:
+        np.testing.assert_allclose(layer.bias.grad.data, tlayer.bias.grad.numpy(), **tol)
+    assert y.dtype == dtype and layer.weight.grad.dtype == dtype
+
+
+def test_fused_conv2d_equals_separate_ops_exactly():
+    # Same graph either way: fused and separate ops agree to the last bit on a ReLU-heavy input with ties.
+    rng = np.random.default_rng(0)
+    x = np.zeros((4, 2, 12, 11), dtype=np.float32)
+    x[:, :, 3:8, 2:9] = rng.integers(0, 3, (4, 2, 5, 7))
+    w = rng.integers(-2, 3, (3, 2, 3, 3)).astype(np.float32)
+    b = np.array([0.5, -1.0, 0.0], dtype=np.float32)
+    res = []
+    for fused in (False, True):
+        xs, ws, bs = (nk.Tensor(a, requires_grad=True) for a in (x, w, b))
+        if fused:
+            y = nk.conv2d(xs, ws, bs, activation="relu", max_pool=2)
+        else:
+            y = nk.max_pool2d(nk.relu(nk.conv2d(xs, ws, bs)), 2)
+        (y * nk.Tensor(np.arange(y.data.size, dtype=np.float32).reshape(y.shape))).sum().backward()
+        res.append([y.data, xs.grad.data, ws.grad.data, bs.grad.data])
+    for a, b_ in zip(*res):
+        np.testing.assert_array_equal(a, b_)
+
+
+def test_fused_conv2d_layer_config_repr_and_errors():
+    layer = nn.Conv2d(1, 4, 3, activation="relu", max_pool=2)
+    assert layer.get_config()["activation"] == "relu" and layer.get_config()["max_pool"] == 2
+    assert "activation" not in nn.Conv2d(1, 4, 3).get_config()  # plain layers keep their old config
+    assert "activation='relu', max_pool=2" in repr(layer)
+    assert nn.Conv2d(**layer.get_config()).get_config() == layer.get_config()
+    assert layer(nk.zeros(2, 1, 10, 9)).shape == (2, 4, 4, 3)
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        nn.Conv2d(1, 4, 3, activation="tanh")
+    with pytest.raises(ValueError, match="max_pool must be"):
+        nn.Conv2d(1, 4, 3, max_pool=0)
+    with pytest.raises(ValueError, match="max_pool=4 does not fit"):
+        nk.conv2d(nk.zeros(1, 1, 5, 5), nk.zeros(2, 1, 3, 3), max_pool=4)
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        nk.conv2d(nk.zeros(1, 1, 5, 5), nk.zeros(2, 1, 3, 3), activation="gelu")

@@ -233,13 +233,18 @@ def test_gradcheck(case, reduction):
 
 def test_cross_entropy_fast_path_uses_fused_op(monkeypatch):
     calls = []
-    fused = nk.ops.cross_entropy
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return fused(*args, **kwargs)
+    def spy(fused):
+        def call(*args, **kwargs):
+            calls.append(kwargs)
+            return fused(*args, **kwargs)
 
-    monkeypatch.setattr(L.ops, "cross_entropy", spy)
+        return call
+
+    # class-index targets take the fused op's pre-checked entry (targets are range-checked once), probabilities
+    # the public op
+    monkeypatch.setattr(L.ops, "cross_entropy", spy(nk.ops.cross_entropy))
+    monkeypatch.setattr(L, "cross_entropy_checked", spy(L.cross_entropy_checked))
     x = nk.Tensor(np.zeros((3, 4), np.float32), requires_grad=True)
     cross_entropy(x, np.array([0, 1, 2]), label_smoothing=0.1)
     cross_entropy(x, np.full((3, 4), 0.25, np.float32))

@@ -342,3 +342,18 @@ def test_streaming_errors():
         F1(num_classes=3).update([0, 1], [0, 3])
     with pytest.raises(ValueError, match=r"top5: y_true has 2 samples"):
         TopK(5).update([0, 1], np.zeros((3, 5)))
+
+
+def test_accuracy_update_array_fast_path_still_checks():
+    # fit's per-step call (int64 labels and float scores as arrays) skips the generic conversion, not the checks
+    m = Accuracy()
+    scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]], dtype=np.float32)
+    m.update(np.array([1, 0, 0]), scores)
+    m.update(np.array([1], dtype=np.uint8), scores[:1])
+    assert m.compute() == 0.75
+    with pytest.raises(ValueError, match="negative label -1"):
+        m.update(np.array([1, -1, 0]), scores)
+    with pytest.raises(ValueError, match="y_true has 2 samples"):
+        m.update(np.array([1, 0]), scores)
+    with pytest.raises(ValueError, match="single column"):
+        m.update(np.array([1, 0, 0]), scores[:, :1])

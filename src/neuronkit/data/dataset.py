@@ -90,7 +90,10 @@ class ArrayDataset:
         """``(x[indices], y[indices])`` (or just ``x[indices]``), indices a 1-D integer array or a slice."""
         if isinstance(indices, slice):
             return self._apply(self.x[indices], None if self.y is None else self.y[indices])
-        idx = _as_indices(indices, len(self.x))
+        return self._take(_as_indices(indices, len(self.x)))
+
+    def _take(self, idx):
+        """``get_batch`` for a 1-D intp array of valid indices (the DataLoader's own permutation): no checks."""
         return self._apply(self.x[idx], None if self.y is None else self.y[idx])
 
     def __repr__(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from .dataset import GeneratorDataset
+from .dataset import ArrayDataset, GeneratorDataset
 
 __all__ = ["DataLoader", "default_collate"]
 
@@ -150,12 +150,18 @@ class DataLoader:
         order = self.generator.permutation(n) if self.shuffle else None
         self._in_epoch, self._pos = True, start
         get_batch = getattr(self.dataset, "get_batch", None)
+        # The permutation's indices are valid by construction: an ArrayDataset (whose get_batch is not overridden)
+        # is asked for them without the index checks that user calls get.
+        take = self.dataset._take if getattr(type(self.dataset), "get_batch", None) is ArrayDataset.get_batch else None
         bs = self.batch_size
 
         def make(b):
             lo, hi = b * bs, min((b + 1) * bs, n)
             if get_batch is not None:
-                batch = get_batch(order[lo:hi] if order is not None else slice(lo, hi))
+                if order is None:
+                    batch = get_batch(slice(lo, hi))
+                else:
+                    batch = get_batch(order[lo:hi]) if take is None else take(order[lo:hi])
                 return batch if self.collate_fn is None else self.collate_fn(batch)
             idx = order[lo:hi] if order is not None else range(lo, hi)
             return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from .. import ops
+from ..ops.nn import cross_entropy_checked
 from ..tensor import Tensor
 from .module import Module
 
@@ -248,6 +249,10 @@ def cross_entropy(
         loss = -ops.sum(ops.log_softmax(x, axis=1) * q * w, axis=1)  # (N,)
         return _reduce(loss, reduction)
 
+    if w is None and t.dtype.kind in "iu" and t.shape == (n,) and n and not 0 <= ignore_index < c:
+        # The hot path (plain class targets): one range check here, none again in the fused op.
+        if B.xp.minimum.reduce(t) >= 0 and B.xp.maximum.reduce(t) < c:
+            return cross_entropy_checked(x, t, float(label_smoothing), reduction)
     t = _class_targets(name, x, t, ignore_index)
     ignored = t == ignore_index
     if w is None and not ignored.any():

@@ -12,6 +12,7 @@ from .. import backend as B
 from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import as_tensor
+from .activation import relu
 from .registry import register
 
 
@@ -50,29 +51,18 @@ def _im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
     ``cols[(n, i, j), g, (a, b, ci)] = xpad[n, g*cg + ci, i*sh + a*dh, j*sw + b*dw]``. The input is read in NHWC
     order (what our convolutions and pools return). With unit width stride and dilation and one group, the kw*C values
     of one kernel row are contiguous in that memory, so each kernel row is one strided copy; with few channels the
-    matrix is built transposed instead (see below). The result may be a non-contiguous view.
+    matrix is built transposed instead (see ``_fill_cols_t``). The result may be a non-contiguous view.
     """
     xp = B.xp
     n, c, hp, wp = xpad.shape
     cg = c // groups
-    xn = xpad.transpose(0, 2, 3, 1)  # (N, Hp, Wp, C)
     if groups == 1 and sw == 1 and dw == 1 and kw * c >= 16:  # (few channels: per-offset copies run longer)
-        if not xn.flags.c_contiguous:
-            xn = xp.ascontiguousarray(xn)
-        item = xn.itemsize
         cols = xp.empty((n, oh, ow, kh, kw * c), dtype=xpad.dtype)
-        for a in range(kh):
-            rows = xn[:, a * dh : a * dh + sh * (oh - 1) + 1 : sh]  # (N, oh, Wp, C)
-            strides = (rows.strides[0], rows.strides[1], c * item, item)
-            cols[:, :, :, a, :] = xp.lib.stride_tricks.as_strided(rows, (n, oh, ow, kw * c), strides, writeable=False)
+        _fill_cols(cols, _nhwc(xpad), kh, kw, sh, sw, dh, oh, ow)
         return cols.reshape(n * oh * ow, 1, kh * kw * c)
     if groups == 1:
-        # Few channels: fill the matrix transposed, (kh, kw, C) rows of N*oh*ow, so each copy runs along the image
-        # width; the (N*oh*ow, k) view of it is column-major, which BLAS takes as it is (no copy).
         cols_t = xp.empty((kh, kw, c, n, oh, ow), dtype=xpad.dtype)
-        for a in range(kh):
-            for bb in range(kw):
-                cols_t[a, bb] = _window(xpad, a, bb, sh, sw, dh, dw, oh, ow).transpose(1, 0, 2, 3)
+        _fill_cols_t(cols_t, xpad, kh, kw, sh, sw, dh, dw, oh, ow)
         return cols_t.reshape(kh * kw * c, n * oh * ow).T[:, None, :]
     cols = xp.empty((n, oh, ow, groups, kh, kw, cg), dtype=xpad.dtype)
     for a in range(kh):
@@ -80,6 +70,40 @@ def _im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
             win = _window(xpad, a, bb, sh, sw, dh, dw, oh, ow)  # (N, C, oh, ow)
             cols[:, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(n, oh, ow, groups, cg)
     return cols.reshape(n * oh * ow, groups, kh * kw * cg)
+
+
+def _nhwc(xpad):
+    """``xpad`` (N, C, H, W) as C-contiguous (N, H, W, C) memory: free when it is NHWC-backed, as ours are."""
+    xn = xpad.transpose(0, 2, 3, 1)
+    return xn if xn.flags.c_contiguous else B.xp.ascontiguousarray(xn)
+
+
+def _fill_cols(dst, xn, kh, kw, sh, sw, dh, oh, ow):
+    """im2col rows for unit dilation along the width: ``dst`` (N, oh, ow, kh, kw*C), ``xn`` an (N, Hp, Wp, C) view
+    with C-contiguous rows (it may start at a column offset). The kw*C values of one kernel row are contiguous in
+    ``xn``, so each kernel row is one strided copy."""
+    n, c = xn.shape[0], xn.shape[3]
+    item = xn.itemsize
+    for a in range(kh):
+        rows = xn[:, a * dh : a * dh + sh * (oh - 1) + 1 : sh]  # (N, oh, Wp', C)
+        strides = (rows.strides[0], rows.strides[1], sw * c * item, item)
+        dst[:, :, :, a, :] = B.xp.lib.stride_tricks.as_strided(rows, (n, oh, ow, kw * c), strides, writeable=False)
+
+
+def _fill_cols_t(dst, xpad, kh, kw, sh, sw, dh, dw, oh, ow):
+    """The im2col matrix transposed, for few channels: ``dst`` (kh, kw, C, N, oh, ow), so each copy runs along the
+    image width; the (N*oh*ow, k) view of it is column-major, which BLAS takes as it is (no copy)."""
+    for a in range(kh):
+        for bb in range(kw):
+            dst[a, bb] = _window(xpad, a, bb, sh, sw, dh, dw, oh, ow).transpose(1, 0, 2, 3)
+
+
+def add_bias_rows(out, b, reps):
+    """``out += b`` in place for a C-contiguous (M, O) ``out`` whose M is a multiple of ``reps``: added to rows of
+    reps*O values, since against the (O,) vector NumPy loops over runs of only O elements (2-3x slower when O is
+    small and M large)."""
+    rows = out.reshape(-1, reps * out.shape[1])  # a view: out is contiguous
+    rows += B.xp.tile(b, reps)
 
 
 def _col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
@@ -125,9 +149,9 @@ class Conv2d(Function):
             out = cols[:, 0, :] @ wmat[0].T  # (N*oh*ow, O)
         else:
             out = xp.matmul(cols.transpose(1, 0, 2), wmat.transpose(0, 2, 1))  # (G, N*oh*ow, og)
-            out = out.transpose(1, 0, 2).reshape(n * oh * ow, o)
+            out = xp.ascontiguousarray(out.transpose(1, 0, 2).reshape(n * oh * ow, o))
         if b is not None:
-            out += b
+            add_bias_rows(out, b, ow)
         self.cols, self.wmat, self.wshape, self.xshape, self.groups = cols, wmat, w.shape, x.shape, groups
         self.geom = (sh, sw, ph, pw, dh, dw, oh, ow)
         return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)  # (N, O, oh, ow) view of NHWC memory
@@ -155,13 +179,18 @@ class Conv2d(Function):
 
 
 @register("conv2d")
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, activation: str | None = None,
+           max_pool: int | None = None) -> Tensor:  # fmt: skip
     """2-D convolution (cross-correlation, as every deep-learning library computes it).
 
     Shapes: ``x`` (N, C_in, H, W), ``weight`` (C_out, C_in / groups, KH, KW), ``bias`` (C_out,) or None; returns
     (N, C_out, OH, OW) with ``OH = (H + 2 padding - dilation (KH - 1) - 1) // stride + 1`` (same for W).
     ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs; ``groups`` splits channels into independent
     convolutions (``groups = C_in`` gives a depthwise convolution).
+
+    Fused options (same values and gradients as the separate ops, fewer passes over memory; see ``conv_fused``):
+    ``activation="relu"`` applies ReLU to the output; ``max_pool=k`` then max-pools it with a k x k window and stride
+    k (OH // k by OW // k), i.e. ``max_pool2d(relu(conv2d(x, w, b)), k)``.
     """
     x, weight = as_tensor(x), as_tensor(weight)
     stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
@@ -183,10 +212,28 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     if oh < 1 or ow < 1:
         raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}) does not fit input of shape "
                          f"{tuple(x.shape)} with padding {padding}")  # fmt: skip
+    if activation not in (None, "relu"):
+        raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
+    if max_pool is not None and (isinstance(max_pool, bool) or not isinstance(max_pool, int) or max_pool < 1):
+        raise ValueError(f"conv2d: max_pool must be None or a positive int, got {max_pool!r}")
+    if max_pool is not None and (oh < max_pool or ow < max_pool):
+        raise ValueError(f"conv2d: max_pool={max_pool} does not fit the {oh}x{ow} convolution output")
     if bias is not None:
         bias = as_tensor(bias)
         if bias.shape != (o,):
             raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
+    if activation is not None or max_pool is not None:
+        if groups == 1:
+            from .conv_fused import Conv2dFused
+
+            inputs = (x, weight) if bias is None else (x, weight, bias)
+            return Conv2dFused.apply(*inputs, stride=stride, padding=padding, dilation=dilation,
+                                     relu=activation == "relu", pool=max_pool or 1)  # fmt: skip
+        y = conv2d(x, weight, bias, stride, padding, dilation, groups)
+        if activation == "relu":
+            y = relu(y)
+        return y if max_pool is None else max_pool2d(y, max_pool)
+    if bias is not None:
         return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
     return Conv2d.apply(x, weight, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
@@ -226,6 +273,8 @@ class _Pool2d(Function):
         # Same memory layout as the input (NHWC stays NHWC); no zero fill when every element gets written anyway.
         alloc = B.xp.empty if tiled else B.xp.zeros
         if self.nhwc:
+            if not g.transpose(0, 2, 3, 1).flags.c_contiguous:  # e.g. from flatten's backward: match the layout once
+                g = B.xp.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # (4-5x faster scatter)
             gpad = alloc((n, hp, wp, c), dtype=g.dtype).transpose(0, 3, 1, 2)
         else:
             gpad = alloc(self.padded, dtype=g.dtype)

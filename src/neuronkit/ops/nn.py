@@ -138,5 +138,11 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
         raise TypeError(
             f"cross_entropy: target must be integer class indices or float probabilities, got dtype {t.dtype}"
         )
-    target = Tensor._from_array(t, False)
-    return CrossEntropy.apply(logits, target, smoothing=float(label_smoothing), reduction=reduction)
+    return cross_entropy_checked(logits, t, float(label_smoothing), reduction)
+
+
+def cross_entropy_checked(logits: Tensor, t, label_smoothing: float, reduction: str) -> Tensor:
+    """The fused op on arguments the caller has already validated (``cross_entropy`` does, and so does the loss
+    module, which would otherwise check the targets twice per step): ``logits`` a (N, C) Tensor, ``t`` an array of
+    in-range class indices (N,) or probabilities (N, C) of the logits' dtype."""
+    return CrossEntropy.apply(logits, Tensor._from_array(t, False), smoothing=label_smoothing, reduction=reduction)

@@ -435,10 +435,16 @@ class Accuracy(Metric):
         self.correct, self.total = 0, 0
 
     def update(self, y_true: Any, output: Any) -> None:
-        t = _labels(y_true, self.name, "y_true")
-        p, _ = _predicted_labels(output, self.name)
-        _same_length(t, p, self.name, _array(output).shape)
-        self.correct += int(np.count_nonzero(t == p))
+        t, out = y_true, output
+        if not (  # the per-step case in fit: integer labels (N,) and scores (N, C) as arrays; checked inline
+            type(t) is np.ndarray and t.ndim == 1 and t.dtype.kind in "iu" and type(out) is np.ndarray
+            and out.ndim == 2 and out.shape == (t.shape[0], out.shape[1]) and out.shape[1] > 1
+            and (t.dtype.kind == "u" or not t.size or t.min() >= 0)
+        ):  # fmt: skip
+            t = _labels(y_true, self.name, "y_true")
+            out, _ = _predicted_labels(output, self.name)
+            _same_length(t, out, self.name, _array(output).shape)
+        self.correct += int(np.count_nonzero(t == (out.argmax(axis=1) if out.ndim == 2 else out)))
         self.total += t.shape[0]
 
     def compute(self) -> float:

@@ -122,19 +122,42 @@ class Conv2d(_ConvNd):
     Shape: (N, C_in, H, W) -> (N, C_out, OH, OW), ``OH = (H + 2 padding - dilation (K - 1) - 1) // stride + 1``.
     ``weight`` is (C_out, C_in / groups, KH, KW); ``layer.filter(o)`` views one output channel. Defaults: stride 1,
     padding 0, dilation 1, groups 1, bias True, PyTorch's initialisation.
+
+    Fused options: ``activation="relu"`` applies ReLU to the output and ``max_pool=k`` then max-pools it (k x k
+    windows, stride k), the same function and gradients as ``Conv2d`` -> ``ReLU`` -> ``MaxPool2d(k)`` in one op
+    that makes fewer passes over memory (``ops.conv2d``). The filters' outputs are then the pooled activations.
     """
 
     ndim = 2
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | list, stride: int | list = 1,
                  padding: int | list = 0, dilation: int | list = 1, groups: int = 1, bias: bool = True,
-                 generator=None, dtype: str | None = None):  # fmt: skip
+                 generator=None, dtype: str | None = None, activation: str | None = None,
+                 max_pool: int | None = None):  # fmt: skip
+        if activation not in (None, "relu"):
+            raise ValueError(f"Conv2d: activation must be None or 'relu' (fused into the convolution), got "
+                             f"{activation!r}; for another activation put its layer after the convolution")  # fmt: skip
+        if max_pool is not None and (isinstance(max_pool, bool) or not isinstance(max_pool, int) or max_pool < 1):
+            raise ValueError(f"Conv2d: max_pool must be None or a positive int, got {max_pool!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator,
                          dtype)  # fmt: skip
+        self.activation, self.max_pool = activation, max_pool
 
     def forward(self, x):
         return ops.conv2d(self._check(x), self.weight, self.bias, self.stride, self.padding, self.dilation,
-                          self.groups)  # fmt: skip
+                          self.groups, activation=self.activation, max_pool=self.max_pool)  # fmt: skip
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        if self.activation is not None:  # only when set: configs of plain convolutions stay as they were
+            config["activation"] = self.activation
+        if self.max_pool is not None:
+            config["max_pool"] = self.max_pool
+        return config
+
+    def extra_repr(self) -> str:
+        fused = "".join(f", {k}={getattr(self, k)!r}" for k in ("activation", "max_pool") if getattr(self, k))
+        return super().extra_repr() + fused
 
 
 @register_layer

@@ -73,8 +73,14 @@ class Dense(Module):
                 f"{type(self).__name__}({self.in_features} -> {self.out_features}) got input of shape "
                 f"{tuple(x.shape)}: expected last axis {self.in_features}"
             )
-        z = ops.linear(x, self.weight, self.bias)
-        return z if isinstance(self.activation, Identity) else self.activation(z)
+        # Parameters and the activation read from their tables directly: ``self.weight`` would first miss the
+        # instance dict and fall back to Module.__getattr__ (a few microseconds per layer and step).
+        params, mods = self._parameters, self._modules
+        w = params["weight"] if "weight" in params else self.weight
+        b = params["bias"] if "bias" in params else self.bias
+        act = mods["activation"] if "activation" in mods else self.activation
+        z = ops.linear(x, w, b)
+        return z if isinstance(act, Identity) else act(z)
 
     def get_config(self) -> dict:
         """Constructor arguments as JSON: sizes, bias, activation (a name, or a spec when it has non-default options),
