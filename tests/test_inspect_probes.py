@@ -293,3 +293,23 @@ def test_bad_arguments():
         Probe(nn.Sequential(nn.ReLU()))
     with pytest.raises(KeyError, match="probed layers"):
         Probe(_mlp()).history("nope")
+
+
+def test_a_convolution_with_fused_relu_and_pool_is_probed_and_its_dead_filter_found():
+    from neuronkit.inspect.unit import format_unit, view_unit
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 64)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, activation="relu", max_pool=2, generator=0), nn.Flatten(),
+                          nn.Dense(64, 3, generator=1))  # fmt: skip
+    model[0].bias.data[1] = -50.0
+    cb = ProbeCallback(every=2)
+    fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=2, batch_size=16, callbacks=[cb], progress=False, seed=0)
+    rec = cb.probe.layers["0"]
+    assert rec.activation == "relu"
+    h = cb.probe.history("0")
+    out = model[0](nk.tensor(x)).data  # (N, 4, 4, 4): pooled ReLU maps
+    assert h["active_frac"][-1][1] == 0 and (out[:, 1] == 0).all()
+    assert [(e["unit"], e["kind"]) for e in cb.events] == [(1, "dead")]
+    text = format_unit(view_unit(model, "0", 1, probes=cb))
+    assert "output = relu(w . x + b), max-pooled over 2x2 windows" in text

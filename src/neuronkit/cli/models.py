@@ -4,6 +4,7 @@
 - ``784-256-128-10``: the same MLP with every size given; the first must equal the number of input features and the
   last the number of outputs (classes, or 1 for regression), so a mismatch is reported before training.
 - ``lenet``: Conv2d(C, 16, 3, padding 1) ReLU MaxPool2d(2), Conv2d(16, 32, 3, padding 1) ReLU MaxPool2d(2), Flatten,
+  (each convolution with its ReLU and pooling fused: ``Conv2d(..., activation="relu", max_pool=2)``),
   Dense(32 * H/4 * W/4, 128, relu), Dense(128, out), for images (C, H, W): two convolutions then two dense layers,
   as in LeNet-5. 28x28 gives 32 * 7 * 7 = 1568 features, 8x8 digits 32 * 2 * 2. Padding 1 keeps each conv's output
   the size of its input, so small images (8x8 digits) work too.
@@ -49,9 +50,11 @@ def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
     init = None if cfg.init == "auto" else cfg.init
     if cfg.model == "lenet":
         c, h, w = sample_shape
+        # each convolution with its ReLU and 2x2 max pooling fused in: the same maths as Conv2d, ReLU, MaxPool2d
+        # in a row, in fewer passes over memory (benchmarks/RESULTS.md)
         return nn.Sequential(
-            nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c, 16, 3, padding=1, activation="relu", max_pool=2),
+            nn.Conv2d(16, 32, 3, padding=1, activation="relu", max_pool=2),
             nn.Flatten(), nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", init=init),
             nn.Dense(128, n_out, init=init),
         )  # fmt: skip

@@ -52,7 +52,8 @@ class ProbeCallback(Callback):
         self._arm(trainer.step + 1)
 
     def on_train_end(self, trainer) -> None:
-        self.probe.active = False
+        if self.probe is not None:
+            self.probe.active = False
 
 
 class GradCheckCallback(Callback):

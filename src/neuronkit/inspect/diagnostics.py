@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..nn.activations import Activation, Identity
+from ..nn.activations import Activation
 from ..nn.layers.conv import _ConvNd
 from ..nn.losses import get_loss
 from ..tensor import Tensor
+from .probes import activation_name
 
 __all__ = ["Finding", "check_before_training", "diagnose_training", "report"]
 
@@ -116,10 +117,10 @@ def _fraction_severity(frac: float) -> str:
 
 
 def _act_name(module) -> str | None:
-    act = getattr(module, "activation", None) if not isinstance(module, Activation) else module
-    if act is None or isinstance(act, Identity) or not isinstance(act, Activation):
-        return None
-    return act.name
+    if isinstance(module, Activation):
+        return module.name
+    name = activation_name(module)
+    return None if name == "linear" else name
 
 
 def _per_unit(a: np.ndarray, channels_first: bool) -> np.ndarray:

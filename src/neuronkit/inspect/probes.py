@@ -47,6 +47,17 @@ def _np(t):
     return np.asarray(t.data if hasattr(t, "data") else t)
 
 
+def activation_name(module) -> str:
+    """The name of a layer's activation: its activation module's name, the name of an activation fused into the
+    layer (``Conv2d(..., activation="relu")``), or ``"linear"`` for none."""
+    act = getattr(module, "activation", None)
+    if isinstance(act, str):
+        return act
+    if act is None or isinstance(act, Identity):
+        return "linear"
+    return getattr(act, "name", type(act).__name__.lower())
+
+
 class LayerRecord:
     """The ring buffer of one probed layer: ``max_records`` preallocated rows per statistic."""
 
@@ -54,8 +65,7 @@ class LayerRecord:
         self.name, self.module = name, module
         self.kind = "conv" if isinstance(module, _ConvNd) else "dense"
         self.units = module.out_channels if self.kind == "conv" else module.out_features
-        act = getattr(module, "activation", None)
-        self.activation = "linear" if act is None or isinstance(act, Identity) else act.name
+        self.activation = activation_name(module)
         lo, hi = hist_range if hist_range is not None else _RANGES.get(self.activation, (-5.0, 5.0))
         self.hist_edges = np.linspace(lo, hi, bins + 1)
         k, u = max_records, self.units
@@ -138,10 +148,12 @@ class Probe:
                 self.layers[rec.name] = rec
                 self._handles.append(m.register_forward_hook(self._forward_hook(rec)))
                 act = getattr(m, "activation", None)
-                if act is not None and not isinstance(act, Identity):
+                if act is not None and not isinstance(act, (Identity, str)):  # a fused activation has no module
                     self._handles.append(act.register_forward_pre_hook(self._pre_hook(rec)))
         if not self.layers:
             raise ValueError(f"Probe: {type(model).__name__} has no Dense or convolution layer to probe")
+        # a fused activation (Conv2d(..., activation="relu", max_pool=k)) is not observable apart from the layer:
+        # its records' pre_* statistics are those of the layer's output
 
     # -- hooks ----------------------------------------------------------------------------------------------------
     def _pre_hook(self, rec):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
-from ..nn.activations import Identity
 from ..nn.layers.conv import _ConvNd
 from ..nn.layers.dense import Dense
 from ..tensor import Tensor
+from .probes import activation_name
 
 HISTORY_STATS = ("pre_mean", "pre_std", "out_mean", "active_frac", "saturated_frac", "weight_norm", "bias",
                  "grad_norm", "update_ratio")  # fmt: skip
@@ -36,6 +36,7 @@ class UnitView:
     events: list = field(default_factory=list)
     top: list = field(default_factory=list)  # [(data index, response, label)], strongest first
     samples: int = 0  # how many inputs were searched for ``top``
+    max_pool: int | None = None  # a convolution with max pooling fused in
 
 
 def probed_layers(model) -> dict:
@@ -77,10 +78,9 @@ def view_unit(model, layer: str, unit: int, probes=None, inputs=None, labels=Non
     units = m.out_channels if isinstance(m, _ConvNd) else m.out_features
     if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < units:
         raise ValueError(f"layer {layer} has units 0 to {units - 1}; got unit {unit!r}")
-    act = getattr(m, "activation", None)
     view = UnitView(
         layer=layer, unit=int(unit), kind="conv" if isinstance(m, _ConvNd) else "dense", type=type(m).__name__,
-        activation="linear" if act is None or isinstance(act, Identity) else act.name,
+        activation=activation_name(m), max_pool=getattr(m, "max_pool", None),
         weight=np.asarray(m.weight.data[unit], dtype=np.float64).copy(),
         bias=0.0 if m.bias is None else float(m.bias.data[unit]),
     )  # fmt: skip
@@ -115,7 +115,8 @@ def format_unit(view: UnitView, image_shape: tuple | None = None, classes=None, 
     """The view as text: the unit, its weights (a signed map when they have an image's shape), its history
     (``rows`` records evenly spread over training), its events and its top inputs."""
     w = view.weight
-    lines = [f"layer {view.layer} ({view.type}), unit {view.unit}: output = {view.activation}(w . x + b)",
+    pool = f", max-pooled over {view.max_pool}x{view.max_pool} windows" if view.max_pool else ""
+    lines = [f"layer {view.layer} ({view.type}), unit {view.unit}: output = {view.activation}(w . x + b){pool}",
              f"  bias b = {view.bias:.6g}; {w.size} weights: norm {np.sqrt((w ** 2).sum()):.4g}, mean {w.mean():.4g}, "
              f"min {w.min():.4g}, max {w.max():.4g}"]  # fmt: skip
     shape = tuple(w.shape[1:]) if view.kind == "conv" and w.ndim == 3 else image_shape
