@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def cmd_diagnose(args) -> int:
             from .tryfix import loaded_for, render, try_fixes
 
             n_epochs = min(args.fix_epochs, cfg.epochs)
-            held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, n_epochs)
+            held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, n_epochs, stream=sys.stderr)
             print()
             print(render(trials, n_epochs, held, cfg.seed))
     return 1 if any(f.severity == "error" for f in findings) else 0

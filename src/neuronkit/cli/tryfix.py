@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
@@ -114,18 +115,27 @@ def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> T
     return Trial(label, changes, float(last), float(result["loss"]), acc, dead, sat, history.stopped_early)
 
 
-def try_fixes(cfg, loaded, findings, epochs: int) -> tuple:
-    """``(where, trials)``: the original settings and each distinct fix, trained ``epochs`` epochs each."""
+def try_fixes(cfg, loaded, findings, epochs: int, stream=None) -> tuple:
+    """``(where, trials)``: the original settings and each distinct fix, trained ``epochs`` epochs each (a schedule
+    spans those epochs, for every trial alike). A line per trial goes to ``stream`` (e.g. stderr) when given."""
     info, train, val, test = T.prepare(cfg, loaded)
     loss = T.loss_name(cfg, loaded.task)
     held, where = (val, "validation split") if val is not None else (test, "test split")
     short = dataclasses.replace(cfg, epochs=epochs)
-    trials = [run_trial(short, info, loss, train, held, "original settings", {})]
+    plan = [("original settings", {})]
     for kinds, changes, skipped in distinct_fixes(findings):
         label = "proposed for " + ", ".join(dict.fromkeys(kinds))
         if skipped:
             label += f" (not applied: {', '.join(skipped)})"
+        plan.append((label, changes))
+    trials = []
+    for i, (label, changes) in enumerate(plan):
+        t0 = time.perf_counter()
         trials.append(run_trial(short, info, loss, train, held, label, changes))
+        if stream is not None:
+            what = "original" if i == 0 else f"remedy {i}"
+            print(f"try-fix: {what} trained ({i + 1}/{len(plan)}, {time.perf_counter() - t0:.1f}s)", file=stream,
+                  flush=True)  # fmt: skip
     return f"{where}, {len(held[0])} samples", trials
 
 
