@@ -167,3 +167,14 @@ def test_report_in_headless_chromium(mlp_run):
     for name in ["report-full.png", *[f"plot-{k}.png" for k in PLOTS_MLP]]:
         data = (SHOTS / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000, name
+
+
+def test_a_damaged_probe_history_is_one_line(mlp_run, tmp_path):
+    run = tmp_path / "damaged"
+    shutil.copytree(mlp_run, run)
+    data = (run / "probes" / "probes.safetensors").read_bytes()
+    (run / "probes" / "probes.safetensors").write_bytes(data[: len(data) // 3])
+    for command in (["report", run], ["diagnose", run], ["inspect", run, "--layer", "0", "--no-image"]):
+        rc, _, stderr = run_cli(*command)
+        assert rc == 1 and stderr.startswith(f"neuronkit: error: {run / 'probes'} is damaged:"), (command, stderr)
+        assert len(stderr.strip().splitlines()) == 1

@@ -139,8 +139,10 @@ def cmd_train(args) -> int:
             epochs = state.get("history", {}).get("epochs", [])
             run.history_path.write_text("".join(json.dumps({"kind": "epoch", **e}) + "\n" for e in epochs))
             resume_step = int(state.get("step", 0))
-            if (run.probes_path / "probes.json").is_file():  # the neurons' history continues too
+            try:  # the neurons' history continues too
                 probe_history = insight.probe_history(run)
+            except CLIError as e:
+                print(f"neuronkit: warning: {e}; the neurons' history starts again from here", file=sys.stderr)
 
     # order matters at an epoch's end: checkpoint before the log line (a logged epoch is always resumable), the
     # progress bar clears its line before the epoch's line is printed

@@ -375,9 +375,17 @@ def load_history(path) -> ProbeHistory:
 
     with open(os.path.join(path, "probes.json"), encoding="utf-8") as f:
         meta = json.load(f)
-    if meta.get("format") != "neuronkit.probes":
-        raise ValueError(f"{path}: probes.json is not a neuronkit probe history (format {meta.get('format')!r})")
-    return ProbeHistory(meta, load_file(os.path.join(path, "probes.safetensors")))
+    if not isinstance(meta, dict) or meta.get("format") != "neuronkit.probes":
+        fmt = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path}: probes.json is not a neuronkit probe history (format {fmt!r})")
+    tensors = os.path.join(path, "probes.safetensors")
+    try:
+        arrays = load_file(tensors)
+    except OSError:
+        raise
+    except Exception as e:  # safetensors reports a damaged file with its own error type
+        raise ValueError(f"{tensors} is not a readable safetensors file ({e})") from None
+    return ProbeHistory(meta, arrays)
 
 
 def _jsonable(v):
