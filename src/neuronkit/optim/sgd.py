@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import backend as B
+from ..autograd import no_grad
 from .optimizer import Optimizer, check_number
 
 
@@ -52,11 +53,46 @@ class SGD(Optimizer):
             state["momentum_buffer"] = p.data.copy()  # overwritten by the first gradient
         return state
 
+    def _step_and_zero_grad(self, consume: bool = False) -> None:
+        cls, d = type(self), self.__dict__
+        if not (consume and cls.step is Optimizer.step and cls.update is SGD.update and cls.zero_grad is
+                Optimizer.zero_grad and "step" not in d and "update" not in d and "zero_grad" not in d):  # fmt: skip
+            return super()._step_and_zero_grad(consume)  # a subclass or a patched instance: its own methods
+        # The caller drops the gradients right after: plain SGD scales each gradient in place and subtracts it, the
+        # same two roundings as ``update`` (lr * grad, then p - that) without a pass through a cold scratch buffer.
+        states = self.state
+        with no_grad():
+            for group in self.param_groups:
+                plain = group["momentum"] == 0 and group["weight_decay"] == 0
+                lr = group["lr"]
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None:
+                        continue
+                    state = states.get(p)
+                    if state is None:
+                        state = states[p] = self.init_state(p, group)
+                    if plain:
+                        gd = g.data
+                        gd *= lr
+                        p.data -= gd
+                        state["step"] += 1
+                    else:
+                        self.update(p, g.data, state, group)
+                    p.grad = None
+
     def update(self, p, grad, state, group):
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        xp = B.xp
+        if mu == 0 and wd == 0:  # plain SGD, the common case: p -= lr * grad through the scratch buffer
+            tmp = self._scratch(p, 0)
+            xp.multiply(grad, lr, out=tmp)
+            p.data -= tmp
+            state["step"] += 1
+            return
         d = grad
         if wd != 0:  # d = grad + wd * p, in a scratch buffer (the gradient itself stays untouched)
-            d = B.xp.multiply(p.data, wd, out=self._scratch(p, 1))
+            d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
             d += grad
         tmp = self._scratch(p, 0)
         if mu != 0:
@@ -66,16 +102,16 @@ class SGD(Optimizer):
             else:
                 buf *= mu
                 if group["dampening"] != 0:
-                    buf += B.xp.multiply(d, 1 - group["dampening"], out=tmp)
+                    buf += xp.multiply(d, 1 - group["dampening"], out=tmp)
                 else:
                     buf += d
             if group["nesterov"]:
-                B.xp.multiply(buf, mu, out=tmp)
+                xp.multiply(buf, mu, out=tmp)
                 tmp += d
                 tmp *= lr
             else:
-                B.xp.multiply(buf, lr, out=tmp)
+                xp.multiply(buf, lr, out=tmp)
         else:
-            B.xp.multiply(d, lr, out=tmp)
+            xp.multiply(d, lr, out=tmp)
         p.data -= tmp
         state["step"] += 1
