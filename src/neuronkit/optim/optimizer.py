@@ -134,16 +134,6 @@ class Optimizer:
                 if p.grad is not None:
                     p.grad.data[...] = 0
 
-    def _step_and_zero_grad(self, consume: bool = False) -> None:
-        """``step()`` then ``zero_grad()``, as the training loop calls them after every backward.
-
-        ``consume=True`` is the caller's promise that nothing else holds the parameters' gradient arrays (``fit``
-        gives it when no callback saw them): they are dropped right after, so an optimizer may use them as scratch
-        space. The result is the same either way; ``SGD`` uses it to update in place without a temporary.
-        """
-        self.step()
-        self.zero_grad()
-
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters (a dict with ``"params"`` and optional hyperparameters) to optimize."""
         name = type(self).__name__

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .. import backend as B
-from ..autograd import no_grad
 from .optimizer import Optimizer, check_number
 
 
@@ -52,34 +51,6 @@ class SGD(Optimizer):
         if group["momentum"] != 0:
             state["momentum_buffer"] = p.data.copy()  # overwritten by the first gradient
         return state
-
-    def _step_and_zero_grad(self, consume: bool = False) -> None:
-        cls, d = type(self), self.__dict__
-        if not (consume and cls.step is Optimizer.step and cls.update is SGD.update and cls.zero_grad is
-                Optimizer.zero_grad and "step" not in d and "update" not in d and "zero_grad" not in d):  # fmt: skip
-            return super()._step_and_zero_grad(consume)  # a subclass or a patched instance: its own methods
-        # The caller drops the gradients right after: plain SGD scales each gradient in place and subtracts it, the
-        # same two roundings as ``update`` (lr * grad, then p - that) without a pass through a cold scratch buffer.
-        states = self.state
-        with no_grad():
-            for group in self.param_groups:
-                plain = group["momentum"] == 0 and group["weight_decay"] == 0
-                lr = group["lr"]
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None:
-                        continue
-                    state = states.get(p)
-                    if state is None:
-                        state = states[p] = self.init_state(p, group)
-                    if plain:
-                        gd = g.data
-                        gd *= lr
-                        p.data -= gd
-                        state["step"] += 1
-                    else:
-                        self.update(p, g.data, state, group)
-                    p.grad = None
 
     def update(self, p, grad, state, group):
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]

@@ -109,15 +109,10 @@ class Trainer:
         loss = self.loss_fn(out, _target(y))
         loss.backward()
         value = float(loss.item())
-        callbacks = self.callbacks
-        apply = all([cb.after_backward(self, value) is not False for cb in callbacks])
+        apply = all([cb.after_backward(self, value) is not False for cb in self.callbacks])
         if apply:
-            # No callback saw the gradients (none overrides after_backward): they are this step's alone, dropped
-            # right after the update, so the optimizer may consume them (SGD then updates without a temporary).
-            own = all(type(cb).after_backward is Callback.after_backward for cb in callbacks)
-            self.optimizer._step_and_zero_grad(consume=own)
-        else:
-            self.optimizer.zero_grad()
+            self.optimizer.step()
+        self.optimizer.zero_grad()
         if apply and y is not None:
             for m in self.metrics:
                 m.update(y, out.data)
