@@ -130,6 +130,26 @@ def test_summary_of_a_run_and_of_a_model(digits_run):
     assert rc == 0 and "Conv2d" in stdout and "(1, 32, 7, 7)" in stdout
 
 
+def test_learning_flags_reach_the_model_and_the_optimizer(tmp_path):
+    out = tmp_path / "run"
+    rc, _, stderr = run_cli("train", "--data", "iris", "--epochs", "2", "--init", "he_uniform", "--weight-decay",
+                            "0.01", "--clip-grad-norm", "1.5", "--optimizer", "sgd", "--lr", "0.1",
+                            "--out", out)  # fmt: skip
+    assert rc == 0, stderr
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert (config["init"], config["weight_decay"], config["clip_grad_norm"]) == ("he_uniform", 0.01, 1.5)
+    arch = json.loads((out / "model" / "architecture.json").read_text())
+    assert '"he_uniform"' in json.dumps(arch)  # every Dense layer was built with the initialiser
+    from neuronkit.cli import training as T
+    from neuronkit.cli.config import resolve
+
+    cfg = resolve(None, {"optimizer": "sgd", "weight_decay": 0.01, "lr": 0.1})
+    opt = T.make_optimizer(cfg, nk.nn.Dense(2, 2).parameters())
+    assert opt.param_groups[0]["weight_decay"] == 0.01
+    adamw = T.make_optimizer(resolve(None, {"optimizer": "adamw"}), nk.nn.Dense(2, 2).parameters())
+    assert adamw.param_groups[0]["weight_decay"] == 1e-2  # not given: the optimizer's own default
+
+
 def test_toml_config_with_flag_override(tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text('data = "iris"\nhidden = [16]\nepochs = 40\nlr = 0.01\nbatch-size = 16\nschedule = "cosine"\n')
@@ -262,6 +282,13 @@ MISTAKES = {
     "missing mnist directory": lambda t, run: ["train", "--data", "mnist", "--data-dir", t / "nodata",
                                                "--out", t / "o"],
     "image without pillow": lambda t, run: ["predict", run, t / "digit.png"],
+    "unknown initialiser": lambda t, run: ["train", "--init", "magic", "--out", t / "o"],
+    "negative weight decay": lambda t, run: ["train", "--weight-decay", "-1", "--out", t / "o"],
+    "zero clipping norm": lambda t, run: ["train", "--clip-grad-norm", "0", "--out", t / "o"],
+    "negative probe interval": lambda t, run: ["train", "--probe-every", "-1", "--out", t / "o"],
+    "negative gradcheck interval": lambda t, run: ["train", "--gradcheck-every", "-5", "--out", t / "o"],
+    "inspect without a layer": lambda t, run: ["inspect", run],
+    "report of a missing run": lambda t, run: ["report", t / "nope"],
 }
 
 

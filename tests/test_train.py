@@ -252,3 +252,38 @@ def test_gradients_seen_by_a_callback_are_not_consumed_and_the_run_is_the_same(d
             seed=3, callbacks=callbacks, progress=False)  # fmt: skip
         runs.append(weights(model))
     assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_clip_grad_norm_callback_clips_every_step_before_the_update(digits):
+    from neuronkit.train import ClipGradNorm
+
+    (x, y), _ = digits
+
+    class Seen(Callback):
+        def __init__(self):
+            self.norms = []
+
+        def after_backward(self, trainer, loss):
+            g = [p.grad.data.astype(np.float64).ravel() for p in trainer.model.parameters()]
+            self.norms.append(float(np.linalg.norm(np.concatenate(g))))
+            return True
+
+    clip, seen = ClipGradNorm(0.05), Seen()
+    model = mlp(dropout=0.0)
+    fit(model, (x[:256], y[:256]), optimizer="sgd", lr=0.1, epochs=1, batch_size=32, seed=0,
+        callbacks=[clip, seen], progress=False)  # fmt: skip
+    assert len(seen.norms) == 8 and max(seen.norms) <= 0.05 * (1 + 1e-5)  # what the update sees is clipped
+    assert clip.last_norm > 0.05  # the norm before clipping was larger
+    # the same run by hand: clip then step, identical weights
+    manual = mlp(dropout=0.0)
+    opt = optim.SGD(manual.parameters(), lr=0.1)
+    loader = nk.data.DataLoader(nk.data.ArrayDataset(x[:256], y[:256]), batch_size=32, shuffle=True, seed=0)
+    for xb, yb in loader:
+        nk.cross_entropy(manual(nk.tensor(xb)), yb).backward()
+        optim.clip_grad_norm(list(manual.parameters()), 0.05)
+        opt.step()
+        opt.zero_grad()
+    a, b = weights(model), weights(manual)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="max_norm must be a number > 0, got 0"):
+        ClipGradNorm(0)
