@@ -44,13 +44,13 @@ def init_params():
     return out
 
 
-def epoch_neuronkit(init, X, Y):
+def _epoch(init, X, Y, block):
+    """One neuronkit epoch of the benchmark CNN; ``block(h, w, b)`` is one conv + ReLU + 2x2 max-pool stage."""
     ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
     c1, b1, c2, b2, w3, b3 = ps
     total, t0 = 0.0, time.perf_counter()
     for i in range(0, len(X), BATCH):
-        h = nk.max_pool2d(nk.relu(nk.conv2d(nk.Tensor(X[i : i + BATCH]), c1, b1)), 2)
-        h = nk.max_pool2d(nk.relu(nk.conv2d(h, c2, b2)), 2)
+        h = block(block(nk.Tensor(X[i : i + BATCH]), c1, b1), c2, b2)
         loss = nk.cross_entropy(nk.linear(nk.flatten(h, 1), w3, b3), Y[i : i + BATCH])
         loss.backward()
         with nk.no_grad():
@@ -61,25 +61,16 @@ def epoch_neuronkit(init, X, Y):
                 p.grad = None
         total += loss.item()
     return time.perf_counter() - t0, total
+
+
+def epoch_neuronkit(init, X, Y):
+    """The model op by op, as PyTorch runs it."""
+    return _epoch(init, X, Y, lambda h, w, b: nk.max_pool2d(nk.relu(nk.conv2d(h, w, b)), 2))
 
 
 def epoch_neuronkit_fused(init, X, Y):
-    ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
-    c1, b1, c2, b2, w3, b3 = ps
-    total, t0 = 0.0, time.perf_counter()
-    for i in range(0, len(X), BATCH):
-        h = nk.conv2d(nk.Tensor(X[i : i + BATCH]), c1, b1, activation="relu", max_pool=2)
-        h = nk.conv2d(h, c2, b2, activation="relu", max_pool=2)
-        loss = nk.cross_entropy(nk.linear(nk.flatten(h, 1), w3, b3), Y[i : i + BATCH])
-        loss.backward()
-        with nk.no_grad():
-            for p in ps:
-                g = p.grad.data
-                g *= LR
-                p.data -= g
-                p.grad = None
-        total += loss.item()
-    return time.perf_counter() - t0, total
+    """The same model with ReLU and max pooling fused into each convolution."""
+    return _epoch(init, X, Y, lambda h, w, b: nk.conv2d(h, w, b, activation="relu", max_pool=2))
 
 
 def epoch_torch(init, X, Y):
