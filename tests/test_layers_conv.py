@@ -26,6 +26,19 @@ def _to_torch(layer, tlayer):
             tlayer.bias.copy_(torch.tensor(layer.bias.data))
 
 
+def _backward_matches(y, yt, xs, xt, layer, tlayer, g, dtype):
+    """Backward ``g`` through both; outputs and input, weight and bias gradients agree with torch's."""
+    y.backward(nk.Tensor(g))
+    yt.backward(torch.tensor(g))
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), **tol)
+    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), **tol)
+    np.testing.assert_allclose(layer.weight.grad.data, tlayer.weight.grad.numpy(), **tol)
+    if layer.bias is not None:
+        np.testing.assert_allclose(layer.bias.grad.data, tlayer.bias.grad.numpy(), **tol)
+    assert y.dtype == dtype and layer.weight.grad.dtype == dtype
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("cfg", CONV2D_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_conv2d_matches_torch(cfg, dtype):
@@ -36,15 +49,7 @@ def test_conv2d_matches_torch(cfg, dtype):
     xs, xt = nk.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     y, yt = layer(xs), tlayer(xt)
     g = np.random.default_rng(2).standard_normal(y.shape).astype(dtype)
-    y.backward(nk.Tensor(g))
-    yt.backward(torch.tensor(g))
-    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), **tol)
-    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), **tol)
-    np.testing.assert_allclose(layer.weight.grad.data, tlayer.weight.grad.numpy(), **tol)
-    if layer.bias is not None:
-        np.testing.assert_allclose(layer.bias.grad.data, tlayer.bias.grad.numpy(), **tol)
-    assert y.dtype == dtype and layer.weight.grad.dtype == dtype
+    _backward_matches(y, yt, xs, xt, layer, tlayer, g, dtype)
 
 
 def test_conv1d_matches_torch():
@@ -172,15 +177,7 @@ def test_fused_conv2d_matches_torch_conv_relu_pool(cfg, dtype):
     if cfg.get("max_pool"):
         yt = torch.nn.functional.max_pool2d(yt, cfg["max_pool"])
     g = rng.standard_normal(y.shape).astype(dtype)
-    y.backward(nk.Tensor(g))
-    yt.backward(torch.tensor(g))
-    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), **tol)
-    np.testing.assert_allclose(xs.grad.data, xt.grad.numpy(), **tol)
-    np.testing.assert_allclose(layer.weight.grad.data, tlayer.weight.grad.numpy(), **tol)
-    if layer.bias is not None:
-        np.testing.assert_allclose(layer.bias.grad.data, tlayer.bias.grad.numpy(), **tol)
-    assert y.dtype == dtype and layer.weight.grad.dtype == dtype
+    _backward_matches(y, yt, xs, xt, layer, tlayer, g, dtype)
 
 
 def test_fused_conv2d_equals_separate_ops_exactly():
