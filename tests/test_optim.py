@@ -165,6 +165,61 @@ def test_step_leaves_grad_untouched_and_keeps_dtype():
                 assert not isinstance(v, np.ndarray) or v.dtype == np.float32
 
 
+def f32_params():
+    return [nk.tensor(W0.astype(np.float32), requires_grad=True), nk.tensor(B0.astype(np.float32), requires_grad=True)]
+
+
+STEP_AND_ZERO = [(optim.SGD, dict(lr=0.1)), (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+                 (optim.Adam, dict(lr=0.05)), (optim.Lion, dict(lr=0.01))]  # fmt: skip
+
+
+@pytest.mark.parametrize("cls,kwargs", STEP_AND_ZERO, ids=["sgd", "sgd-momentum", "adam", "lion"])
+def test_step_and_zero_grad_equals_step_then_zero_grad(cls, kwargs):
+    # bit for bit, over several steps, in float32; the gradients are gone afterwards
+    a, b = f32_params(), f32_params()
+    opt_a, opt_b = cls(a, **kwargs), cls(b, **kwargs)
+    for _ in range(4):
+        nk_loss(a).backward()
+        opt_a.step()
+        opt_a.zero_grad()
+        nk_loss(b).backward()
+        opt_b.step_and_zero_grad()
+        assert all(p.grad is None for p in b)
+        for pa, pb in zip(a, b):
+            np.testing.assert_array_equal(pa.data, pb.data)
+
+
+def test_step_and_zero_grad_consumes_only_gradients_nobody_else_holds():
+    # Plain SGD may scale a gradient array in place instead of using its scratch buffer, but only when nothing else
+    # refers to it: a kept tensor, a kept array or a view of it must come out unchanged, with the same update.
+    ref = f32_params()
+    opt_ref = optim.SGD(ref, lr=0.1)
+    nk_loss(ref).backward()
+    expected_grads = [p.grad.data.copy() for p in ref]
+    opt_ref.step()
+
+    free = f32_params()
+    opt = optim.SGD(free, lr=0.1)
+    nk_loss(free).backward()
+    opt.step_and_zero_grad()
+    assert opt._scratch_buf is None  # every gradient was free: used in place, no scratch needed
+    for p, r in zip(free, ref):
+        np.testing.assert_array_equal(p.data, r.data)
+
+    for keep in ("tensor", "array", "view"):
+        held = f32_params()
+        opt = optim.SGD(held, lr=0.1)
+        nk_loss(held).backward()
+        kept = {"tensor": lambda p: p.grad, "array": lambda p: p.grad.data, "view": lambda p: p.grad.data[:1]}[keep]
+        kept = [kept(p) for p in held]
+        opt.step_and_zero_grad()
+        assert opt._scratch_buf is not None, keep
+        for k, g, p, r in zip(kept, expected_grads, held, ref):
+            got = k.data if keep == "tensor" else k
+            np.testing.assert_array_equal(got, g[:1] if keep == "view" else g)
+            np.testing.assert_array_equal(p.data, r.data)
+
+
 def json_round_trip(sd):
     """Through JSON as a checkpoint would store it: arrays as lists (float64 round-trips exactly)."""
     text = json.dumps({"param_groups": sd["param_groups"],

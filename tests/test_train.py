@@ -248,9 +248,12 @@ def test_gradients_seen_by_a_callback_are_not_consumed_and_the_run_is_the_same(d
     runs = []
     for callbacks in ((), (Keep(),)):
         model = mlp(dropout=0.0)
-        fit(model, (x[:300], y[:300]), optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=2, batch_size=32,
-            seed=3, callbacks=callbacks, progress=False)  # fmt: skip
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        fit(model, (x[:300], y[:300]), optimizer=opt, epochs=2, batch_size=32, seed=3, callbacks=callbacks,
+            progress=False)  # fmt: skip
         runs.append(weights(model))
+        # with no one else holding them, fit let SGD scale the gradients in place (no scratch buffer was needed)
+        assert (opt._scratch_buf is None) == (not callbacks)
     assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
@@ -287,3 +290,20 @@ def test_clip_grad_norm_callback_clips_every_step_before_the_update(digits):
     assert all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="max_norm must be a number > 0, got 0"):
         ClipGradNorm(0)
+
+
+def test_an_optimizer_with_its_own_step_is_still_called_by_fit(digits):
+    # fit uses step_and_zero_grad only for optimizers that keep the base class's step and zero_grad
+    (x, y), _ = digits
+
+    class Counting(optim.SGD):
+        calls = 0
+
+        def step(self, closure=None):
+            Counting.calls += 1
+            return super().step(closure)
+
+    model = mlp(dropout=0.0)
+    h = fit(model, (x[:256], y[:256]), optimizer=Counting(model.parameters(), lr=0.1), epochs=1, batch_size=32,
+            progress=False)  # fmt: skip
+    assert Counting.calls == len(h.steps) == 8

@@ -61,6 +61,20 @@ class SGD(Optimizer):
             p.data -= tmp
             state["step"] += 1
             return
+        self._update_general(p, grad, state, group)
+
+    def update_consuming(self, p, grad, state, group):
+        """Plain SGD scales the gradient array itself (``grad *= lr; p -= grad``); the other cases as ``update``."""
+        if group["momentum"] == 0 and group["weight_decay"] == 0:
+            grad *= group["lr"]
+            p.data -= grad
+            state["step"] += 1
+            return
+        self._update_general(p, grad, state, group)
+
+    def _update_general(self, p, grad, state, group):
+        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        xp = B.xp
         d = grad
         if wd != 0:  # d = grad + wd * p, in a scratch buffer (the gradient itself stays untouched)
             d = xp.multiply(p.data, wd, out=self._scratch(p, 1))

@@ -73,6 +73,12 @@ def _target(y):
     return y if y.dtype.kind in "iub" else Tensor(y)
 
 
+def _plain_step(opt) -> bool:
+    """Whether ``opt`` keeps the base class's ``step`` and ``zero_grad`` (so ``step_and_zero_grad`` does the same)."""
+    cls = type(opt)
+    return cls.step is optim.Optimizer.step and cls.zero_grad is optim.Optimizer.zero_grad
+
+
 class Trainer:
     """One training run; see the module docstring. ``fit(model, train, ...)`` builds one and calls ``fit``."""
 
@@ -110,9 +116,14 @@ class Trainer:
         loss.backward()
         value = float(loss.item())
         apply = all([cb.after_backward(self, value) is not False for cb in self.callbacks])
-        if apply:
-            self.optimizer.step()
-        self.optimizer.zero_grad()
+        opt = self.optimizer
+        if not apply:
+            opt.zero_grad()
+        elif _plain_step(opt):  # the gradients are dropped at once: the optimizer may reuse their memory
+            opt.step_and_zero_grad()
+        else:
+            opt.step()
+            opt.zero_grad()
         if apply and y is not None:
             for m in self.metrics:
                 m.update(y, out.data)
