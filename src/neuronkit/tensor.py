@@ -149,8 +149,9 @@ class Tensor:
             )
         return bool(self.data)
 
-    def __hash__(self):  # == is elementwise (ops.eq), so tensors hash by identity, as in PyTorch
-        return id(self)
+    # == is elementwise (ops.eq), so tensors hash by identity, as in PyTorch; object's own hash does that in C (a
+    # dict keyed by tensors, like an optimizer's state, then looks them up without a Python call)
+    __hash__ = object.__hash__
 
     def __repr__(self):
         body = B.xp.array2string(self.data, separator=", ", prefix="tensor(")

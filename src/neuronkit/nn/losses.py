@@ -226,14 +226,15 @@ def cross_entropy(
     Shapes: ``logits`` (N, C); ``weight`` (C,) optional; output scalar, or (N,) with ``"none"``.
     """
     name = "cross_entropy"
-    _check_reduction(name, reduction)
+    if reduction not in _REDUCTIONS:
+        _check_reduction(name, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
-    x = _input(logits)
-    if x.ndim != 2:
+    x = logits if isinstance(logits, Tensor) else Tensor(logits)
+    if x.data.ndim != 2:
         raise ValueError(f"{name}: logits must have shape (N, C), got {tuple(x.shape)}")
-    n, c = x.shape
-    w = _weight(name, weight, x, (c,))
+    n, c = x.data.shape
+    w = None if weight is None else _weight(name, weight, x, (c,))
     t = target.data if isinstance(target, Tensor) else B.asarray(target)
     if t.dtype.kind == "f":  # class probabilities
         if t.shape != (n, c):

@@ -52,29 +52,18 @@ def check_betas(owner: str, betas, name: str = "betas") -> None:
         check_number(owner, f"{name}[{i}]", b, 0.0, 1.0, high_open=True)
 
 
-def _refcounts(t, a) -> tuple:
-    return sys.getrefcount(t), sys.getrefcount(a)
-
-
-def _probe(t, a) -> tuple:
-    return _refcounts(t, a)  # called at the same depth as in _unshared
-
-
 def _sole_refcounts():
-    """What ``_refcounts`` shows for a tensor held in one local variable and its array held by it and one local."""
-    if not hasattr(sys, "getrefcount"):  # no reference counts (not CPython): never consume a gradient
+    """``sys.getrefcount`` of a gradient tensor held by one local variable only, and of its array, held by that tensor
+    and one local variable: the counts ``step_and_zero_grad`` sees for a gradient nobody else refers to (its loop
+    holds ``g`` and ``arr`` the same way). None where there are no reference counts (not CPython)."""
+    if not hasattr(sys, "getrefcount"):
         return None
-    t = Tensor(B.xp.zeros(1))
-    a = t.data
-    return _probe(t, a)
+    g = Tensor(B.xp.zeros(1))
+    arr = g.data
+    return sys.getrefcount(g), sys.getrefcount(arr)
 
 
 _SOLE = _sole_refcounts()
-
-
-def _unshared(t, a) -> bool:
-    """True when ``t`` (the gradient tensor) and ``a`` (its array) are held only by the caller's locals and ``t``."""
-    return _SOLE is not None and _refcounts(t, a) == _SOLE
 
 
 class Optimizer:
@@ -164,6 +153,7 @@ class Optimizer:
         """
         with no_grad():
             states, init_state, update, consume = self.state, self.init_state, self.update, self.update_consuming
+            refcount, (sole_g, sole_arr) = sys.getrefcount, _SOLE or (0, 0)  # 0: never sole
             for group in self.param_groups:
                 for p in group["params"]:
                     g = p.grad
@@ -174,7 +164,7 @@ class Optimizer:
                     if state is None:
                         state = states[p] = init_state(p, group)
                     arr = g.data
-                    if _unshared(g, arr) and arr.base is None and arr.flags.writeable:
+                    if refcount(g) == sole_g and refcount(arr) == sole_arr and arr.base is None and arr.flags.writeable:
                         consume(p, arr, state, group)
                     else:
                         update(p, arr, state, group)

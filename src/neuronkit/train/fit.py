@@ -73,10 +73,8 @@ def _target(y):
     return y if y.dtype.kind in "iub" else Tensor(y)
 
 
-def _plain_step(opt) -> bool:
-    """Whether ``opt`` keeps the base class's ``step`` and ``zero_grad`` (so ``step_and_zero_grad`` does the same)."""
-    cls = type(opt)
-    return cls.step is optim.Optimizer.step and cls.zero_grad is optim.Optimizer.zero_grad
+# An optimizer that keeps these two (most do) can take its step through ``step_and_zero_grad``, which does the same.
+_BASE_STEP, _BASE_ZERO_GRAD = optim.Optimizer.step, optim.Optimizer.zero_grad
 
 
 class Trainer:
@@ -110,17 +108,24 @@ class Trainer:
         return self.model(*[Tensor(B.asarray(a)) for a in inputs])
 
     def train_step(self, batch) -> float:
-        inputs, y = _split_batch(batch)
-        out = self._forward(inputs)
+        if type(batch) is tuple and len(batch) == 2:  # (x, y), the usual batch: the same as the general case below
+            x, y = batch
+            out = self.model(Tensor(B.asarray(x)))
+        else:
+            inputs, y = _split_batch(batch)
+            out = self._forward(inputs)
         loss = self.loss_fn(out, _target(y))
         loss.backward()
         value = float(loss.item())
-        apply = all([cb.after_backward(self, value) is not False for cb in self.callbacks])
+        apply = True
+        for cb in self.callbacks:  # every callback sees the gradients, even after one has vetoed the update
+            if cb.after_backward(self, value) is False:
+                apply = False
         opt = self.optimizer
         if not apply:
             opt.zero_grad()
-        elif _plain_step(opt):  # the gradients are dropped at once: the optimizer may reuse their memory
-            opt.step_and_zero_grad()
+        elif type(opt).step is _BASE_STEP and type(opt).zero_grad is _BASE_ZERO_GRAD:
+            opt.step_and_zero_grad()  # the gradients are dropped at once: the optimizer may reuse their memory
         else:
             opt.step()
             opt.zero_grad()
@@ -178,8 +183,8 @@ class Trainer:
             self.step_in_epoch += 1
             loss_sum, count = loss_sum + value, count + 1
             self._partial = (loss_sum, count)
-            logs = {"step": self.step, "epoch": self.epoch + 1, "loss": value, "lr": self.lr,
-                    "time": time.perf_counter() - ts}  # fmt: skip
+            logs = {"step": self.step, "epoch": self.epoch + 1, "loss": value,
+                    "lr": float(self.optimizer.param_groups[0]["lr"]), "time": time.perf_counter() - ts}  # fmt: skip
             self.history.steps.append(logs)
             for cb in self.callbacks:
                 cb.on_step_end(self, logs)

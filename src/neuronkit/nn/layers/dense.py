@@ -68,7 +68,8 @@ class Dense(Module):
     def forward(self, x):
         if not isinstance(x, Tensor):
             x = Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        shape = x.data.shape
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(
                 f"{type(self).__name__}({self.in_features} -> {self.out_features}) got input of shape "
                 f"{tuple(x.shape)}: expected last axis {self.in_features}"
