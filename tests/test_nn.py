@@ -299,6 +299,23 @@ def test_hooks_on_submodule_fire_inside_model():
     h.remove()
 
 
+def test_hooks_on_a_dense_layers_activation_fire():
+    # Dense calls a plain activation's function directly; with a hook on the activation it must go through the module
+    layer = nn.Dense(3, 2, activation="relu")
+    x = nk.tensor(np.array([[1.0, -2.0, 0.5], [-3.0, 1.0, -1.0]], dtype=np.float32))
+    plain = layer(x).data.copy()
+    seen = []
+    h = layer.activation.register_forward_hook(lambda mod, inputs, out: seen.append(out.data.copy()) or out * 2.0)
+    np.testing.assert_array_equal(layer(x).data, 2 * plain)
+    np.testing.assert_array_equal(seen[0], plain)
+    h.remove()
+    np.testing.assert_array_equal(layer(x).data, plain)
+    z = nk.linear(x, layer.weight, layer.bias).data
+    np.testing.assert_array_equal(plain, np.maximum(z, 0))
+    layer.activation = nn.LeakyReLU(negative_slope=0.5)  # a swapped activation module, with options: it applies
+    np.testing.assert_array_equal(layer(x).data, np.where(z > 0, z, 0.5 * z))
+
+
 def test_backward_hook_receives_and_replaces_grad_output():
     layer = nn.Linear(3, 2, dtype="float64", generator=0)
     xa = arr((4, 3))
