@@ -3,7 +3,9 @@
 A subclass writes two small methods and nothing else (Keras ``update_step``, PyTorch ``self.state[p]``):
 
 * ``init_state(p, group) -> dict``: the fresh state of one parameter (arrays in the parameter's dtype, counters);
-* ``update(p, grad, state, group)``: one step for one parameter, changing ``p.data`` and ``state`` in place.
+* ``update(p, grad, state, group)``: one step for one parameter, changing ``p.data`` and ``state`` in place;
+* optionally ``update_consuming(p, grad, state, group)``: the same step, free to overwrite ``grad``, which
+  ``step_and_zero_grad`` (the training loop's step) calls for gradients nothing else refers to.
 
 The base class owns everything around them: the loop over groups and parameters (parameters whose ``grad`` is None
 are skipped), running it under ``no_grad()``, creating state lazily, hyperparameter validation through
