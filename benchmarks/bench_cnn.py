@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_engine import BLAS_VARS, _load, print_env
+from bench_engine import BLAS_VARS, _load, print_env, sgd_step
 
 import neuronkit as nk
 
@@ -53,12 +53,7 @@ def _epoch(init, X, Y, block):
         h = block(block(nk.Tensor(X[i : i + BATCH]), c1, b1), c2, b2)
         loss = nk.cross_entropy(nk.linear(nk.flatten(h, 1), w3, b3), Y[i : i + BATCH])
         loss.backward()
-        with nk.no_grad():
-            for p in ps:
-                g = p.grad.data
-                g *= LR
-                p.data -= g
-                p.grad = None
+        sgd_step(ps, LR)
         total += loss.item()
     return time.perf_counter() - t0, total
 

@@ -57,6 +57,16 @@ def init_params():
     return params
 
 
+def sgd_step(ps, lr: float) -> None:
+    """The hand-written update of the reference loops: ``p -= lr * grad`` in place, gradients dropped."""
+    with nk.no_grad():
+        for p in ps:
+            g = p.grad.data
+            g *= lr
+            p.data -= g
+            p.grad = None
+
+
 def epoch_neuronkit(init, X, Y):
     ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
     W1, b1, W2, b2, W3, b3 = ps
@@ -68,12 +78,7 @@ def epoch_neuronkit(init, X, Y):
         h = nk.relu(nk.linear(h, W2, b2))
         loss = nk.cross_entropy(nk.linear(h, W3, b3), Y[i : i + BATCH])
         loss.backward()
-        with nk.no_grad():
-            for p in ps:
-                g = p.grad.data
-                g *= LR
-                p.data -= g
-                p.grad = None
+        sgd_step(ps, LR)
         last = loss.item()
         total, steps = total + last, steps + 1
     return time.perf_counter() - t0, total / steps, last

@@ -23,7 +23,18 @@ import statistics
 import time
 
 import numpy as np
-from bench_engine import BATCH, BLAS_VARS, LR, SIZES, _load, epoch_neuronkit, init_params, make_data, print_env
+from bench_engine import (
+    BATCH,
+    BLAS_VARS,
+    LR,
+    SIZES,
+    _load,
+    epoch_neuronkit,
+    init_params,
+    make_data,
+    print_env,
+    sgd_step,
+)
 from threadpoolctl import threadpool_limits
 
 import neuronkit as nk
@@ -59,12 +70,7 @@ def epoch_engine_same_work(init, X, Y, Xv, Yv):
         z = nk.linear(h, W3, b3)
         loss = nk.cross_entropy(z, yb)
         loss.backward()
-        with nk.no_grad():
-            for p in ps:
-                g = p.grad.data
-                g *= LR
-                p.data -= g
-                p.grad = None
+        sgd_step(ps, LR)
         correct += int(np.count_nonzero(z.data.argmax(axis=1) == yb))
         total, steps = total + loss.item(), steps + 1
     val_loss, val_correct = 0.0, 0
