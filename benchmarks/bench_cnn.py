@@ -108,9 +108,11 @@ def main(argv=None):
     print(f"\nCNN epoch ({N} images, {steps} steps), pytorch {med['pytorch']:.3f} s (median of {args.repeats})")
     for k in ("neuronkit", "neuronkit fused"):
         best = min(times[k]) / min(times["pytorch"])
-        print(f"  {k:16} {med[k]:.3f} s, ratio to pytorch {med[k] / med['pytorch']:.2f}x (min-based {best:.2f}x); "
-              f"summed epoch loss {totals[k]:.4f} vs pytorch {totals['pytorch']:.4f} "
-              f"(difference {abs(totals[k] - totals['pytorch']):.1e})")
+        print(
+            f"  {k:16} {med[k]:.3f} s, ratio to pytorch {med[k] / med['pytorch']:.2f}x (min-based {best:.2f}x); "
+            f"summed epoch loss {totals[k]:.4f} vs pytorch {totals['pytorch']:.4f} "
+            f"(difference {abs(totals[k] - totals['pytorch']):.1e})"
+        )
     print(f"load average at end: {_load()}")
 
 

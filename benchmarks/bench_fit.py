@@ -43,14 +43,24 @@ from neuronkit.train import fit
 
 
 def epoch_fit(init, X, Y, Xv, Yv, shuffle=True, metrics=None):
-    model = nn.Sequential(nn.Dense(784, 256, activation="relu"), nn.Dense(256, 128, activation="relu"),
-                          nn.Dense(128, 10))  # fmt: skip
+    model = nn.Sequential(
+        nn.Dense(784, 256, activation="relu"), nn.Dense(256, 128, activation="relu"), nn.Dense(128, 10)
+    )
     for p, v in zip(model.parameters(), init):
         p.data[...] = v
     t0 = time.perf_counter()
-    h = fit(model, (X, Y), optimizer=nk.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=128,
-            validation=None if Xv is None else (Xv, Yv), seed=0, progress=False, shuffle=shuffle,
-            metrics=metrics)  # fmt: skip
+    h = fit(
+        model,
+        (X, Y),
+        optimizer=nk.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1,
+        batch_size=128,
+        validation=None if Xv is None else (Xv, Yv),
+        seed=0,
+        progress=False,
+        shuffle=shuffle,
+        metrics=metrics,
+    )
     return time.perf_counter() - t0, h.epochs[-1]["loss"]
 
 
@@ -87,8 +97,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--parts", action="store_true", help="also time fit without validation, shuffling, metric")
-    ap.add_argument("--split", choices=("bench", "cli"), default="bench",
-                    help="bench: 60,000 + 10,000 validation (default); cli: 54,000 + 6,000")  # fmt: skip
+    ap.add_argument(
+        "--split",
+        choices=("bench", "cli"),
+        default="bench",
+        help="bench: 60,000 + 10,000 validation (default); cli: 54,000 + 6,000",
+    )
     ap.add_argument("--threads", type=int, help="limit BLAS threads (default: the library's default)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -100,15 +114,20 @@ def main(argv=None):
     rng = np.random.default_rng(1)
     Xv, Yv = rng.random((n_val, SIZES[0]), dtype=np.float32), rng.integers(0, 10, n_val)
     init = init_params()
-    runs = {"engine loop": lambda: epoch_neuronkit(init, X, Y)[0], "fit": lambda: epoch_fit(init, X, Y, Xv, Yv)[0],
-            "engine, fit's work": lambda: epoch_engine_same_work(init, X, Y, Xv, Yv)[0]}  # fmt: skip
+    runs = {
+        "engine loop": lambda: epoch_neuronkit(init, X, Y)[0],
+        "fit": lambda: epoch_fit(init, X, Y, Xv, Yv)[0],
+        "engine, fit's work": lambda: epoch_engine_same_work(init, X, Y, Xv, Yv)[0],
+    }
     if args.parts:
-        runs.update({
-            "fit, no validation": lambda: epoch_fit(init, X, Y, None, None)[0],
-            "fit, no shuffling": lambda: epoch_fit(init, X, Y, Xv, Yv, shuffle=False)[0],
-            "fit, no metric": lambda: epoch_fit(init, X, Y, Xv, Yv, metrics=[])[0],
-            "fit, none of them": lambda: epoch_fit(init, X, Y, None, None, shuffle=False, metrics=[])[0],
-        })  # fmt: skip
+        runs.update(
+            {
+                "fit, no validation": lambda: epoch_fit(init, X, Y, None, None)[0],
+                "fit, no shuffling": lambda: epoch_fit(init, X, Y, Xv, Yv, shuffle=False)[0],
+                "fit, no metric": lambda: epoch_fit(init, X, Y, Xv, Yv, metrics=[])[0],
+                "fit, none of them": lambda: epoch_fit(init, X, Y, None, None, shuffle=False, metrics=[])[0],
+            }
+        )
     times = {k: [] for k in runs}
     for r in range(args.repeats + 1):
         order = list(runs) if r % 2 else list(runs)[::-1]
@@ -121,13 +140,17 @@ def main(argv=None):
     print(f"\nMNIST-MLP epoch ({n_train:,} samples, {n_val:,} validation), median of {args.repeats} rounds:")
     for k, v in times.items():
         ratios, med = [a / b for a, b in zip(v, base)], statistics.median(v)
-        print(f"  {k:19s} {med:.3f} s   ratio of medians {med / statistics.median(base):.3f}x"
-              f"   median of per-round ratios {statistics.median(ratios):.3f}x")  # fmt: skip
+        print(
+            f"  {k:19s} {med:.3f} s   ratio of medians {med / statistics.median(base):.3f}x"
+            f"   median of per-round ratios {statistics.median(ratios):.3f}x"
+        )
     same = times["engine, fit's work"]
     ratios = [a / b for a, b in zip(times["fit"], same)]
-    print(f"fit / the engine doing fit's work by hand: ratio of medians "
-          f"{statistics.median(times['fit']) / statistics.median(same):.3f}x, median of per-round ratios "
-          f"{statistics.median(ratios):.3f}x (the loop's own overhead)")  # fmt: skip
+    print(
+        f"fit / the engine doing fit's work by hand: ratio of medians "
+        f"{statistics.median(times['fit']) / statistics.median(same):.3f}x, median of per-round ratios "
+        f"{statistics.median(ratios):.3f}x (the loop's own overhead)"
+    )
     print("target: fit <= 1.10x the engine loop")
     print(f"load average at end: {_load()}")
 

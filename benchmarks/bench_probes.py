@@ -21,9 +21,11 @@ from neuronkit.train import fit
 
 
 def make_model(init=None):
-    model = nn.Sequential(nn.Dense(784, 256, activation="relu", generator=0),
-                          nn.Dense(256, 128, activation="relu", generator=1),
-                          nn.Dense(128, 10, generator=2))  # fmt: skip
+    model = nn.Sequential(
+        nn.Dense(784, 256, activation="relu", generator=0),
+        nn.Dense(256, 128, activation="relu", generator=1),
+        nn.Dense(128, 10, generator=2),
+    )
     if init is not None:
         for p, v in zip(model.parameters(), init):
             p.data[...] = v
@@ -34,8 +36,9 @@ def epoch(init, X, Y, every):
     model = make_model(init)
     callbacks = [] if every is None else [ProbeCallback(every=every)]
     t0 = time.perf_counter()
-    h = fit(model, (X, Y), optimizer="sgd", lr=0.1, epochs=1, batch_size=128, callbacks=callbacks, seed=0,
-            progress=False)  # fmt: skip
+    h = fit(
+        model, (X, Y), optimizer="sgd", lr=0.1, epochs=1, batch_size=128, callbacks=callbacks, seed=0, progress=False
+    )
     dt = time.perf_counter() - t0
     records = callbacks[0].probe.layers["0"].count if callbacks else 0
     return dt, h.epochs[-1]["loss"], records
@@ -57,11 +60,16 @@ def main(argv=None):
         if r:
             times["without"].append(t_off)
             times["with"].append(t_on)
-            print(f"  round {r}: without probes {t_off:.3f}s, with ProbeCallback(every={args.every}) {t_on:.3f}s "
-                  f"({records} records/layer; epoch loss {loss_off:.4f} vs {loss_on:.4f})", flush=True)  # fmt: skip
+            print(
+                f"  round {r}: without probes {t_off:.3f}s, with ProbeCallback(every={args.every}) {t_on:.3f}s "
+                f"({records} records/layer; epoch loss {loss_off:.4f} vs {loss_on:.4f})",
+                flush=True,
+            )
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nMNIST-MLP epoch: without probes {med['without']:.3f} s, with probes {med['with']:.3f} s, "
-          f"ratio {med['with'] / med['without']:.3f}x (target <= 1.10x)")  # fmt: skip
+    print(
+        f"\nMNIST-MLP epoch: without probes {med['without']:.3f} s, with probes {med['with']:.3f} s, "
+        f"ratio {med['with'] / med['without']:.3f}x (target <= 1.10x)"
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,15 @@ def program(variant: str, steps: int) -> None:
     x, y = rng.random((n, 16), dtype=np.float32), rng.integers(0, 10, n)
     model = nn.Sequential(nn.Dense(16, 16, activation="relu"), nn.Dense(16, 16, activation="relu"), nn.Dense(16, 10))
     if variant == "fit":
-        fit(model, (x, y), optimizer=nk.optim.SGD(model.parameters(), lr=0.1), epochs=1, batch_size=128, seed=0,
-            progress=False)  # fmt: skip
+        fit(
+            model,
+            (x, y),
+            optimizer=nk.optim.SGD(model.parameters(), lr=0.1),
+            epochs=1,
+            batch_size=128,
+            seed=0,
+            progress=False,
+        )
         return
     ps = list(model.parameters())
     loss_module = nn.losses.get_loss("cross_entropy")
@@ -71,8 +78,16 @@ def program(variant: str, steps: int) -> None:
 
 def count(variant: str, steps: int) -> int:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")  # hash order changes the count
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-           "--child", variant, str(steps)]  # fmt: skip
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        str(steps),
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
     m = re.search(r"Collected : (\d+)", out)
     if not m:

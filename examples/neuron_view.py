@@ -34,8 +34,10 @@ def main() -> None:
     print(f"after backward: dLoss/dweights = {np.round(neuron.weight_grad, 4)}, dLoss/dbias = {neuron.bias_grad:.4g}")
 
     neuron.bias = -10.0  # far below any weighted sum: the unit can no longer fire
-    print(f"with its bias set to -10 the neuron outputs {neuron(x).item():.3g}; "
-          f"the layer's unit {unit} now outputs {model[0](x).data[unit]:.3g}")
+    print(
+        f"with its bias set to -10 the neuron outputs {neuron(x).item():.3g}; "
+        f"the layer's unit {unit} now outputs {model[0](x).data[unit]:.3g}"
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def main(seed: int = 0, hidden: int = 64, steps: int = 2000, lr: float = 0.5) ->
     params = [p.detach().requires_grad_() for p in (w1, nk.zeros(hidden), w2, nk.zeros(3))]
     w1, b1, w2, b2 = params
 
-    print(f"neuronkit {nk.__version__}: 2 -> {hidden} (relu) -> 3 network on {len(train)} spiral points, "
-          f"{len(test)} held out")
+    print(
+        f"neuronkit {nk.__version__}: 2 -> {hidden} (relu) -> 3 network on {len(train)} spiral points, "
+        f"{len(test)} held out"
+    )
     start = time.perf_counter()
     for step in range(steps + 1):
         hidden_out = nk.relu(nk.linear(x_train, w1, b1))  # (N, hidden)

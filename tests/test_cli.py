@@ -18,8 +18,14 @@ from neuronkit.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NEURONKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-RUN_FILES = ("config.json", "model/architecture.json", "model/model.safetensors", "history.jsonl", "metrics.json",
-             "checkpoints/latest")  # fmt: skip
+RUN_FILES = (
+    "config.json",
+    "model/architecture.json",
+    "model/model.safetensors",
+    "history.jsonl",
+    "metrics.json",
+    "checkpoints/latest",
+)
 
 
 def run_cli(*argv) -> tuple:
@@ -132,9 +138,25 @@ def test_summary_of_a_run_and_of_a_model(digits_run):
 
 def test_learning_flags_reach_the_model_and_the_optimizer(tmp_path):
     out = tmp_path / "run"
-    rc, _, stderr = run_cli("train", "--data", "iris", "--epochs", "2", "--init", "he_uniform", "--weight-decay",
-                            "0.01", "--clip-grad-norm", "1.5", "--optimizer", "sgd", "--lr", "0.1",
-                            "--out", out)  # fmt: skip
+    rc, _, stderr = run_cli(
+        "train",
+        "--data",
+        "iris",
+        "--epochs",
+        "2",
+        "--init",
+        "he_uniform",
+        "--weight-decay",
+        "0.01",
+        "--clip-grad-norm",
+        "1.5",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--out",
+        out,
+    )
     assert rc == 0, stderr
     config = json.loads((out / "config.json").read_text())["config"]
     assert (config["init"], config["weight_decay"], config["clip_grad_norm"]) == ("he_uniform", 0.01, 1.5)
@@ -189,8 +211,23 @@ def test_resume_an_interrupted_run_equals_an_uninterrupted_one(tmp_path):
 def test_mnist_mlp_one_epoch_from_shared_data(tmp_path):
     assert (SHARED_DATA / "mnist").is_dir(), f"MNIST files are missing from {SHARED_DATA}"
     out = tmp_path / "mnist"
-    rc, _, stderr = run_cli("train", "--data", "mnist", "--data-dir", SHARED_DATA, "--model", "784-128-10",
-                            "--epochs", "1", "--batch-size", "128", "--lr", "3e-3", "--out", out)  # fmt: skip
+    rc, _, stderr = run_cli(
+        "train",
+        "--data",
+        "mnist",
+        "--data-dir",
+        SHARED_DATA,
+        "--model",
+        "784-128-10",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--lr",
+        "3e-3",
+        "--out",
+        out,
+    )
     assert rc == 0, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["samples"] == 10000 and metrics["accuracy"] >= 0.95, metrics
@@ -205,23 +242,36 @@ def test_lenet_and_regression_and_schedules(tmp_path, digits_arrays):
     xr = rng.normal(size=(300, 3))
     yr = xr @ [1.5, -2.0, 0.5] + 0.1 * rng.normal(size=300) + 0.25
     np.savetxt(tmp_path / "r.csv", np.c_[xr, yr], delimiter=",", header="a,b,c,y", comments="")
-    rc, stdout, stderr = run_cli("train", "--data", tmp_path / "r.csv", "--target", "y", "--epochs", "15",
-                                 "--lr", "0.01", "--out", tmp_path / "r")  # fmt: skip
+    rc, stdout, stderr = run_cli(
+        "train",
+        "--data",
+        tmp_path / "r.csv",
+        "--target",
+        "y",
+        "--epochs",
+        "15",
+        "--lr",
+        "0.01",
+        "--out",
+        tmp_path / "r",
+    )
     assert rc == 0, stderr
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["r2"] > 0.9 and "test mse" in stdout
     rc, stdout, _ = run_cli("predict", tmp_path / "r", tmp_path / "r.csv")
     assert rc == 0 and stdout.splitlines()[0] == "index,prediction" and len(stdout.splitlines()) == 301
     for schedule in ("step", "onecycle", "warmup-cosine"):
-        rc, _, stderr = run_cli("train", "--data", "iris", "--epochs", "3", "--schedule", schedule,
-                                "--out", tmp_path / schedule)  # fmt: skip
+        rc, _, stderr = run_cli(
+            "train", "--data", "iris", "--epochs", "3", "--schedule", schedule, "--out", tmp_path / schedule
+        )
         assert rc == 0, (schedule, stderr)
 
 
 def test_python_m_neuronkit_in_a_subprocess():
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    r = subprocess.run([sys.executable, "-m", "neuronkit", "datasets"], capture_output=True, text=True, env=env,
-                       timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "neuronkit", "datasets"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert "digits" in r.stdout and "mnist" in r.stdout
 
@@ -230,6 +280,7 @@ def test_unexpected_errors_still_show_a_traceback(monkeypatch):
     import importlib
 
     m = importlib.import_module("neuronkit.cli.main")
+
     def boom(args):
         raise RuntimeError("a bug")
 
@@ -247,21 +298,60 @@ def _write(path: Path, text: str) -> Path:
 MISTAKES = {
     "unknown dataset": lambda t, run: ["train", "--data", "nosuch", "--out", t / "o"],
     "missing data file": lambda t, run: ["train", "--data", t / "missing.csv", "--out", t / "o"],
-    "missing column": lambda t, run: ["train", "--data", _write(t / "a.csv", "x,y\n1,0\n2,1\n3,0\n4,1\n"),
-                                      "--target", "label", "--out", t / "o"],
-    "non-numeric value": lambda t, run: ["train", "--data", _write(t / "a.csv", "x,y\n1,0\nabc,1\n3,0\n4,1\n"),
-                                         "--target", "y", "--out", t / "o"],
-    "missing value": lambda t, run: ["train", "--data", _write(t / "a.csv", "x,z,y\n1,2,0\n2,,1\n3,1,0\n4,1,1\n"),
-                                     "--target", "y", "--out", t / "o"],
-    "negative label": lambda t, run: ["train", "--data", _write(t / "a.csv", "x,y\n1,0\n2,-1\n3,0\n4,1\n"),
-                                      "--out", t / "o"],
+    "missing column": lambda t, run: [
+        "train",
+        "--data",
+        _write(t / "a.csv", "x,y\n1,0\n2,1\n3,0\n4,1\n"),
+        "--target",
+        "label",
+        "--out",
+        t / "o",
+    ],
+    "non-numeric value": lambda t, run: [
+        "train",
+        "--data",
+        _write(t / "a.csv", "x,y\n1,0\nabc,1\n3,0\n4,1\n"),
+        "--target",
+        "y",
+        "--out",
+        t / "o",
+    ],
+    "missing value": lambda t, run: [
+        "train",
+        "--data",
+        _write(t / "a.csv", "x,z,y\n1,2,0\n2,,1\n3,1,0\n4,1,1\n"),
+        "--target",
+        "y",
+        "--out",
+        t / "o",
+    ],
+    "negative label": lambda t, run: [
+        "train",
+        "--data",
+        _write(t / "a.csv", "x,y\n1,0\n2,-1\n3,0\n4,1\n"),
+        "--out",
+        t / "o",
+    ],
     "label out of range for the model": lambda t, run: [
-        "evaluate", run, "--data", _write(t / "b.csv", "\n".join(",".join(["1"] * 64 + ["12"]) for _ in range(3))),
+        "evaluate",
+        run,
+        "--data",
+        _write(t / "b.csv", "\n".join(",".join(["1"] * 64 + ["12"]) for _ in range(3))),
     ],
     "input size does not match the model": lambda t, run: [
-        "predict", run, _write(t / "b.csv", "\n".join(",".join(["1"] * 10) for _ in range(3)))],
-    "layer sizes do not match the data": lambda t, run: ["train", "--data", "digits", "--model", "100-10",
-                                                         "--out", t / "o"],
+        "predict",
+        run,
+        _write(t / "b.csv", "\n".join(",".join(["1"] * 10) for _ in range(3))),
+    ],
+    "layer sizes do not match the data": lambda t, run: [
+        "train",
+        "--data",
+        "digits",
+        "--model",
+        "100-10",
+        "--out",
+        t / "o",
+    ],
     "empty data": lambda t, run: ["train", "--data", _write(t / "e.csv", "x,y\n"), "--out", t / "o"],
     "empty npy": lambda t, run: ["predict", run, np.save(t / "e.npy", np.zeros((0, 64))) or t / "e.npy"],
     "not a run directory": lambda t, run: ["evaluate", t],
@@ -279,8 +369,15 @@ MISTAKES = {
     "unknown command": lambda t, run: ["fly"],
     "lenet on tabular data": lambda t, run: ["train", "--data", "iris", "--model", "lenet", "--out", t / "o"],
     "out directory not empty": lambda t, run: ["train", "--data", "iris", "--out", run],
-    "missing mnist directory": lambda t, run: ["train", "--data", "mnist", "--data-dir", t / "nodata",
-                                               "--out", t / "o"],
+    "missing mnist directory": lambda t, run: [
+        "train",
+        "--data",
+        "mnist",
+        "--data-dir",
+        t / "nodata",
+        "--out",
+        t / "o",
+    ],
     "image without pillow": lambda t, run: ["predict", run, t / "digit.png"],
     "unknown initialiser": lambda t, run: ["train", "--init", "magic", "--out", t / "o"],
     "negative weight decay": lambda t, run: ["train", "--weight-decay", "-1", "--out", t / "o"],

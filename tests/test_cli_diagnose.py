@@ -34,12 +34,14 @@ def test_diagnose_a_healthy_run_exits_0_and_prints_a_report(digits_run):
     assert rc == 0, stdout + stderr
     assert stderr == ""
     lines = stdout.strip().splitlines()
-    assert lines[0].startswith(f"{digits_run}: the model at initialisation and after training on 64 samples of "
-                               "digits (test split)")  # fmt: skip
+    assert lines[0].startswith(
+        f"{digits_run}: the model at initialisation and after training on 64 samples of digits (test split)"
+    )
     assert "2 epochs of history" in lines[0]
     assert "ERROR" not in stdout
-    assert len(lines) >= 2 and ("No problems found." in stdout or any(s.startswith(("WARNING", "INFO"))
-                                                                       for s in lines[1:]))  # fmt: skip
+    assert len(lines) >= 2 and (
+        "No problems found." in stdout or any(s.startswith(("WARNING", "INFO")) for s in lines[1:])
+    )
 
 
 def test_diagnose_does_not_change_the_model(digits_run):
@@ -53,8 +55,10 @@ def test_diagnose_reports_overfitting_from_the_history(digits_run, tmp_path):
     shutil.copytree(digits_run, run)
     losses, val_losses = [1.0, 0.6, 0.4, 0.3], [0.9, 0.7, 0.8, 0.95]
     lines = [{"kind": "step", "step": 1, "loss": 1.0}]  # non-epoch lines are skipped
-    lines += [{"kind": "epoch", "epoch": i + 1, "loss": lo, "val_loss": va, "lr": 1e-3, "time": 0.1}
-              for i, (lo, va) in enumerate(zip(losses, val_losses))]  # fmt: skip
+    lines += [
+        {"kind": "epoch", "epoch": i + 1, "loss": lo, "val_loss": va, "lr": 1e-3, "time": 0.1}
+        for i, (lo, va) in enumerate(zip(losses, val_losses))
+    ]
     (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     rc, stdout, stderr = run_cli("diagnose", run)
     assert rc == 0, stdout + stderr  # overfitting is a warning, not an error
@@ -104,8 +108,21 @@ def test_diagnose_bad_batch_size_is_a_one_line_error(digits_run):
 def dying_run(tmp_path_factory) -> Path:
     """SGD at lr 1.5 kills most ReLU units of the second hidden layer within 3 epochs (seed 0)."""
     out = tmp_path_factory.mktemp("runs") / "dying"
-    rc, _, stderr = run_cli("train", "--data", "digits", "--epochs", "3", "--optimizer", "sgd", "--lr", "1.5",
-                            "--hidden", "64,64", "--out", out)  # fmt: skip
+    rc, _, stderr = run_cli(
+        "train",
+        "--data",
+        "digits",
+        "--epochs",
+        "3",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1.5",
+        "--hidden",
+        "64,64",
+        "--out",
+        out,
+    )
     assert rc == 0, stderr
     return out
 
@@ -114,8 +131,9 @@ def test_try_fix_measures_that_the_dead_relu_remedy_helps(dying_run):
     rc, stdout, stderr = run_cli("diagnose", dying_run, "--try-fix")
     assert rc == 1, stdout + stderr  # dead units are an error
     assert "never fire" in stdout and "try-fix: 3 epoch(s) of training from the same start (seed 0" in stdout
-    remedy = next(line for line in stdout.splitlines() if line.startswith("remedy") and "dead_relu" in line
-                  and "lr=0.15" in line)  # fmt: skip
+    remedy = next(
+        line for line in stdout.splitlines() if line.startswith("remedy") and "dead_relu" in line and "lr=0.15" in line
+    )
     verdict = stdout.splitlines()[stdout.splitlines().index(remedy) + 1]
     assert verdict.strip().startswith("helps: accuracy") and "dead units" in verdict
 

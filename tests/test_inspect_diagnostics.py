@@ -40,8 +40,14 @@ def _serious(findings):
 
 
 def test_finding_text_and_report_worst_first():
-    info = Finding("dead_relu", "info", {"layer": "0", "units": [3]}, "1 unit is dead.", "use leaky_relu.",
-                   {"activation": "leaky_relu"})  # fmt: skip
+    info = Finding(
+        "dead_relu",
+        "info",
+        {"layer": "0", "units": [3]},
+        "1 unit is dead.",
+        "use leaky_relu.",
+        {"activation": "leaky_relu"},
+    )
     err = Finding("lr_too_high", "error", {"scope": "training"}, "the loss diverged.", "lower it.", {"lr": 0.01})
     assert str(info) == "INFO layer 0: 1 unit is dead. Try: use leaky_relu."
     assert str(err).startswith("ERROR training: the loss diverged.")
@@ -58,8 +64,17 @@ def test_healthy_digits_mlp_has_no_warnings(digits):
     before = check_before_training(model, (xtr[:256], ytr[:256]))
     assert _serious(before) == [], report(before)
     cb = ProbeCallback(every=10)
-    h = fit(model, (xtr, ytr), epochs=6, lr=1e-3, batch_size=32, validation=(xva, yva), callbacks=[cb],
-            progress=False, seed=0)  # fmt: skip
+    h = fit(
+        model,
+        (xtr, ytr),
+        epochs=6,
+        lr=1e-3,
+        batch_size=32,
+        validation=(xva, yva),
+        callbacks=[cb],
+        progress=False,
+        seed=0,
+    )
     assert h.epochs[-1]["val_accuracy"] > 0.9
     after = diagnose_training(h, cb)
     assert _serious(after) == [], report(after)
@@ -150,8 +165,9 @@ def test_tiny_learning_rate_is_too_low(digits):
 def test_tiny_training_set_on_large_network_overfits(digits):
     xtr, ytr, xva, yva = digits
     model = _mlp(hidden=256)
-    h = fit(model, (xtr[:40], ytr[:40]), epochs=60, lr=3e-3, batch_size=40, validation=(xva, yva), progress=False,
-            seed=0)  # fmt: skip
+    h = fit(
+        model, (xtr[:40], ytr[:40]), epochs=60, lr=3e-3, batch_size=40, validation=(xva, yva), progress=False, seed=0
+    )
     found = [f for f in diagnose_training(h) if f.kind == "overfitting"]
     assert len(found) == 1, report(diagnose_training(h))
     assert found[0].fix["weight_decay"] > 0 and found[0].fix["dropout"] > 0
@@ -173,8 +189,7 @@ def test_history_only_checks():
     assert "lr_too_high" in _kinds(diagnose_training(swings))
     nan = _epochs([2.0, float("nan")])
     assert [f.kind for f in diagnose_training(nan)] == ["lr_too_high"]
-    gap = _epochs([1.0, 0.5, 0.3], accuracy=[0.8, 0.9, 0.99], val_accuracy=[0.75, 0.8, 0.8],
-                  val_loss=[1.0, 0.6, 0.5])  # fmt: skip
+    gap = _epochs([1.0, 0.5, 0.3], accuracy=[0.8, 0.9, 0.99], val_accuracy=[0.75, 0.8, 0.8], val_loss=[1.0, 0.6, 0.5])
     assert _kinds(diagnose_training(gap)) == {"overfitting"}
     healthy = _epochs([2.0, 1.0, 0.5, 0.3], val_loss=[2.1, 1.1, 0.6, 0.4])
     assert diagnose_training(healthy) == []

@@ -104,8 +104,9 @@ def test_conv_per_output_channel():
     np.testing.assert_allclose(h["out_mean"][0], o.mean(1), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(h["out_std"][0], o.std(1), rtol=1e-4)
     np.testing.assert_allclose(h["weight_norm"][0], np.linalg.norm(conv.weight.data.reshape(4, -1), axis=1), rtol=1e-6)
-    np.testing.assert_allclose(h["grad_norm"][0], np.linalg.norm(conv.weight.grad.data.reshape(4, -1), axis=1),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        h["grad_norm"][0], np.linalg.norm(conv.weight.grad.data.reshape(4, -1), axis=1), rtol=1e-5
+    )
 
 
 def test_inactive_steps_record_nothing_and_remove_detaches():
@@ -141,8 +142,19 @@ def test_validation_with_an_armed_probe_does_not_change_the_record():
     for validation in (None, (x[:64], y[:64])):
         model = _mlp()
         cb = ProbeCallback(every=20)  # step 21 (epoch 2's first) is armed while epoch 1's validation runs
-        fit(model, (x, y), optimizer="sgd", lr=0.05, epochs=2, batch_size=16, shuffle=False, callbacks=[cb],
-            progress=False, seed=0, validation=validation)  # fmt: skip
+        fit(
+            model,
+            (x, y),
+            optimizer="sgd",
+            lr=0.05,
+            epochs=2,
+            batch_size=16,
+            shuffle=False,
+            callbacks=[cb],
+            progress=False,
+            seed=0,
+            validation=validation,
+        )
         records.append(cb.probe.history("0"))
     assert records[0]["step"].tolist() == records[1]["step"].tolist() == [1, 21]
     np.testing.assert_array_equal(records[0]["out_mean"], records[1]["out_mean"])
@@ -152,8 +164,18 @@ def test_records_only_every_n_steps_in_fit():
     x, y = _data(n=320)
     model = _mlp()
     cb = ProbeCallback(every=4)
-    fit(model, (x, y), optimizer="sgd", lr=0.05, epochs=2, batch_size=16, shuffle=False, callbacks=[cb],
-        progress=False, seed=0)  # fmt: skip
+    fit(
+        model,
+        (x, y),
+        optimizer="sgd",
+        lr=0.05,
+        epochs=2,
+        batch_size=16,
+        shuffle=False,
+        callbacks=[cb],
+        progress=False,
+        seed=0,
+    )
     steps = cb.probe.history("0")["step"]
     assert steps.tolist() == list(range(1, 41, 4))  # 40 steps: 1, 5, ..., 37
     assert cb.probe.work_count == 2 * len(steps)  # two layers' hooks did work, and only on recorded steps
@@ -165,8 +187,18 @@ def test_hook_work_count_matches_steps_over_every():
     x, y = _data(n=1600)
     model = nn.Sequential(nn.Dense(6, 4, activation="relu", generator=0))
     cb = ProbeCallback(every=50)
-    fit(model, (x, y), loss="cross_entropy", optimizer="sgd", lr=0.01, epochs=1, batch_size=8, callbacks=[cb],
-        progress=False, seed=0)  # fmt: skip
+    fit(
+        model,
+        (x, y),
+        loss="cross_entropy",
+        optimizer="sgd",
+        lr=0.01,
+        epochs=1,
+        batch_size=8,
+        callbacks=[cb],
+        progress=False,
+        seed=0,
+    )
     assert cb.probe.work_count == 200 // 50
 
 
@@ -245,8 +277,18 @@ def test_learning_rate_ten_explodes_before_nan():
     model = nn.Sequential(nn.Dense(8, 16, activation="relu", generator=0), nn.Dense(16, 1, generator=1))
     cb = ProbeCallback(every=1)
     with np.errstate(all="ignore"):
-        h = fit(model, (x, y), loss="mse", optimizer="sgd", lr=10.0, epochs=1, batch_size=32, callbacks=[cb],
-                progress=False, seed=0)  # fmt: skip
+        h = fit(
+            model,
+            (x, y),
+            loss="mse",
+            optimizer="sgd",
+            lr=10.0,
+            epochs=1,
+            batch_size=32,
+            callbacks=[cb],
+            progress=False,
+            seed=0,
+        )
     losses = [s["loss"] for s in h.steps]
     first_nan = next(i + 1 for i, v in enumerate(losses) if not np.isfinite(v))
     expl = [e for e in cb.events if e["kind"] == "exploding"]
@@ -259,8 +301,7 @@ def test_learning_rate_ten_explodes_before_nan():
 def test_healthy_run_has_no_events():
     x, y = _data(n=256)
     cb = ProbeCallback(every=2)
-    fit(_mlp("tanh"), (x, y), optimizer="sgd", lr=0.05, epochs=1, batch_size=16, callbacks=[cb], progress=False,
-        seed=0)  # fmt: skip
+    fit(_mlp("tanh"), (x, y), optimizer="sgd", lr=0.05, epochs=1, batch_size=16, callbacks=[cb], progress=False, seed=0)
     assert cb.events == []
 
 
@@ -300,8 +341,11 @@ def test_a_convolution_with_fused_relu_and_pool_is_probed_and_its_dead_filter_fo
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 64)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, activation="relu", max_pool=2, generator=0), nn.Flatten(),
-                          nn.Dense(64, 3, generator=1))  # fmt: skip
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, activation="relu", max_pool=2, generator=0),
+        nn.Flatten(),
+        nn.Dense(64, 3, generator=1),
+    )
     model[0].bias.data[1] = -50.0
     cb = ProbeCallback(every=2)
     fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=2, batch_size=16, callbacks=[cb], progress=False, seed=0)

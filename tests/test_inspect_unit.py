@@ -92,8 +92,11 @@ def test_inspect_command_prints_the_neuron_and_writes_its_picture(run):
     assert rc == 0, stderr
     assert "layer 0 (Dense), unit 7: output = relu(w . x + b)" in stdout
     assert "weights drawn as the input image" in stdout  # digits are 8x8 images: 8 rows of 16 characters
-    rows = [line.strip() for line in stdout.splitlines() if line.startswith("    ") and len(line.strip()) == 16
-            and set(line.strip()) <= set("#+.-=")]  # fmt: skip
+    rows = [
+        line.strip()
+        for line in stdout.splitlines()
+        if line.startswith("    ") and len(line.strip()) == 16 and set(line.strip()) <= set("#+.-=")
+    ]
     assert len(rows) == 8
     assert "probe records from step 1" in stdout and "the 5 inputs (of 359) that excite it most" in stdout
     png = run / "inspect-layer0-unit7.png"

@@ -77,22 +77,34 @@ EXAMPLES = {
     "LogSoftmax": _act(nn.LogSoftmax, axis=-1),
     "Identity": _act(nn.Identity),
     # Layers written alongside this file: built only once they are registered.
-    "Conv2d": lambda dt: _x(nn.Sequential(L("Conv2d")(2, 3, 3, stride=2, padding=1, generator=0, dtype=dt),
-                                          L("Conv2d")(3, 4, [1, 2], bias=False, generator=1, dtype=dt)), (2, 2, 6, 6)),
+    "Conv2d": lambda dt: _x(
+        nn.Sequential(
+            L("Conv2d")(2, 3, 3, stride=2, padding=1, generator=0, dtype=dt),
+            L("Conv2d")(3, 4, [1, 2], bias=False, generator=1, dtype=dt),
+        ),
+        (2, 2, 6, 6),
+    ),
     "Conv1d": lambda dt: _x(L("Conv1d")(2, 3, 3, padding=1, generator=0, dtype=dt), (2, 2, 7)),
-    "MaxPool2d": lambda dt: _x(nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt), L("MaxPool2d")(2)),
-                               (2, 1, 6, 6)),
-    "AvgPool2d": lambda dt: _x(nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt),
-                                             L("AvgPool2d")(2, stride=1, padding=1)), (2, 1, 6, 6)),
-    "GlobalAvgPool2d": lambda dt: _x(nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt), L("GlobalAvgPool2d")()),
-                                     (2, 1, 6, 6)),
-    "Embedding": lambda dt: (nn.Sequential(L("Embedding")(10, 4, padding_idx=9, generator=0, dtype=dt), _dense(dt)),
-                             nk.Tensor(np.array([[1, 9, 3], [0, 2, 2]]))),
+    "MaxPool2d": lambda dt: _x(
+        nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt), L("MaxPool2d")(2)), (2, 1, 6, 6)
+    ),
+    "AvgPool2d": lambda dt: _x(
+        nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt), L("AvgPool2d")(2, stride=1, padding=1)), (2, 1, 6, 6)
+    ),
+    "GlobalAvgPool2d": lambda dt: _x(
+        nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt), L("GlobalAvgPool2d")()), (2, 1, 6, 6)
+    ),
+    "Embedding": lambda dt: (
+        nn.Sequential(L("Embedding")(10, 4, padding_idx=9, generator=0, dtype=dt), _dense(dt)),
+        nk.Tensor(np.array([[1, 9, 3], [0, 2, 2]])),
+    ),
     "BatchNorm1d": lambda dt: _x(nn.Sequential(_dense(dt), L("BatchNorm1d")(6, momentum=0.3, dtype=dt)), (8, 4)),
-    "BatchNorm2d": lambda dt: _x(nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt),
-                                               L("BatchNorm2d")(2, affine=False, dtype=dt)), (4, 1, 5, 5)),
+    "BatchNorm2d": lambda dt: _x(
+        nn.Sequential(L("Conv2d")(1, 2, 3, generator=0, dtype=dt), L("BatchNorm2d")(2, affine=False, dtype=dt)),
+        (4, 1, 5, 5),
+    ),
     "LayerNorm": lambda dt: _x(nn.Sequential(_dense(dt), L("LayerNorm")([6], eps=1e-3, dtype=dt)), (3, 4)),
-}  # fmt: skip
+}
 
 
 def _out(model, x):
@@ -242,8 +254,10 @@ class FakeSGD(FakeAdam):
 def test_optimizer_state_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     opt = FakeAdam([3, 5, 2], lr=0.01)
-    opt.state = {i: {"step": 7, "exp_avg": rng.standard_normal(n).astype(np.float32),
-                     "exp_avg_sq": rng.random(n)} for i, n in ((0, 3), (2, 2))}  # fmt: skip
+    opt.state = {
+        i: {"step": 7, "exp_avg": rng.standard_normal(n).astype(np.float32), "exp_avg_sq": rng.random(n)}
+        for i, n in ((0, 3), (2, 2))
+    }
     opt.state[2]["step"] = np.int64(4)  # NumPy scalars are saved as plain numbers
     save(nn.Linear(2, 2), tmp_path)
     save_optimizer(opt, tmp_path)  # next to the model, one checkpoint directory
@@ -316,9 +330,30 @@ def _check_loads_or_format_error(d, x):
 
 def _json_mutations(rng: random.Random, doc):
     """A copy of ``doc`` with one node replaced, deleted or extended by a hostile value."""
-    hostile = [None, True, -1, 0, 2**31, 10**18, 1e308, -1e-308, 3.5, "", "os.system", "__import__", "float128",
-               "O", [], {}, [1, 2], {"class": "Dense"}, {"class": "os.system", "config": {}}, "x" * 5000,
-               [[[[[[]]]]]], {"a": {"b": {"c": 1}}}]  # fmt: skip
+    hostile = [
+        None,
+        True,
+        -1,
+        0,
+        2**31,
+        10**18,
+        1e308,
+        -1e-308,
+        3.5,
+        "",
+        "os.system",
+        "__import__",
+        "float128",
+        "O",
+        [],
+        {},
+        [1, 2],
+        {"class": "Dense"},
+        {"class": "os.system", "config": {}},
+        "x" * 5000,
+        [[[[[[]]]]]],
+        {"a": {"b": {"c": 1}}},
+    ]
     doc = json.loads(json.dumps(doc))
     nodes = [(None, None, doc)]
     stack = [doc]
@@ -402,13 +437,40 @@ def test_fuzz_damaged_files_only_raise_format_error(tmp_path):
             h = json.loads(json.dumps(header))
             name = rng.choice([k for k in h if k != "__metadata__"])
             field = rng.choice(["shape", "dtype", "data_offsets"])
-            h[name][field] = rng.choice([[2, 4], [8], [], [-1], [2**40, 2**40], "F64", "BOOL", "BF16", "I64", "F16",
-                                         [0, 2**62], [16, 8], [0, 0], [0, 32]])  # fmt: skip
+            h[name][field] = rng.choice(
+                [
+                    [2, 4],
+                    [8],
+                    [],
+                    [-1],
+                    [2**40, 2**40],
+                    "F64",
+                    "BOOL",
+                    "BF16",
+                    "I64",
+                    "F16",
+                    [0, 2**62],
+                    [16, 8],
+                    [0, 0],
+                    [0, 32],
+                ]
+            )
             w = _with_header(h, body)
         elif kind == 10:  # valid-looking architecture text with huge or odd sizes
-            a = arch.replace(b'"in_features": 4', rng.choice([b'"in_features": 400000000', b'"in_features": 4.0',
-                             b'"in_features": NaN', b'"in_features": 1e999', b'"in_features": -4',
-                             b'"in_features": "4"', b'"in_features": ' + b"9" * 5000]))  # fmt: skip
+            a = arch.replace(
+                b'"in_features": 4',
+                rng.choice(
+                    [
+                        b'"in_features": 400000000',
+                        b'"in_features": 4.0',
+                        b'"in_features": NaN',
+                        b'"in_features": 1e999',
+                        b'"in_features": -4',
+                        b'"in_features": "4"',
+                        b'"in_features": ' + b"9" * 5000,
+                    ]
+                ),
+            )
         else:  # deep nesting
             depth = rng.choice([100, 10_000, 200_000])
             head = b'{"format": "neuronkit", "version": 1, "class": "Dense", "config": '
@@ -432,8 +494,17 @@ def tripwires(monkeypatch):
 
         return f
 
-    targets = [(os, "system"), (os, "popen"), (os, "execv"), (subprocess, "Popen"), (subprocess, "run"),
-               (builtins, "eval"), (builtins, "exec"), (builtins, "compile"), (importlib, "import_module")]  # fmt: skip
+    targets = [
+        (os, "system"),
+        (os, "popen"),
+        (os, "execv"),
+        (subprocess, "Popen"),
+        (subprocess, "run"),
+        (builtins, "eval"),
+        (builtins, "exec"),
+        (builtins, "compile"),
+        (importlib, "import_module"),
+    ]
     for mod, attr in targets:
         monkeypatch.setattr(mod, attr, trap(f"{mod.__name__}.{attr}"))
     real_import = builtins.__import__
@@ -447,8 +518,23 @@ def tripwires(monkeypatch):
     return calls
 
 
-HOSTILE_NAMES = ["os.system", "builtins.eval", "subprocess.Popen", "__import__", "eval", "exec", "os", "Module",
-                 "Activation", "__class__", "__builtins__", "neuronkit.nn.Dense", "dense", "Dense ", ""]  # fmt: skip
+HOSTILE_NAMES = [
+    "os.system",
+    "builtins.eval",
+    "subprocess.Popen",
+    "__import__",
+    "eval",
+    "exec",
+    "os",
+    "Module",
+    "Activation",
+    "__class__",
+    "__builtins__",
+    "neuronkit.nn.Dense",
+    "dense",
+    "Dense ",
+    "",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -457,9 +543,18 @@ def test_hostile_class_names_never_import_or_call_anything(name, tmp_path, tripw
     payloads = [
         {"class": name, "config": {"command": "touch pwned"}},
         {"class": "Sequential", "config": {"layers": [{"class": name, "config": {"args": ["echo", "pwned"]}}]}},
-        {"class": "Sequential", "config": {"layers": [{"class": "Dense", "config": {
-            "in_features": 2, "out_features": 2, "activation": {"class": name, "config": {}}}}]}},
-    ]  # fmt: skip
+        {
+            "class": "Sequential",
+            "config": {
+                "layers": [
+                    {
+                        "class": "Dense",
+                        "config": {"in_features": 2, "out_features": 2, "activation": {"class": name, "config": {}}},
+                    }
+                ]
+            },
+        },
+    ]
     for payload in payloads:
         doc = {"format": "neuronkit", "version": 1, **payload}
         (tmp_path / "architecture.json").write_text(json.dumps(doc))
@@ -529,8 +624,12 @@ def test_bad_architecture_files(text, message, tmp_path, tripwires):
 
 def test_bad_sequential_names_are_rejected(tmp_path):
     for names in (["_modules", "b"], ["a", "a"], ["a.b", "c"], ["forward", "x"], ["a"]):
-        doc = {"format": "neuronkit", "version": 1, "class": "Sequential", "config": {
-            "layers": [{"class": "ReLU", "config": {}}, {"class": "Tanh", "config": {}}], "names": names}}  # fmt: skip
+        doc = {
+            "format": "neuronkit",
+            "version": 1,
+            "class": "Sequential",
+            "config": {"layers": [{"class": "ReLU", "config": {}}, {"class": "Tanh", "config": {}}], "names": names},
+        }
         _arch_case(tmp_path, json.dumps(doc))
         with pytest.raises(FormatError):
             load(tmp_path)
@@ -551,16 +650,34 @@ def _weights_case(tmp_path, data: bytes):
         (lambda w: w + b"\0", "after the last tensor"),
         (lambda w: (2**63).to_bytes(8, "little") + w[8:], "header length"),
         (lambda w: (len(w)).to_bytes(8, "little") + w[8:], "header length"),
-        (lambda w: _with_header({"weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 2**62]}}, b""),
-         "outside"),
-        (lambda w: _with_header({"weight": {"dtype": "BOOL", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 4),
-         "floats and integers only"),
-        (lambda w: _with_header({"weight": {"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]}}, b"\0" * 8),
-         "non-negative"),
-        (lambda w: _with_header({"weight": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 8]}},
-                                b"\0" * 8), "needs"),
-        (lambda w: _with_header({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                                 "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8), "overlaps"),
+        (
+            lambda w: _with_header({"weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 2**62]}}, b""),
+            "outside",
+        ),
+        (
+            lambda w: _with_header({"weight": {"dtype": "BOOL", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 4),
+            "floats and integers only",
+        ),
+        (
+            lambda w: _with_header({"weight": {"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]}}, b"\0" * 8),
+            "non-negative",
+        ),
+        (
+            lambda w: _with_header(
+                {"weight": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 8]}}, b"\0" * 8
+            ),
+            "needs",
+        ),
+        (
+            lambda w: _with_header(
+                {
+                    "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                    "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                },
+                b"\0" * 8,
+            ),
+            "overlaps",
+        ),
         (lambda w: _with_header([1, 2], b""), "must be a JSON object"),
         (lambda w: _with_header({"__metadata__": {"a": 1}}, b""), "__metadata__"),
         (lambda w: _with_header({"weight": {"dtype": "F32", "shape": [2, 2]}}, b"\0" * 16), "expected keys"),
@@ -628,8 +745,10 @@ def test_optimizer_files_damaged(tmp_path, tripwires):
             load_optimizer(FakeAdam([2]), tmp_path)
     (tmp_path / "optimizer.json").write_text(good)
     _, body = _header((tmp_path / "optimizer.safetensors").read_bytes())
-    h = {"state.0.exp_avg": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-         "os.system": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}  # fmt: skip
+    h = {
+        "state.0.exp_avg": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        "os.system": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]},
+    }
     (tmp_path / "optimizer.safetensors").write_bytes(_with_header(h, body))
     with pytest.raises(FormatError, match="not of the form"):
         load_optimizer(FakeAdam([2]), tmp_path)

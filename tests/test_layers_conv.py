@@ -89,10 +89,15 @@ def test_pool_layers_match_torch(ours, theirs):
 
 def test_lenet_style_stack_output_shapes_and_summary():
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, generator=0), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, generator=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dense(800, 10, generator=2),
-    )  # fmt: skip
+        nn.Conv2d(1, 16, 3, generator=0),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, generator=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dense(800, 10, generator=2),
+    )
     assert model(nk.zeros(4, 1, 28, 28)).shape == (4, 10)
     s = model.summary((4, 1, 28, 28))
     assert s.total_params == 16 * 9 + 16 + 32 * 16 * 9 + 32 + 800 * 10 + 10

@@ -34,26 +34,31 @@ def _step(ours, ref, x, rng, tol, check_grads=True):
     if check_grads:
         np.testing.assert_allclose(xo.grad.data, xr.grad.numpy(), rtol=tol * 100, atol=tol * 100)
         for name, p in ours.named_parameters():
-            np.testing.assert_allclose(p.grad.data, getattr(ref, name).grad.numpy(), rtol=tol * 100,
-                                       atol=tol * 100, err_msg=name)  # fmt: skip
+            np.testing.assert_allclose(
+                p.grad.data, getattr(ref, name).grad.numpy(), rtol=tol * 100, atol=tol * 100, err_msg=name
+            )
     ours.zero_grad()
     ref.zero_grad()
 
 
 def _buffers_match(ours, ref, tol):
     for name in ("running_mean", "running_var"):
-        np.testing.assert_allclose(getattr(ours, name).data, getattr(ref, name).numpy(), rtol=tol * 10,
-                                   atol=tol * 10, err_msg=name)  # fmt: skip
+        np.testing.assert_allclose(
+            getattr(ours, name).data, getattr(ref, name).numpy(), rtol=tol * 10, atol=tol * 10, err_msg=name
+        )
     assert int(ours.num_batches_tracked.data) == int(ref.num_batches_tracked)
 
 
 @pytest.mark.parametrize("np_dt,t_dt,tol", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize(
     "cls,tcls,shape",
-    [(nn.BatchNorm1d, torch.nn.BatchNorm1d, (8, 5)), (nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 5, 7)),
-     (nn.BatchNorm2d, torch.nn.BatchNorm2d, (4, 5, 3, 6))],
+    [
+        (nn.BatchNorm1d, torch.nn.BatchNorm1d, (8, 5)),
+        (nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 5, 7)),
+        (nn.BatchNorm2d, torch.nn.BatchNorm2d, (4, 5, 3, 6)),
+    ],
     ids=["1d_NC", "1d_NCL", "2d"],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("momentum", [0.1, 0.3, None])
 def test_batchnorm_matches_torch_train_then_eval(cls, tcls, shape, np_dt, t_dt, tol, momentum):
     rng = np.random.default_rng(0)
@@ -104,8 +109,11 @@ def test_batchnorm_state_dict_has_buffers():
 
 
 def test_batchnorm_bad_input():
-    with pytest.raises(ValueError, match=r"BatchNorm2d\(16\) got input of shape \(8, 3, 28, 28\): expected 16 "
-                                         r"channels on axis 1"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNorm2d\(16\) got input of shape \(8, 3, 28, 28\): expected 16 "
+        r"channels on axis 1",
+    ):
         nn.BatchNorm2d(16)(nk.zeros(8, 3, 28, 28))
     with pytest.raises(ValueError, match=r"BatchNorm2d\(3\) got input of shape \(8, 3\): expected 4-D"):
         nn.BatchNorm2d(3)(nk.zeros(8, 3))

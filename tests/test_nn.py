@@ -419,8 +419,12 @@ def test_summary_leaves_modes_and_hooks_as_they_were():
 # Dense / Linear against torch.nn.Linear
 # ---------------------------------------------------------------------------------------------------------------------
 def torch_copy(layer):
-    t = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                        dtype=torch.float64 if layer.weight.dtype == np.float64 else torch.float32)  # fmt: skip
+    t = torch.nn.Linear(
+        layer.in_features,
+        layer.out_features,
+        bias=layer.bias is not None,
+        dtype=torch.float64 if layer.weight.dtype == np.float64 else torch.float32,
+    )
     with torch.no_grad():
         t.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
         if layer.bias is not None:
@@ -475,8 +479,9 @@ def test_dense_accepts_array_input():
 
 def test_dense_wrong_input_width_message():
     layer = nn.Dense(784, 128)
-    with pytest.raises(ValueError, match=re.escape(
-            "Dense(784 -> 128) got input of shape (32, 785): expected last axis 784")):  # fmt: skip
+    with pytest.raises(
+        ValueError, match=re.escape("Dense(784 -> 128) got input of shape (32, 785): expected last axis 784")
+    ):
         layer(nk.zeros(32, 785))
     with pytest.raises(ValueError, match=re.escape("Linear(3 -> 2) got input of shape ()")):
         nn.Linear(3, 2)(nk.Tensor(np.float32(1.0)))
@@ -729,14 +734,17 @@ def _fills_in_place(fn, *args, **kwargs):
     return a
 
 
-@pytest.mark.parametrize("fn,bound", [
-    (lambda t, **k: I.xavier_uniform_(t, **k), math.sqrt(6 / (FAN_IN + FAN_OUT))),
-    (lambda t, **k: I.xavier_uniform_(t, gain=2.0, **k), 2 * math.sqrt(6 / (FAN_IN + FAN_OUT))),
-    (lambda t, **k: I.kaiming_uniform_(t, **k), math.sqrt(2) * math.sqrt(3 / FAN_IN)),
-    (lambda t, **k: I.kaiming_uniform_(t, mode="fan_out", nonlinearity="relu", **k), math.sqrt(6 / FAN_OUT)),
-    (lambda t, **k: I.lecun_uniform_(t, **k), math.sqrt(3 / FAN_IN)),
-    (lambda t, **k: I.uniform_(t, -0.5, 0.5, **k), 0.5),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fn,bound",
+    [
+        (lambda t, **k: I.xavier_uniform_(t, **k), math.sqrt(6 / (FAN_IN + FAN_OUT))),
+        (lambda t, **k: I.xavier_uniform_(t, gain=2.0, **k), 2 * math.sqrt(6 / (FAN_IN + FAN_OUT))),
+        (lambda t, **k: I.kaiming_uniform_(t, **k), math.sqrt(2) * math.sqrt(3 / FAN_IN)),
+        (lambda t, **k: I.kaiming_uniform_(t, mode="fan_out", nonlinearity="relu", **k), math.sqrt(6 / FAN_OUT)),
+        (lambda t, **k: I.lecun_uniform_(t, **k), math.sqrt(3 / FAN_IN)),
+        (lambda t, **k: I.uniform_(t, -0.5, 0.5, **k), 0.5),
+    ],
+)
 def test_uniform_initialisers(fn, bound):
     w = _fills_in_place(fn, generator=0)
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
@@ -744,14 +752,17 @@ def test_uniform_initialisers(fn, bound):
     np.testing.assert_allclose(w.var(), bound**2 / 3, rtol=0.03)
 
 
-@pytest.mark.parametrize("fn,std", [
-    (lambda t, **k: I.xavier_normal_(t, **k), math.sqrt(2 / (FAN_IN + FAN_OUT))),
-    (lambda t, **k: I.kaiming_normal_(t, **k), math.sqrt(2 / FAN_IN)),
-    (lambda t, **k: I.kaiming_normal_(t, mode="fan_out", **k), math.sqrt(2 / FAN_OUT)),
-    (lambda t, **k: I.kaiming_normal_(t, nonlinearity="tanh", **k), 5 / 3 / math.sqrt(FAN_IN)),
-    (lambda t, **k: I.lecun_normal_(t, **k), math.sqrt(1 / FAN_IN)),
-    (lambda t, **k: I.normal_(t, 0.0, 0.02, **k), 0.02),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fn,std",
+    [
+        (lambda t, **k: I.xavier_normal_(t, **k), math.sqrt(2 / (FAN_IN + FAN_OUT))),
+        (lambda t, **k: I.kaiming_normal_(t, **k), math.sqrt(2 / FAN_IN)),
+        (lambda t, **k: I.kaiming_normal_(t, mode="fan_out", **k), math.sqrt(2 / FAN_OUT)),
+        (lambda t, **k: I.kaiming_normal_(t, nonlinearity="tanh", **k), 5 / 3 / math.sqrt(FAN_IN)),
+        (lambda t, **k: I.lecun_normal_(t, **k), math.sqrt(1 / FAN_IN)),
+        (lambda t, **k: I.normal_(t, 0.0, 0.02, **k), 0.02),
+    ],
+)
 def test_normal_initialisers(fn, std):
     w = _fills_in_place(fn, generator=0)
     assert abs(w.mean()) < 0.02 * std
@@ -796,8 +807,17 @@ def test_constant_zeros_ones():
         assert np.all(a == value)
 
 
-ALL_RANDOM = [I.uniform_, I.normal_, I.xavier_uniform_, I.xavier_normal_, I.kaiming_uniform_, I.kaiming_normal_,
-              I.lecun_uniform_, I.lecun_normal_, I.orthogonal_]  # fmt: skip
+ALL_RANDOM = [
+    I.uniform_,
+    I.normal_,
+    I.xavier_uniform_,
+    I.xavier_normal_,
+    I.kaiming_uniform_,
+    I.kaiming_normal_,
+    I.lecun_uniform_,
+    I.lecun_normal_,
+    I.orthogonal_,
+]
 
 
 @pytest.mark.parametrize("fn", ALL_RANDOM, ids=lambda f: f.__name__)
@@ -824,11 +844,25 @@ def test_initializer_registry():
         I.get_initializer("nope")
 
 
-@pytest.mark.parametrize("args", [
-    ("linear",), ("sigmoid",), ("tanh",), ("relu",), ("selu",), ("leaky_relu",), ("leaky_relu", 0.2),
-    ("leaky_relu", 0.0), ("conv1d",), ("conv2d",), ("conv3d",), ("conv_transpose1d",), ("conv_transpose2d",),
-    ("conv_transpose3d",),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("linear",),
+        ("sigmoid",),
+        ("tanh",),
+        ("relu",),
+        ("selu",),
+        ("leaky_relu",),
+        ("leaky_relu", 0.2),
+        ("leaky_relu", 0.0),
+        ("conv1d",),
+        ("conv2d",),
+        ("conv3d",),
+        ("conv_transpose1d",),
+        ("conv_transpose2d",),
+        ("conv_transpose3d",),
+    ],
+)
 def test_calculate_gain_matches_torch(args):
     assert I.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args), rel=1e-12)
 
@@ -924,8 +958,12 @@ def test_neuron_explain_is_consistent(dtype, activation):
     layer = nn.Dense(6, 3, activation=activation, generator=4, dtype=dtype)
     tol = NEURON_TOL[dtype]
     x = arr((6,), seed=8, dtype=np.dtype(dtype))
-    ref_act = {None: lambda z: z, "relu": lambda z: max(z, 0.0), "tanh": math.tanh,
-               "sigmoid": lambda z: 1 / (1 + math.exp(-z))}[activation]  # fmt: skip
+    ref_act = {
+        None: lambda z: z,
+        "relu": lambda z: max(z, 0.0),
+        "tanh": math.tanh,
+        "sigmoid": lambda z: 1 / (1 + math.exp(-z)),
+    }[activation]
     layer_out = layer(x).data
     for i in range(3):
         e = layer.neuron(i).explain(x)

@@ -102,10 +102,14 @@ def test_param_groups_with_different_lrs():
     ref = run_torch(torch.optim.SGD, kwargs, groups=lambda ps: [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.2}])
     assert_traj(ours, ref)
     assert [g["lr"] for g in opt.param_groups] == [0.05, 0.2]
-    ours, _, _ = run_nk(optim.Adam, {"lr": 0.01},
-                        groups=lambda ps: [{"params": [ps[0]], "betas": (0.5, 0.9)}, {"params": [ps[1]]}])
-    ref = run_torch(torch.optim.Adam, {"lr": 0.01},
-                    groups=lambda ps: [{"params": [ps[0]], "betas": (0.5, 0.9)}, {"params": [ps[1]]}])
+    ours, _, _ = run_nk(
+        optim.Adam, {"lr": 0.01}, groups=lambda ps: [{"params": [ps[0]], "betas": (0.5, 0.9)}, {"params": [ps[1]]}]
+    )
+    ref = run_torch(
+        torch.optim.Adam,
+        {"lr": 0.01},
+        groups=lambda ps: [{"params": [ps[0]], "betas": (0.5, 0.9)}, {"params": [ps[1]]}],
+    )
     assert_traj(ours, ref)
 
 
@@ -148,9 +152,14 @@ def test_skips_params_without_grad_and_zero_grad():
 
 def test_step_leaves_grad_untouched_and_keeps_dtype():
     ps = [nk.tensor(W0.astype(np.float32), requires_grad=True), nk.tensor(B0.astype(np.float32), requires_grad=True)]
-    for cls, kw in [(optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)), (optim.Adam, dict(weight_decay=0.1)),
-                    (optim.RMSprop, dict(centered=True, momentum=0.9, weight_decay=0.1)), (optim.Adagrad, {}),
-                    (optim.NAdam, dict(weight_decay=0.1)), (optim.Lion, {})]:
+    for cls, kw in [
+        (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+        (optim.Adam, dict(weight_decay=0.1)),
+        (optim.RMSprop, dict(centered=True, momentum=0.9, weight_decay=0.1)),
+        (optim.Adagrad, {}),
+        (optim.NAdam, dict(weight_decay=0.1)),
+        (optim.Lion, {}),
+    ]:
         opt = cls(ps, **kw)
         for _ in range(2):
             opt.zero_grad()
@@ -169,8 +178,12 @@ def f32_params():
     return [nk.tensor(W0.astype(np.float32), requires_grad=True), nk.tensor(B0.astype(np.float32), requires_grad=True)]
 
 
-STEP_AND_ZERO = [(optim.SGD, dict(lr=0.1)), (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
-                 (optim.Adam, dict(lr=0.05)), (optim.Lion, dict(lr=0.01))]  # fmt: skip
+STEP_AND_ZERO = [
+    (optim.SGD, dict(lr=0.1)),
+    (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+    (optim.Adam, dict(lr=0.05)),
+    (optim.Lion, dict(lr=0.01)),
+]
 
 
 @pytest.mark.parametrize("cls,kwargs", STEP_AND_ZERO, ids=["sgd", "sgd-momentum", "adam", "lion"])
@@ -222,12 +235,19 @@ def test_step_and_zero_grad_consumes_only_gradients_nobody_else_holds():
 
 def json_round_trip(sd):
     """Through JSON as a checkpoint would store it: arrays as lists (float64 round-trips exactly)."""
-    text = json.dumps({"param_groups": sd["param_groups"],
-                       "state": {k: {n: (v.tolist() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
-                                 for k, s in sd["state"].items()}})
+    text = json.dumps(
+        {
+            "param_groups": sd["param_groups"],
+            "state": {
+                k: {n: (v.tolist() if isinstance(v, np.ndarray) else v) for n, v in s.items()}
+                for k, s in sd["state"].items()
+            },
+        }
+    )
     back = json.loads(text)
-    back["state"] = {k: {n: (np.array(v) if isinstance(v, list) else v) for n, v in s.items()}
-                     for k, s in back["state"].items()}
+    back["state"] = {
+        k: {n: (np.array(v) if isinstance(v, list) else v) for n, v in s.items()} for k, s in back["state"].items()
+    }
     return back
 
 
@@ -372,8 +392,17 @@ SCHEDULES = [
     ("CosineAnnealingLR", dict(T_max=10)),
     ("CosineAnnealingLR", dict(T_max=25, eta_min=0.01)),
     ("OneCycleLR", dict(max_lr=1.0, total_steps=30)),
-    ("OneCycleLR", dict(max_lr=[1.0, 2.0], total_steps=31, pct_start=0.25, anneal_strategy="linear",
-                        div_factor=10.0, final_div_factor=100.0)),
+    (
+        "OneCycleLR",
+        dict(
+            max_lr=[1.0, 2.0],
+            total_steps=31,
+            pct_start=0.25,
+            anneal_strategy="linear",
+            div_factor=10.0,
+            final_div_factor=100.0,
+        ),
+    ),
     ("OneCycleLR", dict(max_lr=0.5, epochs=3, steps_per_epoch=10, three_phase=True, base_momentum=0.8)),
     ("OneCycleLR", dict(max_lr=0.5, total_steps=30, cycle_momentum=False)),
 ]
@@ -386,8 +415,9 @@ def test_schedules_match_torch(name, kwargs):
 
 def test_onecycle_cycles_adam_beta1_and_stops_at_total():
     kw = dict(max_lr=0.01, total_steps=30)
-    s, _ = sched_pair(lambda o: optim.OneCycleLR(o, **kw), lambda o: LS.OneCycleLR(o, **kw), opt="Adam",
-                      kw={"lr": 1e-3})
+    s, _ = sched_pair(
+        lambda o: optim.OneCycleLR(o, **kw), lambda o: LS.OneCycleLR(o, **kw), opt="Adam", kw={"lr": 1e-3}
+    )
     with pytest.raises(ValueError, match="stepped 31 times, but total_steps is 30"):
         s.step()  # like torch: steps 0..total_steps are valid
 
@@ -461,8 +491,44 @@ PLATEAU = [
 
 @pytest.mark.parametrize("kwargs", PLATEAU)
 def test_reduce_on_plateau_matches_torch(kwargs):
-    metrics = [1.0, 0.9, 0.95, 0.9, 0.91, 0.85, 0.85, 0.86, 0.84, 0.9, 0.9, 0.9, 0.7, 0.71, 0.7, 0.7, 0.69, 0.8,
-               0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    metrics = [
+        1.0,
+        0.9,
+        0.95,
+        0.9,
+        0.91,
+        0.85,
+        0.85,
+        0.86,
+        0.84,
+        0.9,
+        0.9,
+        0.9,
+        0.7,
+        0.71,
+        0.7,
+        0.7,
+        0.69,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+        0.8,
+    ]
     p, tp = nk_params(), torch_params()
     o = optim.SGD([{"params": [p[0]]}, {"params": [p[1]], "lr": 0.3}], lr=0.1)
     to = torch.optim.SGD([{"params": [tp[0]]}, {"params": [tp[1]], "lr": 0.3}], lr=0.1)

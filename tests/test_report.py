@@ -24,10 +24,20 @@ from neuronkit.cli import main
 from neuronkit.inspect import load_history
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(os.environ.get("NEURONKIT_SCREENSHOTS", Path(__file__).resolve().parent.parent / "test-artifacts"
-                            / "report"))  # fmt: skip
-PLOTS_MLP = {"curve-loss", "curve-accuracy", "lr", "histograms", "unit-health", "grad-norms", "first-weights",
-             "confusion", "mistakes"}  # fmt: skip
+SHOTS = Path(
+    os.environ.get("NEURONKIT_SCREENSHOTS", Path(__file__).resolve().parent.parent / "test-artifacts" / "report")
+)
+PLOTS_MLP = {
+    "curve-loss",
+    "curve-accuracy",
+    "lr",
+    "histograms",
+    "unit-health",
+    "grad-norms",
+    "first-weights",
+    "confusion",
+    "mistakes",
+}
 
 
 def run_cli(*argv) -> tuple:
@@ -55,8 +65,12 @@ def mlp_run(tmp_path_factory) -> Path:
 def _plots(html: str) -> dict:
     """``{plot key: data}`` from the JSON embedded next to each figure."""
     out = {}
-    for m in re.finditer(r'<figure class="plot" id="plot-([\w-]+)".*?<script type="application/json" '
-                         r'class="plot-data">(.*?)</script></figure>', html, re.S):  # fmt: skip
+    for m in re.finditer(
+        r'<figure class="plot" id="plot-([\w-]+)".*?<script type="application/json" '
+        r'class="plot-data">(.*?)</script></figure>',
+        html,
+        re.S,
+    ):
         out[m.group(1)] = json.loads(m.group(2).replace("<\\/", "</"))
     return out
 
@@ -121,9 +135,17 @@ def test_report_errors_are_one_line(tmp_path):
 
 # -- in a real browser ----------------------------------------------------------------------------------------------
 def _browser(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"])  # fmt: skip
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
 
 
 def test_report_in_headless_chromium(mlp_run):
@@ -151,8 +173,9 @@ def test_report_in_headless_chromium(mlp_run):
             keys = page.eval_on_selector_all("figure.plot", "els => els.map(e => e.dataset.plot)")
             assert set(keys) == PLOTS_MLP
             sizes = page.eval_on_selector_all(
-                "figure.plot img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight, "
-                                   "e.getBoundingClientRect().width])")  # fmt: skip
+                "figure.plot img",
+                "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight, e.getBoundingClientRect().width])",
+            )
             assert all(ok and w > 100 and h > 100 and shown > 100 for ok, w, h, shown in sizes), sizes
             # the loss the page carries is the run's loss, read in the browser
             shown = page.eval_on_selector("#plot-curve-loss script.plot-data", "e => JSON.parse(e.textContent)")

@@ -30,14 +30,40 @@ def _train(tmp_path, *args):
 @pytest.mark.slow
 def test_mnist_mlp_reaches_98_percent_in_10_epochs(tmp_path):
     assert (DATA / "mnist").is_dir(), f"MNIST not found under {DATA} (set NEURONKIT_DATA)"
-    m = _train(tmp_path, "--data", "mnist", "--data-dir", str(DATA), "--model", "784-256-128-10",
-               "--batch-size", "128", "--epochs", "10", "--schedule", "cosine")  # fmt: skip
+    m = _train(
+        tmp_path,
+        "--data",
+        "mnist",
+        "--data-dir",
+        str(DATA),
+        "--model",
+        "784-256-128-10",
+        "--batch-size",
+        "128",
+        "--epochs",
+        "10",
+        "--schedule",
+        "cosine",
+    )
     assert m["accuracy"] >= 0.980
 
 
 @pytest.mark.slow
 def test_mnist_lenet_reaches_99_percent(tmp_path):
     assert (DATA / "mnist").is_dir(), f"MNIST not found under {DATA} (set NEURONKIT_DATA)"
-    m = _train(tmp_path, "--data", "mnist", "--data-dir", str(DATA), "--model", "lenet", "--batch-size", "128",
-               "--epochs", "8", "--schedule", "cosine")  # fmt: skip
+    m = _train(
+        tmp_path,
+        "--data",
+        "mnist",
+        "--data-dir",
+        str(DATA),
+        "--model",
+        "lenet",
+        "--batch-size",
+        "128",
+        "--epochs",
+        "8",
+        "--schedule",
+        "cosine",
+    )
     assert m["accuracy"] >= 0.990

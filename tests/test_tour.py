@@ -179,8 +179,9 @@ def test_tour_json_holds_the_measured_numbers(tour):
         assert e["holds"] is True and e["claim"] == r.claim and e["picture"] == f"{r.name}.png"
     byname = {e["name"]: e["figures"] for e in doc["experiments"]}
     assert byname["backprop"]["max_rel_error"] == results["backprop"].figures["max_rel_error"]
-    assert byname["generalisation"]["runs"][0]["test_accuracy"] == results["generalisation"].figures[
-        "small_test_accuracy"]
+    assert (
+        byname["generalisation"]["runs"][0]["test_accuracy"] == results["generalisation"].figures["small_test_accuracy"]
+    )
 
 
 def test_printed_tour_mentions_every_experiment_and_its_verdict(tour):

@@ -113,8 +113,16 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(digits, tmp_path):
     full = mlp(seed=2)
     fit(full, digits[0], optimizer="adam", epochs=2, batch_size=64, seed=4, progress=False)
     model = mlp(seed=2)
-    h = fit(model, digits[0], optimizer="adam", epochs=2, batch_size=64, seed=4, progress=False,
-            callbacks=[CtrlC(), ModelCheckpoint(tmp_path, every_epoch=False)])  # fmt: skip
+    h = fit(
+        model,
+        digits[0],
+        optimizer="adam",
+        epochs=2,
+        batch_size=64,
+        seed=4,
+        progress=False,
+        callbacks=[CtrlC(), ModelCheckpoint(tmp_path, every_epoch=False)],
+    )
     assert h.interrupted and h.steps[-1]["step"] == 30
     _, state = load_checkpoint(tmp_path, model=mlp(seed=0))
     assert state["step"] == 30
@@ -134,8 +142,9 @@ def test_stop_on_nan_stops_at_the_bad_step_without_updating(digits):
             seen[trainer.step] = weights(trainer.model)
 
     model = mlp(seed=1, dropout=0.0)
-    h = fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=1, shuffle=False, progress=False,
-            callbacks=[StopOnNaN(), Keep()])  # fmt: skip
+    h = fit(
+        model, (x, y), optimizer="sgd", lr=0.1, epochs=1, shuffle=False, progress=False, callbacks=[StopOnNaN(), Keep()]
+    )
     assert "step 7" in h.stopped_early and "'0.weight'" in h.stopped_early, h.stopped_early
     for k, v in seen[6].items():  # the weights after step 6: step 7 applied nothing
         np.testing.assert_array_equal(weights(model)[k], v)
@@ -146,8 +155,17 @@ def test_a_learning_rate_of_10_explodes_and_is_caught(digits):
     target = y.astype(np.float32)[:, None]
     nk.manual_seed(0)
     model = nn.Sequential(nn.Dense(64, 1))
-    h = fit(model, (x, target), loss="mse", optimizer="sgd", lr=10.0, epochs=5, progress=False,
-            callbacks=[StopOnNaN()], seed=0)  # fmt: skip
+    h = fit(
+        model,
+        (x, target),
+        loss="mse",
+        optimizer="sgd",
+        lr=10.0,
+        epochs=5,
+        progress=False,
+        callbacks=[StopOnNaN()],
+        seed=0,
+    )
     assert h.stopped_early and "stopped at step" in h.stopped_early, h.stopped_early
     assert len(h.steps) < 5 * 44
     assert all(np.isfinite(v).all() for v in weights(model).values())  # the bad update was not applied
@@ -163,8 +181,17 @@ def test_early_stopping_restores_the_best_weights(digits):
                 best["w"] = weights(trainer.model)
 
     model = mlp(seed=0, dropout=0.0)
-    h = fit(model, (train[0][:200], train[1][:200]), optimizer="adam", lr=0.01, epochs=60, validation=test,
-            callbacks=[Track(), EarlyStopping("val_loss", patience=3)], seed=0, progress=False)  # fmt: skip
+    h = fit(
+        model,
+        (train[0][:200], train[1][:200]),
+        optimizer="adam",
+        lr=0.01,
+        epochs=60,
+        validation=test,
+        callbacks=[Track(), EarlyStopping("val_loss", patience=3)],
+        seed=0,
+        progress=False,
+    )
     assert h.stopped_early and len(h.epochs) < 60
     for k, v in best["w"].items():
         np.testing.assert_array_equal(weights(model)[k], v)
@@ -249,8 +276,16 @@ def test_gradients_seen_by_a_callback_are_not_consumed_and_the_run_is_the_same(d
     for callbacks in ((), (Keep(),)):
         model = mlp(dropout=0.0)
         opt = optim.SGD(model.parameters(), lr=0.1)
-        fit(model, (x[:300], y[:300]), optimizer=opt, epochs=2, batch_size=32, seed=3, callbacks=callbacks,
-            progress=False)  # fmt: skip
+        fit(
+            model,
+            (x[:300], y[:300]),
+            optimizer=opt,
+            epochs=2,
+            batch_size=32,
+            seed=3,
+            callbacks=callbacks,
+            progress=False,
+        )
         runs.append(weights(model))
         # with no one else holding them, fit let SGD scale the gradients in place (no scratch buffer was needed)
         assert (opt._scratch_buf is None) == (not callbacks)
@@ -273,8 +308,17 @@ def test_clip_grad_norm_callback_clips_every_step_before_the_update(digits):
 
     clip, seen = ClipGradNorm(0.05), Seen()
     model = mlp(dropout=0.0)
-    fit(model, (x[:256], y[:256]), optimizer="sgd", lr=0.1, epochs=1, batch_size=32, seed=0,
-        callbacks=[clip, seen], progress=False)  # fmt: skip
+    fit(
+        model,
+        (x[:256], y[:256]),
+        optimizer="sgd",
+        lr=0.1,
+        epochs=1,
+        batch_size=32,
+        seed=0,
+        callbacks=[clip, seen],
+        progress=False,
+    )
     assert len(seen.norms) == 8 and max(seen.norms) <= 0.05 * (1 + 1e-5)  # what the update sees is clipped
     assert clip.last_norm > 0.05  # the norm before clipping was larger
     # the same run by hand: clip then step, identical weights
@@ -304,6 +348,12 @@ def test_an_optimizer_with_its_own_step_is_still_called_by_fit(digits):
             return super().step(closure)
 
     model = mlp(dropout=0.0)
-    h = fit(model, (x[:256], y[:256]), optimizer=Counting(model.parameters(), lr=0.1), epochs=1, batch_size=32,
-            progress=False)  # fmt: skip
+    h = fit(
+        model,
+        (x[:256], y[:256]),
+        optimizer=Counting(model.parameters(), lr=0.1),
+        epochs=1,
+        batch_size=32,
+        progress=False,
+    )
     assert Counting.calls == len(h.steps) == 8

@@ -27,9 +27,23 @@ else:  # pragma: no cover - Python 3.10
 SCHEDULES = ("none", "cosine", "step", "onecycle", "warmup-cosine")
 TASKS = ("auto", "classification", "regression")
 # initialisers a config can name (every registered one that needs no extra argument)
-INITIALISERS = ("xavier_uniform", "glorot_uniform", "xavier_normal", "glorot_normal", "kaiming_uniform", "he_uniform",
-                "kaiming_normal", "he_normal", "lecun_uniform", "lecun_normal", "orthogonal", "uniform", "normal",
-                "zeros", "ones")  # fmt: skip
+INITIALISERS = (
+    "xavier_uniform",
+    "glorot_uniform",
+    "xavier_normal",
+    "glorot_normal",
+    "kaiming_uniform",
+    "he_uniform",
+    "kaiming_normal",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "uniform",
+    "normal",
+    "zeros",
+    "ones",
+)
 
 
 @dataclass
@@ -84,8 +98,10 @@ def _float(key, v, low=None, high=None, low_open=False, high_open=False):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise CLIError(f"{key} must be a number, got {v!r}")
     v = float(v)
-    if v != v or (low is not None and (v < low or (low_open and v == low))) or (
-        high is not None and (v > high or (high_open and v == high))
+    if (
+        v != v
+        or (low is not None and (v < low or (low_open and v == low)))
+        or (high is not None and (v > high or (high_open and v == high)))
     ):
         lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
@@ -133,8 +149,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.model not in ("mlp", "lenet"):
         sizes = parse_sizes("model (mlp, lenet or layer sizes such as 784-128-10)", cfg.model)
         if len(sizes) < 2:
-            raise CLIError(f"model as layer sizes needs at least the input and output sizes (e.g. 64-128-10), "
-                           f"got {cfg.model!r}")
+            raise CLIError(
+                f"model as layer sizes needs at least the input and output sizes (e.g. 64-128-10), got {cfg.model!r}"
+            )
         cfg.model = "-".join(str(s) for s in sizes)
     cfg.hidden = parse_sizes("hidden", cfg.hidden)
     cfg.activation = _str("activation", cfg.activation, choices=sorted(ACTIVATIONS))

@@ -149,14 +149,25 @@ def load_data(cfg) -> Loaded:
         except FileNotFoundError as e:
             if info.kind != "idx":
                 raise
-            raise CLIError(f"{str(e).split('; pass')[0]}; give --data-dir DIR (or set NEURONKIT_DATA) to a folder "
-                           f"holding the files, or add --download") from None
+            raise CLIError(
+                f"{str(e).split('; pass')[0]}; give --data-dir DIR (or set NEURONKIT_DATA) to a folder "
+                f"holding the files, or add --download"
+            ) from None
         task = "classification" if cfg.task == "auto" else cfg.task
         y_tr, y_te = s.y_train, s.y_test
         if task == "regression":
             y_tr, y_te = y_tr.astype(np.float32), y_te.astype(np.float32)
-        return Loaded(s.x_train, y_tr, s.x_test, y_te, spec, task, list(info.classes) if task != "regression" else [],
-                      "dataset", pixel_max=16.0 if spec == "digits" else 1.0)  # fmt: skip
+        return Loaded(
+            s.x_train,
+            y_tr,
+            s.x_test,
+            y_te,
+            spec,
+            task,
+            list(info.classes) if task != "regression" else [],
+            "dataset",
+            pixel_max=16.0 if spec == "digits" else 1.0,
+        )
     if not _is_file_spec(spec):
         raise CLIError(f"unknown dataset {spec!r}; available: {', '.join(DATASETS)} (or a .csv, .npy or .npz file)")
     x, y, classes, target_name = read_features_file(spec, cfg.target)

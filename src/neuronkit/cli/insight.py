@@ -37,8 +37,9 @@ def cmd_gradcheck(args) -> int:
     from ..inspect.gradcheck import check_gradients
 
     if args.batch_size < 1 or args.max_per_param < 1:
-        raise CLIError(f"--batch-size and --max-per-param must be at least 1, got {args.batch_size} and "
-                       f"{args.max_per_param}")  # fmt: skip
+        raise CLIError(
+            f"--batch-size and --max-per-param must be at least 1, got {args.batch_size} and {args.max_per_param}"
+        )
     run, cfg, info, model = load_run(args.run_dir)
     x, y, where, loss = _test_batch(args, cfg, info)
     report = check_gradients(model, (x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
@@ -79,8 +80,11 @@ def _findings(run, cfg, info, model, x, y, loss) -> tuple:
     initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
     findings = check_before_training(initial, (x, y), loss=loss)
     model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
-    findings += [f for f in check_before_training(model, (x, y), loss=loss, when="after training")
-                 if f.kind not in ("output_scale", "initial_loss")]  # fmt: skip
+    findings += [
+        f
+        for f in check_before_training(model, (x, y), loss=loss, when="after training")
+        if f.kind not in ("output_scale", "initial_loss")
+    ]
     probes = probe_history(run)
     findings += diagnose_training(History.from_state({"epochs": epochs}), probes)
     return findings, epochs, probes
@@ -96,9 +100,11 @@ def cmd_diagnose(args) -> int:
     run, cfg, info, model = load_run(args.run_dir)
     x, y, where, loss = _test_batch(args, cfg, info)
     findings, epochs, probes = _findings(run, cfg, info, model, x, y, loss)
-    print(f"{run.path}: the model at initialisation and after training on {len(x)} samples of {where}, "
-          f"{len(epochs)} epochs of history"
-          + ("" if probes is None else f" and the neurons' history ({_records(probes)} probe records)"))
+    print(
+        f"{run.path}: the model at initialisation and after training on {len(x)} samples of {where}, "
+        f"{len(epochs)} epochs of history"
+        + ("" if probes is None else f" and the neurons' history ({_records(probes)} probe records)")
+    )
     print(report(findings))
     if args.try_fix:
         if not any(f.fix for f in findings):
@@ -147,14 +153,19 @@ def cmd_report(args) -> int:
     data = ReportData(
         title=f"neuronkit run: {run.path.name}",
         subtitle=f"{cfg.model} on {loaded.name}: {info['sizes']['train']} training, {info['sizes']['validation']} "
-                 f"validation and {info['sizes']['test']} test samples; {len(epochs)} epochs",
-        settings=settings, metrics={k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
-        summary=model.summary((1, *info["model_input_shape"])), epochs=epochs, probes=probes,
-        first_layer=first, image_shape=img[1:] if img and img[0] == 1 else img,
+        f"validation and {info['sizes']['test']} test samples; {len(epochs)} epochs",
+        settings=settings,
+        metrics={k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
+        summary=model.summary((1, *info["model_input_shape"])),
+        epochs=epochs,
+        probes=probes,
+        first_layer=first,
+        image_shape=img[1:] if img and img[0] == 1 else img,
         classes=info.get("classes") if classification else None,
         test=(loaded.x_test, y_test, predict(model, x_test)) if classification else None,
-        findings=findings, events=list(probes.events) if probes is not None else [],
-    )  # fmt: skip
+        findings=findings,
+        events=list(probes.events) if probes is not None else [],
+    )
     out = args.out if args.out is not None else run.path / "report.html"
     write_report(out, data)
     print(f"wrote {out}: open it in a browser (it needs no network)")
@@ -185,8 +196,9 @@ def cmd_inspect(args) -> int:
     layers = probed_layers(model)
     if args.layer is None or args.layer not in layers:
         what = "--layer is required" if args.layer is None else f"no layer {args.layer!r} with units"
-        raise CLIError(f"{what}; the layers of {run.path}: "
-                       + ", ".join(f"{n} ({type(m).__name__})" for n, m in layers.items()))  # fmt: skip
+        raise CLIError(
+            f"{what}; the layers of {run.path}: " + ", ".join(f"{n} ({type(m).__name__})" for n, m in layers.items())
+        )
     if args.top < 0:
         raise CLIError(f"--top must be at least 0, got {args.top}")
     inputs = labels = raw = None
@@ -210,8 +222,7 @@ def cmd_inspect(args) -> int:
         if view.top and img is not None:
             tops = [np.asarray(raw[i], dtype=np.float64).reshape(img) for i, _, _ in view.top]
         out = args.out if args.out is not None else run.path / f"inspect-layer{args.layer}-unit{args.unit}.png"
-        atomic_write(str(out), unit_figure(view, image_shape=img if first else None, top_images=tops,
-                                           classes=classes))  # fmt: skip
+        atomic_write(str(out), unit_figure(view, image_shape=img if first else None, top_images=tops, classes=classes))
         print(f"picture: {out}")
     return 0
 
@@ -226,36 +237,48 @@ def add_parsers(sub) -> None:
     g.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     g.set_defaults(func=cmd_gradcheck)
 
-    dg = sub.add_parser("diagnose", help="problems in a run's model (on a test batch) and in its training history",
-                        description="Check a run's trained model on a batch of its test data and read its history: "
-                                    "dead or saturated units, vanishing or exploding signals and gradients, a learning "
-                                    "rate too high or too low, plateaus, overfitting. Exit status 1 when a finding is "
-                                    "an error.")  # fmt: skip
+    dg = sub.add_parser(
+        "diagnose",
+        help="problems in a run's model (on a test batch) and in its training history",
+        description="Check a run's trained model on a batch of its test data and read its history: "
+        "dead or saturated units, vanishing or exploding signals and gradients, a learning "
+        "rate too high or too low, plateaus, overfitting. Exit status 1 when a finding is "
+        "an error.",
+    )
     dg.add_argument("run_dir", metavar="RUN_DIR")
     dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
     dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
-    dg.add_argument("--try-fix", action="store_true",
-                    help="re-run a short training from the same start with each proposed remedy and with the original "
-                         "settings, and report the measured difference")  # fmt: skip
+    dg.add_argument(
+        "--try-fix",
+        action="store_true",
+        help="re-run a short training from the same start with each proposed remedy and with the original "
+        "settings, and report the measured difference",
+    )
     dg.add_argument("--fix-epochs", type=int, default=3, help="epochs of each --try-fix training (default 3)")
     dg.set_defaults(func=cmd_diagnose)
 
-    r = sub.add_parser("report", help="one self-contained HTML page with the run's plots, diagnostics and events",
-                       description="Write RUN/report.html: loss and metric curves, learning rate, activation "
-                                   "histograms, dead and saturated units and gradient norms over time, first-layer "
-                                   "weights, confusion matrix, the most confidently wrong test examples, diagnostics "
-                                   "and events. It opens offline.")  # fmt: skip
+    r = sub.add_parser(
+        "report",
+        help="one self-contained HTML page with the run's plots, diagnostics and events",
+        description="Write RUN/report.html: loss and metric curves, learning rate, activation "
+        "histograms, dead and saturated units and gradient norms over time, first-layer "
+        "weights, confusion matrix, the most confidently wrong test examples, diagnostics "
+        "and events. It opens offline.",
+    )
     r.add_argument("run_dir", metavar="RUN_DIR")
     r.add_argument("--out", "-o", help="where to write the page (default RUN_DIR/report.html)")
     r.add_argument("--batch-size", type=int, default=64, help="test samples the diagnostics look at (default 64)")
     r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     r.set_defaults(func=cmd_report)
 
-    i = sub.add_parser("inspect", help="one neuron: weights, bias, activation, history, events, top inputs",
-                       description="Show one unit (neuron) of a run's model: its weights (drawn as an image when the "
-                                   "inputs are images), bias and activation, its history over training and its events "
-                                   "(from the run's probes), and the test inputs that excite it most. Also writes a "
-                                   "picture (PNG).")  # fmt: skip
+    i = sub.add_parser(
+        "inspect",
+        help="one neuron: weights, bias, activation, history, events, top inputs",
+        description="Show one unit (neuron) of a run's model: its weights (drawn as an image when the "
+        "inputs are images), bias and activation, its history over training and its events "
+        "(from the run's probes), and the test inputs that excite it most. Also writes a "
+        "picture (PNG).",
+    )
     i.add_argument("run_dir", metavar="RUN_DIR")
     i.add_argument("--layer", help="the layer's name, as `neuronkit summary RUN` lists it (e.g. 0)")
     i.add_argument("--unit", type=int, default=0, help="the unit (neuron) or channel index (default 0)")

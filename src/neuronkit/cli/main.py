@@ -50,8 +50,16 @@ from .models import build_model, model_input_shape
 from .rundir import RunDir, load_run
 
 # The mistakes a user can make and the errors they surface as: reported in one line, never a traceback.
-USER_ERRORS = (CLIError, ValueError, KeyError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-               PermissionError, DownloadError)  # fmt: skip
+USER_ERRORS = (
+    CLIError,
+    ValueError,
+    KeyError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    DownloadError,
+)
 
 
 # -- printing -----------------------------------------------------------------------------------------------------
@@ -152,11 +160,15 @@ def cmd_train(args) -> int:
     if sys.stderr.isatty():
         callbacks.append(_Bar())
     callbacks.append(EpochPrinter())
-    trainer, probe, gradcheck = T.make_trainer(cfg, model, loss, loaded.task, train, callbacks, probe_history,
-                                               resume_step)  # fmt: skip
-    print(f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
-          f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
-          f" -> {run.path}", flush=True)  # fmt: skip
+    trainer, probe, gradcheck = T.make_trainer(
+        cfg, model, loss, loaded.task, train, callbacks, probe_history, resume_step
+    )
+    print(
+        f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
+        f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
+        f" -> {run.path}",
+        flush=True,
+    )
     history = trainer.fit(train, epochs=cfg.epochs, batch_size=cfg.batch_size, validation=val, resume=resume)
     if probe is not None and probe.probe is not None and probe.probe.layers:
         probe.probe.remove()
@@ -164,26 +176,40 @@ def cmd_train(args) -> int:
     if gradcheck is not None:
         run.write_text("gradcheck.jsonl", "".join(json.dumps(r) + "\n" for r in gradcheck.results))
         bad = [r["step"] for r in gradcheck.results if not r["ok"]]
-        print(f"gradient checks: {len(gradcheck.results) - len(bad)} of {len(gradcheck.results)} passed"
-              + (f" (failed at steps {bad})" if bad else "") + f"; {run.path / 'gradcheck.jsonl'}")  # fmt: skip
+        print(
+            f"gradient checks: {len(gradcheck.results) - len(bad)} of {len(gradcheck.results)} passed"
+            + (f" (failed at steps {bad})" if bad else "")
+            + f"; {run.path / 'gradcheck.jsonl'}"
+        )
     if history.interrupted:
-        print(f"neuronkit: interrupted at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved. "
-              f"Continue with: neuronkit train --resume {run.path}", file=sys.stderr)  # fmt: skip
+        print(
+            f"neuronkit: interrupted at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved. "
+            f"Continue with: neuronkit train --resume {run.path}",
+            file=sys.stderr,
+        )
         return 130
     io.save(model, run.model_path)
     train_time = sum(e.get("time", 0.0) for e in history.epochs)
     metrics = {
-        "split": "test", "samples": len(test[0]), **T.test_metrics(model, test, loaded.task, loss),
-        "epochs": len(history.epochs), "steps": trainer.step, "train_time_s": round(train_time, 3),
+        "split": "test",
+        "samples": len(test[0]),
+        **T.test_metrics(model, test, loaded.task, loss),
+        "epochs": len(history.epochs),
+        "steps": trainer.step,
+        "train_time_s": round(train_time, 3),
         "stopped_early": history.stopped_early,
-    }  # fmt: skip
+    }
     run.write_json("metrics.json", metrics)
     if history.stopped_early:
         print(f"neuronkit: {history.stopped_early}", file=sys.stderr)
-    head = (f"test accuracy {metrics['accuracy']:.2%}" if loaded.task == "classification"
-            else f"test mse {metrics['mse']:.4g}, r2 {metrics['r2']:.4f}")  # fmt: skip
-    print(f"{head} on {len(test[0])} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; "
-          f"run: {run.path}")
+    head = (
+        f"test accuracy {metrics['accuracy']:.2%}"
+        if loaded.task == "classification"
+        else f"test mse {metrics['mse']:.4g}, r2 {metrics['r2']:.4f}"
+    )
+    print(
+        f"{head} on {len(test[0])} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; run: {run.path}"
+    )
     return 0
 
 
@@ -215,8 +241,11 @@ def evaluate_run(run_dir, data: str | None = None, target: str | None = None, da
     inputs = D.prepare_inputs(x, info, where)
     labels = D.check_labels(y, task, n_out, where)
     loss = info.get("loss") or T.loss_name(cfg, task)
-    return {"split": "test" if data is None else where, "samples": len(inputs),
-            **T.test_metrics(model, (inputs, labels), task, loss)}  # fmt: skip
+    return {
+        "split": "test" if data is None else where,
+        "samples": len(inputs),
+        **T.test_metrics(model, (inputs, labels), task, loss),
+    }
 
 
 def cmd_evaluate(args) -> int:
@@ -280,8 +309,16 @@ def cmd_predict(args) -> int:
 def cmd_datasets(args) -> int:
     rows = [("name", "kind", "size", "shape", "classes", "source")]
     for name, info in DATASETS.items():
-        rows.append((name, info.kind, "-" if info.size is None else f"{info.size:,}", "x".join(map(str, info.shape)),
-                     str(info.num_classes), info.source))  # fmt: skip
+        rows.append(
+            (
+                name,
+                info.kind,
+                "-" if info.size is None else f"{info.size:,}",
+                "x".join(map(str, info.shape)),
+                str(info.num_classes),
+                info.source,
+            )
+        )
     widths = [max(len(r[j]) for r in rows) for j in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
@@ -297,8 +334,13 @@ def cmd_summary(args) -> int:
     else:
         if args.model is None and args.data is None:
             raise CLIError("summary needs a run directory, or --model and --data (e.g. --model mlp --data digits)")
-        cfg = C.resolve(None, {k: getattr(args, k, None) for k in ("model", "data", "hidden", "activation", "dropout",
-                                                                      "target", "data_dir")})  # fmt: skip
+        cfg = C.resolve(
+            None,
+            {
+                k: getattr(args, k, None)
+                for k in ("model", "data", "hidden", "activation", "dropout", "target", "data_dir")
+            },
+        )
         if cfg.data in DATASETS:
             ds = DATASETS[cfg.data]
             sample_shape, n_out = ds.shape, ds.num_classes
@@ -327,8 +369,9 @@ def _add_model_flags(p) -> None:
 
 
 def _add_data_flags(p, required: bool = False) -> None:
-    p.add_argument("--data", required=required,
-                   help="a dataset name (see `neuronkit datasets`) or a .csv/.npy/.npz file")  # fmt: skip
+    p.add_argument(
+        "--data", required=required, help="a dataset name (see `neuronkit datasets`) or a .csv/.npy/.npz file"
+    )
     p.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     p.add_argument("--target", help="label column of a CSV (name or index; default the last column)")
 
@@ -338,11 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neuronkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a network; writes a run directory",
-                       description="Train a network. Settings: defaults < --config FILE.toml < flags.")  # fmt: skip
+    t = sub.add_parser(
+        "train",
+        help="train a network; writes a run directory",
+        description="Train a network. Settings: defaults < --config FILE.toml < flags.",
+    )
     _add_data_flags(t)
-    t.add_argument("--download", action="store_true", default=None,
-                   help="fetch missing MNIST-family files into the cache ($NEURONKIT_CACHE)")  # fmt: skip
+    t.add_argument(
+        "--download",
+        action="store_true",
+        default=None,
+        help="fetch missing MNIST-family files into the cache ($NEURONKIT_CACHE)",
+    )
     t.add_argument("--task", choices=C.TASKS, help="classification or regression (default auto: from the labels)")
     _add_model_flags(t)
     t.add_argument("--loss", help="loss name (default auto: cross_entropy or mse)")
@@ -354,17 +404,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="seed of weights, shuffling, dropout and file splits (default 0)")
     t.add_argument("--val-fraction", type=float, help="validation part of the training split (default 0.1)")
     t.add_argument("--test-fraction", type=float, help="test part of a data file (default 0.2)")
-    t.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
-                   help="standardise inputs with training-split statistics (default on)")  # fmt: skip
+    t.add_argument(
+        "--standardize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="standardise inputs with training-split statistics (default on)",
+    )
     t.add_argument("--patience", type=int, help="early stopping after this many epochs without val_loss progress")
     t.add_argument("--init", help="weight initialiser of the dense layers, e.g. he_uniform (default: each layer's)")
     t.add_argument("--weight-decay", type=float, help="the optimizer's weight decay (default: its own)")
     t.add_argument("--clip-grad-norm", type=float, help="clip the gradients to this global norm each step")
-    t.add_argument("--probe-every", type=int,
-                   help="record every neuron's statistics every N steps into RUN/probes (0: off; default: about "
-                        f"{T.PROBE_RECORDS} records over the run)")  # fmt: skip
-    t.add_argument("--gradcheck-every", type=int,
-                   help="check backprop against float64 finite differences every N steps (default 0: off)")
+    t.add_argument(
+        "--probe-every",
+        type=int,
+        help="record every neuron's statistics every N steps into RUN/probes (0: off; default: about "
+        f"{T.PROBE_RECORDS} records over the run)",
+    )
+    t.add_argument(
+        "--gradcheck-every",
+        type=int,
+        help="check backprop against float64 finite differences every N steps (default 0: off)",
+    )
     t.add_argument("--out", help="run directory (default runs/<data>-<timestamp>)")
     t.add_argument("--config", help="a TOML file with any of these settings")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")

@@ -55,9 +55,10 @@ def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
         return nn.Sequential(
             nn.Conv2d(c, 16, 3, padding=1, activation="relu", max_pool=2),
             nn.Conv2d(16, 32, 3, padding=1, activation="relu", max_pool=2),
-            nn.Flatten(), nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", init=init),
+            nn.Flatten(),
+            nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", init=init),
             nn.Dense(128, n_out, init=init),
-        )  # fmt: skip
+        )
     n_in = math.prod(sample_shape)
     if cfg.model == "mlp":
         sizes = [n_in, *cfg.hidden, n_out]

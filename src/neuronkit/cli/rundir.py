@@ -82,8 +82,10 @@ class RunDir:
 
     def require_model(self) -> Path:
         if not (self.model_path / "architecture.json").is_file():
-            raise CLIError(f"{self.path}: the run has no saved model yet (no {MODEL}/architecture.json); "
-                           f"it may still be training, or was interrupted: finish it with --resume {self.path}")
+            raise CLIError(
+                f"{self.path}: the run has no saved model yet (no {MODEL}/architecture.json); "
+                f"it may still be training, or was interrupted: finish it with --resume {self.path}"
+            )
         return self.model_path
 
     def read_json(self, name: str):

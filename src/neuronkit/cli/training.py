@@ -36,8 +36,9 @@ def probe_every(cfg, steps_per_epoch: int) -> int:
     return max(1, (cfg.epochs * steps_per_epoch) // PROBE_RECORDS)
 
 
-def make_trainer(cfg, model, loss: str, task: str, train, callbacks=(), probe_history=None,
-                 resume_step: int | None = None) -> tuple:  # fmt: skip
+def make_trainer(
+    cfg, model, loss: str, task: str, train, callbacks=(), probe_history=None, resume_step: int | None = None
+) -> tuple:
     """``(trainer, probe, gradcheck)``: a ``Trainer`` for ``cfg`` and the training data ``train = (x, y)``, with the
     NaN guard first, then ``callbacks``, gradient clipping, the probe (a ``ProbeCallback``, or None when
     ``probe_every`` is 0), the schedule, and the repeated gradient check (a ``GradCheckCallback`` on the first 16
@@ -64,8 +65,15 @@ def make_trainer(cfg, model, loss: str, task: str, train, callbacks=(), probe_hi
     if cfg.gradcheck_every:
         gradcheck = GradCheckCallback((train[0][:16], train[1][:16]), every=cfg.gradcheck_every, verbose=True)
         cbs.append(gradcheck)
-    trainer = Trainer(model, loss=loss, optimizer=optimizer, callbacks=cbs, seed=cfg.seed, progress=False,
-                      metrics=["accuracy"] if task == "classification" else ["mae"])  # fmt: skip
+    trainer = Trainer(
+        model,
+        loss=loss,
+        optimizer=optimizer,
+        callbacks=cbs,
+        seed=cfg.seed,
+        progress=False,
+        metrics=["accuracy"] if task == "classification" else ["mae"],
+    )
     return trainer, probe, gradcheck
 
 
@@ -81,8 +89,9 @@ def make_schedule(cfg, optimizer, steps_per_epoch: int):
     if cfg.schedule == "onecycle":
         g = optimizer.param_groups[0]
         cycle = "momentum" in g or "betas" in g
-        return ScheduleCallback(optim.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, cycle_momentum=cycle),
-                                per="step")  # fmt: skip
+        return ScheduleCallback(
+            optim.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, cycle_momentum=cycle), per="step"
+        )
     warmup = min(max(1, total // 20), total - 1)
     return ScheduleCallback(optim.LinearWarmupCosine(optimizer, warmup_steps=warmup, total_steps=total), per="step")
 
@@ -96,9 +105,12 @@ def prepare(cfg, loaded: D.Loaded) -> tuple:
     if cfg.val_fraction > 0:
         try:
             x_tr, x_va, y_tr, y_va = train_test_split(
-                x_tr, y_tr, test_size=cfg.val_fraction, stratify=loaded.task == "classification",
+                x_tr,
+                y_tr,
+                test_size=cfg.val_fraction,
+                stratify=loaded.task == "classification",
                 seed=np.random.default_rng([cfg.seed, 2]),
-            )  # fmt: skip
+            )
         except ValueError as e:
             raise CLIError(f"val_fraction {cfg.val_fraction}: cannot split {len(x_tr)} training samples: {e}") from None
     sample_shape = loaded.sample_shape
@@ -106,13 +118,18 @@ def prepare(cfg, loaded: D.Loaded) -> tuple:
     n_out = n_classes if loaded.task == "classification" else int(math.prod(loaded.y_train.shape[1:]) or 1)
     transform = D.fit_standardize(x_tr) if cfg.standardize else None
     info = {
-        "name": loaded.name, "source": loaded.source, "task": loaded.task, "classes": loaded.classes,
-        "num_outputs": n_out, "sample_shape": list(sample_shape),
+        "name": loaded.name,
+        "source": loaded.source,
+        "task": loaded.task,
+        "classes": loaded.classes,
+        "num_outputs": n_out,
+        "sample_shape": list(sample_shape),
         "model_input_shape": list(model_input_shape(cfg.model, sample_shape)),
-        "standardize": None if transform is None else transform.state_dict(), "target_name": loaded.target_name,
+        "standardize": None if transform is None else transform.state_dict(),
+        "target_name": loaded.target_name,
         "pixel_max": loaded.pixel_max,
         "sizes": {"train": len(x_tr), "validation": 0 if x_va is None else len(x_va), "test": len(loaded.x_test)},
-    }  # fmt: skip
+    }
 
     def part(x, y):
         return D.prepare_inputs(x, info, cfg.data), D.check_labels(y, loaded.task, n_out, cfg.data)

@@ -27,8 +27,14 @@ from . import training as T
 from .models import build_model
 
 # fix keys a short re-run can apply, and the TrainConfig field each sets
-APPLICABLE = {"lr": "lr", "activation": "activation", "init": "init", "dropout": "dropout",
-              "weight_decay": "weight_decay", "clip_grad_norm": "clip_grad_norm"}  # fmt: skip
+APPLICABLE = {
+    "lr": "lr",
+    "activation": "activation",
+    "init": "init",
+    "dropout": "dropout",
+    "weight_decay": "weight_decay",
+    "clip_grad_norm": "clip_grad_norm",
+}
 
 
 @dataclasses.dataclass
@@ -72,12 +78,15 @@ def _unit_fractions(model, x) -> tuple:
     for name, m in model.named_modules():
         act = getattr(m, "activation", None)
         if isinstance(m, Dense) and act is not None and not isinstance(act, Identity):
-            handles.append(m.register_forward_hook(
-                lambda mod, i, o, name=name: outs.setdefault(name, []).append(np.asarray(o.data))))  # fmt: skip
+            handles.append(
+                m.register_forward_hook(
+                    lambda mod, i, o, name=name: outs.setdefault(name, []).append(np.asarray(o.data))
+                )
+            )
     model.eval()
     try:
         for s in range(0, len(x), 512):
-            model(Tensor(x[s:s + 512]))
+            model(Tensor(x[s : s + 512]))
     finally:
         for h in handles:
             h.remove()
@@ -100,8 +109,14 @@ def _unit_fractions(model, x) -> tuple:
 
 def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> Trial:
     """Train a fresh model from ``cfg`` (with ``changes`` applied) and measure it on ``held`` = (x, y)."""
-    settings = {**cfg.to_dict(), **{APPLICABLE[k]: v for k, v in changes.items()}, "out": None, "probe_every": 0,
-                "patience": None, "gradcheck_every": 0}  # fmt: skip
+    settings = {
+        **cfg.to_dict(),
+        **{APPLICABLE[k]: v for k, v in changes.items()},
+        "out": None,
+        "probe_every": 0,
+        "patience": None,
+        "gradcheck_every": 0,
+    }
     c = C.validate(C.TrainConfig(**settings))
     creation.manual_seed(c.seed)
     model = build_model(c, tuple(info["model_input_shape"]), info["num_outputs"])
@@ -134,8 +149,11 @@ def try_fixes(cfg, loaded, findings, epochs: int, stream=None) -> tuple:
         trials.append(run_trial(short, info, loss, train, held, label, changes))
         if stream is not None:
             what = "original" if i == 0 else f"remedy {i}"
-            print(f"try-fix: {what} trained ({i + 1}/{len(plan)}, {time.perf_counter() - t0:.1f}s)", file=stream,
-                  flush=True)  # fmt: skip
+            print(
+                f"try-fix: {what} trained ({i + 1}/{len(plan)}, {time.perf_counter() - t0:.1f}s)",
+                file=stream,
+                flush=True,
+            )
     return f"{where}, {len(held[0])} samples", trials
 
 
@@ -151,16 +169,28 @@ def _num(v, pct=False) -> str:
 
 def render(trials, epochs: int, where: str, seed: int) -> str:
     """The trials as a table, then each remedy's changes and a verdict measured against the original."""
-    lines = [f"try-fix: {epochs} epoch(s) of training from the same start (seed {seed}, same data) for the original "
-             f"settings and each remedy, measured on the {where}:"]  # fmt: skip
+    lines = [
+        f"try-fix: {epochs} epoch(s) of training from the same start (seed {seed}, same data) for the original "
+        f"settings and each remedy, measured on the {where}:"
+    ]
     head = ("settings", "train loss", "held-out loss", "accuracy", "dead units", "saturated units")
     rows = [head]
     for i, t in enumerate(trials):
-        rows.append(("original" if i == 0 else f"remedy {i}", _num(t.loss), _num(t.eval_loss),
-                     _num(t.accuracy, True), _num(t.dead_frac, True), _num(t.saturated_frac, True)))  # fmt: skip
+        rows.append(
+            (
+                "original" if i == 0 else f"remedy {i}",
+                _num(t.loss),
+                _num(t.eval_loss),
+                _num(t.accuracy, True),
+                _num(t.dead_frac, True),
+                _num(t.saturated_frac, True),
+            )
+        )
     widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
-    lines += ["  " + "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip()
-              for r in rows]  # fmt: skip
+    lines += [
+        "  " + "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip()
+        for r in rows
+    ]
     base = trials[0]
     for i, t in enumerate(trials[1:], 1):
         changes = ", ".join(f"{k}={v}" for k, v in t.changes.items())
@@ -185,8 +215,9 @@ def verdict(base: Trial, t: Trial) -> str:
     """One line: what the remedy changed, with the numbers."""
     parts = []
     if t.accuracy is not None and base.accuracy is not None:
-        parts.append(f"accuracy {base.accuracy:.1%} -> {t.accuracy:.1%} ({(t.accuracy - base.accuracy) * 100:+.1f} "
-                     "points)")  # fmt: skip
+        parts.append(
+            f"accuracy {base.accuracy:.1%} -> {t.accuracy:.1%} ({(t.accuracy - base.accuracy) * 100:+.1f} points)"
+        )
     parts.append(f"held-out loss {_num(base.eval_loss)} -> {_num(t.eval_loss)}")
     if base.dead_frac is not None and t.dead_frac is not None and (base.dead_frac or t.dead_frac):
         parts.append(f"dead units {base.dead_frac:.0%} -> {t.dead_frac:.0%}")

@@ -9,6 +9,20 @@ from .events import EventDetector
 from .gradcheck import GradientReport, ParamCheck, check_gradients
 from .probes import LayerRecord, Probe, ProbeHistory, StoredLayer, load_history
 
-__all__ = ["EventDetector", "Finding", "GradCheckCallback", "GradientReport", "LayerRecord", "ParamCheck", "Probe",
-           "ProbeCallback", "ProbeHistory", "StoredLayer", "check_before_training", "check_gradients",
-           "diagnose_training", "load_history", "report"]  # fmt: skip
+__all__ = [
+    "EventDetector",
+    "Finding",
+    "GradCheckCallback",
+    "GradientReport",
+    "LayerRecord",
+    "ParamCheck",
+    "Probe",
+    "ProbeCallback",
+    "ProbeHistory",
+    "StoredLayer",
+    "check_before_training",
+    "check_gradients",
+    "diagnose_training",
+    "load_history",
+    "report",
+]

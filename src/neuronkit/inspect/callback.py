@@ -17,8 +17,16 @@ class ProbeCallback(Callback):
     history; ``events`` the events found (see ``inspect.events``); ``verbose`` prints each event's message.
     """
 
-    def __init__(self, every: int = 100, max_records: int = 256, window: int = 3, bins: int = 32, probe=None,
-                 detector: EventDetector | None = None, verbose: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        every: int = 100,
+        max_records: int = 256,
+        window: int = 3,
+        bins: int = 32,
+        probe=None,
+        detector: EventDetector | None = None,
+        verbose: bool = False,
+    ):
         self.every, self.max_records, self.bins, self.verbose = every, max_records, bins, verbose
         self.probe = probe
         self.detector = detector if detector is not None else EventDetector(window=window)
@@ -66,8 +74,16 @@ class GradCheckCallback(Callback):
     ``stop_on_failure``. The loss is the trainer's own unless ``loss`` is given.
     """
 
-    def __init__(self, batch, every: int = 500, max_per_param: int = 5, loss=None, seed: int = 0,
-                 stop_on_failure: bool = False, verbose: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        batch,
+        every: int = 500,
+        max_per_param: int = 5,
+        loss=None,
+        seed: int = 0,
+        stop_on_failure: bool = False,
+        verbose: bool = False,
+    ):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"GradCheckCallback: every must be a positive int, got {every!r}")
         self.batch, self.every, self.max_per_param, self.loss, self.seed = batch, every, max_per_param, loss, seed
@@ -79,8 +95,13 @@ class GradCheckCallback(Callback):
             return
         from .gradcheck import check_gradients
 
-        report = check_gradients(trainer.model, self.batch, loss=self.loss if self.loss is not None else
-                                 trainer.loss_fn, max_per_param=self.max_per_param, seed=self.seed)  # fmt: skip
+        report = check_gradients(
+            trainer.model,
+            self.batch,
+            loss=self.loss if self.loss is not None else trainer.loss_fn,
+            max_per_param=self.max_per_param,
+            seed=self.seed,
+        )
         layers = {name: {"max_rel_error": d["max_rel_error"], "ok": d["ok"]} for name, d in report.layers().items()}
         self.results.append({"step": trainer.step, "ok": report.ok, "loss": report.loss, "layers": layers})
         if not report.ok:

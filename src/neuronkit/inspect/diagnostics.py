@@ -42,8 +42,13 @@ __all__ = ["Finding", "check_before_training", "diagnose_training", "report"]
 SEVERITIES = ("error", "warning", "info")
 CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "crossentropyloss", "nllloss")
 DEAD_CAPABLE = ("relu", "relu6")  # activations whose gradient is exactly 0 for negative inputs
-SATURATING = {"sigmoid": (0.01, 0.99), "hard_sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99),
-              "hard_tanh": (-0.99, 0.99), "softsign": (-0.99, 0.99)}  # fmt: skip
+SATURATING = {
+    "sigmoid": (0.01, 0.99),
+    "hard_sigmoid": (0.01, 0.99),
+    "tanh": (-0.99, 0.99),
+    "hard_tanh": (-0.99, 0.99),
+    "softsign": (-0.99, 0.99),
+}
 
 # thresholds (module constants so that callers and tests can read them)
 OUTPUT_STD_HIGH, OUTPUT_STD_LOW = 10.0, 1e-3
@@ -90,8 +95,14 @@ class Finding:
         return text + (f" Try: {self.remedy}" if self.remedy else "")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "severity": self.severity, "where": self.where, "message": self.message,
-                "remedy": self.remedy, "fix": self.fix}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "where": self.where,
+            "message": self.message,
+            "remedy": self.remedy,
+            "fix": self.fix,
+        }
 
 
 def report(findings) -> str:
@@ -138,30 +149,39 @@ def _dead_finding(layer: str, units: list, total: int, when: str, lr=None) -> Fi
     if lr is not None and math.isfinite(lr) and lr > 0:
         fix["lr"] = lr / 10
     return Finding(
-        "dead_relu", _fraction_severity(frac), {"layer": layer, "units": units},
+        "dead_relu",
+        _fraction_severity(frac),
+        {"layer": layer, "units": units},
         f"{len(units)} of {total} ReLU units in layer {layer} (units {_units_text(units)}) never fire on any input "
         f"{when}: their output and their gradient are 0, so they pass no gradient back and cannot learn again.",
         "use leaky_relu or elu, a smaller learning rate, He initialisation, or biases that start at 0 or slightly "
-        "positive.", fix)  # fmt: skip
+        "positive.",
+        fix,
+    )
 
 
 def _saturation_finding(layer: str, act: str, units: list, total: int, when: str) -> Finding:
     frac = len(units) / max(total, 1)
     return Finding(
-        "saturation", _fraction_severity(frac), {"layer": layer, "units": units},
+        "saturation",
+        _fraction_severity(frac),
+        {"layer": layer, "units": units},
         f"{len(units)} of {total} {act} units in layer {layer} (units {_units_text(units)}) are pinned at their "
         f"bounds for more than {SATURATED_FRAC:.0%} of the inputs {when}: there the slope of {act} is almost 0, so "
         f"almost no gradient passes through them and they (and the layers before them) learn very slowly.",
         "use smaller initial weights (xavier_uniform for sigmoid/tanh), normalise the inputs, add batch or layer "
-        "normalisation, or switch to relu-like activations.", {"init": "xavier_uniform"})  # fmt: skip
+        "normalisation, or switch to relu-like activations.",
+        {"init": "xavier_uniform"},
+    )
 
 
 # -- before training ----------------------------------------------------------------------------------------------
 def _layers(model):
     """(name, module) of every layer worth measuring, in registration order: modules with their own parameters and
     standalone leaf modules; an activation owned by a Dense/conv layer is measured as part of that layer."""
-    owned = {id(m.activation) for _, m in model.named_modules()
-             if isinstance(getattr(m, "activation", None), Activation)}  # fmt: skip
+    owned = {
+        id(m.activation) for _, m in model.named_modules() if isinstance(getattr(m, "activation", None), Activation)
+    }
     out = []
     for name, m in model.named_modules():
         if id(m) in owned:
@@ -175,16 +195,19 @@ def _layers(model):
 
 def _split(batch):
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise ValueError("check_before_training: batch must be a tuple (x, y) of one real batch of inputs and "
-                         f"targets, got {type(batch).__name__}")  # fmt: skip
+        raise ValueError(
+            "check_before_training: batch must be a tuple (x, y) of one real batch of inputs and "
+            f"targets, got {type(batch).__name__}"
+        )
     x, y = batch
     x = np.asarray(_np(x))
     y = np.asarray(_np(y))
     return x, y
 
 
-def check_before_training(model, batch, loss="cross_entropy", num_classes: int | None = None,
-                          when: str = "at initialisation") -> list:  # fmt: skip
+def check_before_training(
+    model, batch, loss="cross_entropy", num_classes: int | None = None, when: str = "at initialisation"
+) -> list:
     """Check a freshly initialised ``model`` on one real ``batch`` ``(x, y)`` before training it.
 
     One forward (with forward hooks on every layer, removed afterwards) and one backward of ``loss(model(x), y)``.
@@ -199,6 +222,7 @@ def check_before_training(model, batch, loss="cross_entropy", num_classes: int |
     records: list = []  # (name, module, output array) in forward order
     handles = []
     for name, m in _layers(model):
+
         def hook(module, inputs, output, _name=name):
             if isinstance(output, Tensor):
                 records.append((_name, module, np.array(_np(output), dtype=np.float64)))
@@ -239,39 +263,59 @@ def _check_output(logits, loss_value, loss_name, num_classes, when) -> list:
     out = []
     std = float(np.std(logits))
     if not math.isfinite(std) or std > OUTPUT_STD_HIGH:
-        out.append(Finding(
-            "output_scale", "error" if not math.isfinite(std) or std > 100 * OUTPUT_STD_HIGH else "warning",
-            {"scope": "output", "std": std},
-            f"the outputs (logits) {when} have standard deviation {std:.3g} (expected about 0.1 to 1): "
-            "the softmax is saturated from the first step, so the first updates are huge and erratic.",
-            "scale the initial weights down (he_uniform / xavier_uniform instead of a large custom scale), or scale "
-            "the last layer's weights by 0.1 or less.", {"init": "he_uniform"}))  # fmt: skip
+        out.append(
+            Finding(
+                "output_scale",
+                "error" if not math.isfinite(std) or std > 100 * OUTPUT_STD_HIGH else "warning",
+                {"scope": "output", "std": std},
+                f"the outputs (logits) {when} have standard deviation {std:.3g} (expected about 0.1 to 1): "
+                "the softmax is saturated from the first step, so the first updates are huge and erratic.",
+                "scale the initial weights down (he_uniform / xavier_uniform instead of a large "
+                "custom scale), or scale "
+                "the last layer's weights by 0.1 or less.",
+                {"init": "he_uniform"},
+            )
+        )
     elif std < OUTPUT_STD_LOW:
-        out.append(Finding(
-            "output_scale", "warning", {"scope": "output", "std": std},
-            f"the outputs {when} hardly vary (standard deviation {std:.3g}): the signal has died out on "
-            "its way through the network, so every input gets the same prediction and the gradients are tiny.",
-            "use He initialisation for ReLU layers (xavier for tanh/sigmoid), or normalise the inputs.",
-            {"init": "he_uniform"}))  # fmt: skip
+        out.append(
+            Finding(
+                "output_scale",
+                "warning",
+                {"scope": "output", "std": std},
+                f"the outputs {when} hardly vary (standard deviation {std:.3g}): the signal has died out on "
+                "its way through the network, so every input gets the same prediction and the gradients are tiny.",
+                "use He initialisation for ReLU layers (xavier for tanh/sigmoid), or normalise the inputs.",
+                {"init": "he_uniform"},
+            )
+        )
     if loss_name in CLASSIFICATION_LOSSES:
         c = num_classes if num_classes is not None else (logits.shape[-1] if logits.ndim else 1)
         if c >= 2:
             expected = math.log(c)
             if not math.isfinite(loss_value) or abs(loss_value - expected) > INITIAL_LOSS_TOL * expected:
                 high = not math.isfinite(loss_value) or loss_value > expected
-                why = ("the network starts confident before it has learned anything, and confidently wrong on many "
-                       "examples, so the first gradients are large and training starts by undoing the initialisation"
-                       if high else "the loss is lower than guessing allows before any training, which suggests a "
-                       "bug: labels leaking into the inputs, or a mismatch between the loss and the outputs")
-                out.append(Finding(
-                    "initial_loss", "error" if not math.isfinite(loss_value) else "warning",
-                    {"scope": "loss", "loss": loss_value, "expected": expected},
-                    f"the initial loss is {loss_value:.3g} but a network that knows nothing about {c} classes "
-                    f"should start near ln({c}) = {expected:.3g}: {why}.",
-                    "start with small logits: a standard initialiser (he_uniform / xavier_uniform), or the last "
-                    "layer's weights scaled down to about 0.01." if high else
-                    "check the data pipeline and that the loss matches the outputs (logits for cross_entropy).",
-                    {"init": "he_uniform"} if high else {}))  # fmt: skip
+                why = (
+                    "the network starts confident before it has learned anything, and confidently wrong on many "
+                    "examples, so the first gradients are large and training starts by undoing the initialisation"
+                    if high
+                    else "the loss is lower than guessing allows before any training, which suggests a "
+                    "bug: labels leaking into the inputs, or a mismatch between the loss and the outputs"
+                )
+                out.append(
+                    Finding(
+                        "initial_loss",
+                        "error" if not math.isfinite(loss_value) else "warning",
+                        {"scope": "loss", "loss": loss_value, "expected": expected},
+                        f"the initial loss is {loss_value:.3g} but a network that knows nothing about {c} classes "
+                        f"should start near ln({c}) = {expected:.3g}: {why}.",
+                        "start with small logits: a standard initialiser (he_uniform / xavier_uniform), or the last "
+                        "layer's weights scaled down to about 0.01."
+                        if high
+                        else "check the data pipeline and that the loss matches the outputs "
+                        "(logits for cross_entropy).",
+                        {"init": "he_uniform"} if high else {},
+                    )
+                )
     return out
 
 
@@ -288,23 +332,35 @@ def _check_layers(records, in_std, when) -> list:
         ratio = std / base
         act = _act_name(module)
         if not math.isfinite(ratio) or ratio > ACT_RATIO_HIGH:
-            out.append(Finding(
-                "exploding_activation", "error" if not math.isfinite(ratio) else "warning",
-                {"layer": name, "std": std, "ratio": ratio},
-                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, {ratio:.3g} times the "
-                "input's: the forward signal grows layer by layer, so later layers saturate or overflow and the "
-                "gradients explode.",
-                "use an initialiser matched to the activation (he_uniform for ReLU, xavier_uniform for tanh/sigmoid) "
-                "or add normalisation layers.", {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"}))
+            out.append(
+                Finding(
+                    "exploding_activation",
+                    "error" if not math.isfinite(ratio) else "warning",
+                    {"layer": name, "std": std, "ratio": ratio},
+                    f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, {ratio:.3g} times the "
+                    "input's: the forward signal grows layer by layer, so later layers saturate or overflow and the "
+                    "gradients explode.",
+                    "use an initialiser matched to the activation (he_uniform for ReLU, "
+                    "xavier_uniform for tanh/sigmoid) "
+                    "or add normalisation layers.",
+                    {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"},
+                )
+            )
         elif ratio < ACT_RATIO_LOW:
-            out.append(Finding(
-                "vanishing_activation", "warning", {"layer": name, "std": std, "ratio": ratio},
-                f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, only {ratio:.2g} of the "
-                "input's: "
-                "the forward signal fades layer by layer, so later layers see almost constant inputs and the "
-                "gradients that reach early layers are tiny.",
-                "use He initialisation for ReLU layers (xavier_uniform for tanh/sigmoid), fewer layers, or "
-                "normalisation layers.", {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"}))
+            out.append(
+                Finding(
+                    "vanishing_activation",
+                    "warning",
+                    {"layer": name, "std": std, "ratio": ratio},
+                    f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, only {ratio:.2g} of the "
+                    "input's: "
+                    "the forward signal fades layer by layer, so later layers see almost constant inputs and the "
+                    "gradients that reach early layers are tiny.",
+                    "use He initialisation for ReLU layers (xavier_uniform for tanh/sigmoid), fewer layers, or "
+                    "normalisation layers.",
+                    {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"},
+                )
+            )
         if act is None:
             continue
         u = _per_unit(a, conv_context)
@@ -333,22 +389,33 @@ def _check_grads(grads) -> list:
     for name, wn, gn, ratio in rows:
         low = ratio < GRAD_RATIO_LOW or (len(rows) >= 2 and ratio < GRAD_RATIO_SPREAD * best)
         if not math.isfinite(ratio) or ratio > GRAD_RATIO_HIGH:
-            out.append(Finding(
-                "exploding_gradient", "error" if not math.isfinite(ratio) else "warning",
-                {"layer": name, "grad_norm": gn, "weight_norm": wn, "ratio": ratio},
-                f"the weight gradient of layer {name} is {ratio:.3g} times as large as its weights (norm {gn:.3g} vs "
-                f"{wn:.3g}): one step at an ordinary learning rate would change the weights beyond recognition.",
-                "use a smaller learning rate, gradient clipping, a standard initialiser, or normalisation layers.",
-                {"clip_grad_norm": 1.0, "init": "he_uniform"}))  # fmt: skip
+            out.append(
+                Finding(
+                    "exploding_gradient",
+                    "error" if not math.isfinite(ratio) else "warning",
+                    {"layer": name, "grad_norm": gn, "weight_norm": wn, "ratio": ratio},
+                    f"the weight gradient of layer {name} is {ratio:.3g} times as large as its "
+                    f"weights (norm {gn:.3g} vs "
+                    f"{wn:.3g}): one step at an ordinary learning rate would change the weights beyond recognition.",
+                    "use a smaller learning rate, gradient clipping, a standard initialiser, or normalisation layers.",
+                    {"clip_grad_norm": 1.0, "init": "he_uniform"},
+                )
+            )
         elif low:
             rel = f", {ratio / best:.2g} of the best-fed layer's" if best > 0 else ""
-            out.append(Finding(
-                "vanishing_gradient", "warning", {"layer": name, "grad_norm": gn, "weight_norm": wn, "ratio": ratio},
-                f"the weight gradient of layer {name} is only {ratio:.2g} of its weights (norm {gn:.3g} vs "
-                f"{wn:.3g}{rel}): almost no learning signal reaches this layer, so it will barely change during "
-                "training.",
-                "use relu-like activations with He initialisation, smaller initial weights for sigmoid/tanh, "
-                "normalisation layers, or residual connections.", {"activation": "relu", "init": "he_uniform"}))
+            out.append(
+                Finding(
+                    "vanishing_gradient",
+                    "warning",
+                    {"layer": name, "grad_norm": gn, "weight_norm": wn, "ratio": ratio},
+                    f"the weight gradient of layer {name} is only {ratio:.2g} of its weights (norm {gn:.3g} vs "
+                    f"{wn:.3g}{rel}): almost no learning signal reaches this layer, so it will barely change during "
+                    "training.",
+                    "use relu-like activations with He initialisation, smaller initial weights for sigmoid/tanh, "
+                    "normalisation layers, or residual connections.",
+                    {"activation": "relu", "init": "he_uniform"},
+                )
+            )
     return out
 
 
@@ -407,57 +474,83 @@ def _diagnose_probe(probe, epochs, window) -> list:
         if n == 0:
             continue
         idx = rec.order()
-        last = idx[-min(window, n):]
+        last = idx[-min(window, n) :]
         u = rec.unit
         lr = float(rec.lr[idx[-1]])
         if rec.activation in DEAD_CAPABLE:
             dead = np.flatnonzero((u["active_frac"][last] == 0).all(0)).tolist()
             if dead:
-                when = f"over the last {len(last)} probe records (steps {int(rec.steps[last[0]])} to " \
-                       f"{int(rec.steps[last[-1]])})"  # fmt: skip
+                when = (
+                    f"over the last {len(last)} probe records (steps {int(rec.steps[last[0]])} to "
+                    f"{int(rec.steps[last[-1]])})"
+                )
                 out.append(_dead_finding(name, dead, rec.units, when, lr))
         if rec.activation in SATURATING:
             sat = np.flatnonzero(u["saturated_frac"][idx[-1]] > SATURATED_FRAC).tolist()
             if sat:
-                out.append(_saturation_finding(name, rec.activation, sat, rec.units,
-                                               f"at step {int(rec.steps[idx[-1]])}"))  # fmt: skip
+                out.append(
+                    _saturation_finding(name, rec.activation, sat, rec.units, f"at step {int(rec.steps[idx[-1]])}")
+                )
         g = rec.layer["layer_grad_norm"][idx]
         wn = float(np.sqrt(np.nansum(u["weight_norm"][idx[-1]] ** 2)))
         fix_lr = {"lr": lr / 10} if math.isfinite(lr) and lr > 0 else {}
         if g.size and not np.isfinite(g[-1]) and not np.isnan(g).all():
-            out.append(Finding(
-                "exploding_gradient", "error", {"layer": name},
-                f"the weight gradient of layer {name} became non-finite by step {int(rec.steps[idx[-1]])}: the "
-                "weights have blown up and training cannot recover.",
-                "use a much smaller learning rate and gradient clipping.", {**fix_lr, "clip_grad_norm": 1.0}))
+            out.append(
+                Finding(
+                    "exploding_gradient",
+                    "error",
+                    {"layer": name},
+                    f"the weight gradient of layer {name} became non-finite by step {int(rec.steps[idx[-1]])}: the "
+                    "weights have blown up and training cannot recover.",
+                    "use a much smaller learning rate and gradient clipping.",
+                    {**fix_lr, "clip_grad_norm": 1.0},
+                )
+            )
             continue
         fin = g[np.isfinite(g)]
         if fin.size == 0:
             continue
         first, now = float(fin[0]), float(fin[-1])
         if fin.size >= 2 and first > 0 and now > GRAD_TREND * first:
-            out.append(Finding(
-                "exploding_gradient", "error" if now > 1e4 * first else "warning",
-                {"layer": name, "first": first, "last": now},
-                f"the weight-gradient norm of layer {name} grew from {first:.3g} to {now:.3g} ({now / first:.3g}x) "
-                "during training: the updates grow with it, and the run is heading towards divergence.",
-                "use a smaller learning rate, gradient clipping, or normalisation layers.",
-                {**fix_lr, "clip_grad_norm": 1.0}))  # fmt: skip
+            out.append(
+                Finding(
+                    "exploding_gradient",
+                    "error" if now > 1e4 * first else "warning",
+                    {"layer": name, "first": first, "last": now},
+                    f"the weight-gradient norm of layer {name} grew from {first:.3g} to {now:.3g} ({now / first:.3g}x) "
+                    "during training: the updates grow with it, and the run is heading towards divergence.",
+                    "use a smaller learning rate, gradient clipping, or normalisation layers.",
+                    {**fix_lr, "clip_grad_norm": 1.0},
+                )
+            )
         elif wn > 0 and (now / wn < GRAD_RATIO_LOW or (len(ratios) >= 2 and now / wn < GRAD_RATIO_SPREAD * best)):
-            out.append(Finding(
-                "vanishing_gradient", "warning", {"layer": name, "grad_norm": now, "weight_norm": wn},
-                f"the weight gradient of layer {name} is only {now / wn:.2g} of its weights at step "
-                f"{int(rec.steps[idx[-1]])}" + (f" ({now / wn / best:.2g} of the best-fed layer's)" if best > 0 else "")
-                + ": almost no learning signal reaches this layer, so it has stopped learning.",
-                "use relu-like activations with He initialisation, smaller initial weights for sigmoid/tanh, "
-                "normalisation layers, or residual connections.", {"activation": "relu", "init": "he_uniform"}))
+            out.append(
+                Finding(
+                    "vanishing_gradient",
+                    "warning",
+                    {"layer": name, "grad_norm": now, "weight_norm": wn},
+                    f"the weight gradient of layer {name} is only {now / wn:.2g} of its weights at step "
+                    f"{int(rec.steps[idx[-1]])}"
+                    + (f" ({now / wn / best:.2g} of the best-fed layer's)" if best > 0 else "")
+                    + ": almost no learning signal reaches this layer, so it has stopped learning.",
+                    "use relu-like activations with He initialisation, smaller initial weights for sigmoid/tanh, "
+                    "normalisation layers, or residual connections.",
+                    {"activation": "relu", "init": "he_uniform"},
+                )
+            )
         elif fin.size >= 2 and now < first / GRAD_TREND and not converging:
-            out.append(Finding(
-                "vanishing_gradient", "warning", {"layer": name, "first": first, "last": now},
-                f"the weight-gradient norm of layer {name} fell from {first:.3g} to {now:.3g} while the loss did not "
-                "fall with it: the learning signal is fading before this layer, so it has stopped learning.",
-                "use relu-like activations, normalisation layers, or residual connections.",
-                {"activation": "relu", "init": "he_uniform"}))  # fmt: skip
+            out.append(
+                Finding(
+                    "vanishing_gradient",
+                    "warning",
+                    {"layer": name, "first": first, "last": now},
+                    f"the weight-gradient norm of layer {name} fell from {first:.3g} to {now:.3g} "
+                    "while the loss did not "
+                    "fall with it: the learning signal is fading before this layer, so it has stopped learning.",
+                    "use relu-like activations, normalisation layers, or residual connections.",
+                    {"activation": "relu", "init": "he_uniform"},
+                )
+            )
     return out
 
 
@@ -472,11 +565,19 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
     n = len(losses)
     if not all(math.isfinite(v) for v in losses):
         bad = next(i for i, v in enumerate(losses) if not math.isfinite(v))
-        out.append(Finding(
-            "lr_too_high", "error", {"scope": "training", "epoch": bad + 1},
-            f"the training loss became {losses[bad]} in epoch {bad + 1}" + (f" at learning rate {lr:g}" if lr else "")
-            + ": the updates overshoot so far that the weights overflowed; nothing learned after that point counts.",
-            "use a learning rate 10 times smaller (and gradient clipping).", {**lower, "clip_grad_norm": 1.0}))
+        out.append(
+            Finding(
+                "lr_too_high",
+                "error",
+                {"scope": "training", "epoch": bad + 1},
+                f"the training loss became {losses[bad]} in epoch {bad + 1}"
+                + (f" at learning rate {lr:g}" if lr else "")
+                + ": the updates overshoot so far that the weights overflowed; "
+                "nothing learned after that point counts.",
+                "use a learning rate 10 times smaller (and gradient clipping).",
+                {**lower, "clip_grad_norm": 1.0},
+            )
+        )
         return out  # the other checks need finite losses
     rising = n >= 3 and losses[-1] > losses[-2] > losses[-3] and losses[-1] > min(losses) * 1.05
     diffs = np.diff(losses[-6:])
@@ -485,13 +586,26 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
     swing = (max(recent) - min(recent)) / max(min(recent), 1e-12)
     oscillating = n >= 4 and sign_changes >= 2 and swing > 0.5 and losses[-1] > 0.5 * losses[0]
     if rising or oscillating or (n >= 2 and losses[-1] > 1.5 * losses[0]):
-        what = ("rose over the last epochs" if rising else "swings up and down by "
-                f"{swing:.0%} from epoch to epoch" if oscillating else "ended higher than it started")
-        out.append(Finding(
-            "lr_too_high", "error" if losses[-1] > losses[0] else "warning", {"scope": "training"},
-            f"the training loss {what} ({losses[0]:.3g} at the start, {losses[-1]:.3g} now)"
-            + (f" at learning rate {lr:g}" if lr else "") + ": the steps overshoot the minimum instead of settling "
-            "into it.", "use a learning rate 10 times smaller, or a schedule that lowers it.", lower))  # fmt: skip
+        what = (
+            "rose over the last epochs"
+            if rising
+            else f"swings up and down by {swing:.0%} from epoch to epoch"
+            if oscillating
+            else "ended higher than it started"
+        )
+        out.append(
+            Finding(
+                "lr_too_high",
+                "error" if losses[-1] > losses[0] else "warning",
+                {"scope": "training"},
+                f"the training loss {what} ({losses[0]:.3g} at the start, {losses[-1]:.3g} now)"
+                + (f" at learning rate {lr:g}" if lr else "")
+                + ": the steps overshoot the minimum instead of settling "
+                "into it.",
+                "use a learning rate 10 times smaller, or a schedule that lowers it.",
+                lower,
+            )
+        )
         return out
     lr_low = False
     if n >= 3 and losses[0] > 0:
@@ -499,23 +613,36 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
         if per_epoch < 0.01 and losses[-1] > 1e-3 and losses[-1] <= losses[0]:
             lr_low = True
             raise_lr = {"lr": lr * 10} if lr else {}
-            out.append(Finding(
-                "lr_too_low", "warning", {"scope": "training"},
-                f"the training loss fell by only {per_epoch:.2%} per epoch over {n} epochs ({losses[0]:.4g} to "
-                f"{losses[-1]:.4g}) and is still far from 0" + (f" at learning rate {lr:g}" if lr else "")
-                + ": the steps are so small that training would take far longer than it needs to.",
-                "use a learning rate 10 times larger (or find one with a short learning-rate range test).",
-                raise_lr))  # fmt: skip
+            out.append(
+                Finding(
+                    "lr_too_low",
+                    "warning",
+                    {"scope": "training"},
+                    f"the training loss fell by only {per_epoch:.2%} per epoch over {n} epochs ({losses[0]:.4g} to "
+                    f"{losses[-1]:.4g}) and is still far from 0"
+                    + (f" at learning rate {lr:g}" if lr else "")
+                    + ": the steps are so small that training would take far longer than it needs to.",
+                    "use a learning rate 10 times larger (or find one with a short learning-rate range test).",
+                    raise_lr,
+                )
+            )
     k = plateau_epochs
     if not lr_low and n > k and losses[-1] > 0.01 * losses[0]:
         before, last = min(losses[:-k]), min(losses[-k:])
         if last >= before * (1 - 1e-3):
-            out.append(Finding(
-                "plateau", "warning", {"scope": "training", "epochs": k},
-                f"the training loss has not improved in the last {k} epochs (best {before:.4g} before them, "
-                f"{last:.4g} in them): training has stalled, and more epochs at these settings will not help.",
-                "lower the learning rate (by 10x, or with ReduceLROnPlateau), or give the model more capacity if the "
-                "loss is still high.", lower))  # fmt: skip
+            out.append(
+                Finding(
+                    "plateau",
+                    "warning",
+                    {"scope": "training", "epochs": k},
+                    f"the training loss has not improved in the last {k} epochs (best {before:.4g} before them, "
+                    f"{last:.4g} in them): training has stalled, and more epochs at these settings will not help.",
+                    "lower the learning rate (by 10x, or with ReduceLROnPlateau), or give the model "
+                    "more capacity if the "
+                    "loss is still high.",
+                    lower,
+                )
+            )
     out += _overfitting(epochs, losses)
     return out
 
@@ -528,22 +655,36 @@ def _overfitting(epochs, losses) -> list:
         best = int(np.argmin(val))
         rises = len(val) - 1 - best
         if rises >= 2 and val[-1] > val[-2] and val[-1] > val[best] * 1.02 and losses[-1] < losses[best]:
-            out.append(Finding(
-                "overfitting", "warning", {"scope": "training", "best_epoch": best + 1},
-                f"the validation loss has risen for {rises} epochs since epoch {best + 1} ({val[best]:.3g} to "
-                f"{val[-1]:.3g}) while the training loss kept falling ({losses[best]:.3g} to {losses[-1]:.3g}): the "
-                "network is memorising the training examples instead of learning what generalises to unseen data.",
-                f"add regularisation (weight decay, dropout), get more data, or stop at epoch {best + 1} (early "
-                "stopping).", {**fix, "early_stopping": best + 1}))  # fmt: skip
+            out.append(
+                Finding(
+                    "overfitting",
+                    "warning",
+                    {"scope": "training", "best_epoch": best + 1},
+                    f"the validation loss has risen for {rises} epochs since epoch {best + 1} ({val[best]:.3g} to "
+                    f"{val[-1]:.3g}) while the training loss kept falling ({losses[best]:.3g} to "
+                    f"{losses[-1]:.3g}): the "
+                    "network is memorising the training examples instead of learning what generalises to unseen data.",
+                    f"add regularisation (weight decay, dropout), get more data, or stop at epoch {best + 1} (early "
+                    "stopping).",
+                    {**fix, "early_stopping": best + 1},
+                )
+            )
             return out
     acc, vacc = _series(epochs, "accuracy"), _series(epochs, "val_accuracy")
     if acc and vacc and math.isfinite(acc[-1]) and math.isfinite(vacc[-1]):
         scale = 100.0 if max(acc[-1], vacc[-1]) <= 1.0 else 1.0  # accuracies as fractions or percent
         gap = (acc[-1] - vacc[-1]) * scale
         if gap > 10:
-            out.append(Finding(
-                "overfitting", "warning", {"scope": "training", "gap": gap},
-                f"training accuracy is {acc[-1] * scale:.1f}% but validation accuracy only {vacc[-1] * scale:.1f}% "
-                f"(a gap of {gap:.1f} points): the network fits its training examples much better than unseen ones.",
-                "add regularisation (weight decay, dropout), get more data, or use a smaller network.", fix))
+            out.append(
+                Finding(
+                    "overfitting",
+                    "warning",
+                    {"scope": "training", "gap": gap},
+                    f"training accuracy is {acc[-1] * scale:.1f}% but validation accuracy only {vacc[-1] * scale:.1f}% "
+                    f"(a gap of {gap:.1f} points): the network fits its training examples much better "
+                    "than unseen ones.",
+                    "add regularisation (weight decay, dropout), get more data, or use a smaller network.",
+                    fix,
+                )
+            )
     return out

@@ -28,12 +28,17 @@ KINDS = ("dead", "saturated", "exploding", "silent")
 class EventDetector:
     """Looks at the newest record of each layer of a ``Probe`` and returns the events that begin there."""
 
-    def __init__(self, window: int = 3, saturation: float = 0.95, explode_factor: float = 100.0,
-                 silent_std: float = 1e-7):  # fmt: skip
+    def __init__(
+        self, window: int = 3, saturation: float = 0.95, explode_factor: float = 100.0, silent_std: float = 1e-7
+    ):
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"EventDetector: window must be a positive int, got {window!r}")
-        self.window, self.saturation, self.explode_factor, self.silent_std = window, saturation, explode_factor, \
-            silent_std  # fmt: skip
+        self.window, self.saturation, self.explode_factor, self.silent_std = (
+            window,
+            saturation,
+            explode_factor,
+            silent_std,
+        )
         self._flags: dict = {}
 
     def check(self, probe, layers=None) -> list:
@@ -53,7 +58,7 @@ class EventDetector:
         act = rec.activation
         on = {}
         if act in RELU_LIKE and n >= self.window:
-            on["dead"] = (u["active_frac"][idx[-self.window:]] == 0).all(0)
+            on["dead"] = (u["active_frac"][idx[-self.window :]] == 0).all(0)
         else:
             on["dead"] = np.zeros(rec.units, dtype=bool)
         if act in SIGMOID_LIKE or act in TANH_LIKE:
@@ -88,10 +93,20 @@ class EventDetector:
                 at -= 1
         row = idx[at]
         ratio, wn = float(u["update_ratio"][row, unit]), float(u["weight_norm"][row, unit])
-        update = {"weight": ratio * wn if math.isfinite(ratio) else None,
-                  "bias": _f(u["bias_delta"][row, unit]), "ratio": _f(ratio)}  # fmt: skip
-        ev = {"step": int(rec.steps[row]), "layer": rec.name, "unit": unit, "kind": kind, "lr": _f(rec.lr[row]),
-              "update": update, "detected_at": int(rec.steps[idx[-1]])}  # fmt: skip
+        update = {
+            "weight": ratio * wn if math.isfinite(ratio) else None,
+            "bias": _f(u["bias_delta"][row, unit]),
+            "ratio": _f(ratio),
+        }
+        ev = {
+            "step": int(rec.steps[row]),
+            "layer": rec.name,
+            "unit": unit,
+            "kind": kind,
+            "lr": _f(rec.lr[row]),
+            "update": update,
+            "detected_at": int(rec.steps[idx[-1]]),
+        }
         ev["message"] = _message(rec, row, ev, at == 0)
         return ev
 
@@ -119,16 +134,24 @@ def _message(rec, row, ev, from_start: bool) -> str:
     u, unit, step = rec.unit, ev["unit"], ev["step"]
     if ev["kind"] == "dead":
         if from_start:
-            return (f"{who} never fired from step {step} on (bias {u['bias'][row, unit]:.2f}): it is dead over "
-                    f"{rec.size} records{_after(ev)}")  # fmt: skip
+            return (
+                f"{who} never fired from step {step} on (bias {u['bias'][row, unit]:.2f}): it is dead over "
+                f"{rec.size} records{_after(ev)}"
+            )
         return f"{who} stopped firing at step {step}{_after(ev)}"
     if ev["kind"] == "saturated":
-        return (f"{who} saturated at step {step}: {u['saturated_frac'][row, unit]:.0%} of its {rec.activation} "
-                f"outputs are pinned at the bounds, so its gradient vanishes (weight norm "
-                f"{u['weight_norm'][row, unit]:.3g}){_after(ev)}")  # fmt: skip
+        return (
+            f"{who} saturated at step {step}: {u['saturated_frac'][row, unit]:.0%} of its {rec.activation} "
+            f"outputs are pinned at the bounds, so its gradient vanishes (weight norm "
+            f"{u['weight_norm'][row, unit]:.3g}){_after(ev)}"
+        )
     if ev["kind"] == "exploding":
-        return (f"{who} exploded at step {step}: pre-activation magnitude {u['pre_rms'][row, unit]:.3g} (first "
-                f"{rec.first['pre_rms'][unit]:.3g}), weight norm {u['weight_norm'][row, unit]:.3g} (first "
-                f"{rec.first['weight_norm'][unit]:.3g}){_after(ev)}")  # fmt: skip
-    return (f"{who} went silent at step {step}: its output no longer varies over the batch (std "
-            f"{u['out_std'][row, unit]:.2g}, mean {u['out_mean'][row, unit]:.3g}){_after(ev)}")  # fmt: skip
+        return (
+            f"{who} exploded at step {step}: pre-activation magnitude {u['pre_rms'][row, unit]:.3g} (first "
+            f"{rec.first['pre_rms'][unit]:.3g}), weight norm {u['weight_norm'][row, unit]:.3g} (first "
+            f"{rec.first['weight_norm'][unit]:.3g}){_after(ev)}"
+        )
+    return (
+        f"{who} went silent at step {step}: its output no longer varies over the batch (std "
+        f"{u['out_std'][row, unit]:.2g}, mean {u['out_mean'][row, unit]:.3g}){_after(ev)}"
+    )

@@ -108,8 +108,10 @@ class GradientReport:
             )
         w = self.worst
         if self.ok:
-            lines.append(f"ok: all {len(self.rows)} parameters pass (worst: {_layer_head(w)} {w.param}, "
-                         f"rel err {w.max_rel_error:.1e})")  # fmt: skip
+            lines.append(
+                f"ok: all {len(self.rows)} parameters pass (worst: {_layer_head(w)} {w.param}, "
+                f"rel err {w.max_rel_error:.1e})"
+            )
         else:
             bad = [r for r in self.rows if not r.ok]
             lines.append(
@@ -143,8 +145,16 @@ def _as_float64(v):
     return a.astype(np.float64) if a.dtype.kind == "f" else a
 
 
-def check_gradients(model, batch, loss="cross_entropy", eps: float = 1e-6, max_per_param: int = 20, seed: int = 0,
-                    rtol: float = 1e-4, atol: float = 1e-6) -> GradientReport:  # fmt: skip
+def check_gradients(
+    model,
+    batch,
+    loss="cross_entropy",
+    eps: float = 1e-6,
+    max_per_param: int = 20,
+    seed: int = 0,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
+) -> GradientReport:
     """Check ``model``'s backpropagated gradients against float64 central differences on ``batch = (x, y)``.
 
     ``loss`` is a loss name (see ``neuronkit.nn.losses.get_loss``) or a loss module, called as ``loss(model(x), y)``
@@ -157,8 +167,9 @@ def check_gradients(model, batch, loss="cross_entropy", eps: float = 1e-6, max_p
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         raise ValueError(f"check_gradients: batch must be a pair (x, y), got {type(batch).__name__}")
     if eps <= 0 or max_per_param < 1:
-        raise ValueError(f"check_gradients: need eps > 0 and max_per_param >= 1, got eps={eps}, "
-                         f"max_per_param={max_per_param}")  # fmt: skip
+        raise ValueError(
+            f"check_gradients: need eps > 0 and max_per_param >= 1, got eps={eps}, max_per_param={max_per_param}"
+        )
     loss_fn = get_loss(loss)
     x = Tensor(_as_float64(batch[0]))
     y = batch[1] if not isinstance(batch[1], Tensor) else batch[1].data
@@ -189,8 +200,9 @@ def check_gradients(model, batch, loss="cross_entropy", eps: float = 1e-6, max_p
             raise ValueError(f"check_gradients: the loss must reduce to a scalar, got shape {tuple(out.data.shape)}")
         report.loss = float(out.data.reshape(()))
         out.backward()
-        grads = {n: (np.zeros_like(p.data) if p.grad is None else np.array(p.grad.data, dtype=np.float64))
-                 for n, p in named}  # fmt: skip
+        grads = {
+            n: (np.zeros_like(p.data) if p.grad is None else np.array(p.grad.data, dtype=np.float64)) for n, p in named
+        }
 
         for name, p in named:
             owner, _, pname = name.rpartition(".")
@@ -215,14 +227,22 @@ def check_gradients(model, batch, loss="cross_entropy", eps: float = 1e-6, max_p
             with np.errstate(invalid="ignore"):
                 passed = bool(np.all(diff <= atol + rtol * scale)) and bool(np.all(np.isfinite(a) & np.isfinite(n)))
             w = int(np.nanargmax(rel)) if len(rel) and not np.all(np.isnan(rel)) else 0
-            report.rows.append(ParamCheck(
-                name=name, layer=owner, layer_desc=_describe(modules.get(owner, model)), param=pname,
-                shape=tuple(p.data.shape), checked=len(idx),
-                max_abs_error=float(np.max(diff)) if len(diff) else 0.0,
-                max_rel_error=float(np.max(rel)) if len(rel) else 0.0, ok=passed,
-                worst_index=tuple(int(i) for i in np.unravel_index(int(idx[w]), p.data.shape)) if len(idx) else (),
-                analytical=float(a[w]) if len(a) else 0.0, numerical=float(n[w]) if len(n) else 0.0,
-            ))  # fmt: skip
+            report.rows.append(
+                ParamCheck(
+                    name=name,
+                    layer=owner,
+                    layer_desc=_describe(modules.get(owner, model)),
+                    param=pname,
+                    shape=tuple(p.data.shape),
+                    checked=len(idx),
+                    max_abs_error=float(np.max(diff)) if len(diff) else 0.0,
+                    max_rel_error=float(np.max(rel)) if len(rel) else 0.0,
+                    ok=passed,
+                    worst_index=tuple(int(i) for i in np.unravel_index(int(idx[w]), p.data.shape)) if len(idx) else (),
+                    analytical=float(a[w]) if len(a) else 0.0,
+                    numerical=float(n[w]) if len(n) else 0.0,
+                )
+            )
     finally:
         for k, t in tensors.items():
             t.data = saved_data[k]

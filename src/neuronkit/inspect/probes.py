@@ -33,14 +33,31 @@ from ..nn.activations import Identity
 from ..nn.layers.conv import _ConvNd
 from ..nn.layers.dense import Dense
 
-UNIT_STATS = ("pre_mean", "pre_std", "pre_rms", "out_mean", "out_std", "active_frac", "saturated_frac",
-              "weight_norm", "bias", "grad_norm", "update_ratio", "bias_delta")  # fmt: skip
+UNIT_STATS = (
+    "pre_mean",
+    "pre_std",
+    "pre_rms",
+    "out_mean",
+    "out_std",
+    "active_frac",
+    "saturated_frac",
+    "weight_norm",
+    "bias",
+    "grad_norm",
+    "update_ratio",
+    "bias_delta",
+)
 LAYER_STATS = ("layer_grad_norm", "out_grad_norm")
 SIGMOID_LIKE = ("sigmoid", "hard_sigmoid")
 TANH_LIKE = ("tanh", "hard_tanh", "softsign")
 RELU_LIKE = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "mish")
-_RANGES = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hard_tanh": (-1.0, 1.0),
-           "softsign": (-1.0, 1.0)}  # fmt: skip
+_RANGES = {
+    "sigmoid": (0.0, 1.0),
+    "hard_sigmoid": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "hard_tanh": (-1.0, 1.0),
+    "softsign": (-1.0, 1.0),
+}
 
 
 def _np(t):
@@ -94,15 +111,25 @@ class LayerRecord:
 
     def history(self) -> dict:
         idx = self.order()
-        out = {"step": self.steps[idx].copy(), "lr": self.lr[idx].copy(), "hist": self.hist[idx].copy(),
-               "hist_edges": self.hist_edges.copy()}  # fmt: skip
+        out = {
+            "step": self.steps[idx].copy(),
+            "lr": self.lr[idx].copy(),
+            "hist": self.hist[idx].copy(),
+            "hist_edges": self.hist_edges.copy(),
+        }
         out.update({s: a[idx].copy() for s, a in self.unit.items()})
         out.update({s: a[idx].copy() for s, a in self.layer.items()})
         return out
 
     def meta(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "type": type(self.module).__name__, "units": self.units,
-                "activation": self.activation, "count": self.count}  # fmt: skip
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "type": type(self.module).__name__,
+            "units": self.units,
+            "activation": self.activation,
+            "count": self.count,
+        }
 
 
 def _row_sq(a):
@@ -286,7 +313,7 @@ class Probe:
             if old.units != rec.units:
                 raise ValueError(f"Probe.restore: layer {name} has {rec.units} units, the saved history {old.units}")
             keep = np.flatnonzero(old.steps <= upto_step) if upto_step is not None else np.arange(old.size)
-            keep = keep[-self.max_records:]
+            keep = keep[-self.max_records :]
             n = len(keep)
             rec.steps[:n], rec.lr[:n] = old.steps[keep], old.lr[keep]
             for stat in UNIT_STATS:
@@ -297,8 +324,10 @@ class Probe:
                 rec.hist[:n] = old.hist[keep]
             rec.count = n
             if n:
-                rec.first = {"pre_rms": old.unit["pre_rms"][keep[0]].copy(),
-                             "weight_norm": old.unit["weight_norm"][keep[0]].copy()}  # fmt: skip
+                rec.first = {
+                    "pre_rms": old.unit["pre_rms"][keep[0]].copy(),
+                    "weight_norm": old.unit["weight_norm"][keep[0]].copy(),
+                }
         self.events = [e for e in saved.events if upto_step is None or (e.get("step") or 0) <= upto_step]
 
     def remove(self) -> None:
@@ -318,9 +347,15 @@ class Probe:
         for name, rec in self.layers.items():
             for stat, a in rec.history().items():
                 arrays[f"{name}/{stat}"] = np.ascontiguousarray(a)
-        meta = {"format": "neuronkit.probes", "version": 1, "every": self.every, "max_records": self.max_records,
-                "bins": self.bins, "layers": [r.meta() for r in self.layers.values()],
-                "events": [_jsonable(e) for e in self.events]}  # fmt: skip
+        meta = {
+            "format": "neuronkit.probes",
+            "version": 1,
+            "every": self.every,
+            "max_records": self.max_records,
+            "bins": self.bins,
+            "layers": [r.meta() for r in self.layers.values()],
+            "events": [_jsonable(e) for e in self.events],
+        }
         tensors = os.path.join(path, "probes.safetensors")
         js = os.path.join(path, "probes.json")
         save_file(arrays, tensors)

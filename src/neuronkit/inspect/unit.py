@@ -18,8 +18,17 @@ from ..nn.layers.dense import Dense
 from ..tensor import Tensor
 from .probes import activation_name
 
-HISTORY_STATS = ("pre_mean", "pre_std", "out_mean", "active_frac", "saturated_frac", "weight_norm", "bias",
-                 "grad_norm", "update_ratio")  # fmt: skip
+HISTORY_STATS = (
+    "pre_mean",
+    "pre_std",
+    "out_mean",
+    "active_frac",
+    "saturated_frac",
+    "weight_norm",
+    "bias",
+    "grad_norm",
+    "update_ratio",
+)
 SHADES = (("#", 0.6), ("+", 0.2), (".", -0.2), ("-", -0.6), ("=", -np.inf))  # signed weight map, strongest first
 
 
@@ -50,8 +59,9 @@ def _responses(model, module, unit: int, inputs, batch: int = 512) -> np.ndarray
 
     def hook(mod, args, output):
         a = np.asarray(output.data)
-        out.append(a[..., unit].reshape(len(a), -1).max(1) if isinstance(mod, Dense)
-                   else a[:, unit].reshape(len(a), -1).max(1))  # fmt: skip
+        out.append(
+            a[..., unit].reshape(len(a), -1).max(1) if isinstance(mod, Dense) else a[:, unit].reshape(len(a), -1).max(1)
+        )
 
     handle = module.register_forward_hook(hook)
     was = model.training
@@ -59,7 +69,7 @@ def _responses(model, module, unit: int, inputs, batch: int = 512) -> np.ndarray
     try:
         with no_grad():
             for s in range(0, len(inputs), batch):
-                model(Tensor(np.asarray(inputs[s:s + batch])))
+                model(Tensor(np.asarray(inputs[s : s + batch])))
     finally:
         handle.remove()
         model.train(was)
@@ -79,11 +89,15 @@ def view_unit(model, layer: str, unit: int, probes=None, inputs=None, labels=Non
     if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < units:
         raise ValueError(f"layer {layer} has units 0 to {units - 1}; got unit {unit!r}")
     view = UnitView(
-        layer=layer, unit=int(unit), kind="conv" if isinstance(m, _ConvNd) else "dense", type=type(m).__name__,
-        activation=activation_name(m), max_pool=getattr(m, "max_pool", None),
+        layer=layer,
+        unit=int(unit),
+        kind="conv" if isinstance(m, _ConvNd) else "dense",
+        type=type(m).__name__,
+        activation=activation_name(m),
+        max_pool=getattr(m, "max_pool", None),
         weight=np.asarray(m.weight.data[unit], dtype=np.float64).copy(),
         bias=0.0 if m.bias is None else float(m.bias.data[unit]),
-    )  # fmt: skip
+    )
     probes = getattr(probes, "probe", probes)  # a ProbeCallback holds its Probe
     if probes is not None and layer in probes.layers:
         h = probes.history(layer)
@@ -116,15 +130,19 @@ def format_unit(view: UnitView, image_shape: tuple | None = None, classes=None, 
     (``rows`` records evenly spread over training), its events and its top inputs."""
     w = view.weight
     pool = f", max-pooled over {view.max_pool}x{view.max_pool} windows" if view.max_pool else ""
-    lines = [f"layer {view.layer} ({view.type}), unit {view.unit}: output = {view.activation}(w . x + b){pool}",
-             f"  bias b = {view.bias:.6g}; {w.size} weights: norm {np.sqrt((w ** 2).sum()):.4g}, mean {w.mean():.4g}, "
-             f"min {w.min():.4g}, max {w.max():.4g}"]  # fmt: skip
+    lines = [
+        f"layer {view.layer} ({view.type}), unit {view.unit}: output = {view.activation}(w . x + b){pool}",
+        f"  bias b = {view.bias:.6g}; {w.size} weights: norm {np.sqrt((w**2).sum()):.4g}, mean {w.mean():.4g}, "
+        f"min {w.min():.4g}, max {w.max():.4g}",
+    ]
     shape = tuple(w.shape[1:]) if view.kind == "conv" and w.ndim == 3 else image_shape
     if shape is not None and int(np.prod(shape)) == w.size:
         img = w.reshape(shape)
         img = img if img.ndim == 2 else img.mean(0)
-        lines.append("  weights drawn as the input image (# strongly positive, + positive, . near 0, - negative, "
-                     "= strongly negative):")  # fmt: skip
+        lines.append(
+            "  weights drawn as the input image (# strongly positive, + positive, . near 0, - negative, "
+            "= strongly negative):"
+        )
         lines += ["    " + r for r in weight_map(img)]
     elif view.kind == "dense":
         order = np.argsort(-np.abs(w), kind="stable")[:5]
@@ -134,14 +152,27 @@ def format_unit(view: UnitView, image_shape: tuple | None = None, classes=None, 
         lines.append("  history: none (the run was trained without probes)")
     else:
         n = len(h["step"])
-        lines.append(f"  history: {n} probe records from step {int(h['step'][0])} to {int(h['step'][-1])}"
-                     if n else "  history: no records")  # fmt: skip
+        lines.append(
+            f"  history: {n} probe records from step {int(h['step'][0])} to {int(h['step'][-1])}"
+            if n
+            else "  history: no records"
+        )
         if n:
             pick = np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(int))
             head = ("step", "pre mean", "pre std", "active", "weight norm", "bias", "grad norm", "update/weight")
-            table = [head] + [(str(int(h["step"][i])), _f(h["pre_mean"][i]), _f(h["pre_std"][i]),
-                               f"{h['active_frac'][i]:.0%}", _f(h["weight_norm"][i]), _f(h["bias"][i]),
-                               _f(h["grad_norm"][i]), _f(h["update_ratio"][i])) for i in pick]  # fmt: skip
+            table = [head] + [
+                (
+                    str(int(h["step"][i])),
+                    _f(h["pre_mean"][i]),
+                    _f(h["pre_std"][i]),
+                    f"{h['active_frac'][i]:.0%}",
+                    _f(h["weight_norm"][i]),
+                    _f(h["bias"][i]),
+                    _f(h["grad_norm"][i]),
+                    _f(h["update_ratio"][i]),
+                )
+                for i in pick
+            ]
             widths = [max(len(r[j]) for r in table) for j in range(len(head))]
             lines += ["    " + "  ".join(c.rjust(wd) for c, wd in zip(r, widths)) for r in table]
     if view.events:

@@ -30,10 +30,18 @@ MAX_TENSORS = 1_000_000
 MAX_NDIM = 32
 
 DTYPES = {
-    "F16": B.xp.dtype("<f2"), "F32": B.xp.dtype("<f4"), "F64": B.xp.dtype("<f8"),
-    "I8": B.xp.dtype("i1"), "I16": B.xp.dtype("<i2"), "I32": B.xp.dtype("<i4"), "I64": B.xp.dtype("<i8"),
-    "U8": B.xp.dtype("u1"), "U16": B.xp.dtype("<u2"), "U32": B.xp.dtype("<u4"), "U64": B.xp.dtype("<u8"),
-}  # fmt: skip
+    "F16": B.xp.dtype("<f2"),
+    "F32": B.xp.dtype("<f4"),
+    "F64": B.xp.dtype("<f8"),
+    "I8": B.xp.dtype("i1"),
+    "I16": B.xp.dtype("<i2"),
+    "I32": B.xp.dtype("<i4"),
+    "I64": B.xp.dtype("<i8"),
+    "U8": B.xp.dtype("u1"),
+    "U16": B.xp.dtype("<u2"),
+    "U32": B.xp.dtype("<u4"),
+    "U64": B.xp.dtype("<u8"),
+}
 """safetensors dtype codes neuronkit reads and writes: floats and integers only."""
 
 
@@ -206,8 +214,7 @@ def parse_safetensors(data: bytes, what: str) -> tuple[dict, dict]:
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(code, str) or code not in DTYPES:
             raise FormatError(f"{w}: dtype {_short(code)} is not one of {sorted(DTYPES)} (floats and integers only)")
-        if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-                or not all(type(d) is int and d >= 0 for d in shape)):  # fmt: skip
+        if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(type(d) is int and d >= 0 for d in shape):
             raise FormatError(f"{w}: shape must be a list of at most {MAX_NDIM} non-negative ints, got {_short(shape)}")
         if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
             raise FormatError(f"{w}: data_offsets must be [begin, end] ints, got {_short(offsets)}")
@@ -238,8 +245,10 @@ def parse_safetensors(data: bytes, what: str) -> tuple[dict, dict]:
     for name, a in arrays.items():
         info = header[name]
         if a.dtype != DTYPES[info["dtype"]] or list(a.shape) != info["shape"]:
-            raise FormatError(f"{what}: tensor {_short(name)} read back as {a.dtype}{a.shape}, header says "
-                              f"{info['dtype']}{info['shape']}")
+            raise FormatError(
+                f"{what}: tensor {_short(name)} read back as {a.dtype}{a.shape}, header says "
+                f"{info['dtype']}{info['shape']}"
+            )
     return arrays, meta
 
 

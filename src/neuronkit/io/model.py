@@ -115,8 +115,9 @@ def load(path) -> Module:
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: {path} does not exist")
     if not os.path.isdir(path):
-        raise FormatError(f"load: {path} is not a directory made by neuronkit.io.save (a weights file alone is read "
-                          f"by load_weights)")
+        raise FormatError(
+            f"load: {path} is not a directory made by neuronkit.io.save (a weights file alone is read by load_weights)"
+        )
     wfile, afile = os.path.join(path, WEIGHTS_FILE), os.path.join(path, ARCHITECTURE_FILE)
     arrays, _ = parse_safetensors(read_file(wfile, "weights", MAX_FILE_BYTES), wfile)
     doc = parse_json(read_file(afile, "architecture", MAX_JSON_BYTES), afile)
@@ -150,8 +151,10 @@ def _check_document(doc, where: str) -> dict:
     if doc["format"] != FORMAT:
         raise FormatError(f"{where}: format is {_short(doc['format'])}, expected {FORMAT!r}")
     if type(doc["version"]) is not int or doc["version"] != FORMAT_VERSION:
-        raise FormatError(f"{where}: format version {_short(doc['version'])} is not supported (this neuronkit "
-                          f"reads version {FORMAT_VERSION})")
+        raise FormatError(
+            f"{where}: format version {_short(doc['version'])} is not supported (this neuronkit "
+            f"reads version {FORMAT_VERSION})"
+        )
     return {"class": doc["class"], "config": doc["config"]}
 
 
@@ -404,8 +407,11 @@ class _Builder:
         if self.budget is not None:
             self.spent += _cost(cls, config, f"{self.where}: {at}")
             if self.spent > self.budget:
-                self.fail(at, f"the layers would allocate over {self.budget} array elements, far more than the "
-                              f"weights file holds")
+                self.fail(
+                    at,
+                    f"the layers would allocate over {self.budget} array elements, far more than the "
+                    f"weights file holds",
+                )
         try:
             module = cls(*args, **kwargs)
         except BaseException as e:
@@ -460,5 +466,6 @@ class _Builder:
                 for k, v in value.items():
                     self._convert(v, [_Kind("json")], f"{at}.{k}", build)
                 return value
-        self.fail(at, f"expected {' | '.join(map(repr, kinds)) or 'nothing'}, got {type(value).__name__} "
-                      f"{_short(value)}")
+        self.fail(
+            at, f"expected {' | '.join(map(repr, kinds)) or 'nothing'}, got {type(value).__name__} {_short(value)}"
+        )

@@ -65,8 +65,13 @@ def save_optimizer(optimizer, path) -> None:
                 if not isinstance(s[name], (int, float)):
                     raise TypeError(f"{owner}['state'][{index}][{name!r}] must be an array or a number, got {v!r}")
         scalars[str(index)] = s
-    doc = {"format": FORMAT, "version": FORMAT_VERSION, "class": type(optimizer).__name__,
-           "param_groups": groups, "state": scalars}  # fmt: skip
+    doc = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "class": type(optimizer).__name__,
+        "param_groups": groups,
+        "state": scalars,
+    }
     blob = safetensors_bytes(arrays, {"format": FORMAT}, owner)
     os.makedirs(path, exist_ok=True)
     atomic_write(os.path.join(path, ARRAYS_FILE), blob)
@@ -89,8 +94,10 @@ def load_optimizer(optimizer, path):
     if doc["format"] != FORMAT:
         raise FormatError(f"{jfile}: format is {_short(doc['format'])}, expected {FORMAT!r}")
     if type(doc["version"]) is not int or doc["version"] != FORMAT_VERSION:
-        raise FormatError(f"{jfile}: format version {_short(doc['version'])} is not supported (this neuronkit reads "
-                          f"version {FORMAT_VERSION})")
+        raise FormatError(
+            f"{jfile}: format version {_short(doc['version'])} is not supported (this neuronkit reads "
+            f"version {FORMAT_VERSION})"
+        )
     if doc["class"] != type(optimizer).__name__:
         raise FormatError(f"{jfile}: saved by a {_short(doc['class'])}, cannot load into a {type(optimizer).__name__}")
     groups = doc["param_groups"]

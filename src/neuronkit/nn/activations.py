@@ -73,9 +73,26 @@ Identity = _make("Identity", "linear", _identity, "Returns its input: the 'no ac
 
 ACTIVATIONS = {
     c.name: c
-    for c in (ReLU, LeakyReLU, ELU, SELU, GELU, SiLU, Mish, Sigmoid, Tanh, Softplus, Softsign, HardSigmoid, HardTanh,
-              ReLU6, Softmax, LogSoftmax, Identity)
-}  # fmt: skip
+    for c in (
+        ReLU,
+        LeakyReLU,
+        ELU,
+        SELU,
+        GELU,
+        SiLU,
+        Mish,
+        Sigmoid,
+        Tanh,
+        Softplus,
+        Softsign,
+        HardSigmoid,
+        HardTanh,
+        ReLU6,
+        Softmax,
+        LogSoftmax,
+        Identity,
+    )
+}
 ACTIVATIONS["swish"] = SiLU
 ACTIVATIONS["identity"] = Identity
 

@@ -25,8 +25,7 @@ class Summary:
             lines.append(f"{f'{name} ({kind})':<{w}} {str(shape):<20} {n:>10,}")
         lines += [
             "-" * (w + 32),
-            f"input shape {self.input_shape}; total params {self.total_params:,} "
-            f"(trainable {self.trainable_params:,})",
+            f"input shape {self.input_shape}; total params {self.total_params:,} (trainable {self.trainable_params:,})",
         ]
         return "\n".join(lines)
 

@@ -179,8 +179,17 @@ class Conv2d(Function):
 
 
 @register("conv2d")
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, activation: str | None = None,
-           max_pool: int | None = None) -> Tensor:  # fmt: skip
+def conv2d(
+    x,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+    activation: str | None = None,
+    max_pool: int | None = None,
+) -> Tensor:
     """2-D convolution (cross-correlation, as every deep-learning library computes it).
 
     Shapes: ``x`` (N, C_in, H, W), ``weight`` (C_out, C_in / groups, KH, KW), ``bias`` (C_out,) or None; returns
@@ -195,14 +204,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     x, weight = as_tensor(x), as_tensor(weight)
     stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError(f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, KH, KW), got shapes "
-                         f"{tuple(x.shape)} and {tuple(weight.shape)}")  # fmt: skip
+        raise ValueError(
+            f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, KH, KW), got shapes "
+            f"{tuple(x.shape)} and {tuple(weight.shape)}"
+        )
     o, cg, kh, kw = weight.shape
     if groups < 1 or x.shape[1] % groups or o % groups:
         raise ValueError(f"conv2d: groups={groups} must divide input channels {x.shape[1]} and output channels {o}")
     if x.shape[1] != cg * groups:
-        raise ValueError(f"conv2d: input of shape {tuple(x.shape)} has {x.shape[1]} channels, weight "
-                         f"{tuple(weight.shape)} expects {cg * groups}")  # fmt: skip
+        raise ValueError(
+            f"conv2d: input of shape {tuple(x.shape)} has {x.shape[1]} channels, weight "
+            f"{tuple(weight.shape)} expects {cg * groups}"
+        )
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
         raise ValueError(
             f"conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, {dilation}, {padding}"
@@ -210,8 +223,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     oh = _out_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
     ow = _out_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
     if oh < 1 or ow < 1:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}) does not fit input of shape "
-                         f"{tuple(x.shape)} with padding {padding}")  # fmt: skip
+        raise ValueError(
+            f"conv2d: kernel {kh}x{kw} (dilation {dilation}) does not fit input of shape "
+            f"{tuple(x.shape)} with padding {padding}"
+        )
     if activation not in (None, "relu"):
         raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
     if max_pool is not None and (isinstance(max_pool, bool) or not isinstance(max_pool, int) or max_pool < 1):
@@ -227,8 +242,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
             from .conv_fused import Conv2dFused
 
             inputs = (x, weight) if bias is None else (x, weight, bias)
-            return Conv2dFused.apply(*inputs, stride=stride, padding=padding, dilation=dilation,
-                                     relu=activation == "relu", pool=max_pool or 1)  # fmt: skip
+            return Conv2dFused.apply(
+                *inputs,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                relu=activation == "relu",
+                pool=max_pool or 1,
+            )
         y = conv2d(x, weight, bias, stride, padding, dilation, groups)
         if activation == "relu":
             y = relu(y)
@@ -246,11 +267,20 @@ def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0, dilation: in
 
     x, weight = as_tensor(x), as_tensor(weight)
     if x.ndim != 3 or weight.ndim != 3:
-        raise ValueError(f"conv1d: expected input (N, C, L) and weight (O, C/groups, K), got shapes "
-                         f"{tuple(x.shape)} and {tuple(weight.shape)}")  # fmt: skip
+        raise ValueError(
+            f"conv1d: expected input (N, C, L) and weight (O, C/groups, K), got shapes "
+            f"{tuple(x.shape)} and {tuple(weight.shape)}"
+        )
     n, c, length = x.shape
-    y = conv2d(reshape(x, n, c, 1, length), reshape(weight, *weight.shape[:2], 1, weight.shape[2]), bias,
-               stride=(1, stride), padding=(0, padding), dilation=(1, dilation), groups=groups)  # fmt: skip
+    y = conv2d(
+        reshape(x, n, c, 1, length),
+        reshape(weight, *weight.shape[:2], 1, weight.shape[2]),
+        bias,
+        stride=(1, stride),
+        padding=(0, padding),
+        dilation=(1, dilation),
+        groups=groups,
+    )
     return reshape(y, y.shape[0], y.shape[1], y.shape[3])
 
 
@@ -354,8 +384,10 @@ def _pool(cls, x, kernel_size, stride, padding):
     s = k if stride is None else _pair(stride, "stride")
     p = _pair(padding, "padding")
     if min(k) < 1 or min(s) < 1 or min(p) < 0 or p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"{cls.name}: need kernel >= 1, stride >= 1, 0 <= padding <= kernel // 2; got kernel {k}, "
-                         f"stride {s}, padding {p}")  # fmt: skip
+        raise ValueError(
+            f"{cls.name}: need kernel >= 1, stride >= 1, 0 <= padding <= kernel // 2; got kernel {k}, "
+            f"stride {s}, padding {p}"
+        )
     if _out_size(x.shape[2], k[0], s[0], p[0], 1) < 1 or _out_size(x.shape[3], k[1], s[1], p[1], 1) < 1:
         raise ValueError(f"{cls.name}: kernel {k} does not fit input of shape {tuple(x.shape)}")
     return cls.apply(x, kernel=k, stride=s, padding=p)

@@ -101,8 +101,16 @@ class BatchNorm(Function):
 
 
 @register("batch_norm")
-def batch_norm(x, weight=None, bias=None, running_mean=None, running_var=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:  # fmt: skip
+def batch_norm(
+    x,
+    weight=None,
+    bias=None,
+    running_mean=None,
+    running_var=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Batch normalisation over axis 1 (the channels), fused with its backward.
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with ``mean`` and ``var`` per channel over every axis but 1.
@@ -140,13 +148,20 @@ def batch_norm(x, weight=None, bias=None, running_mean=None, running_var=None, t
         if p is not None:
             p = as_tensor(p)
             if p.shape != (c,):
-                raise ValueError(f"batch_norm: {what} must have shape ({c},) for input {tuple(x.shape)}, got "
-                                 f"{tuple(p.shape)}")  # fmt: skip
+                raise ValueError(
+                    f"batch_norm: {what} must have shape ({c},) for input {tuple(x.shape)}, got {tuple(p.shape)}"
+                )
             ins.append(p)
     return BatchNorm.apply(
-        *ins, has_w=weight is not None, has_b=bias is not None, running_mean=rm, running_var=rv,
-        training=bool(training), momentum=float(momentum), eps=float(eps),
-    )  # fmt: skip
+        *ins,
+        has_w=weight is not None,
+        has_b=bias is not None,
+        running_mean=rm,
+        running_var=rv,
+        training=bool(training),
+        momentum=float(momentum),
+        eps=float(eps),
+    )
 
 
 # -- layer norm ---------------------------------------------------------------------------------------------------

@@ -39,11 +39,27 @@ class NAdam(Optimizer):
     ``exp_avg_sq`` :math:`v`.
     """
 
-    def __init__(self, params, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
-                                      weight_decay=weight_decay, momentum_decay=momentum_decay,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+    def __init__(
+        self,
+        params,
+        lr: float = 2e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas) if isinstance(betas, list) else betas,
+                eps=eps,
+                weight_decay=weight_decay,
+                momentum_decay=momentum_decay,
+                decoupled_weight_decay=decoupled_weight_decay,
+            ),
+        )
 
     def validate(self, group):
         super().validate(group)
@@ -53,8 +69,7 @@ class NAdam(Optimizer):
         check_number("NAdam", "momentum_decay", group["momentum_decay"], 0.0)
 
     def init_state(self, p, group):
-        return {"step": 0, "mu_product": 1.0, "exp_avg": B.xp.zeros_like(p.data),
-                "exp_avg_sq": B.xp.zeros_like(p.data)}
+        return {"step": 0, "mu_product": 1.0, "exp_avg": B.xp.zeros_like(p.data), "exp_avg_sq": B.xp.zeros_like(p.data)}
 
     def update(self, p, grad, state, group):
         xp = B.xp

@@ -88,8 +88,9 @@ class Optimizer:
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
         if isinstance(params, Tensor):
-            raise TypeError(f"{name}: params must be an iterable of Tensors or of dicts, got a single Tensor; "
-                            "wrap it in a list")
+            raise TypeError(
+                f"{name}: params must be an iterable of Tensors or of dicts, got a single Tensor; wrap it in a list"
+            )
         self.defaults = dict(defaults)
         self.state: dict = {}
         self.param_groups: list = []
@@ -194,14 +195,20 @@ class Optimizer:
         params = [params] if isinstance(params, Tensor) else list(params)
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{name}: parameter {i} of group {len(self.param_groups)} is a "
-                                f"{type(p).__name__}, expected a Tensor")
+                raise TypeError(
+                    f"{name}: parameter {i} of group {len(self.param_groups)} is a "
+                    f"{type(p).__name__}, expected a Tensor"
+                )
             if p.data.dtype.kind != "f":
-                raise TypeError(f"{name}: can only optimize floating-point tensors, got dtype {p.data.dtype} "
-                                f"(parameter {i} of group {len(self.param_groups)})")
+                raise TypeError(
+                    f"{name}: can only optimize floating-point tensors, got dtype {p.data.dtype} "
+                    f"(parameter {i} of group {len(self.param_groups)})"
+                )
             if not p.is_leaf:
-                raise ValueError(f"{name}: can only optimize leaf tensors (parameter {i} of group "
-                                 f"{len(self.param_groups)} is the result of an op)")
+                raise ValueError(
+                    f"{name}: can only optimize leaf tensors (parameter {i} of group "
+                    f"{len(self.param_groups)} is the result of an op)"
+                )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
             raise ValueError(f"{name}: a parameter appears more than once (within or across parameter groups)")
@@ -230,7 +237,7 @@ class Optimizer:
             buf = self._scratch_buf = B.xp.empty(2 * n, dtype=d.dtype)
             self._scratch_views = {}  # views of the old buffer would keep it alive
         half = buf.size // 2
-        view = self._scratch_views[key] = buf[slot * half: slot * half + n].reshape(d.shape)
+        view = self._scratch_views[key] = buf[slot * half : slot * half + n].reshape(d.shape)
         return view
 
     # -- save and resume -----------------------------------------------------------------------------------------
@@ -271,13 +278,17 @@ class Optimizer:
             raise ValueError(f"{name}.load_state_dict: expected a dict with 'param_groups' and 'state', got {got}")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"{name}.load_state_dict: expected {len(self.param_groups)} parameter group(s), "
-                             f"the state dict has {len(saved_groups)}")
+            raise ValueError(
+                f"{name}.load_state_dict: expected {len(self.param_groups)} parameter group(s), "
+                f"the state dict has {len(saved_groups)}"
+            )
         params = []
         for i, (g, sg) in enumerate(zip(self.param_groups, saved_groups)):
             if len(sg["params"]) != len(g["params"]):
-                raise ValueError(f"{name}.load_state_dict: group {i} expected {len(g['params'])} parameter(s), "
-                                 f"the state dict has {len(sg['params'])}")
+                raise ValueError(
+                    f"{name}.load_state_dict: group {i} expected {len(g['params'])} parameter(s), "
+                    f"the state dict has {len(sg['params'])}"
+                )
             params.extend(zip(sg["params"], g["params"]))
         by_index = {int(k): p for k, p in params}
         if len(by_index) != len(params):
@@ -293,21 +304,26 @@ class Optimizer:
         for k, saved in state_dict["state"].items():
             idx = int(k)
             if idx not in by_index:
-                raise ValueError(f"{name}.load_state_dict: state for parameter index {idx}, expected indices "
-                                 f"0..{len(params) - 1}")
+                raise ValueError(
+                    f"{name}.load_state_dict: state for parameter index {idx}, expected indices 0..{len(params) - 1}"
+                )
             p = by_index[idx]
             template = self.init_state(p, group_of[id(p)])
             if set(saved) != set(template):
-                raise ValueError(f"{name}.load_state_dict: state of parameter {idx} expected entries "
-                                 f"{sorted(template)}, got {sorted(saved)}")
+                raise ValueError(
+                    f"{name}.load_state_dict: state of parameter {idx} expected entries "
+                    f"{sorted(template)}, got {sorted(saved)}"
+                )
             s = {}
             for key, ref in template.items():
                 v = saved[key]
                 if isinstance(ref, B.ndarray):
                     arr = B.xp.asarray(v)
                     if arr.shape != ref.shape:
-                        raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter {idx} expected shape "
-                                         f"{ref.shape}, got {arr.shape}")
+                        raise ValueError(
+                            f"{name}.load_state_dict: state '{key}' of parameter {idx} expected shape "
+                            f"{ref.shape}, got {arr.shape}"
+                        )
                     s[key] = arr.astype(p.data.dtype, copy=True)
                 else:
                     if isinstance(v, B.ndarray):

@@ -44,8 +44,10 @@ class LRScheduler:
         else:
             for i, g in enumerate(optimizer.param_groups):
                 if "initial_lr" not in g:
-                    raise KeyError(f"{type(self).__name__}: param group {i} has no 'initial_lr', needed to resume "
-                                   f"from last_epoch={last_epoch}")
+                    raise KeyError(
+                        f"{type(self).__name__}: param group {i} has no 'initial_lr', needed to resume "
+                        f"from last_epoch={last_epoch}"
+                    )
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
         self.step()
@@ -77,8 +79,9 @@ class LRScheduler:
         """Restore attributes saved by ``state_dict()``; the keys must be this schedule's."""
         expected = set(self.state_dict())
         if set(state_dict) != expected:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: expected keys {sorted(expected)}, "
-                             f"got {sorted(state_dict)}")
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: expected keys {sorted(expected)}, got {sorted(state_dict)}"
+            )
         self.__dict__.update(state_dict)
 
 
@@ -112,8 +115,13 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         ms = list(milestones)
-        check(all(isinstance(m, int) for m in ms) and ms == sorted(ms), "MultiStepLR", "milestones",
-              "a non-decreasing list of ints", ms)
+        check(
+            all(isinstance(m, int) for m in ms) and ms == sorted(ms),
+            "MultiStepLR",
+            "milestones",
+            "a non-decreasing list of ints",
+            ms,
+        )
         check_number("MultiStepLR", "gamma", gamma, 0.0)
         self.milestones, self.gamma = ms, gamma
         super().__init__(optimizer, last_epoch)
@@ -186,12 +194,24 @@ class LinearWarmupCosine(LRScheduler):
         warmup_start_factor: :math:`f`, the fraction of the base lr at step 0. Defaults to 0.
     """
 
-    def __init__(self, optimizer, warmup_steps: int, total_steps: int, eta_min: float = 0.0,
-                 warmup_start_factor: float = 0.0, last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer,
+        warmup_steps: int,
+        total_steps: int,
+        eta_min: float = 0.0,
+        warmup_start_factor: float = 0.0,
+        last_epoch: int = -1,
+    ):
         name = "LinearWarmupCosine"
         check(isinstance(warmup_steps, int) and warmup_steps >= 0, name, "warmup_steps", "an int >= 0", warmup_steps)
-        check(isinstance(total_steps, int) and total_steps > warmup_steps, name, "total_steps",
-              f"an int > warmup_steps ({warmup_steps})", total_steps)
+        check(
+            isinstance(total_steps, int) and total_steps > warmup_steps,
+            name,
+            "total_steps",
+            f"an int > warmup_steps ({warmup_steps})",
+            total_steps,
+        )
         check_number(name, "eta_min", eta_min, 0.0)
         check_number(name, "warmup_start_factor", warmup_start_factor, 0.0, 1.0)
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
@@ -233,16 +253,39 @@ class OneCycleLR(LRScheduler):
         three_phase: Defaults to False.
     """
 
-    def __init__(self, optimizer, max_lr, total_steps: int | None = None, epochs: int | None = None,
-                 steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
-                 cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4, three_phase: bool = False, last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ):
         name = "OneCycleLR"
         if total_steps is None:
-            check(isinstance(epochs, int) and epochs >= 1, name, "epochs (when total_steps is not given)",
-                  "an int >= 1", epochs)
-            check(isinstance(steps_per_epoch, int) and steps_per_epoch >= 1, name, "steps_per_epoch",
-                  "an int >= 1", steps_per_epoch)
+            check(
+                isinstance(epochs, int) and epochs >= 1,
+                name,
+                "epochs (when total_steps is not given)",
+                "an int >= 1",
+                epochs,
+            )
+            check(
+                isinstance(steps_per_epoch, int) and steps_per_epoch >= 1,
+                name,
+                "steps_per_epoch",
+                "an int >= 1",
+                steps_per_epoch,
+            )
             total_steps = epochs * steps_per_epoch
         check(isinstance(total_steps, int) and total_steps >= 1, name, "total_steps", "an int >= 1", total_steps)
         check_number(name, "pct_start", pct_start, 0.0, 1.0)
@@ -254,19 +297,44 @@ class OneCycleLR(LRScheduler):
         self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
         if three_phase:
             self.phases = [
-                {"end_step": float(pct_start * total_steps) - 1, "start": "initial_lr", "end": "max_lr",
-                 "start_m": "max_momentum", "end_m": "base_momentum"},
-                {"end_step": float(2 * pct_start * total_steps) - 2, "start": "max_lr", "end": "initial_lr",
-                 "start_m": "base_momentum", "end_m": "max_momentum"},
-                {"end_step": total_steps - 1, "start": "initial_lr", "end": "min_lr",
-                 "start_m": "max_momentum", "end_m": "max_momentum"},
+                {
+                    "end_step": float(pct_start * total_steps) - 1,
+                    "start": "initial_lr",
+                    "end": "max_lr",
+                    "start_m": "max_momentum",
+                    "end_m": "base_momentum",
+                },
+                {
+                    "end_step": float(2 * pct_start * total_steps) - 2,
+                    "start": "max_lr",
+                    "end": "initial_lr",
+                    "start_m": "base_momentum",
+                    "end_m": "max_momentum",
+                },
+                {
+                    "end_step": total_steps - 1,
+                    "start": "initial_lr",
+                    "end": "min_lr",
+                    "start_m": "max_momentum",
+                    "end_m": "max_momentum",
+                },
             ]
         else:
             self.phases = [
-                {"end_step": float(pct_start * total_steps) - 1, "start": "initial_lr", "end": "max_lr",
-                 "start_m": "max_momentum", "end_m": "base_momentum"},
-                {"end_step": total_steps - 1, "start": "max_lr", "end": "min_lr",
-                 "start_m": "base_momentum", "end_m": "max_momentum"},
+                {
+                    "end_step": float(pct_start * total_steps) - 1,
+                    "start": "initial_lr",
+                    "end": "max_lr",
+                    "start_m": "max_momentum",
+                    "end_m": "base_momentum",
+                },
+                {
+                    "end_step": total_steps - 1,
+                    "start": "max_lr",
+                    "end": "min_lr",
+                    "start_m": "base_momentum",
+                    "end_m": "max_momentum",
+                },
             ]
         if last_epoch == -1:
             for g, m in zip(groups, max_lrs):
@@ -275,12 +343,17 @@ class OneCycleLR(LRScheduler):
                 g["min_lr"] = g["initial_lr"] / final_div_factor
         if cycle_momentum:
             if not all("momentum" in g or "betas" in g for g in groups):
-                raise ValueError(f"{name}: cycle_momentum=True needs an optimizer with 'momentum' or 'betas', "
-                                 f"got {type(optimizer).__name__}; pass cycle_momentum=False")
+                raise ValueError(
+                    f"{name}: cycle_momentum=True needs an optimizer with 'momentum' or 'betas', "
+                    f"got {type(optimizer).__name__}; pass cycle_momentum=False"
+                )
             self.use_beta1 = "betas" in groups[0]
             if last_epoch == -1:
-                for g, lo, hi in zip(groups, _per_group(base_momentum, groups, name, "base_momentum"),
-                                     _per_group(max_momentum, groups, name, "max_momentum")):
+                for g, lo, hi in zip(
+                    groups,
+                    _per_group(base_momentum, groups, name, "base_momentum"),
+                    _per_group(max_momentum, groups, name, "max_momentum"),
+                ):
                     self._set_momentum(g, hi)
                     g["base_momentum"], g["max_momentum"] = lo, hi
         super().__init__(optimizer, last_epoch)
@@ -319,8 +392,9 @@ class OneCycleLR(LRScheduler):
 def _per_group(value, groups, owner, name):
     if isinstance(value, (list, tuple)):
         if len(value) != len(groups):
-            raise ValueError(f"{owner}: expected {len(groups)} values of {name} (one per param group), "
-                             f"got {len(value)}")
+            raise ValueError(
+                f"{owner}: expected {len(groups)} values of {name} (one per param group), got {len(value)}"
+            )
         return list(value)
     return [value] * len(groups)
 
@@ -343,9 +417,18 @@ class ReduceLROnPlateau:
         cooldown: Defaults to 0. min_lr: a float or one per group. Defaults to 0. eps: Defaults to 1e-8.
     """
 
-    def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0.0,
-                 eps: float = 1e-8):
+    def __init__(
+        self,
+        optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr=0.0,
+        eps: float = 1e-8,
+    ):
         name = "ReduceLROnPlateau"
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{name}: expected an Optimizer, got {type(optimizer).__name__}")
@@ -400,6 +483,7 @@ class ReduceLROnPlateau:
     def load_state_dict(self, state_dict: dict) -> None:
         expected = set(self.state_dict())
         if set(state_dict) != expected:
-            raise ValueError(f"ReduceLROnPlateau.load_state_dict: expected keys {sorted(expected)}, "
-                             f"got {sorted(state_dict)}")
+            raise ValueError(
+                f"ReduceLROnPlateau.load_state_dict: expected keys {sorted(expected)}, got {sorted(state_dict)}"
+            )
         self.__dict__.update(state_dict)

@@ -31,10 +31,18 @@ class SGD(Optimizer):
     State per parameter: ``step`` (int) and ``momentum_buffer`` (parameter-shaped, only when ``momentum != 0``).
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        )
 
     def validate(self, group):
         super().validate(group)
@@ -43,8 +51,10 @@ class SGD(Optimizer):
         check_number("SGD", "weight_decay", group["weight_decay"], 0.0)
         if group["nesterov"]:
             if not (group["momentum"] > 0 and group["dampening"] == 0):
-                raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening == 0, got momentum="
-                                 f"{group['momentum']!r}, dampening={group['dampening']!r}")
+                raise ValueError(
+                    "SGD: nesterov=True needs momentum > 0 and dampening == 0, got momentum="
+                    f"{group['momentum']!r}, dampening={group['dampening']!r}"
+                )
 
     def init_state(self, p, group):
         state = {"step": 0}

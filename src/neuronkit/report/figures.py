@@ -61,12 +61,12 @@ def curves(epochs, metric: str) -> Plot:
     train, val = _series(epochs, metric), _series(epochs, f"val_{metric}")
     fig, ax = _figure()
     ax = ax[0, 0]
-    ax.plot(x, [np.nan if v is None else v for v in train], "o-", color=COLORS["train"],
-            label=f"training {metric}")  # fmt: skip
+    ax.plot(x, [np.nan if v is None else v for v in train], "o-", color=COLORS["train"], label=f"training {metric}")
     has_val = any(v is not None for v in val)
     if has_val:
-        ax.plot(x, [np.nan if v is None else v for v in val], "s-", color=COLORS["validation"],
-                label=f"validation {metric}")  # fmt: skip
+        ax.plot(
+            x, [np.nan if v is None else v for v in val], "s-", color=COLORS["validation"], label=f"validation {metric}"
+        )
     if metric == "loss" and all(v is None or v > 0 for v in train + val) and any(v for v in train):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -74,8 +74,11 @@ def curves(epochs, metric: str) -> Plot:
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()
-    caption = (f"{metric} on the training data (averaged over each epoch's steps)"
-               + (" and on the validation data (measured after each epoch)" if has_val else "") + ".")  # fmt: skip
+    caption = (
+        f"{metric} on the training data (averaged over each epoch's steps)"
+        + (" and on the validation data (measured after each epoch)" if has_val else "")
+        + "."
+    )
     data = {"epoch": x, "train": train, **({"validation": val} if has_val else {})}
     return Plot(f"curve-{metric}", f"{metric.capitalize()}: training vs validation", caption, _png(fig), data)
 
@@ -117,17 +120,28 @@ def histograms(probes) -> Plot:
         frac = h / np.maximum(h.sum(1, keepdims=True), 1)
         if len(steps):
             right = steps[-1] if steps[-1] > steps[0] else steps[0] + 1
-            ax.imshow(frac.T, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
-                      norm=LogNorm(vmin=1e-4, vmax=1.0, clip=True), extent=(steps[0], right, edges[0], edges[-1]))
+            ax.imshow(
+                frac.T,
+                aspect="auto",
+                origin="lower",
+                cmap="viridis",
+                interpolation="nearest",
+                norm=LogNorm(vmin=1e-4, vmax=1.0, clip=True),
+                extent=(steps[0], right, edges[0], edges[-1]),
+            )
         ax.set_title(f"layer {name} ({rec.activation}, {rec.units} units)", fontsize=10)
         ax.set_ylabel("output value")
         data[name] = {"steps": steps, "counts": h.astype(int).tolist()}
     axes[-1, 0].set_xlabel("training step")
-    return Plot("histograms", "Activation histograms over time",
-                "Each column is one probe record: the share of the layer's outputs (all units, the whole batch) in "
-                "each value bin, brighter = more (log colour scale, from 0.01% to 100%). Values outside the range fall "
-                "into the edge bins.", _png(fig),
-                data)  # fmt: skip
+    return Plot(
+        "histograms",
+        "Activation histograms over time",
+        "Each column is one probe record: the share of the layer's outputs (all units, the whole batch) in "
+        "each value bin, brighter = more (log colour scale, from 0.01% to 100%). Values outside the range fall "
+        "into the edge bins.",
+        _png(fig),
+        data,
+    )
 
 
 def unit_health(probes) -> Plot:
@@ -150,9 +164,14 @@ def unit_health(probes) -> Plot:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    return Plot("unit-health", "Dead and saturated units over time",
-                "Dead: a unit whose output was not positive for any example of the recorded batch. Saturated: a "
-                "sigmoid/tanh unit pinned at its bounds for more than 95% of the batch.", _png(fig), data)  # fmt: skip
+    return Plot(
+        "unit-health",
+        "Dead and saturated units over time",
+        "Dead: a unit whose output was not positive for any example of the recorded batch. Saturated: a "
+        "sigmoid/tanh unit pinned at its bounds for more than 95% of the batch.",
+        _png(fig),
+        data,
+    )
 
 
 def grad_norms(probes) -> Plot:
@@ -170,10 +189,15 @@ def grad_norms(probes) -> Plot:
     ax.set_ylabel("weight-gradient norm")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return Plot("grad-norms", "Gradient norms per layer",
-                "The L2 norm of each layer's weight gradient at each probe record (log scale). A norm that falls to "
-                "almost nothing means the layer has stopped learning; one that grows by orders of magnitude means "
-                "the run is diverging.", _png(fig), data)  # fmt: skip
+    return Plot(
+        "grad-norms",
+        "Gradient norms per layer",
+        "The L2 norm of each layer's weight gradient at each probe record (log scale). A norm that falls to "
+        "almost nothing means the layer has stopped learning; one that grows by orders of magnitude means "
+        "the run is diverging.",
+        _png(fig),
+        data,
+    )
 
 
 def _grid(n: int) -> tuple:
@@ -193,7 +217,7 @@ def _mosaic(images, cols: int, label_rows: int) -> tuple:
     out = np.full((rows * ch, cols * cw), np.nan)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
-        out[r * ch + label_h:r * ch + label_h + h, c * cw:c * cw + w] = img
+        out[r * ch + label_h : r * ch + label_h + h, c * cw : c * cw + w] = img
     return out, ch, cw, label_h
 
 
@@ -226,8 +250,10 @@ def first_layer_weights(weight: np.ndarray, image_shape: tuple | None, layer: st
             img = img if img.ndim == 2 else img.mean(0)  # (C, H, W): the channels averaged
             imgs.append(img / (np.abs(img).max() or 1.0))  # each unit on its own scale
         fig = _image_grid(imgs, [f"unit {i}" for i in range(k)], "RdBu_r", symmetric=True)
-        caption = (f"The weights of the first {k} of {units} units of layer {layer}, each drawn in the shape of its "
-                   "input: red pixels push the unit's weighted sum up, blue ones down (each unit on its own scale).")
+        caption = (
+            f"The weights of the first {k} of {units} units of layer {layer}, each drawn in the shape of its "
+            "input: red pixels push the unit's weighted sum up, blue ones down (each unit on its own scale)."
+        )
     else:
         fig, ax = _figure()
         ax = ax[0, 0]
@@ -238,8 +264,13 @@ def first_layer_weights(weight: np.ndarray, image_shape: tuple | None, layer: st
         ax.set_ylabel("unit")
         caption = f"The weight matrix of layer {layer}: one row per unit, one column per input feature."
     norms = np.sqrt((w.reshape(units, -1) ** 2).sum(1))
-    return Plot("first-weights", "First-layer weights", caption, _png(fig),
-                {"layer": layer, "shape": list(w.shape), "norms": _finite(norms)})  # fmt: skip
+    return Plot(
+        "first-weights",
+        "First-layer weights",
+        caption,
+        _png(fig),
+        {"layer": layer, "shape": list(w.shape), "norms": _finite(norms)},
+    )
 
 
 def confusion(matrix: np.ndarray, classes: list) -> Plot:
@@ -256,11 +287,22 @@ def confusion(matrix: np.ndarray, classes: list) -> Plot:
         hi = m.max() or 1
         for i in range(c):
             for j in range(c):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if m[i, j] > hi / 2 else "black")  # fmt: skip
-    return Plot("confusion", "Confusion matrix (test data)",
-                "Rows: the true class; columns: the class the network predicted. The diagonal counts the correct "
-                "answers.", _png(fig), {"matrix": m.tolist(), "classes": list(classes)})  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    str(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if m[i, j] > hi / 2 else "black",
+                )
+    return Plot(
+        "confusion",
+        "Confusion matrix (test data)",
+        "Rows: the true class; columns: the class the network predicted. The diagonal counts the correct answers.",
+        _png(fig),
+        {"matrix": m.tolist(), "classes": list(classes)},
+    )
 
 
 def confident_mistakes(images, true, pred, conf, classes, indices) -> Plot:
@@ -268,8 +310,16 @@ def confident_mistakes(images, true, pred, conf, classes, indices) -> Plot:
     imgs = [im if im.ndim == 2 else im.mean(0) for im in images]
     labels = [f"true {classes[t]}\npred {classes[p]} {c:.0%}" for t, p, c in zip(true, pred, conf)]
     fig = _image_grid(imgs, labels, "gray_r", symmetric=False, fontsize=6.5)
-    return Plot("mistakes", "Most confidently wrong test examples",
-                "Test examples the network got wrong with the highest confidence in its wrong answer (the softmax "
-                "probability of the predicted class). They often reveal ambiguous or mislabelled data.", _png(fig),
-                {"index": [int(i) for i in indices], "true": [int(t) for t in true], "pred": [int(p) for p in pred],
-                 "confidence": _finite(conf)})  # fmt: skip
+    return Plot(
+        "mistakes",
+        "Most confidently wrong test examples",
+        "Test examples the network got wrong with the highest confidence in its wrong answer (the softmax "
+        "probability of the predicted class). They often reveal ambiguous or mislabelled data.",
+        _png(fig),
+        {
+            "index": [int(i) for i in indices],
+            "true": [int(t) for t in true],
+            "pred": [int(p) for p in pred],
+            "confidence": _finite(conf),
+        },
+    )

@@ -76,11 +76,13 @@ def _table(rows, head=None, cls="kv") -> str:
 def _plot_html(p: F.Plot) -> str:
     b64 = base64.b64encode(p.png).decode("ascii")
     data = json.dumps(p.data, allow_nan=False).replace("</", "<\\/")
-    return (f'<figure class="plot" id="plot-{_esc(p.key)}" data-plot="{_esc(p.key)}">'
-            f"<h3>{_esc(p.title)}</h3>"
-            f'<img src="data:image/png;base64,{b64}" alt="{_esc(p.title)}">'
-            f"<figcaption>{_esc(p.caption)}</figcaption>"
-            f'<script type="application/json" class="plot-data">{data}</script></figure>')  # fmt: skip
+    return (
+        f'<figure class="plot" id="plot-{_esc(p.key)}" data-plot="{_esc(p.key)}">'
+        f"<h3>{_esc(p.title)}</h3>"
+        f'<img src="data:image/png;base64,{b64}" alt="{_esc(p.title)}">'
+        f"<figcaption>{_esc(p.caption)}</figcaption>"
+        f'<script type="application/json" class="plot-data">{data}</script></figure>'
+    )
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -92,8 +94,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def make_plots(d: ReportData) -> dict:
     """The plots of the report by section name, in page order; a section without data has none."""
     sections: dict = {"Learning": [], "Inside the neurons": [], "Test data": []}
-    metrics = [k for k in d.epochs[0] if not k.startswith("val_") and k not in ("epoch", "loss", "lr", "time", "steps")
-               and isinstance(d.epochs[0][k], (int, float))] if d.epochs else []  # fmt: skip
+    metrics = (
+        [
+            k
+            for k in d.epochs[0]
+            if not k.startswith("val_")
+            and k not in ("epoch", "loss", "lr", "time", "steps")
+            and isinstance(d.epochs[0][k], (int, float))
+        ]
+        if d.epochs
+        else []
+    )
     if d.epochs:
         sections["Learning"].append(F.curves(d.epochs, "loss"))
         sections["Learning"] += [F.curves(d.epochs, m) for m in metrics]
@@ -129,19 +140,25 @@ def _findings_html(findings) -> str:
     items = []
     for f in findings:
         color = SEVERITY_COLORS.get(f.severity, "#555")
-        items.append(f'<li class="finding {f.severity}"><span class="badge" style="background:{color}">'
-                     f"{_esc(f.severity.upper())}</span> <b>{_esc(f.place)}</b>: {_esc(f.message)} "
-                     f"<i>Try: {_esc(f.remedy)}</i></li>")  # fmt: skip
+        items.append(
+            f'<li class="finding {f.severity}"><span class="badge" style="background:{color}">'
+            f"{_esc(f.severity.upper())}</span> <b>{_esc(f.place)}</b>: {_esc(f.message)} "
+            f"<i>Try: {_esc(f.remedy)}</i></li>"
+        )
     return f'<ul class="findings">{"".join(items)}</ul>'
 
 
 def _events_html(events) -> str:
     if not events:
         return "<p>No unit died, saturated, exploded or went silent while it was watched.</p>"
-    rows = [(e.get("step"), e.get("layer"), e.get("unit"), e.get("kind"), e.get("message")) for e in
-            events[:MAX_EVENTS]]  # fmt: skip
-    more = f"<p>{len(events) - MAX_EVENTS} more events are in the run's probes.json.</p>" if len(events) > MAX_EVENTS \
-        else ""  # fmt: skip
+    rows = [
+        (e.get("step"), e.get("layer"), e.get("unit"), e.get("kind"), e.get("message")) for e in events[:MAX_EVENTS]
+    ]
+    more = (
+        f"<p>{len(events) - MAX_EVENTS} more events are in the run's probes.json.</p>"
+        if len(events) > MAX_EVENTS
+        else ""
+    )
     return _table(rows, ("step", "layer", "unit", "event", "what happened"), cls="events") + more
 
 
@@ -176,18 +193,29 @@ def build_report(d: ReportData) -> str:
     for title, plots in sections.items():
         if plots:
             sid = title.lower().replace(" ", "-")
-            parts.append(f"<section id='{sid}'><h2>{_esc(title)}</h2><div class='plots'>"
-                         + "".join(_plot_html(p) for p in plots) + "</div></section>")  # fmt: skip
+            parts.append(
+                f"<section id='{sid}'><h2>{_esc(title)}</h2><div class='plots'>"
+                + "".join(_plot_html(p) for p in plots)
+                + "</div></section>"
+            )
     parts.append(f"<section id='diagnostics'><h2>Diagnostics</h2>{_findings_html(d.findings)}</section>")
     parts.append(f"<section id='events'><h2>Events</h2>{_events_html(d.events)}</section>")
-    nav = "".join(f"<a href='#{s}'>{_esc(t)}</a>" for s, t in
-                  [("overview", "Overview"), *[(t.lower().replace(" ", "-"), t) for t, p in sections.items() if p],
-                   ("diagnostics", "Diagnostics"), ("events", "Events")])  # fmt: skip
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<link rel='icon' href='data:,'><title>{_esc(d.title)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>{_esc(d.title)}</h1><p>{_esc(d.subtitle)}</p></header><nav>{nav}</nav>"
-            f"<main>{''.join(parts)}</main></body></html>\n")  # fmt: skip
+    nav = "".join(
+        f"<a href='#{s}'>{_esc(t)}</a>"
+        for s, t in [
+            ("overview", "Overview"),
+            *[(t.lower().replace(" ", "-"), t) for t, p in sections.items() if p],
+            ("diagnostics", "Diagnostics"),
+            ("events", "Events"),
+        ]
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<link rel='icon' href='data:,'><title>{_esc(d.title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{_esc(d.title)}</h1><p>{_esc(d.subtitle)}</p></header><nav>{nav}</nav>"
+        f"<main>{''.join(parts)}</main></body></html>\n"
+    )
 
 
 def write_report(path, d: ReportData) -> str:

@@ -34,16 +34,25 @@ def unit_figure(view, image_shape=None, top_images=None, classes=None) -> bytes:
         ax.set_xlabel("input")
         ax.set_title("weights", fontsize=9)
     info = axes[0, 1]
-    info.text(0.0, 0.95, f"layer {view.layer} ({view.type}), unit {view.unit}\n"
-                         f"output = {view.activation}(w . x + b)\nbias b = {view.bias:.4g}\n"
-                         f"|w| = {np.sqrt((w ** 2).sum()):.4g} over {w.size} weights\n"
-                         f"events: {len(view.events)}", va="top", fontsize=10, family="monospace")  # fmt: skip
+    info.text(
+        0.0,
+        0.95,
+        f"layer {view.layer} ({view.type}), unit {view.unit}\n"
+        f"output = {view.activation}(w . x + b)\nbias b = {view.bias:.4g}\n"
+        f"|w| = {np.sqrt((w**2).sum()):.4g} over {w.size} weights\n"
+        f"events: {len(view.events)}",
+        va="top",
+        fontsize=10,
+        family="monospace",
+    )
     if has_hist:
         h = view.history
         s = h["step"]
-        panels = [("pre-activation mean +- std", [("pre_mean", None)]),
-                  ("fraction of batch active", [("active_frac", None)]),
-                  ("bias and weight norm", [("bias", "bias"), ("weight_norm", "weight norm")])]  # fmt: skip
+        panels = [
+            ("pre-activation mean +- std", [("pre_mean", None)]),
+            ("fraction of batch active", [("active_frac", None)]),
+            ("bias and weight norm", [("bias", "bias"), ("weight_norm", "weight norm")]),
+        ]
         for ax, (title, series) in zip(axes[1], panels):
             ax.axis("on")
             for key, label in series:
@@ -61,13 +70,16 @@ def unit_figure(view, image_shape=None, top_images=None, classes=None) -> bytes:
             ax.grid(alpha=0.3)
     if k:
         row = axes[-1]
-        strip = np.concatenate([np.pad(im if im.ndim == 2 else im.mean(0), ((0, 0), (0, 1)), constant_values=np.nan)
-                                for im in top_images], axis=1)  # fmt: skip
+        strip = np.concatenate(
+            [np.pad(im if im.ndim == 2 else im.mean(0), ((0, 0), (0, 1)), constant_values=np.nan) for im in top_images],
+            axis=1,
+        )
         big = fig.add_subplot(row[0].get_gridspec()[-1, :])
         big.imshow(strip, cmap="gray_r", interpolation="nearest")
         big.set_xticks([])
         big.set_yticks([])
-        labels = [f"{r:.3g}" + ("" if y is None else f" ({classes[int(y)] if classes else y})")
-                  for _, r, y in view.top[:k]]  # fmt: skip
+        labels = [
+            f"{r:.3g}" + ("" if y is None else f" ({classes[int(y)] if classes else y})") for _, r, y in view.top[:k]
+        ]
         big.set_title("inputs that excite it most: " + ", ".join(labels), fontsize=9)
     return _png(fig)

@@ -66,11 +66,17 @@ def run_tour(names=None, out=None, stream=None, seed: int = 0) -> list:
             print(f"  picture: {out / pictures[name]}", file=stream)
         stream.flush()
     held = sum(r.holds for r in results)
-    print(f"\n{held} of {len(results)} claims hold" + ("." if held == len(results) else
-          f"; not: {', '.join(r.name for r in results if not r.holds)}."), file=stream)  # fmt: skip
+    print(
+        f"\n{held} of {len(results)} claims hold"
+        + ("." if held == len(results) else f"; not: {', '.join(r.name for r in results if not r.holds)}."),
+        file=stream,
+    )
     if out is not None:
-        doc = {"seed": seed, "all_hold": held == len(results),
-               "experiments": [dict(r.to_dict(), picture=pictures[r.name]) for r in results]}  # fmt: skip
+        doc = {
+            "seed": seed,
+            "all_hold": held == len(results),
+            "experiments": [dict(r.to_dict(), picture=pictures[r.name]) for r in results],
+        }
         path = out / "tour.json"
         path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         print(f"numbers: {path}", file=stream)

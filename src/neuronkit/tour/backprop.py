@@ -22,9 +22,11 @@ BATCH, EPS, MAX_REL = 10, 1e-5, 1e-6
 def build(rng) -> nn.Sequential:
     """4 -> 6 (tanh) -> 5 (tanh) -> 3, float64: smooth everywhere, so central differences have no kink to trip on."""
     a, b, c, d = SIZES
-    return nn.Sequential(nn.Dense(a, b, activation="tanh", generator=rng, dtype="float64"),
-                         nn.Dense(b, c, activation="tanh", generator=rng, dtype="float64"),
-                         nn.Dense(c, d, generator=rng, dtype="float64"))  # fmt: skip
+    return nn.Sequential(
+        nn.Dense(a, b, activation="tanh", generator=rng, dtype="float64"),
+        nn.Dense(b, c, activation="tanh", generator=rng, dtype="float64"),
+        nn.Dense(c, d, generator=rng, dtype="float64"),
+    )
 
 
 def compare(model, batch) -> dict:
@@ -67,11 +69,16 @@ def run(seed: int = 0) -> Result:
         f"percents, not of {MAX_REL:.0e}."
     )
     return Result(
-        name="backprop", title="Does backpropagation compute the right gradients?",
+        name="backprop",
+        title="Does backpropagation compute the right gradients?",
         claim="backpropagation gives the same gradient as central finite differences for every parameter entry "
-              f"(max relative error < {MAX_REL:.0e}, float64)",
-        figures=fig, holds=bool(holds), explanation=explanation, plot=lambda f: _plot(f, fig), size=(8.0, 4.0),
-    )  # fmt: skip
+        f"(max relative error < {MAX_REL:.0e}, float64)",
+        figures=fig,
+        holds=bool(holds),
+        explanation=explanation,
+        plot=lambda f: _plot(f, fig),
+        size=(8.0, 4.0),
+    )
 
 
 def _plot(figure, d) -> None:

@@ -70,19 +70,29 @@ def run(seed: int = 0) -> Result:
         f"it."
     )
     return Result(
-        name="bias", title="Why does a neuron need a bias?",
+        name="bias",
+        title="Why does a neuron need a bias?",
         claim=f"a sigmoid neuron with a bias learns the threshold x > {BOUNDARY:g} (accuracy >= {WITH_BIAS_MIN:.0%}); "
-              "without a bias its threshold stays at 0 and it does no better than the majority rate",
-        figures=fig, holds=bool(holds), explanation=explanation,
-        plot=lambda figure: _plot(figure, x[:, 0], y, neurons, fig), size=(9.0, 4.0),
-    )  # fmt: skip
+        "without a bias its threshold stays at 0 and it does no better than the majority rate",
+        figures=fig,
+        holds=bool(holds),
+        explanation=explanation,
+        plot=lambda figure: _plot(figure, x[:, 0], y, neurons, fig),
+        size=(9.0, 4.0),
+    )
 
 
 def _plot(figure, x, y, neurons, d) -> None:
     ax = figure.subplots()
     jitter = np.random.default_rng(0).uniform(-0.03, 0.03, len(y))  # only to separate overlapping dots
-    ax.scatter(x, y + jitter, c=np.where(y == 1, "tab:orange", "tab:blue"), s=12, edgecolors="none",
-               label="data (class 0 / class 1)")  # fmt: skip
+    ax.scatter(
+        x,
+        y + jitter,
+        c=np.where(y == 1, "tab:orange", "tab:blue"),
+        s=12,
+        edgecolors="none",
+        label="data (class 0 / class 1)",
+    )
     grid = np.linspace(-1.0, 5.0, 300)[:, None]
     for b, color, label in ((True, "tab:green", "with bias"), (False, "tab:red", "without bias")):
         with no_grad():
@@ -93,6 +103,8 @@ def _plot(figure, x, y, neurons, d) -> None:
     ax.axvline(d["true_boundary"], color="black", linestyle=":", linewidth=1, label="true boundary x = 2")
     ax.set_xlabel("x")
     ax.set_ylabel("class / predicted probability of class 1")
-    ax.set_title(f"with bias {d['with_bias_accuracy']:.0%} correct, without {d['without_bias_accuracy']:.0%} "
-                 f"(majority rate {d['majority_rate']:.0%})")  # fmt: skip
+    ax.set_title(
+        f"with bias {d['with_bias_accuracy']:.0%} correct, without {d['without_bias_accuracy']:.0%} "
+        f"(majority rate {d['majority_rate']:.0%})"
+    )
     ax.legend(loc="center right", fontsize=8)

@@ -25,10 +25,11 @@ def add_parser(subparsers):
     from . import EXPERIMENTS
 
     p = subparsers.add_parser(
-        "tour", help="short experiments showing what a neuron is and why networks work (numbers and pictures)",
+        "tour",
+        help="short experiments showing what a neuron is and why networks work (numbers and pictures)",
         description="Run short experiments, each testing one claim about neurons and networks with measured "
-                    f"numbers: {', '.join(EXPERIMENTS)}. Exit status 1 if a claim does not hold.",
-    )  # fmt: skip
+        f"numbers: {', '.join(EXPERIMENTS)}. Exit status 1 if a claim does not hold.",
+    )
     p.add_argument("--only", metavar="NAME[,NAME]", help=f"run only these experiments (of: {', '.join(EXPERIMENTS)})")
     p.add_argument("--out", metavar="DIR", help="write each experiment's picture as DIR/<name>.png and DIR/tour.json")
     p.add_argument("--seed", type=int, default=0, help="seed of data, weights and shuffling (default 0)")

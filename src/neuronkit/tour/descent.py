@@ -24,8 +24,10 @@ MIN_FRACTION_FALLING, MAX_FINAL_RATIO = 0.99, 0.1  # the claim: falls at >= 99% 
 
 def build(seed: int) -> nn.Sequential:
     rng = np.random.default_rng([seed, 1])
-    return nn.Sequential(nn.Dense(1, HIDDEN, activation="tanh", generator=rng, dtype="float64"),
-                         nn.Dense(HIDDEN, 1, generator=rng, dtype="float64"))  # fmt: skip
+    return nn.Sequential(
+        nn.Dense(1, HIDDEN, activation="tanh", generator=rng, dtype="float64"),
+        nn.Dense(HIDDEN, 1, generator=rng, dtype="float64"),
+    )
 
 
 def descend(seed: int, x, y, lr: float, steps: int) -> tuple:
@@ -45,8 +47,9 @@ def descend(seed: int, x, y, lr: float, steps: int) -> tuple:
 def run(seed: int = 0) -> Result:
     x = np.linspace(-2.0, 2.0, POINTS)[:, None]
     y = Tensor(np.sin(2 * x))
-    runs = {lr: descend(seed, x, y, lr, n) for lr, n in ((SMALL_LR, STEPS), (MIDDLE_LR, STEPS),
-                                                          (LARGE_LR, LARGE_STEPS))}  # fmt: skip
+    runs = {
+        lr: descend(seed, x, y, lr, n) for lr, n in ((SMALL_LR, STEPS), (MIDDLE_LR, STEPS), (LARGE_LR, LARGE_STEPS))
+    }
     small, middle, large = (runs[lr][1] for lr in (SMALL_LR, MIDDLE_LR, LARGE_LR))
     falling = np.diff(small) < 0
     fig = {
@@ -69,15 +72,20 @@ def run(seed: int = 0) -> Result:
         "middle_losses": middle.tolist(),
         "large_losses": large.tolist(),
     }
-    holds = (fig["fraction_of_steps_falling"] >= MIN_FRACTION_FALLING and fig["final_over_first"] <= MAX_FINAL_RATIO
-             and fig["large_final_over_first"] > 1)  # fmt: skip
+    holds = (
+        fig["fraction_of_steps_falling"] >= MIN_FRACTION_FALLING
+        and fig["final_over_first"] <= MAX_FINAL_RATIO
+        and fig["large_final_over_first"] > 1
+    )
     f = fig
     if not np.isfinite(middle[-1]) or middle[-1] > middle[0]:
         middle_words = f"and ended at {middle[-1]:.3g}, above its start: this step size already diverges"
     else:
-        middle_words = (f"(a step overshot the valley and landed higher on the other side) and stood at "
-                        f"{middle[-1]:.4f} at the end, against {small[-1]:.4f} for the small steps: at the edge of "
-                        f"stability the loss bounces instead of falling")  # fmt: skip
+        middle_words = (
+            f"(a step overshot the valley and landed higher on the other side) and stood at "
+            f"{middle[-1]:.4f} at the end, against {small[-1]:.4f} for the small steps: at the edge of "
+            f"stability the loss bounces instead of falling"
+        )
     explanation = (
         f"Mean squared error of a 1 -> {HIDDEN} -> 1 tanh network fitting sin(2x), full-batch gradient descent. "
         f"At lr = {SMALL_LR:g}, measured before each of {f['steps']} steps, the loss was lower than at the step "
@@ -91,13 +99,16 @@ def run(seed: int = 0) -> Result:
         f"whether a step stays where that slope is true."
     )
     return Result(
-        name="descent", title="How does gradient descent lower the loss?",
+        name="descent",
+        title="How does gradient descent lower the loss?",
         claim=f"with a small learning rate ({SMALL_LR:g}) full-batch gradient descent lowers the loss at >= "
-              f"{MIN_FRACTION_FALLING:.0%} of steps, to <= {MAX_FINAL_RATIO:.0%} of its start; with a too-large one "
-              f"({LARGE_LR:g}) the loss goes up",
-        figures=fig, holds=bool(holds), explanation=explanation,
+        f"{MIN_FRACTION_FALLING:.0%} of steps, to <= {MAX_FINAL_RATIO:.0%} of its start; with a too-large one "
+        f"({LARGE_LR:g}) the loss goes up",
+        figures=fig,
+        holds=bool(holds),
+        explanation=explanation,
         plot=lambda figure: _plot(figure, x, runs, fig),
-    )  # fmt: skip
+    )
 
 
 def _plot(figure, x, runs, d) -> None:
@@ -109,8 +120,14 @@ def _plot(figure, x, runs, d) -> None:
     first = d["first_loss"]
     ax.set_ylim(min(d["final_loss"], first) / 3, first * 1e3)  # the diverging run leaves the top of the picture
     large = d["large_final_loss"]
-    ax.annotate(f"lr = {LARGE_LR:g}: {large:.2g} after {d['large_steps']} steps", (d["large_steps"], first * 1e3),
-                textcoords="offset points", xytext=(5, -12), color=colors[LARGE_LR], fontsize=8)  # fmt: skip
+    ax.annotate(
+        f"lr = {LARGE_LR:g}: {large:.2g} after {d['large_steps']} steps",
+        (d["large_steps"], first * 1e3),
+        textcoords="offset points",
+        xytext=(5, -12),
+        color=colors[LARGE_LR],
+        fontsize=8,
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("loss (MSE, log scale)")
     ax.set_title("loss per gradient-descent step")
@@ -118,8 +135,7 @@ def _plot(figure, x, runs, d) -> None:
     ax2.plot(x[:, 0], np.sin(2 * x[:, 0]), "k.", markersize=4, label="data: sin(2x)")
     with no_grad():
         fitted = runs[SMALL_LR][0](Tensor(x)).data[:, 0]
-    ax2.plot(x[:, 0], fitted, color=colors[SMALL_LR],
-             label=f"network after {d['steps']} steps at lr = {SMALL_LR:g}")  # fmt: skip
+    ax2.plot(x[:, 0], fitted, color=colors[SMALL_LR], label=f"network after {d['steps']} steps at lr = {SMALL_LR:g}")
     ax2.set_xlabel("x")
     ax2.set_title("what the small steps learned")
     ax2.legend(fontsize=8)

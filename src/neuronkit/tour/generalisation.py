@@ -31,9 +31,11 @@ def subset(y, n, rng) -> np.ndarray:
 def fit_until_perfect(x, y, rng) -> tuple:
     """Train a fresh network with Adam on minibatches of ``BATCH`` until it classifies all of ``(x, y)`` correctly
     (checked after each epoch; at most ``MAX_EPOCHS``). Returns (model, epochs)."""
-    model = nn.Sequential(nn.Dense(x.shape[1], HIDDEN, activation="relu", generator=rng),
-                          nn.Dense(HIDDEN, HIDDEN, activation="relu", generator=rng),
-                          nn.Dense(HIDDEN, int(y.max()) + 1, generator=rng))  # fmt: skip
+    model = nn.Sequential(
+        nn.Dense(x.shape[1], HIDDEN, activation="relu", generator=rng),
+        nn.Dense(HIDDEN, HIDDEN, activation="relu", generator=rng),
+        nn.Dense(HIDDEN, int(y.max()) + 1, generator=rng),
+    )
     opt = optim.Adam(model.parameters(), lr=LR)
     epoch = 0
     while epoch < MAX_EPOCHS:
@@ -58,8 +60,14 @@ def run(seed: int = 0) -> Result:
     for n in SIZES:
         idx = subset(y_train, n, rng)
         model, epochs = fit_until_perfect(x_train[idx], y_train[idx], rng)
-        rows.append({"train_samples": len(idx), "epochs": epochs, "train_accuracy": accuracy(model, x_train[idx],
-                     y_train[idx]), "test_accuracy": accuracy(model, x_test, y_test)})  # fmt: skip
+        rows.append(
+            {
+                "train_samples": len(idx),
+                "epochs": epochs,
+                "train_accuracy": accuracy(model, x_train[idx], y_train[idx]),
+                "test_accuracy": accuracy(model, x_test, y_test),
+            }
+        )
     small, full = rows[0], rows[-1]
     fig = {
         "test_samples": len(y_test),
@@ -72,12 +80,14 @@ def run(seed: int = 0) -> Result:
         "full_test_accuracy": full["test_accuracy"],
         "rise_with_more_data": full["test_accuracy"] - small["test_accuracy"],
     }
-    holds = (small["train_accuracy"] == 1.0 and fig["small_gap"] >= MIN_GAP
-             and fig["rise_with_more_data"] >= MIN_RISE)  # fmt: skip
+    holds = small["train_accuracy"] == 1.0 and fig["small_gap"] >= MIN_GAP and fig["rise_with_more_data"] >= MIN_RISE
     lowest_fit = min(r["train_accuracy"] for r in rows)
     fit_words = "perfectly every time" if lowest_fit == 1.0 else f"to at least {lowest_fit:.1%}"
-    table = "; ".join(f"{r['train_samples']} samples: train {r['train_accuracy']:.1%}, test {r['test_accuracy']:.1%}"
-                      f" ({r['epochs']} epochs)" for r in rows)  # fmt: skip
+    table = "; ".join(
+        f"{r['train_samples']} samples: train {r['train_accuracy']:.1%}, test {r['test_accuracy']:.1%}"
+        f" ({r['epochs']} epochs)"
+        for r in rows
+    )
     explanation = (
         f"A network with {fig['parameters']:,} weights has far more freedom than {small['train_samples']} "
         f"training digits can pin down. It learned to classify all {small['train_samples']} of them correctly "
@@ -90,13 +100,17 @@ def run(seed: int = 0) -> Result:
         f"memorised; only held-out data says how well it will do."
     )
     return Result(
-        name="generalisation", title="Does a network that fits its training data work on new data?",
+        name="generalisation",
+        title="Does a network that fits its training data work on new data?",
         claim=f"a network that fits {SIZES[0]} training digits perfectly is >= {MIN_GAP * 100:.0f} points less "
-              f"accurate on unseen digits; trained on all the training digits its unseen accuracy is >= "
-              f"{MIN_RISE * 100:.0f} points higher",
-        figures=fig, holds=bool(holds), explanation=explanation, size=(8.0, 4.0),
+        f"accurate on unseen digits; trained on all the training digits its unseen accuracy is >= "
+        f"{MIN_RISE * 100:.0f} points higher",
+        figures=fig,
+        holds=bool(holds),
+        explanation=explanation,
+        size=(8.0, 4.0),
         plot=lambda f: _plot(f, rows, len(y_test)),
-    )  # fmt: skip
+    )
 
 
 def _plot(figure, rows, test_samples) -> None:
@@ -104,11 +118,23 @@ def _plot(figure, rows, test_samples) -> None:
     n = [r["train_samples"] for r in rows]
     ax.plot(n, [r["train_accuracy"] for r in rows], "o-", color="tab:blue", label="training accuracy")
     ax.plot(n, [r["test_accuracy"] for r in rows], "o-", color="tab:orange", label="accuracy on unseen test digits")
-    ax.fill_between(n, [r["test_accuracy"] for r in rows], [r["train_accuracy"] for r in rows], color="tab:orange",
-                    alpha=0.15, label="generalisation gap")  # fmt: skip
+    ax.fill_between(
+        n,
+        [r["test_accuracy"] for r in rows],
+        [r["train_accuracy"] for r in rows],
+        color="tab:orange",
+        alpha=0.15,
+        label="generalisation gap",
+    )
     for r in rows:
-        ax.annotate(f"{r['test_accuracy']:.1%}", (r["train_samples"], r["test_accuracy"]), textcoords="offset points",
-                    xytext=(0, -14), ha="center", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"{r['test_accuracy']:.1%}",
+            (r["train_samples"], r["test_accuracy"]),
+            textcoords="offset points",
+            xytext=(0, -14),
+            ha="center",
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_xticks(n, [str(v) for v in n])
     ax.set_xlabel("training samples (log scale)")

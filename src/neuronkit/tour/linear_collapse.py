@@ -25,8 +25,10 @@ COLLAPSE_TOL = 1e-10  # float64: the two ways of computing W x + b differ only b
 def build(activation, rng) -> nn.Sequential:
     """2 -> HIDDEN -> HIDDEN -> HIDDEN -> 2, ``activation`` between the layers (None: none), float64."""
     sizes = [2, HIDDEN, HIDDEN, HIDDEN, 2]
-    layers = [nn.Dense(a, b, activation=activation if i < 3 else None, generator=rng, dtype="float64")
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]  # fmt: skip
+    layers = [
+        nn.Dense(a, b, activation=activation if i < 3 else None, generator=rng, dtype="float64")
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return nn.Sequential(*layers)
 
 
@@ -100,9 +102,12 @@ def run(seed: int = 0) -> Result:
         "steps": STEPS,
         "parameters_each": linear.num_parameters(),
     }
-    holds = (max(err_init, err_probe_init, err_trained) <= COLLAPSE_TOL and fig["linear_accuracy"] <= LINEAR_MAX
-             and fig["linear_accuracy"] <= fig["best_straight_line_accuracy"] < RELU_MIN
-             and fig["relu_accuracy"] >= RELU_MIN)  # fmt: skip
+    holds = (
+        max(err_init, err_probe_init, err_trained) <= COLLAPSE_TOL
+        and fig["linear_accuracy"] <= LINEAR_MAX
+        and fig["linear_accuracy"] <= fig["best_straight_line_accuracy"] < RELU_MIN
+        and fig["relu_accuracy"] >= RELU_MIN
+    )
     explanation = (
         f"Four Dense layers without activation functions (2 -> {HIDDEN} -> {HIDDEN} -> {HIDDEN} -> 2, "
         f"{fig['parameters_each']} parameters) compute exactly what one 2 -> 2 layer computes: multiplying the four "
@@ -118,13 +123,17 @@ def run(seed: int = 0) -> Result:
     )
     grid = _regions(x, (linear, relu))
     return Result(
-        name="linear_collapse", title="Why do networks need activation functions?",
+        name="linear_collapse",
+        title="Why do networks need activation functions?",
         claim=f"without activations a 4-layer network is one linear map (max deviation <= {COLLAPSE_TOL:.0e}) and "
-              f"cannot fit spirals (accuracy <= {LINEAR_MAX:.0%}, and no straight line reaches {RELU_MIN:.0%}); "
-              f"with ReLU the same network can "
-              f"(accuracy >= {RELU_MIN:.0%})",
-        figures=fig, holds=bool(holds), explanation=explanation, plot=lambda f: _plot(f, x, y, grid, fig),
-    )  # fmt: skip
+        f"cannot fit spirals (accuracy <= {LINEAR_MAX:.0%}, and no straight line reaches {RELU_MIN:.0%}); "
+        f"with ReLU the same network can "
+        f"(accuracy >= {RELU_MIN:.0%})",
+        figures=fig,
+        holds=bool(holds),
+        explanation=explanation,
+        plot=lambda f: _plot(f, x, y, grid, fig),
+    )
 
 
 def _regions(x, models, n: int = 150):
@@ -138,8 +147,7 @@ def _regions(x, models, n: int = 150):
 
 def _plot(figure, x, y, grid, d) -> None:
     xx, yy, classes = grid
-    titles = [f"no activation: {d['linear_accuracy']:.0%} (one straight line)",
-              f"ReLU: {d['relu_accuracy']:.0%}"]  # fmt: skip
+    titles = [f"no activation: {d['linear_accuracy']:.0%} (one straight line)", f"ReLU: {d['relu_accuracy']:.0%}"]
     for ax, c, title in zip(figure.subplots(1, 2), classes, titles):
         ax.contourf(xx, yy, c, levels=[-0.5, 0.5, 1.5], colors=["#c6dbef", "#fdd0a2"])
         ax.scatter(x[:, 0], x[:, 1], c=np.where(y == 0, "tab:blue", "tab:orange"), s=10, edgecolors="none")

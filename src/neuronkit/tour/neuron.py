@@ -57,11 +57,15 @@ def run(seed: int = 0) -> Result:
         f"a bias, passed through a fixed function. Learning means changing w and b."
     )
     return Result(
-        name="neuron", title="What does one neuron compute?",
+        name="neuron",
+        title="What does one neuron compute?",
         claim="a neuron computes activation(w . x + b): its terms, summed by hand, reproduce the layer's output "
-              f"to within {TOLERANCE:.0e}",
-        figures=fig, holds=bool(holds), explanation=explanation, plot=lambda f: _plot(f, fig),
-    )  # fmt: skip
+        f"to within {TOLERANCE:.0e}",
+        figures=fig,
+        holds=bool(holds),
+        explanation=explanation,
+        plot=lambda f: _plot(f, fig),
+    )
 
 
 def _plot(figure, d) -> None:
@@ -79,8 +83,12 @@ def _plot(figure, d) -> None:
     z = np.linspace(min(-6.0, d["pre_activation"] - 1), max(6.0, d["pre_activation"] + 1), 200)
     ax2.plot(z, 1 / (1 + np.exp(-z)), color="tab:purple")
     ax2.plot([d["pre_activation"]], [d["output"]], "o", color="black")
-    ax2.annotate(f"z = {d['pre_activation']:.3f}\noutput = {d['output']:.3f}\nlayer says {d['layer_output']:.3f}",
-                 (d["pre_activation"], d["output"]), textcoords="offset points", xytext=(10, -40))  # fmt: skip
+    ax2.annotate(
+        f"z = {d['pre_activation']:.3f}\noutput = {d['output']:.3f}\nlayer says {d['layer_output']:.3f}",
+        (d["pre_activation"], d["output"]),
+        textcoords="offset points",
+        xytext=(10, -40),
+    )
     ax2.set_xlabel("z")
     ax2.set_ylabel("sigmoid(z)")
     ax2.set_title("the activation squashes z")

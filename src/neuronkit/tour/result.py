@@ -61,9 +61,15 @@ class Result:
 
     def to_dict(self) -> dict:
         """The JSON-able part: name, title, claim, holds, figures, explanation, seconds."""
-        return {"name": self.name, "title": self.title, "claim": self.claim, "holds": bool(self.holds),
-                "figures": jsonable(self.figures), "explanation": self.explanation,
-                "seconds": round(self.seconds, 3)}  # fmt: skip
+        return {
+            "name": self.name,
+            "title": self.title,
+            "claim": self.claim,
+            "holds": bool(self.holds),
+            "figures": jsonable(self.figures),
+            "explanation": self.explanation,
+            "seconds": round(self.seconds, 3),
+        }
 
     def report(self, width: int = 100) -> str:
         """The claim, the explanation (wrapped, paragraphs kept) and the verdict, as plain text."""
@@ -113,4 +119,3 @@ def accuracy(model, x, y) -> float:
         out = model(Tensor(x)).data
     pred = (out[:, 0] > 0.5).astype(np.int64) if out.shape[-1] == 1 else out.argmax(axis=-1)
     return float((pred == np.asarray(y)).mean())
-

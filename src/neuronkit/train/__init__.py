@@ -19,7 +19,26 @@ from .metrics import *
 from .metrics import __all__ as _metrics_all
 
 __all__ = [
-    "OPTIMIZERS", "CSVLogger", "Callback", "ClipGradNorm", "EarlyStopping", "History", "JSONLLogger", "LRScheduler",
-    "ModelCheckpoint", "ProgressBar", "StopOnNaN", "Trainer", "callbacks", "checkpoint", "evaluate", "fit",
-    "latest_checkpoint", "load_checkpoint", "make_optimizer", "predict", "save_checkpoint", *_metrics_all,
-]  # fmt: skip
+    "OPTIMIZERS",
+    "CSVLogger",
+    "Callback",
+    "ClipGradNorm",
+    "EarlyStopping",
+    "History",
+    "JSONLLogger",
+    "LRScheduler",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "StopOnNaN",
+    "Trainer",
+    "callbacks",
+    "checkpoint",
+    "evaluate",
+    "fit",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "make_optimizer",
+    "predict",
+    "save_checkpoint",
+    *_metrics_all,
+]

@@ -42,8 +42,14 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` (default ``val_loss``) has not improved by ``min_delta`` for ``patience`` epochs; with
     ``restore_best_weights`` (default True) the model gets back the weights of its best epoch."""
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto", min_delta: float = 0.0,
-                 restore_best_weights: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        mode: str = "auto",
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ):
         if patience < 0:
             raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
@@ -65,8 +71,10 @@ class EarlyStopping(Callback):
         else:
             self.wait += 1
             if self.wait >= self.patience:
-                trainer.stop_reason = (f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
-                                       f"(best {self.best:.6g} at epoch {self.best_epoch})")  # fmt: skip
+                trainer.stop_reason = (
+                    f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                    f"(best {self.best:.6g} at epoch {self.best_epoch})"
+                )
 
     def on_train_end(self, trainer):
         if self.restore_best_weights and self.best_state is not None:
@@ -217,8 +225,10 @@ class ProgressBar(Callback):
         frac = done / total if total else 0.0
         left = (now - self._t0) / done * (total - done) if done else 0.0
         bar = "#" * int(24 * frac)
-        self.stream.write(f"\repoch {trainer.epoch + 1}/{trainer.epochs} [{bar:<24}] {done}/{total} "
-                          f"loss {logs['loss']:.4f}  {left:5.1f}s left ")  # fmt: skip
+        self.stream.write(
+            f"\repoch {trainer.epoch + 1}/{trainer.epochs} [{bar:<24}] {done}/{total} "
+            f"loss {logs['loss']:.4f}  {left:5.1f}s left "
+        )
         self.stream.flush()
 
     def on_epoch_end(self, trainer, logs):

@@ -80,8 +80,18 @@ _BASE_STEP, _BASE_ZERO_GRAD = optim.Optimizer.step, optim.Optimizer.zero_grad
 class Trainer:
     """One training run; see the module docstring. ``fit(model, train, ...)`` builds one and calls ``fit``."""
 
-    def __init__(self, model, loss="cross_entropy", optimizer="adam", lr: float | None = None, metrics=None,
-                 callbacks=(), scheduler=None, seed: int | None = None, progress: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        loss="cross_entropy",
+        optimizer="adam",
+        lr: float | None = None,
+        metrics=None,
+        callbacks=(),
+        scheduler=None,
+        seed: int | None = None,
+        progress: bool = True,
+    ):
         self.model = model
         self.loss_name = loss if isinstance(loss, str) else type(loss).__name__
         self.loss_fn = get_loss(loss) if isinstance(loss, str) else loss
@@ -135,8 +145,9 @@ class Trainer:
         return value
 
     # -- the loop ---------------------------------------------------------------------------------------------------
-    def fit(self, train, epochs: int = 1, batch_size: int = 32, shuffle: bool = True, validation=None,
-            resume=None) -> History:  # fmt: skip
+    def fit(
+        self, train, epochs: int = 1, batch_size: int = 32, shuffle: bool = True, validation=None, resume=None
+    ) -> History:
         """Train for ``epochs`` epochs (counted from the start of the run, also when resuming); returns the history.
 
         ``train``/``validation``: a DataLoader, a dataset or a tuple ``(x, y)``. Validation runs after each epoch.
@@ -147,8 +158,9 @@ class Trainer:
         if self.seed is not None:
             creation.manual_seed(self.seed)
         self.loader = as_loader(train, batch_size, shuffle, seed=self.seed, what="training data")
-        val_loader = None if validation is None else as_loader(validation, max(batch_size, 1024), False,
-                                                                 what="validation data")  # fmt: skip
+        val_loader = (
+            None if validation is None else as_loader(validation, max(batch_size, 1024), False, what="validation data")
+        )
         self.epochs, self.steps_per_epoch = epochs, len(self.loader)
         if resume is not None:
             self._restore(resume)
@@ -183,8 +195,13 @@ class Trainer:
             self.step_in_epoch += 1
             loss_sum, count = loss_sum + value, count + 1
             self._partial = (loss_sum, count)
-            logs = {"step": self.step, "epoch": self.epoch + 1, "loss": value,
-                    "lr": float(self.optimizer.param_groups[0]["lr"]), "time": time.perf_counter() - ts}  # fmt: skip
+            logs = {
+                "step": self.step,
+                "epoch": self.epoch + 1,
+                "loss": value,
+                "lr": float(self.optimizer.param_groups[0]["lr"]),
+                "time": time.perf_counter() - ts,
+            }
             self.history.steps.append(logs)
             for cb in self.callbacks:
                 cb.on_step_end(self, logs)
@@ -245,15 +262,23 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """The JSON-able part of a checkpoint: counters, loader and generator states, schedules, history."""
-        rngs = {name: m._rng.bit_generator.state for name, m in self.model.named_modules()
-                if getattr(m, "_rng", None) is not None}  # fmt: skip
+        rngs = {
+            name: m._rng.bit_generator.state
+            for name, m in self.model.named_modules()
+            if getattr(m, "_rng", None) is not None
+        }
         scheds = [cb.scheduler.state_dict() for cb in self.callbacks if isinstance(cb, LRScheduler)]
         return {
-            "step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "partial_loss": list(self._partial), "loader": self.loader.state_dict() if self.loader else None,
-            "default_generator": creation.get_generator(None).bit_generator.state, "module_generators": rngs,
-            "schedulers": scheds, "history": self.history.state_dict(),
-        }  # fmt: skip
+            "step": self.step,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "partial_loss": list(self._partial),
+            "loader": self.loader.state_dict() if self.loader else None,
+            "default_generator": creation.get_generator(None).bit_generator.state,
+            "module_generators": rngs,
+            "schedulers": scheds,
+            "history": self.history.state_dict(),
+        }
 
     def save_checkpoint(self, root, keep: int = 2) -> str:
         return ckpt.save_checkpoint(root, self.model, self.optimizer, self.state_dict(), keep=keep)
@@ -301,9 +326,23 @@ def _plain(v):
     return float(v) if isinstance(v, (int, float)) else v
 
 
-def fit(model, train, loss="cross_entropy", optimizer="adam", lr: float | None = None, epochs: int = 1,
-        batch_size: int = 32, shuffle: bool = True, validation=None, metrics=None, callbacks=(), scheduler=None,
-        seed: int | None = None, resume=None, progress: bool = True) -> History:  # fmt: skip
+def fit(
+    model,
+    train,
+    loss="cross_entropy",
+    optimizer="adam",
+    lr: float | None = None,
+    epochs: int = 1,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    validation=None,
+    metrics=None,
+    callbacks=(),
+    scheduler=None,
+    seed: int | None = None,
+    resume=None,
+    progress: bool = True,
+) -> History:
     """Train ``model`` on ``train`` and return its ``History`` (see ``Trainer`` for every argument).
 
     ``loss``: a name (``"cross_entropy"``, ``"mse"``, ...) or a loss module. ``optimizer``: a name (``"adam"``,
@@ -312,14 +351,16 @@ def fit(model, train, loss="cross_entropy", optimizer="adam", lr: float | None =
     ``callbacks.LRScheduler(s, per="step")`` for per-step schedules). ``seed`` makes the run repeatable.
     """
     trainer = Trainer(model, loss, optimizer, lr, metrics, callbacks, scheduler, seed, progress)
-    return trainer.fit(train, epochs=epochs, batch_size=batch_size, shuffle=shuffle, validation=validation,
-                       resume=resume)  # fmt: skip
+    return trainer.fit(
+        train, epochs=epochs, batch_size=batch_size, shuffle=shuffle, validation=validation, resume=resume
+    )
 
 
 def evaluate(model, data, loss="cross_entropy", metrics=None, batch_size: int = 256) -> dict:
     """Loss and metrics of ``model`` on ``data`` (eval mode, no graph)."""
-    return Trainer(model, loss, optimizer=optim.SGD(model.parameters(), lr=0.0), metrics=metrics,
-                   progress=False).evaluate(data, batch_size)  # fmt: skip
+    return Trainer(
+        model, loss, optimizer=optim.SGD(model.parameters(), lr=0.0), metrics=metrics, progress=False
+    ).evaluate(data, batch_size)
 
 
 def predict(model, x, batch_size: int = 256):

@@ -30,13 +30,21 @@ class History:
         return default
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "epochs": self.epochs, "stopped_early": self.stopped_early,
-                "interrupted": self.interrupted}  # fmt: skip
+        return {
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "stopped_early": self.stopped_early,
+            "interrupted": self.interrupted,
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> History:
-        return cls(list(state.get("steps", [])), list(state.get("epochs", [])), state.get("stopped_early"),
-                   bool(state.get("interrupted", False)))  # fmt: skip
+        return cls(
+            list(state.get("steps", [])),
+            list(state.get("epochs", [])),
+            state.get("stopped_early"),
+            bool(state.get("interrupted", False)),
+        )
 
     def to_jsonl(self, path) -> None:
         """One JSON line per epoch record (``{"kind": "epoch", ...}``) after one per step (``"kind": "step"``)."""

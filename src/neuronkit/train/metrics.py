@@ -437,10 +437,15 @@ class Accuracy(Metric):
     def update(self, y_true: Any, output: Any) -> None:
         t, out = y_true, output
         if not (  # the per-step case in fit: integer labels (N,) and scores (N, C) as arrays; checked inline
-            type(t) is np.ndarray and t.ndim == 1 and t.dtype.kind in "iu" and type(out) is np.ndarray
-            and out.ndim == 2 and out.shape == (t.shape[0], out.shape[1]) and out.shape[1] > 1
+            type(t) is np.ndarray
+            and t.ndim == 1
+            and t.dtype.kind in "iu"
+            and type(out) is np.ndarray
+            and out.ndim == 2
+            and out.shape == (t.shape[0], out.shape[1])
+            and out.shape[1] > 1
             and (t.dtype.kind == "u" or not t.size or np.minimum.reduce(t) >= 0)
-        ):  # fmt: skip
+        ):
             t = _labels(y_true, self.name, "y_true")
             out, _ = _predicted_labels(output, self.name)
             _same_length(t, out, self.name, _array(output).shape)

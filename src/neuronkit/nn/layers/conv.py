@@ -21,16 +21,18 @@ def _tuple(v, n):
 class _ConvNd(Module):
     ndim = 2
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator,
-                 dtype):  # fmt: skip
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator, dtype
+    ):
         super().__init__()
         name = type(self).__name__
         for what, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name}: {what} must be a positive int, got {v!r}")
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")  # fmt: skip
+            raise ValueError(
+                f"{name}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            )
         k = _tuple(kernel_size, self.ndim)
         if len(k) != self.ndim or any(not isinstance(i, int) or i <= 0 for i in k):
             raise ValueError(f"{name}: kernel_size must be a positive int or {self.ndim} of them, got {kernel_size!r}")
@@ -54,8 +56,10 @@ class _ConvNd(Module):
             x = Tensor(x)
         if x.ndim != self.ndim + 2 or x.shape[1] != self.in_channels:
             axes = "(N, C, L)" if self.ndim == 1 else "(N, C, H, W)"
-            raise ValueError(f"{type(self).__name__}({self.in_channels} -> {self.out_channels}) got input of shape "
-                             f"{tuple(x.shape)}: expected {axes} with C = {self.in_channels}")  # fmt: skip
+            raise ValueError(
+                f"{type(self).__name__}({self.in_channels} -> {self.out_channels}) got input of shape "
+                f"{tuple(x.shape)}: expected {axes} with C = {self.in_channels}"
+            )
         return x
 
     def filter(self, index: int):
@@ -78,8 +82,11 @@ class _ConvNd(Module):
         }
 
     def extra_repr(self) -> str:
-        extra = "".join(f", {k}={getattr(self, k)}" for k, d in (("stride", 1), ("padding", 0), ("dilation", 1),
-                                                                  ("groups", 1)) if getattr(self, k) != d)  # fmt: skip
+        extra = "".join(
+            f", {k}={getattr(self, k)}"
+            for k, d in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))
+            if getattr(self, k) != d
+        )
         k = "x".join(map(str, self.kernel_size))
         nobias = "" if self.bias is not None else ", bias=False"
         return f"{self.in_channels} -> {self.out_channels}, kernel {k}{extra}{nobias}"
@@ -130,22 +137,45 @@ class Conv2d(_ConvNd):
 
     ndim = 2
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | list, stride: int | list = 1,
-                 padding: int | list = 0, dilation: int | list = 1, groups: int = 1, bias: bool = True,
-                 generator=None, dtype: str | None = None, activation: str | None = None,
-                 max_pool: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | list,
+        stride: int | list = 1,
+        padding: int | list = 0,
+        dilation: int | list = 1,
+        groups: int = 1,
+        bias: bool = True,
+        generator=None,
+        dtype: str | None = None,
+        activation: str | None = None,
+        max_pool: int | None = None,
+    ):
         if activation not in (None, "relu"):
-            raise ValueError(f"Conv2d: activation must be None or 'relu' (fused into the convolution), got "
-                             f"{activation!r}; for another activation put its layer after the convolution")  # fmt: skip
+            raise ValueError(
+                f"Conv2d: activation must be None or 'relu' (fused into the convolution), got "
+                f"{activation!r}; for another activation put its layer after the convolution"
+            )
         if max_pool is not None and (isinstance(max_pool, bool) or not isinstance(max_pool, int) or max_pool < 1):
             raise ValueError(f"Conv2d: max_pool must be None or a positive int, got {max_pool!r}")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator,
-                         dtype)  # fmt: skip
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator, dtype
+        )
         self.activation, self.max_pool = activation, max_pool
 
     def forward(self, x):
-        return ops.conv2d(self._check(x), self.weight, self.bias, self.stride, self.padding, self.dilation,
-                          self.groups, activation=self.activation, max_pool=self.max_pool)  # fmt: skip
+        return ops.conv2d(
+            self._check(x),
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            activation=self.activation,
+            max_pool=self.max_pool,
+        )
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -166,15 +196,25 @@ class Conv1d(_ConvNd):
 
     ndim = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | list, stride: int = 1,
-                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True, generator=None,
-                 dtype: str | None = None):  # fmt: skip
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator,
-                         dtype)  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | list,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        generator=None,
+        dtype: str | None = None,
+    ):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator, dtype
+        )
 
     def forward(self, x):
-        return ops.conv1d(self._check(x), self.weight, self.bias, self.stride, self.padding, self.dilation,
-                          self.groups)  # fmt: skip
+        return ops.conv1d(self._check(x), self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class _Pool(Module):
@@ -189,8 +229,11 @@ class _Pool(Module):
 
     def get_config(self) -> dict:
         as_json = lambda v: list(v) if isinstance(v, tuple) else v
-        return {"kernel_size": as_json(self.kernel_size), "stride": as_json(self.stride),
-                "padding": as_json(self.padding)}  # fmt: skip
+        return {
+            "kernel_size": as_json(self.kernel_size),
+            "stride": as_json(self.stride),
+            "padding": as_json(self.padding),
+        }
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -37,9 +37,16 @@ class Dense(Module):
     holds neuron i's weights, so ``layer.neuron(i)`` is a view of row i and ``bias[i]``.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 activation: str | Module | None = None, init: str | Callable | None = None, generator=None,
-                 dtype: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str | Module | None = None,
+        init: str | Callable | None = None,
+        generator=None,
+        dtype: str | None = None,
+    ):
         super().__init__()
         for what, v in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -84,8 +91,9 @@ class Dense(Module):
         if isinstance(act, Identity):
             return z
         ad = act.__dict__
-        if type(act).forward is Activation.forward and not (ad["_forward_pre_hooks"] or ad["_forward_hooks"]
-                                                            or ad["_backward_hooks"] or ad["kwargs"]):  # fmt: skip
+        if type(act).forward is Activation.forward and not (
+            ad["_forward_pre_hooks"] or ad["_forward_hooks"] or ad["_backward_hooks"] or ad["kwargs"]
+        ):
             return type(act).fn(z)  # what act(z) does for a plain activation without hooks, two calls shorter
         return act(z)
 
@@ -119,8 +127,15 @@ class Dense(Module):
 class Linear(Dense):
     """``Dense`` without an activation: ``y = x @ W.T + b`` (PyTorch's ``nn.Linear``)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str | Callable | None = None,
-                 generator=None, dtype: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str | Callable | None = None,
+        generator=None,
+        dtype: str | None = None,
+    ):
         super().__init__(in_features, out_features, bias=bias, init=init, generator=generator, dtype=dtype)
 
     def get_config(self) -> dict:

@@ -30,8 +30,14 @@ class Embedding(Module):
     Shape: integer ids of any shape (...) -> (..., embedding_dim). ``weight`` is (num_embeddings, embedding_dim).
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, generator=None,
-                 dtype: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        generator=None,
+        dtype: str | None = None,
+    ):
         super().__init__()
         for what, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:

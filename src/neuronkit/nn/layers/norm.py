@@ -18,8 +18,15 @@ class _BatchNorm(Module):
     _ndims: tuple = ()
     _layout = ""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: str | None = None,
+    ):
         super().__init__()
         name = type(self).__name__
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
@@ -83,15 +90,21 @@ class _BatchNorm(Module):
         use_batch = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         return ops.batch_norm(
-            x, self.weight, self.bias,
-            self.running_mean if track else None, self.running_var if track else None,
-            training=use_batch, momentum=momentum, eps=self.eps,
-        )  # fmt: skip
+            x,
+            self.weight,
+            self.bias,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            training=use_batch,
+            momentum=momentum,
+            eps=self.eps,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")  # fmt: skip
-
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
     def get_config(self) -> dict:
         return {
@@ -164,13 +177,20 @@ class LayerNorm(Module):
     Shape: (..., *normalized_shape) -> the same shape.
     """
 
-    def __init__(self, normalized_shape: int | list, eps: float = 1e-5, elementwise_affine: bool = True,
-                 bias: bool = True, dtype: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        normalized_shape: int | list,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        dtype: str | None = None,
+    ):
         super().__init__()
         ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in ns):
-            raise ValueError(f"LayerNorm: normalized_shape must be a positive int or tuple of them, got "
-                             f"{normalized_shape!r}")  # fmt: skip
+            raise ValueError(
+                f"LayerNorm: normalized_shape must be a positive int or tuple of them, got {normalized_shape!r}"
+            )
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
         self.normalized_shape, self.eps, self.elementwise_affine = ns, float(eps), bool(elementwise_affine)
@@ -198,8 +218,10 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         ns = self.normalized_shape
-        return (f"{ns[0] if len(ns) == 1 else ns}, eps={self.eps}"
-                f"{'' if self.elementwise_affine else ', elementwise_affine=False'}")  # fmt: skip
+        return (
+            f"{ns[0] if len(ns) == 1 else ns}, eps={self.eps}"
+            f"{'' if self.elementwise_affine else ', elementwise_affine=False'}"
+        )
 
     @property
     def num_features(self) -> int:
