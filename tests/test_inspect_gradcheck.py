@@ -37,25 +37,26 @@ def _assert_restored(model, snap):
 
 
 class _BadScale(Function):
-    """``x * w`` per feature, with a backward for ``w`` off by a factor 1.5 (the input's gradient is right)."""
+    """``x * w`` per feature, with a backward for ``w`` off by ``factor`` (the input's gradient is right)."""
 
     name = "bad_scale"
 
-    def forward(self, x, w):
-        self.x, self.w = x, w
+    def forward(self, x, w, factor=1.5):
+        self.x, self.w, self.factor = x, w, factor
         return x * w
 
     def backward(self, g):
-        return g * self.w, 1.5 * (g * self.x).sum(axis=0)
+        return g * self.w, self.factor * (g * self.x).sum(axis=0)
 
 
 class BadScale(nn.Module):
-    def __init__(self, features):
+    def __init__(self, features, factor=1.5):
         super().__init__()
+        self.factor = factor
         self.weight = nn.Parameter(np.linspace(0.5, 1.5, features).astype(np.float32))
 
     def forward(self, x):
-        return _BadScale.apply(x, self.weight)
+        return _BadScale.apply(x, self.weight, factor=self.factor)
 
 
 def test_mlp_passes_and_restores():
@@ -131,6 +132,37 @@ def test_wrong_backward_fails_and_is_named():
     assert "FAILED: 1 of 5 parameters; worst: layer 1 (BadScale) weight" in text
     _assert_restored(model, snap)
     assert not any(m.training for m in model.modules())
+
+
+def _scaled_model(factor):
+    nk.manual_seed(0)
+    return nn.Sequential(nn.Dense(6, 8, activation="tanh"), BadScale(8, factor), nn.Dense(8, 3))
+
+
+@pytest.mark.parametrize("factor", [1.05, 1.01, 1.001])
+def test_a_backward_wrong_by_a_little_fails(factor):
+    # The default rtol 1e-4 sits far below 0.1 % and far above the ~1e-8 error of float64 central differences:
+    # a backward 5 %, 1 % or 0.1 % wrong fails on every entry of that parameter and only there.
+    report = check_gradients(_scaled_model(factor), _batch((6,)))
+    assert [r.name for r in report.rows if not r.ok] == ["1.weight"] and not report.ok
+    assert report.worst.max_rel_error == pytest.approx((factor - 1) / factor, rel=1e-4)  # |f a - a| / (f a)
+    assert report.worst.max_abs_error > 10 * report.atol  # a real gradient, not one only atol decides
+
+
+def test_a_right_backward_passes_in_the_same_model():
+    report = check_gradients(_scaled_model(1.0), _batch((6,)))
+    assert report.ok and all(r.max_rel_error < 1e-6 for r in report.rows), str(report)
+
+
+def test_pass_or_fail_is_decided_by_rtol_and_atol_at_the_boundary():
+    # An entry passes when |a - n| <= atol + rtol * max(|a|, |n|): 20 % either side of the measured error decides.
+    model, batch = _scaled_model(1.001), _batch((6,))
+    worst = check_gradients(model, batch).worst
+    rel, err = worst.max_rel_error, worst.max_abs_error
+    assert check_gradients(model, batch, rtol=1.2 * rel, atol=0).ok
+    assert not check_gradients(model, batch, rtol=0.8 * rel, atol=0).ok
+    assert check_gradients(model, batch, rtol=0, atol=1.2 * err).ok
+    assert not check_gradients(model, batch, rtol=0, atol=0.8 * err).ok
 
 
 def test_restored_when_the_check_raises():

@@ -19,6 +19,7 @@ max-pool tie) can fail spuriously; with random data this is rare, and rerunning 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -164,24 +165,11 @@ def check_gradients(
     ``|a - n| <= atol + rtol * max(|a|, |n|)``. The model's arrays, gradients and train/eval modes are restored
     afterwards. Returns a :class:`GradientReport`.
     """
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise ValueError(f"check_gradients: batch must be a pair (x, y), got {type(batch).__name__}")
-    if eps <= 0 or max_per_param < 1:
-        raise ValueError(
-            f"check_gradients: need eps > 0 and max_per_param >= 1, got eps={eps}, max_per_param={max_per_param}"
-        )
+    _check_arguments(batch, eps, max_per_param)
     loss_fn = get_loss(loss)
-    x = Tensor(_as_float64(batch[0]))
-    y = batch[1] if not isinstance(batch[1], Tensor) else batch[1].data
-    y = Tensor(_as_float64(y)) if np.asarray(y).dtype.kind == "f" else np.asarray(y)
-
+    x, y = _batch_as_float64(batch)
     modules = dict(model.named_modules())
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    tensors = {id(t): t for _, t in model.named_parameters()}
-    tensors.update({id(t): t for _, t in model.named_buffers()})
-    saved_data = {k: t.data for k, t in tensors.items()}
-    saved_grad = {k: t.grad for k, t in tensors.items()}
-    saved_modes = [(m, m.training) for m in modules.values()]
     rng = np.random.default_rng(seed)
 
     def objective() -> float:
@@ -189,64 +177,115 @@ def check_gradients(
             return float(np.asarray(loss_fn(model(x), y).data, dtype=np.float64).sum())
 
     report = GradientReport(eps=eps, rtol=rtol, atol=atol, batch_size=len(x.data))
+    with _float64_eval_mode(model):
+        report.loss, grads = _backprop(model, loss_fn, x, y, named)
+        for name, p in named:
+            flat = p.data.reshape(-1)  # a view: writes perturb the parameter
+            idx = _sample_entries(flat.size, max_per_param, rng)
+            numerical = _central_differences(flat, idx, objective, eps)
+            desc = _describe(modules.get(name.rpartition(".")[0], model))
+            row = _compare(name, desc, p.data.shape, idx, grads[name].reshape(-1)[idx], numerical, rtol, atol)
+            report.rows.append(row)
+    return report
+
+
+def _check_arguments(batch, eps: float, max_per_param: int) -> None:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise ValueError(f"check_gradients: batch must be a pair (x, y), got {type(batch).__name__}")
+    if eps <= 0 or max_per_param < 1:
+        raise ValueError(
+            f"check_gradients: need eps > 0 and max_per_param >= 1, got eps={eps}, max_per_param={max_per_param}"
+        )
+
+
+def _batch_as_float64(batch) -> tuple:
+    """``(x, y)``: ``x`` a float64 Tensor; ``y`` a float64 Tensor for float targets, an array of labels otherwise."""
+    x = Tensor(_as_float64(batch[0]))
+    y = batch[1] if not isinstance(batch[1], Tensor) else batch[1].data
+    y = Tensor(_as_float64(y)) if np.asarray(y).dtype.kind == "f" else np.asarray(y)
+    return x, y
+
+
+@contextlib.contextmanager
+def _float64_eval_mode(model):
+    """Within: every float parameter and buffer holds a float64 copy, no gradient, and the model is in eval mode.
+    Afterwards (also on an exception) the original array objects, gradients and each module's mode are put back."""
+    tensors = {id(t): t for _, t in model.named_parameters()}
+    tensors.update({id(t): t for _, t in model.named_buffers()})
+    saved_data = {k: t.data for k, t in tensors.items()}
+    saved_grad = {k: t.grad for k, t in tensors.items()}
+    saved_modes = [(m, m.training) for m in dict(model.named_modules()).values()]
     try:
         for t in tensors.values():
             if t.data.dtype.kind == "f":
                 t.data = t.data.astype(np.float64)
             t.grad = None
         model.eval()
-        out = loss_fn(model(x), y)
-        if out.data.size != 1:
-            raise ValueError(f"check_gradients: the loss must reduce to a scalar, got shape {tuple(out.data.shape)}")
-        report.loss = float(out.data.reshape(()))
-        out.backward()
-        grads = {
-            n: (np.zeros_like(p.data) if p.grad is None else np.array(p.grad.data, dtype=np.float64)) for n, p in named
-        }
-
-        for name, p in named:
-            owner, _, pname = name.rpartition(".")
-            flat = p.data.reshape(-1)  # a view: writes perturb the parameter
-            if flat.size <= max_per_param:
-                idx = np.arange(flat.size)
-            else:
-                idx = np.sort(rng.choice(flat.size, size=max_per_param, replace=False))
-            a = grads[name].reshape(-1)[idx]
-            n = np.empty(len(idx))
-            for k, j in enumerate(idx):
-                orig = flat[j]
-                flat[j] = orig + eps
-                plus = objective()
-                flat[j] = orig - eps
-                minus = objective()
-                flat[j] = orig
-                n[k] = (plus - minus) / (2 * eps)
-            diff = np.abs(a - n)
-            scale = np.maximum(np.abs(a), np.abs(n))
-            rel = diff / np.maximum(scale, 1e-8)
-            with np.errstate(invalid="ignore"):
-                passed = bool(np.all(diff <= atol + rtol * scale)) and bool(np.all(np.isfinite(a) & np.isfinite(n)))
-            w = int(np.nanargmax(rel)) if len(rel) and not np.all(np.isnan(rel)) else 0
-            report.rows.append(
-                ParamCheck(
-                    name=name,
-                    layer=owner,
-                    layer_desc=_describe(modules.get(owner, model)),
-                    param=pname,
-                    shape=tuple(p.data.shape),
-                    checked=len(idx),
-                    max_abs_error=float(np.max(diff)) if len(diff) else 0.0,
-                    max_rel_error=float(np.max(rel)) if len(rel) else 0.0,
-                    ok=passed,
-                    worst_index=tuple(int(i) for i in np.unravel_index(int(idx[w]), p.data.shape)) if len(idx) else (),
-                    analytical=float(a[w]) if len(a) else 0.0,
-                    numerical=float(n[w]) if len(n) else 0.0,
-                )
-            )
+        yield
     finally:
         for k, t in tensors.items():
             t.data = saved_data[k]
             t.grad = saved_grad[k]
         for m, mode in saved_modes:
             m.__dict__["training"] = mode
-    return report
+
+
+def _backprop(model, loss_fn, x, y, named) -> tuple:
+    """``(loss, {name: float64 gradient})`` from one forward and backward (a zero gradient where none arrived)."""
+    out = loss_fn(model(x), y)
+    if out.data.size != 1:
+        raise ValueError(f"check_gradients: the loss must reduce to a scalar, got shape {tuple(out.data.shape)}")
+    loss = float(out.data.reshape(()))
+    out.backward()
+    grads = {
+        n: (np.zeros_like(p.data) if p.grad is None else np.array(p.grad.data, dtype=np.float64)) for n, p in named
+    }
+    return loss, grads
+
+
+def _sample_entries(size: int, max_per_param: int, rng) -> np.ndarray:
+    """Flat indices to check: all ``size`` of them when at most ``max_per_param``, else a sorted sample without
+    replacement."""
+    if size <= max_per_param:
+        return np.arange(size)
+    return np.sort(rng.choice(size, size=max_per_param, replace=False))
+
+
+def _central_differences(flat: np.ndarray, idx: np.ndarray, objective, eps: float) -> np.ndarray:
+    """``(L(w + eps) - L(w - eps)) / (2 eps)`` for each entry ``flat[j]``, ``j`` in ``idx``; each entry is put back."""
+    n = np.empty(len(idx))
+    for k, j in enumerate(idx):
+        orig = flat[j]
+        flat[j] = orig + eps
+        plus = objective()
+        flat[j] = orig - eps
+        minus = objective()
+        flat[j] = orig
+        n[k] = (plus - minus) / (2 * eps)
+    return n
+
+
+def _compare(name: str, desc: str, shape: tuple, idx, a, n, rtol: float, atol: float) -> ParamCheck:
+    """The row of parameter ``name`` (of layer ``desc``) from its analytical ``a`` and numerical ``n`` gradients at
+    flat indices ``idx``; an entry passes when ``|a - n| <= atol + rtol * max(|a|, |n|)`` and both are finite."""
+    owner, _, pname = name.rpartition(".")
+    diff = np.abs(a - n)
+    scale = np.maximum(np.abs(a), np.abs(n))
+    rel = diff / np.maximum(scale, 1e-8)
+    with np.errstate(invalid="ignore"):
+        passed = bool(np.all(diff <= atol + rtol * scale)) and bool(np.all(np.isfinite(a) & np.isfinite(n)))
+    w = int(np.nanargmax(rel)) if len(rel) and not np.all(np.isnan(rel)) else 0
+    return ParamCheck(
+        name=name,
+        layer=owner,
+        layer_desc=desc,
+        param=pname,
+        shape=tuple(shape),
+        checked=len(idx),
+        max_abs_error=float(np.max(diff)) if len(diff) else 0.0,
+        max_rel_error=float(np.max(rel)) if len(rel) else 0.0,
+        ok=passed,
+        worst_index=tuple(int(i) for i in np.unravel_index(int(idx[w]), shape)) if len(idx) else (),
+        analytical=float(a[w]) if len(a) else 0.0,
+        numerical=float(n[w]) if len(n) else 0.0,
+    )
