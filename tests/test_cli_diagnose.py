@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neuronkit.cli import main
@@ -38,10 +39,10 @@ def test_diagnose_a_healthy_run_exits_0_and_prints_a_report(digits_run):
         f"{digits_run}: the model at initialisation and after training on 64 samples of digits (test split)"
     )
     assert "2 epochs of history" in lines[0]
-    assert "ERROR" not in stdout
-    assert len(lines) >= 2 and (
-        "No problems found." in stdout or any(s.startswith(("WARNING", "INFO")) for s in lines[1:])
-    )
+    # Healthy by a wide margin: on this batch the least active of the 128 ReLU units reaches a pre-activation of 0.65
+    # at initialisation and 1.17 after training (far from 0 for any kernel's rounding), and 2 epochs are too few for
+    # a trend in the history.
+    assert lines[1:] == ["No problems found."]
 
 
 def test_diagnose_does_not_change_the_model(digits_run):
@@ -106,7 +107,12 @@ def test_diagnose_bad_batch_size_is_a_one_line_error(digits_run):
 # -- --try-fix: the remedy as an experiment -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def dying_run(tmp_path_factory) -> Path:
-    """SGD at lr 1.5 kills most ReLU units of the second hidden layer within 3 epochs (seed 0)."""
+    """SGD at lr 3 kills every ReLU unit of the second hidden layer within 3 epochs, and the network falls to chance.
+
+    Decided by a wide margin, not by one trajectory: with seeds 0, 1 and 2 under the Haswell, Sandybridge and Prescott
+    OpenBLAS kernels and one thread, 63 or 64 of the layer's 64 units died and the validation accuracy was 9.7-10.4 %;
+    the remedy reached 93-97 %. (At lr 1.5 the dying run's accuracy depended on the kernel: 28.5 % to 47.2 %.)
+    """
     out = tmp_path_factory.mktemp("runs") / "dying"
     rc, _, stderr = run_cli(
         "train",
@@ -117,7 +123,7 @@ def dying_run(tmp_path_factory) -> Path:
         "--optimizer",
         "sgd",
         "--lr",
-        "1.5",
+        "3",
         "--hidden",
         "64,64",
         "--out",
@@ -132,7 +138,7 @@ def test_try_fix_measures_that_the_dead_relu_remedy_helps(dying_run):
     assert rc == 1, stdout + stderr  # dead units are an error
     assert "never fire" in stdout and "try-fix: 3 epoch(s) of training from the same start (seed 0" in stdout
     remedy = next(
-        line for line in stdout.splitlines() if line.startswith("remedy") and "dead_relu" in line and "lr=0.15" in line
+        line for line in stdout.splitlines() if line.startswith("remedy") and "dead_relu" in line and "lr=0.3" in line
     )
     verdict = stdout.splitlines()[stdout.splitlines().index(remedy) + 1]
     assert verdict.strip().startswith("helps: accuracy") and "dead units" in verdict
@@ -144,23 +150,67 @@ def test_try_fix_numbers_come_from_real_training(dying_run):
     from neuronkit.inspect import Finding
 
     run, cfg, info, model = load_run(dying_run)
-    dead = Finding("dead_relu", "error", {"layer": "2"}, "m", "r", {"activation": "leaky_relu", "lr": 0.15})
+    dead = Finding("dead_relu", "error", {"layer": "1"}, "m", "r", {"activation": "leaky_relu", "lr": 0.3})
     where, trials = tryfix.try_fixes(cfg, tryfix.loaded_for(cfg, None), [dead, dead], epochs=3)
     assert where == "validation split, 144 samples" and len(trials) == 2  # one trial per distinct fix
     base, fixed = trials
-    assert base.changes == {} and fixed.changes == {"activation": "leaky_relu", "lr": 0.15}
+    assert base.changes == {} and fixed.changes == {"activation": "leaky_relu", "lr": 0.3}
     # the original trial repeats the run's own training (same seed, data and settings): the same last-epoch loss
     history = [json.loads(line) for line in (dying_run / "history.jsonl").read_text().splitlines()]
     assert base.loss == pytest.approx(history[-1]["loss"], rel=1e-6)
-    assert base.dead_frac > 0.3 and fixed.dead_frac == 0.0  # leaky_relu units cannot die
-    assert fixed.accuracy > base.accuracy + 0.5 and fixed.eval_loss < base.eval_loss
+    # a whole layer of the two dead (64 of 128 units; 63 at worst seen) and chance accuracy on 10 classes, by margins
+    # wide enough for any kernel; leaky_relu units cannot die
+    assert 0.45 <= base.dead_frac <= 0.5 and fixed.dead_frac == 0.0
+    assert base.accuracy < 0.2 and fixed.accuracy > 0.8 and fixed.eval_loss < base.eval_loss
     assert "helps" in tryfix.verdict(base, fixed) and "does not help" in tryfix.verdict(fixed, base)
 
 
+def test_try_fix_counts_dead_and_saturated_units_exactly():
+    """Dead: a ReLU unit whose output is 0 for every input, over the ReLU-like units; saturated: a sigmoid/tanh unit
+    pinned at its bounds for more than 95 % of the inputs. Each layer reads the same inputs, built so that every
+    count is known."""
+    from neuronkit import nn
+    from neuronkit.cli.tryfix import unit_fractions
+
+    def dense(n_out, act, bias, wired=None):  # zero weights: each unit is its bias, unless wired to input 0
+        layer = nn.Dense(4, n_out, activation=act, generator=0)
+        layer.weight.data[:] = 0
+        layer.bias.data[:] = bias
+        for unit, w in (wired or {}).items():
+            layer.weight.data[unit, 0] = w
+        return layer
+
+    class Branches(nn.Module):
+        def __init__(self, *layers):
+            super().__init__()
+            for i, layer in enumerate(layers):
+                setattr(self, f"b{i}", layer)
+            self.n = len(layers)
+
+        def forward(self, x):
+            return [getattr(self, f"b{i}")(x) for i in range(self.n)][-1]
+
+    x = np.zeros((40, 4), np.float32)
+    x[:, 0] = np.arange(40)  # input 0 numbers the samples 0..39
+    model = Branches(
+        dense(6, "relu", [-1, -1, -38.5, 1, 1, 1], {2: 1}),  # 0 and 1 never fire; 2 fires only for sample 39
+        dense(2, "relu6", [-1, 3]),  # 0 never fires
+        dense(5, "leaky_relu", -100),  # never positive, yet alive: a leaky unit cannot die
+        # pinned high, pinned low, 0.5, 0.95; 100 (x - 20): pinned except at x = 20 (39 of 40, 97.5 %);
+        # 3 (x - 20): not pinned at x = 19, 20, 21 (37 of 40, 92.5 %)
+        dense(6, "sigmoid", [50, -50, 0, 3, -2000, -60], {4: 100, 5: 3}),
+        dense(3, "tanh", [5, 0, -5]),  # tanh(5) = 0.99991 and tanh(-5) pinned, tanh(0) not
+        dense(3, None, 0),  # no activation: not counted
+    )
+    dead, saturated = unit_fractions(model, x)
+    assert dead == 3 / 13  # relu units 0, 1 and relu6 unit 0, among 6 relu + 2 relu6 + 5 leaky_relu units
+    assert saturated == 5 / 9  # sigmoid units 0, 1, 4 and tanh units 0, 2, among 6 + 3 units
+
+
 def test_try_fix_with_nothing_to_fix(digits_run):
-    rc, stdout, _ = run_cli("diagnose", digits_run, "--try-fix")
-    assert rc == 0
-    assert "try-fix: no finding proposes a remedy to try" in stdout or "try-fix: 2 epoch(s)" in stdout
+    rc, stdout, stderr = run_cli("diagnose", digits_run, "--try-fix")
+    assert rc == 0 and stderr == ""  # no trial ran (each prints a line to stderr)
+    assert stdout.splitlines()[1:] == ["No problems found.", "try-fix: no finding proposes a remedy to try"]
 
 
 def test_try_fix_rejects_a_bad_epoch_count(dying_run):

@@ -71,7 +71,7 @@ def distinct_fixes(findings) -> list:
     return out
 
 
-def _unit_fractions(model, x) -> tuple:
+def unit_fractions(model, x) -> tuple:
     """(dead fraction, saturated fraction) over the hidden Dense units with a ReLU-like / saturating activation."""
     outs = {}
     handles = []
@@ -124,7 +124,7 @@ def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> T
     with np.errstate(all="ignore"):
         history = trainer.fit(train, epochs=c.epochs, batch_size=c.batch_size)
         result = trainer.evaluate(held)
-        dead, sat = _unit_fractions(model, held[0])
+        dead, sat = unit_fractions(model, held[0])
     last = history.epochs[-1]["loss"] if history.epochs else float("nan")
     acc = result.get("accuracy") if info["task"] == "classification" else None
     return Trial(label, changes, float(last), float(result["loss"]), acc, dead, sat, history.stopped_early)
