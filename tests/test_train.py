@@ -197,6 +197,75 @@ def test_early_stopping_restores_the_best_weights(digits):
         np.testing.assert_array_equal(weights(model)[k], v)
 
 
+class _Scripted(Callback):
+    """Sets the monitored value of each epoch's logs to the next of ``values`` (before EarlyStopping reads it)."""
+
+    def __init__(self, monitor, values):
+        self.monitor, self.values = monitor, list(values)
+
+    def on_epoch_end(self, trainer, logs):
+        logs[self.monitor] = self.values[logs["epoch"] - 1]
+
+
+# (monitor, values, EarlyStopping settings, epochs run, best value, best epoch); the values are exact binary
+# fractions, so "improved by more than min_delta" is decided exactly
+EARLY_STOPPING_CASES = [
+    # no improvement at epochs 3 and 4: patience 2 is exhausted at epoch 4 (the improvement at 5 comes too late)
+    ("val_loss", [1.0, 0.5, 0.75, 0.625, 0.25, 0.125], dict(patience=2), 4, 0.5, 2),
+    # an equal value is no improvement
+    ("val_loss", [1.0, 0.5, 0.5, 0.5, 0.25, 0.125], dict(patience=2), 4, 0.5, 2),
+    ("val_loss", [1.0, 0.5, 0.5, 0.25, 0.125, 0.0625], dict(patience=0), 3, 0.5, 2),
+    ("val_loss", [1.0, 0.5, 0.75, 0.25, 0.75, 0.5, 0.125, 0.0625], dict(patience=2), 6, 0.25, 4),
+    # min_delta: 0.75 is exactly 0.25 below 1.0, not more: no improvement; 0.625 is
+    ("val_loss", [1.0, 0.75, 0.625, 0.5, 0.4375, 0.0], dict(patience=2, min_delta=0.25), 5, 0.625, 3),
+    ("val_loss", [1.0, 0.75, 0.5, 0.25, 0.0, 0.0], dict(patience=1, min_delta=0.25), 2, 1.0, 1),
+    # accuracy: higher is better (mode "auto"), and min_delta counts upwards
+    ("val_accuracy", [0.5, 0.75, 0.75, 0.875, 0.875, 0.875, 1.0], dict(patience=2), 6, 0.875, 4),
+    ("val_accuracy", [0.5, 0.625, 0.5625, 1.0, 1.0, 1.0], dict(patience=2, min_delta=0.125), 3, 0.5, 1),
+]
+
+
+@pytest.mark.parametrize("monitor,values,settings,run,best,best_epoch", EARLY_STOPPING_CASES)
+def test_early_stopping_stops_at_the_exact_epoch(monitor, values, settings, run, best, best_epoch):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 2)).astype(np.float32), rng.integers(0, 2, 8)
+    model = nn.Sequential(nn.Dense(2, 2, generator=0))
+    states = []
+
+    class Keep(Callback):
+        def on_epoch_end(self, trainer, logs):
+            states.append(weights(trainer.model))
+
+    stop = EarlyStopping(monitor, **settings)
+    h = fit(
+        model,
+        (x, y),
+        optimizer="sgd",
+        lr=0.1,
+        epochs=len(values),
+        callbacks=[_Scripted(monitor, values), Keep(), stop],
+        seed=0,
+        progress=False,
+    )
+    assert len(h.epochs) == run
+    assert (stop.best, stop.best_epoch) == (best, best_epoch)
+    assert h.stopped_early == (
+        f"early stopping: {monitor} did not improve for {settings['patience']} epochs (best {best:g} at epoch "
+        f"{best_epoch})"
+    )
+    for k, v in states[best_epoch - 1].items():  # the weights of the best epoch are back
+        np.testing.assert_array_equal(weights(model)[k], v)
+
+
+def test_early_stopping_runs_on_while_it_improves():
+    model = nn.Sequential(nn.Dense(2, 2, generator=0))
+    x, y = np.ones((4, 2), np.float32), np.array([0, 1, 0, 1])
+    values = [1.0, 0.75, 0.5, 0.25, 0.125]
+    stop = EarlyStopping(patience=1, min_delta=0.0625)
+    h = fit(model, (x, y), epochs=5, callbacks=[_Scripted("val_loss", values), stop], progress=False, seed=0)
+    assert len(h.epochs) == 5 and h.stopped_early is None and stop.best_epoch == 5
+
+
 CRASH_SCRIPT = textwrap.dedent(
     """
     import sys
