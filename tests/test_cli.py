@@ -262,9 +262,34 @@ def test_lenet_and_regression_and_schedules(tmp_path, digits_arrays):
     assert rc == 0 and stdout.splitlines()[0] == "index,prediction" and len(stdout.splitlines()) == 301
     for schedule in ("step", "onecycle", "warmup-cosine"):
         rc, _, stderr = run_cli(
-            "train", "--data", "iris", "--epochs", "3", "--schedule", schedule, "--out", tmp_path / schedule
+            "train", "--data", "iris", "--epochs", "6", "--schedule", schedule, "--out", tmp_path / schedule
         )
         assert rc == 0, (schedule, stderr)
+        lrs = [r["lr"] for r in epochs_of(tmp_path / schedule) if r["kind"] == "epoch"]
+        np.testing.assert_allclose(lrs, _schedule_lrs(schedule), rtol=1e-9, atol=1e-15, err_msg=schedule)
+
+
+def _schedule_lrs(schedule, lr=1e-3, epochs=6, steps=4) -> list:
+    """The lr each epoch's record holds for ``--schedule`` (Adam 1e-3, iris: 108 training samples, 4 steps of 32 per
+    epoch): the optimizer's lr after the epoch's last step, before a per-epoch schedule steps."""
+    import math
+
+    import torch
+
+    total = epochs * steps
+    if schedule == "step":  # StepLR, step_size = epochs // 3, gamma 0.1, stepped per epoch
+        return [lr * 0.1 ** ((e - 1) // (epochs // 3)) for e in range(1, epochs + 1)]
+    if schedule == "warmup-cosine":  # linear warm-up over max(1, total // 20) steps, then cosine to 0
+        w = max(1, total // 20)
+        return [lr / 2 * (1 + math.cos(math.pi * (e * steps - w) / (total - w))) for e in range(1, epochs + 1)]
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr)  # onecycle: torch's, max_lr = --lr
+    sched, out = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total), []
+    for _ in range(epochs):
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+        out.append(opt.param_groups[0]["lr"])
+    return out
 
 
 def test_python_m_neuronkit_in_a_subprocess():

@@ -241,7 +241,7 @@ def test_dead_event_reports_the_bias_move_that_killed_it():
 
     det = EventDetector(window=2)
     _recorded_step(model, probe, x, y, step=1)
-    assert det.check(probe) == [] or all(e["kind"] != "dead" for e in det.check(probe))
+    assert det.check(probe) == []  # one record: a unit is dead only when silent over the whole window of 2
     model[0].bias.data[1] -= 60.0
     events = []
     for s in (2, 3):
