@@ -132,6 +132,19 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(digits, tmp_path):
         np.testing.assert_array_equal(weights(again)[k], v, err_msg=k)
 
 
+@pytest.mark.parametrize("every_epoch,saved", [(False, [4, 8, 9]), (True, [3, 4, 6, 8, 9])])
+def test_model_checkpoint_saves_every_n_steps_and_at_each_epoch_end(tmp_path, every_epoch, saved):
+    # 24 samples in batches of 8: 3 steps per epoch, 9 in all; every 4 steps, and at the end of training
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(24, 3)).astype(np.float32), rng.integers(0, 2, 24)
+    callback = ModelCheckpoint(tmp_path, every_steps=4, every_epoch=every_epoch, keep=10)
+    fit(
+        nn.Sequential(nn.Dense(3, 2, generator=0)), (x, y), epochs=3, batch_size=8, callbacks=[callback], progress=False
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("step-")) == [f"step-{s:09d}" for s in saved]
+    assert latest_checkpoint(tmp_path).endswith("step-000000009")
+
+
 def test_stop_on_nan_stops_at_the_bad_step_without_updating(digits):
     x, y = digits[0][0][:320].copy(), digits[0][1][:320]
     x[200, 5] = np.nan  # batch 7 of 10 (batch size 32, no shuffle)
