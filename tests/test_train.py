@@ -163,6 +163,28 @@ def test_stop_on_nan_stops_at_the_bad_step_without_updating(digits):
         np.testing.assert_array_equal(weights(model)[k], v)
 
 
+def test_stop_on_nan_catches_one_non_finite_gradient_entry_under_a_finite_loss(digits):
+    seen = {}
+
+    class Corrupt(Callback):  # runs before StopOnNaN: one entry of one gradient becomes inf at step 3
+        def after_backward(self, trainer, loss):
+            assert np.isfinite(loss)
+            if trainer.step + 1 == 3:
+                trainer.model[2].weight.grad.data[1, 2] = np.inf
+            return True
+
+        def on_step_end(self, trainer, logs):
+            seen[trainer.step] = weights(trainer.model)
+
+    model = mlp(seed=1, dropout=0.0)
+    h = fit(model, digits[0], optimizer="sgd", lr=0.1, epochs=1, progress=False, callbacks=[Corrupt(), StopOnNaN()])
+    assert h.stopped_early == (
+        "stopped at step 3: the gradient of '2.weight' is non-finite; no update was applied from this step"
+    )
+    for k, v in seen[2].items():
+        np.testing.assert_array_equal(weights(model)[k], v)
+
+
 def test_a_learning_rate_of_10_explodes_and_is_caught(digits):
     x, y = digits[0]
     target = y.astype(np.float32)[:, None]
