@@ -182,6 +182,29 @@ def _epochs(losses, lr=0.1, **series):
     return out
 
 
+def test_history_checks_on_either_side_of_their_thresholds():
+    falling = [1.0, 0.8, 0.6, 0.5, 0.4]
+    # overfitting: the validation loss rose for 2 epochs after its best, by more than 2 %, while the loss fell
+    two = diagnose_training(_epochs(falling, val_loss=[1.0, 0.6, 0.5, 0.55, 0.6]))
+    assert [(f.kind, f.where["best_epoch"]) for f in two] == [("overfitting", 3)]
+    assert "the validation loss has risen for 2 epochs since epoch 3 (0.5 to 0.6)" in two[0].message
+    assert diagnose_training(_epochs(falling, val_loss=[1.0, 0.6, 0.5, 0.45, 0.5])) == []  # one rise only
+    assert diagnose_training(_epochs(falling, val_loss=[1.0, 0.6, 0.5, 0.505, 0.509])) == []  # 1.8 % above its best
+    # ... or training accuracy more than 10 points above validation accuracy
+    gap = dict(val_loss=[1.0, 0.6, 0.5, 0.45, 0.4], accuracy=[0.5, 0.7, 0.8, 0.9, 0.95])
+    assert _kinds(diagnose_training(_epochs(falling, val_accuracy=[0.5, 0.7, 0.8, 0.8, 0.84], **gap))) == {
+        "overfitting"
+    }
+    assert diagnose_training(_epochs(falling, val_accuracy=[0.5, 0.7, 0.8, 0.8, 0.86], **gap)) == []
+    # learning rate too low: the loss falls by less than 1 % of its start per epoch
+    slow = diagnose_training(_epochs([1.0, 0.996, 0.992]))
+    assert [f.kind for f in slow] == ["lr_too_low"] and slow[0].fix == {"lr": pytest.approx(1.0)}
+    assert diagnose_training(_epochs([1.0, 0.985, 0.97])) == []  # 1.5 % per epoch
+    # too high: the last three losses rising, the last more than 5 % above the best
+    assert _kinds(diagnose_training(_epochs([1.0, 0.5, 0.51, 0.53]))) == {"lr_too_high"}
+    assert diagnose_training(_epochs([1.0, 0.5, 0.51, 0.52])) == []  # 4 % above the best
+
+
 def test_history_only_checks():
     plateau = _epochs([2.0, 1.0, 0.8, 0.7] + [0.7] * 6)
     assert _kinds(diagnose_training(plateau)) == {"plateau"}
