@@ -49,6 +49,9 @@ def test_view_matches_the_layer_the_probe_and_a_direct_computation():
     text = format_unit(dead)
     assert "layer 0 (Dense), unit 3: output = relu(w . x + b)" in text and "bias b = -40" in text
     assert "  events (1):\n    layer 0, unit 3 never fired from step 1 on (bias -40.00): it is dead" in text
+    w = view_unit(model, "0", 3).weight  # the five inputs with the largest |weight|, largest first
+    strongest = sorted(range(6), key=lambda i: -abs(w[i]))[:5]
+    assert "  strongest inputs: " + ", ".join(f"x[{i}] * {w[i]:+.4g}" for i in strongest) + "\n" in text
 
 
 def test_conv_unit_responds_with_its_feature_maps_peak():
