@@ -162,8 +162,8 @@ def check_gradients(
     and reduced to a scalar. Integer inputs (token ids, lengths) are passed as they are. For each parameter that
     requires a gradient, up to ``max_per_param`` entries (all of them when it has fewer; otherwise a sample drawn
     with ``numpy.random.default_rng(seed)``) are perturbed by ``+-eps``. Entry errors are ``|a - n|`` and
-    ``|a - n| / max(|a|, |n|, 1e-8)``; an entry passes when ``|a - n| <= atol + rtol * max(|a|, |n|)``. The model's arrays, gradients and train/eval modes are restored
-    afterwards. Returns a :class:`GradientReport`.
+    ``|a - n| / max(|a|, |n|, 1e-8)``; an entry passes when ``|a - n| <= atol + rtol * max(|a|, |n|)``. The
+    model's arrays, gradients and train/eval modes are restored afterwards. Returns a :class:`GradientReport`.
     """
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError(f"check_gradients: batch must be a pair (x, y), got {type(batch).__name__}")
