@@ -4,6 +4,10 @@ The package does the training and the encoding (in Rust); neuronkit keeps what i
 vocabulary and, for BPE, the merges) and rebuilds the tokenizer from that data when a run is loaded, so a saved file
 is never handed to the package unchecked. Both kinds lower-case (optional), split on white space and punctuation
 (``\\w+|[^\\w\\s]+``), and map what they cannot spell to ``<unk>`` (id 1); ``<pad>`` is id 0.
+
+BPE training is deterministic. The package's WordPiece trainer is not quite: it numbers continuation pieces in hash
+order and breaks ties between equally frequent merges by those numbers, so two trainings on the same texts can
+differ in a few rare pieces. A run saves the tokenizer it trained, and its evaluate, predict and resume use that.
 """
 
 from __future__ import annotations
