@@ -33,7 +33,8 @@ TEXT = DATA / "text"
 # -- tokenizers and the vocabulary ----------------------------------------------------------------------------------
 def test_word_tokenizer_is_unicode_aware_and_lower_cases_on_request():
     t = WordTokenizer()
-    assert t.tokenize("Crème brûlée, 3 ÉCLAIRS & naïveté!") == ["crème", "brûlée", ",", "3", "éclairs", "&", "naïveté", "!"]
+    words = ["crème", "brûlée", ",", "3", "éclairs", "&", "naïveté", "!"]
+    assert t.tokenize("Crème brûlée, 3 ÉCLAIRS & naïveté!") == words
     assert WordTokenizer(lowercase=False).tokenize("Über Straße") == ["Über", "Straße"]
     assert t.tokenize("東京は 2024年") == ["東京は", "2024年"]
     assert t.tokenize("don't...") == ["don", "'", "t", ".", ".", "."]
