@@ -20,7 +20,7 @@ from neuronkit.cli.main import main
 
 DATA = Path(os.environ.get("NEURONKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 SMS = ("--data", "sms_spam", "--model", "bow", "--tokenizer", "bpe", "--dropout", "0.5", "--epochs", "3")
-SST2 = ("--data", "sst2", "--model", "bow", "--dropout", "0.5", "--batch-size", "64", "--epochs", "2")
+SST2 = ("--data", "sst2", "--model", "bow", "--dropout", "0.5", "--batch-size", "64", "--epochs", "1")
 
 
 def _train(tmp_path, name, *args):

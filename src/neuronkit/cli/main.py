@@ -5,10 +5,13 @@
     neuronkit train --data digits                         # mlp 64-128-10, adam 1e-3, 20 epochs: ~97% test accuracy
     neuronkit train --data mnist --data-dir DIR --model lenet --epochs 3
     neuronkit train --data my.csv --target label --hidden 64,32 --out runs/mine
+    neuronkit train --data sst2 --data-dir DIR --model bow    # text: see cli/text.py
+    neuronkit train --data reviews.csv --text review --target stars
     neuronkit train --config run.toml --lr 3e-4           # flags override the file
     neuronkit train --resume runs/mine --epochs 30        # continue a stopped or interrupted run
     neuronkit evaluate runs/mine [--data other.csv --target label]
     neuronkit predict runs/mine inputs.csv [--output predictions.csv]
+    neuronkit predict runs/text-run --text "a gripping, funny film" [texts.txt]
     neuronkit datasets
     neuronkit summary runs/mine | neuronkit summary --model lenet --data mnist
     neuronkit gradcheck runs/mine [--batch-size 16]      # float64 check of backprop on a test batch; exit 1 if off
