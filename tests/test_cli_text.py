@@ -203,3 +203,10 @@ def test_summary_of_a_text_model_before_training():
     rc, out, err = run_cli("summary", "--model", "bow", "--data", "sentiment", "--data-dir", TEXT)
     assert rc == 0, err
     assert "Embedding" in out and "total params" in out
+
+
+@pytest.mark.parametrize("command", [["report"], ["diagnose"], ["gradcheck"], ["inspect", "--layer", "head.0"]])
+def test_commands_that_do_not_read_text_runs_yet_say_so_in_one_line(command, sentiment_run):
+    run, _ = sentiment_run
+    rc, _, err = run_cli(command[0], run, *command[1:])
+    one_line_error(rc, err, "does not read text runs yet")
