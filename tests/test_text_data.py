@@ -285,6 +285,14 @@ def test_read_text_table_errors_name_file_row_and_column(content, kwargs, messag
     assert str(p) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_read_text_table_keeps_quoted_newlines_and_unicode_line_separators_in_their_cell(tmp_path):
+    p = _write(tmp_path, "r.csv", 'review,stars\n"two\nlines",5\nform\x0cfeed and \u2028 sep,1\nlast,1\n')
+    texts, y, _, _ = read_text_table(p, "review")
+    assert texts == ["two\nlines", "form\x0cfeed and \u2028 sep", "last"] and y.tolist() == [1, 0, 0]
+    with pytest.raises(DataFileError, match="missing or empty text at row 5"):  # row numbers are the file's lines
+        read_text_table(_write(tmp_path, "s.csv", 'review,stars\n"two\nlines",5\nok,1\n,1\n'), "review")
+
+
 def test_read_text_table_rejects_a_file_that_is_not_utf8(tmp_path):
     p = _write(tmp_path, "r.csv", "review,stars\nok,5\ncaf\xe9 cr\xe8me,4\n", encoding="latin-1")
     with pytest.raises(DataFileError, match=r"not UTF-8 text: byte 0xe9 at row 3, column 1"):

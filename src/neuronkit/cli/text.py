@@ -191,7 +191,7 @@ def evaluate_data(run, cfg, info, data: str | None, target: str | None, data_dir
     classes = list(info["classes"])
     if data is None or data in DATASETS:
         if data is not None:
-            cfg.data = data
+            cfg.data, cfg.text = data, None
         if data_dir is not None:
             cfg.data_dir = data_dir
         d = load_text(cfg)

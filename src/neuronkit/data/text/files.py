@@ -5,6 +5,7 @@ and the column."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from ..datasets.files import DataFileError
 __all__ = ["MAX_FIELD_CHARS", "read_text_table"]
 
 MAX_FIELD_CHARS = 1_000_000  # one cell; csv's own limit is 131,072
-MAX_FILE_BYTES = 2 * 2**30  # a text table larger than this is refused before it is read
+MAX_FILE_BYTES = 512 * 2**20  # a text table larger than this is refused before it is read (held 4x in memory)
 
 
 def _delimiter(p: Path, delimiter: str | None) -> str:
@@ -39,7 +40,9 @@ def _decode(p: Path, raw: bytes, delimiter: str) -> str:
 
 def _rows(p: Path, text: str, delimiter: str):
     csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    # newline="": csv sees the file's own line ends (a cell may hold a quoted newline, or a \f or \u2028 that
+    # str.splitlines would break the row at)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         for row in reader:
             if row and any(c.strip() for c in row):
