@@ -344,7 +344,7 @@ def cmd_datasets(args) -> int:
     widths = [max(len(r[j]) for r in rows) for j in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
-    print("\n".join(["", *text.dataset_locations(args.data_dir)]))
+    print("\n".join(text.dataset_locations(args.data_dir)))
     return 0
 
 
