@@ -156,29 +156,30 @@ def check_gradients(
     rtol: float = 1e-4,
     atol: float = 1e-6,
 ) -> GradientReport:
-    """Check ``model``'s backpropagated gradients against float64 central differences on ``batch = (x, y)``.
+    """Check ``model``'s backpropagated gradients against float64 central differences on ``batch = (x, y)``
+    (or ``(x1, ..., xk, y)`` for a model of several inputs, such as a text model's ``(tokens, lengths, labels)``).
 
     ``loss`` is a loss name (see ``neuronkit.nn.losses.get_loss``) or a loss module, called as ``loss(model(x), y)``
-    and reduced to a scalar. For each parameter that requires a gradient, up to ``max_per_param`` entries (all of
-    them when it has fewer; otherwise a sample drawn with ``numpy.random.default_rng(seed)``) are perturbed by
-    ``+-eps``. Entry errors are ``|a - n|`` and ``|a - n| / max(|a|, |n|, 1e-8)``; an entry passes when
-    ``|a - n| <= atol + rtol * max(|a|, |n|)``. The model's arrays, gradients and train/eval modes are restored
-    afterwards. Returns a :class:`GradientReport`.
+    and reduced to a scalar. Integer inputs (token ids, lengths) are passed as they are. For each parameter that
+    requires a gradient, up to ``max_per_param`` entries (all of them when it has fewer; otherwise a sample drawn
+    with ``numpy.random.default_rng(seed)``) are perturbed by ``+-eps``. Entry errors are ``|a - n|`` and
+    ``|a - n| / max(|a|, |n|, 1e-8)``; an entry passes when ``|a - n| <= atol + rtol * max(|a|, |n|)``. The
+    model's arrays, gradients and train/eval modes are restored afterwards. Returns a :class:`GradientReport`.
     """
     _check_arguments(batch, eps, max_per_param)
     loss_fn = get_loss(loss)
-    x, y = _batch_as_float64(batch)
+    xs, y = _batch_as_float64(batch)
     modules = dict(model.named_modules())
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     rng = np.random.default_rng(seed)
 
     def objective() -> float:
         with no_grad():
-            return float(np.asarray(loss_fn(model(x), y).data, dtype=np.float64).sum())
+            return float(np.asarray(loss_fn(model(*xs), y).data, dtype=np.float64).sum())
 
-    report = GradientReport(eps=eps, rtol=rtol, atol=atol, batch_size=len(x.data))
+    report = GradientReport(eps=eps, rtol=rtol, atol=atol, batch_size=len(xs[0].data))
     with _float64_eval_mode(model):
-        report.loss, grads = _backprop(model, loss_fn, x, y, named)
+        report.loss, grads = _backprop(model, loss_fn, xs, y, named)
         for name, p in named:
             flat = p.data.reshape(-1)  # a view: writes perturb the parameter
             idx = _sample_entries(flat.size, max_per_param, rng)
@@ -190,7 +191,7 @@ def check_gradients(
 
 
 def _check_arguments(batch, eps: float, max_per_param: int) -> None:
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError(f"check_gradients: batch must be a pair (x, y), got {type(batch).__name__}")
     if eps <= 0 or max_per_param < 1:
         raise ValueError(
@@ -199,11 +200,12 @@ def _check_arguments(batch, eps: float, max_per_param: int) -> None:
 
 
 def _batch_as_float64(batch) -> tuple:
-    """``(x, y)``: ``x`` a float64 Tensor; ``y`` a float64 Tensor for float targets, an array of labels otherwise."""
-    x = Tensor(_as_float64(batch[0]))
-    y = batch[1] if not isinstance(batch[1], Tensor) else batch[1].data
+    """``(xs, y)``: the inputs ``xs`` as Tensors (float ones in float64, integer ones as they are); ``y`` a float64
+    Tensor for float targets, an array of labels otherwise."""
+    xs = [Tensor(_as_float64(v)) for v in batch[:-1]]
+    y = batch[-1] if not isinstance(batch[-1], Tensor) else batch[-1].data
     y = Tensor(_as_float64(y)) if np.asarray(y).dtype.kind == "f" else np.asarray(y)
-    return x, y
+    return xs, y
 
 
 @contextlib.contextmanager
@@ -230,9 +232,9 @@ def _float64_eval_mode(model):
             m.__dict__["training"] = mode
 
 
-def _backprop(model, loss_fn, x, y, named) -> tuple:
+def _backprop(model, loss_fn, xs, y, named) -> tuple:
     """``(loss, {name: float64 gradient})`` from one forward and backward (a zero gradient where none arrived)."""
-    out = loss_fn(model(x), y)
+    out = loss_fn(model(*xs), y)
     if out.data.size != 1:
         raise ValueError(f"check_gradients: the loss must reduce to a scalar, got shape {tuple(out.data.shape)}")
     loss = float(out.data.reshape(()))
