@@ -180,13 +180,17 @@ def f32_params():
 
 STEP_AND_ZERO = [
     (optim.SGD, dict(lr=0.1)),
+    (optim.SGD, dict(lr=0.1, weight_decay=0.1)),  # no momentum: SGD's consuming path must not take the plain branch
     (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+    (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
     (optim.Adam, dict(lr=0.05)),
     (optim.Lion, dict(lr=0.01)),
 ]
 
 
-@pytest.mark.parametrize("cls,kwargs", STEP_AND_ZERO, ids=["sgd", "sgd-momentum", "adam", "lion"])
+@pytest.mark.parametrize(
+    "cls,kwargs", STEP_AND_ZERO, ids=["sgd", "sgd-weight-decay", "sgd-momentum", "sgd-nesterov", "adam", "lion"]
+)
 def test_step_and_zero_grad_equals_step_then_zero_grad(cls, kwargs):
     # bit for bit, over several steps, in float32; the gradients are gone afterwards
     a, b = f32_params(), f32_params()
