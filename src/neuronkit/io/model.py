@@ -19,22 +19,14 @@ from __future__ import annotations
 import inspect
 import os
 
+from .. import backend as B
+from ..nn.init import skip_init
 from ..nn.module import Module
 from ..nn.registry import LAYERS, layer_spec
-from ._files import (
-    MAX_FILE_BYTES,
-    MAX_JSON_BYTES,
-    _passthrough,
-    _short,
-    atomic_write,
-    dump_json,
-    parse_json,
-    parse_safetensors,
-    read_file,
-    safetensors_bytes,
-    to_json_value,
-)
 from .errors import FormatError
+from .files import atomic_write, is_passthrough, short
+from .jsonio import JsonLimits, dump_json, read_json, to_json_value
+from .tensorfile import SafetensorsFile, safetensors_bytes
 
 FORMAT = "neuronkit"
 FORMAT_VERSION = 1
@@ -43,6 +35,8 @@ WEIGHTS_FILE = "model.safetensors"
 
 MAX_LAYERS = 10_000
 """Most layer specs one architecture may hold."""
+ARCHITECTURE_LIMITS = JsonLimits(16 * 2**20, containers=8 * MAX_LAYERS, values=32 * MAX_LAYERS)
+"""A layer spec is two objects and up to six lists (a convolution's sizes) and at most about 30 values."""
 MAX_INT = 2**53
 """Largest magnitude of an integer config value."""
 MAX_STR = 4096
@@ -119,11 +113,13 @@ def load(path) -> Module:
             f"load: {path} is not a directory made by neuronkit.io.save (a weights file alone is read by load_weights)"
         )
     wfile, afile = os.path.join(path, WEIGHTS_FILE), os.path.join(path, ARCHITECTURE_FILE)
-    arrays, _ = parse_safetensors(read_file(wfile, "weights", MAX_FILE_BYTES), wfile)
-    doc = parse_json(read_file(afile, "architecture", MAX_JSON_BYTES), afile)
-    spec = _check_document(doc, afile)
-    elements = sum(int(a.size) for a in arrays.values())
-    model = _Builder(budget=max(COST_FACTOR * elements, COST_FLOOR), where=afile).build(spec, "architecture")
+    with SafetensorsFile(wfile, "weights") as weights:  # the header only, checked; the data is read last
+        spec = _check_document(read_json(afile, "architecture", ARCHITECTURE_LIMITS), afile)
+        budget = max(COST_FACTOR * weights.elements, COST_FLOOR)
+        with skip_init():  # every parameter and buffer is overwritten by the weights: no initialiser runs
+            model = _Builder(budget=budget, where=afile).build(spec, "architecture")
+        _check_match(model, weights.tensors, wfile)
+        arrays = weights.read()
     _assign(model, arrays, wfile)
     return model
 
@@ -131,13 +127,16 @@ def load(path) -> Module:
 def load_weights(model: Module, path) -> Module:
     """Copy the weights saved by ``save_weights`` (or ``save``) into ``model`` in place; returns ``model``.
 
-    The names, shapes and dtypes must match ``model.state_dict()`` exactly, else ``FormatError`` lists the differences.
+    The names, shapes and dtypes must match ``model.state_dict()`` exactly, else ``FormatError`` lists the differences
+    (before any data is read).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_weights: {path} does not exist")
     file = _weights_path(path)
-    arrays, _ = parse_safetensors(read_file(file, "weights", MAX_FILE_BYTES), file)
+    with SafetensorsFile(file, "weights") as weights:
+        _check_match(model, weights.tensors, file)
+        arrays = weights.read()
     _assign(model, arrays, file)
     return model
 
@@ -147,12 +146,12 @@ def _check_document(doc, where: str) -> dict:
         raise FormatError(f"{where}: expected a JSON object, got {type(doc).__name__}")
     expected = {"format", "version", "class", "config"}
     if set(doc) != expected:
-        raise FormatError(f"{where}: expected keys {sorted(expected)}, got {_short(sorted(doc), 200)}")
+        raise FormatError(f"{where}: expected keys {sorted(expected)}, got {short(sorted(doc), 200)}")
     if doc["format"] != FORMAT:
-        raise FormatError(f"{where}: format is {_short(doc['format'])}, expected {FORMAT!r}")
+        raise FormatError(f"{where}: format is {short(doc['format'])}, expected {FORMAT!r}")
     if type(doc["version"]) is not int or doc["version"] != FORMAT_VERSION:
         raise FormatError(
-            f"{where}: format version {_short(doc['version'])} is not supported (this neuronkit "
+            f"{where}: format version {short(doc['version'])} is not supported (this neuronkit "
             f"reads version {FORMAT_VERSION})"
         )
     return {"class": doc["class"], "config": doc["config"]}
@@ -169,28 +168,33 @@ def _own_tensors(model: Module) -> dict:
     return own
 
 
-def _assign(model: Module, arrays: dict, where: str) -> None:
-    """Check names, shapes and dtypes against ``model`` (FormatError listing every difference), then load strictly."""
+def _check_match(model: Module, tensors: dict, where: str) -> None:
+    """FormatError listing every difference between ``model``'s parameters and buffers and the file's ``tensors``
+    (name -> anything with ``shape`` and ``dtype``): missing and unexpected names, shapes, dtypes."""
     own = _own_tensors(model)
-    missing = [k for k in own if k not in arrays]
-    unexpected = [k for k in arrays if k not in own]
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
     problems = []
     if missing:
-        problems.append(f"missing {_short(missing, 300)}")
+        problems.append(f"missing {short(missing, 300)}")
     if unexpected:
-        problems.append(f"unexpected {_short(unexpected, 300)}")
+        problems.append(f"unexpected {short(unexpected, 300)}")
     for k, t in own.items():
-        a = arrays.get(k)
+        a = tensors.get(k)
         if a is None:
             continue
         if tuple(a.shape) != tuple(t.data.shape):
             problems.append(f"{k!r} has shape {tuple(a.shape)}, the model expects {tuple(t.data.shape)}")
         elif a.dtype != t.data.dtype:
-            problems.append(f"{k!r} has dtype {a.dtype}, the model expects {t.data.dtype}")
+            problems.append(f"{k!r} has dtype {B.xp.dtype(a.dtype)}, the model expects {t.data.dtype}")
         if len(problems) >= 10:
             break
     if problems:
         raise FormatError(f"{where}: the weights do not match {type(model).__name__}: " + "; ".join(problems))
+
+
+def _assign(model: Module, arrays: dict, where: str) -> None:
+    """Copy the checked ``arrays`` into ``model`` (strictly: names and shapes were matched by ``_check_match``)."""
     try:
         model.load_state_dict(arrays, strict=True)
     except (KeyError, ValueError, TypeError) as e:
@@ -340,7 +344,7 @@ def _cost(cls, config: dict, where: str) -> int:
         except Exception as e:
             raise FormatError(f"{where}: {cls.__name__}.config_cost failed on this config: {e}") from e
         if type(c) is not int or c < 0:
-            raise FormatError(f"{where}: {cls.__name__}.config_cost returned {_short(c)}")
+            raise FormatError(f"{where}: {cls.__name__}.config_cost returned {short(c)}")
         return c
     cost, stack = 1, list(config.values())
     while stack:
@@ -378,10 +382,10 @@ class _Builder:
             self.fail(at, f"more than {MAX_LAYERS} layers")
         if not isinstance(spec, dict) or set(spec) != {"class", "config"}:
             got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
-            self.fail(at, f"a layer must be {{'class': name, 'config': {{...}}}}, got {_short(got)}")
+            self.fail(at, f"a layer must be {{'class': name, 'config': {{...}}}}, got {short(got)}")
         name, config = spec["class"], spec["config"]
         if not isinstance(name, str) or name not in LAYERS:
-            self.fail(at, f"unknown layer class {_short(name)}: not in the layer registry (known: {sorted(LAYERS)})")
+            self.fail(at, f"unknown layer class {short(name)}: not in the layer registry (known: {sorted(LAYERS)})")
         cls = LAYERS[name]
         if not isinstance(config, dict):
             self.fail(at, f"config of {name} must be a JSON object, got {type(config).__name__}")
@@ -393,7 +397,7 @@ class _Builder:
         for key, value in config.items():
             p = params.get(key)
             if p is None:
-                self.fail(at, f"{name} takes no argument {_short(key)} (it takes {sorted(params)})")
+                self.fail(at, f"{name} takes no argument {short(key)} (it takes {sorted(params)})")
             value = self._convert(value, p.kinds, f"{at}.config.{key}", build, key)
             if p.var:
                 args = list(value)
@@ -415,7 +419,7 @@ class _Builder:
         try:
             module = cls(*args, **kwargs)
         except BaseException as e:
-            if _passthrough(e):
+            if is_passthrough(e):
                 raise
             self.fail(at, f"{name}(...) rejected its config: {type(e).__name__}: {e}")
         if not isinstance(module, Module):
@@ -433,7 +437,7 @@ class _Builder:
         elif isinstance(value, int):
             if names & {"int", "float", "json"}:
                 if abs(value) > MAX_INT:
-                    self.fail(at, f"integer {_short(value)} is out of range (|n| <= 2**53)")
+                    self.fail(at, f"integer {short(value)} is out of range (|n| <= 2**53)")
                 return value
         elif isinstance(value, float):
             if "float" in names or "json" in names:
@@ -443,7 +447,7 @@ class _Builder:
                 if len(value) > MAX_STR:
                     self.fail(at, f"string of {len(value)} characters is too long")
                 if key == "dtype" and value not in FLOAT_DTYPES:
-                    self.fail(at, f"dtype {_short(value)} is not one of {list(FLOAT_DTYPES)}")
+                    self.fail(at, f"dtype {short(value)} is not one of {list(FLOAT_DTYPES)}")
                 return value
         elif isinstance(value, list):
             seq = next((k for k in kinds if k.name in ("list", "tuple")), None)
@@ -467,5 +471,5 @@ class _Builder:
                     self._convert(v, [_Kind("json")], f"{at}.{k}", build)
                 return value
         self.fail(
-            at, f"expected {' | '.join(map(repr, kinds)) or 'nothing'}, got {type(value).__name__} {_short(value)}"
+            at, f"expected {' | '.join(map(repr, kinds)) or 'nothing'}, got {type(value).__name__} {short(value)}"
         )
