@@ -14,6 +14,11 @@ Cases (the sizes of the attacks reported in issue 10):
     arch        a 16 MiB architecture.json ``[{},{},...]``
     sparse      a 4 GB sparse weights file whose 8-byte header is a lie
     ortho       a float64 orthogonal-init Dense(1000 -> 1000) named by the architecture (an 8 MB file, loads)
+and the worst files just inside neuronkit's caps (the most a file can cost before it is refused):
+    tensors     65,536 zero-size tensors (MAX_TENSORS), none of them the model's
+    lists       a header of 196,000 empty lists (just under its cap on objects and lists)
+    floats      a header of 786,000 floats (just under its cap on values)
+    archcap     an architecture.json of 80,000 empty objects (its cap on objects and lists)
 """
 
 from __future__ import annotations
@@ -100,7 +105,31 @@ def case_ortho(d):
     _write(d, json.dumps(arch).encode(), _st(w, b"\0" * 8_008_000))
 
 
+def _st_list(item: bytes, n: int) -> bytes:
+    return _st(b'{"x": [' + b",".join([item] * n) + b"]}")
+
+
+def case_tensors(d):
+    entry = '"t%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+    header = ("{" + ",".join(entry % i for i in range(65_536)) + "}").encode()
+    _write(d, json.dumps(LINEAR_ARCH).encode(), _st(header))
+
+
+def case_lists(d):
+    _write(d, json.dumps(LINEAR_ARCH).encode(), _st_list(b"[]", 196_000))
+
+
+def case_floats(d):
+    _write(d, json.dumps(LINEAR_ARCH).encode(), _st_list(b"1.5", 786_000))
+
+
+def case_archcap(d):
+    good = json.dumps({"weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}).encode()
+    _write(d, b"[" + b"{}," * 79_998 + b"{}]", _st(good, b"\0" * 16))
+
+
 CASES = {"header": case_header, "zero": case_zero, "arch": case_arch, "sparse": case_sparse, "ortho": case_ortho}
+CASES.update(tensors=case_tensors, lists=case_lists, floats=case_floats, archcap=case_archcap)
 
 
 def _limit_memory() -> None:  # ulimit -v in the child
@@ -116,7 +145,9 @@ def main(argv) -> int:
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, d], capture_output=True, text=True, preexec_fn=_limit_memory
             )
-            lines = (out.stdout.strip() or out.stderr.strip() or f"(no output, exit status {out.returncode})").splitlines()
+            lines = (
+                out.stdout.strip() or out.stderr.strip() or f"(no output, exit status {out.returncode})"
+            ).splitlines()
             text = lines[-1]
             print(f"{name:7s} {size / 1e6:8.1f} MB on disk: {text}", flush=True)
     return 0

@@ -46,7 +46,8 @@ class JsonLimits:
     containers_per_kib: int = 0
     values_per_kib: int = 0
 
-    def check(self, data: bytes, what: str) -> None:
+    def check(self, data: bytes, what: str) -> int:
+        """``FormatError`` naming ``what`` when ``data`` is over a limit; else the count of ``{`` and ``[``."""
         if len(data) > self.max_bytes:
             raise FormatError(f"{what}: {len(data)} bytes, more than the limit of {self.max_bytes}")
         kib = len(data) // 1024
@@ -58,6 +59,7 @@ class JsonLimits:
         cap = self.values + kib * self.values_per_kib
         if values > cap:
             raise FormatError(f"{what}: up to {values} values, more than the limit of {cap}")
+        return containers
 
 
 SMALL = JsonLimits(max_bytes=2**20, containers=2**12, values=2**16)
@@ -105,14 +107,15 @@ def _check_depth(obj, what: str) -> None:
         stack.extend((v, depth + 1) for v in children if type(v) is dict or type(v) is list)
 
 
-def parse_json(data: bytes, what: str, limits: JsonLimits):
+def parse_json(data: bytes, what: str, limits: JsonLimits, depth: bool = True):
     """Decode strict JSON (see the module docstring) within ``limits``; any failure is a ``FormatError`` naming
-    ``what``."""
-    limits.check(data, what)
-    return _parse(data, what)
+    ``what``. ``depth=False`` skips the walk that checks ``MAX_JSON_DEPTH`` (the parser itself stops near 1,000
+    levels): for a caller whose own checks accept nothing nested more than a few levels."""
+    containers = limits.check(data, what)
+    return _parse(data, what, depth and containers > MAX_JSON_DEPTH)
 
 
-def _parse(data: bytes, what: str):
+def _parse(data: bytes, what: str, depth: bool = True):
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -131,7 +134,7 @@ def _parse(data: bytes, what: str):
         raise FormatError(f"{what}: JSON nested too deeply") from e
     except ValueError as e:  # json.JSONDecodeError and int() limits
         raise FormatError(f"{what}: not valid JSON ({e})") from e
-    if type(obj) is dict or type(obj) is list:
+    if depth and (type(obj) is dict or type(obj) is list):
         _check_depth(obj, what)
     return obj
 

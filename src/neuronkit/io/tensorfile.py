@@ -59,17 +59,45 @@ class TensorInfo(NamedTuple):
 
 
 # -- the header -----------------------------------------------------------------------------------------------------
+_KEYS = {"dtype", "shape", "data_offsets"}
+
+
 def _check_entry(name, info, body: int, where: str) -> TensorInfo:
+    if type(info) is dict and info.keys() == _KEYS:  # the usual case, checked with no message built
+        code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if (
+            type(code) is str
+            and code in DTYPES
+            and type(shape) is list
+            and len(shape) <= MAX_NDIM
+            and (not shape or (set(map(type, shape)) == _INT and min(shape) >= 0))
+            and type(offsets) is list
+            and len(offsets) == 2
+            and set(map(type, offsets)) == _INT
+            and 0 <= offsets[0] <= offsets[1] <= body
+            and offsets[1] - offsets[0] == math.prod(shape) * DTYPES[code].itemsize
+        ):
+            return TensorInfo(DTYPES[code], tuple(shape), offsets[0], offsets[1])
+    return _entry_error(name, info, body, where)
+
+
+def _entry_error(name, info, body: int, where: str):
+    """Raise the ``FormatError`` saying what is wrong with the header entry ``info``."""
     w = f"{where}: tensor {short(name)}"
-    if type(info) is not dict or set(info) != {"dtype", "shape", "data_offsets"}:
+    if type(info) is not dict or info.keys() != _KEYS:
         got = sorted(info) if isinstance(info, dict) else type(info).__name__
         raise FormatError(f"{w}: expected keys ['data_offsets', 'dtype', 'shape'], got {short(got)}")
     code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-    if not isinstance(code, str) or code not in DTYPES:
+    if type(code) is not str or code not in DTYPES:
         raise FormatError(f"{w}: dtype {short(code)} is not one of {sorted(DTYPES)} (floats and integers only)")
-    if type(shape) is not list or len(shape) > MAX_NDIM or not all(type(d) is int and d >= 0 for d in shape):
+    # set(map(type, ...)) checks every item in C: ints only (a bool's type is bool)
+    if (
+        type(shape) is not list
+        or len(shape) > MAX_NDIM
+        or (shape and (set(map(type, shape)) != _INT or min(shape) < 0))
+    ):
         raise FormatError(f"{w}: shape must be a list of at most {MAX_NDIM} non-negative ints, got {short(shape)}")
-    if type(offsets) is not list or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+    if type(offsets) is not list or len(offsets) != 2 or set(map(type, offsets)) != _INT:
         raise FormatError(f"{w}: data_offsets must be [begin, end] ints, got {short(offsets)}")
     begin, end = offsets
     if not 0 <= begin <= end <= body:
@@ -77,17 +105,20 @@ def _check_entry(name, info, body: int, where: str) -> TensorInfo:
     nbytes = math.prod(shape) * DTYPES[code].itemsize
     if end - begin != nbytes:
         raise FormatError(f"{w}: shape {shape} of {code} needs {nbytes} bytes, data_offsets give {end - begin}")
-    return TensorInfo(DTYPES[code], tuple(shape), begin, end)
+    raise AssertionError(f"{w}: rejected entry with no reason found")  # pragma: no cover
+
+
+_INT = {int}
 
 
 def _check_tiling(tensors: dict, body: int, where: str) -> None:
     """The spans cover the data section exactly: no gap, no overlap, nothing left after the last."""
     pos = 0
-    for name, t in sorted(tensors.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
-        if t.begin != pos:
-            why = "overlaps the tensor before it" if t.begin < pos else "leaves a gap before it"
-            raise FormatError(f"{where}: tensor {short(name)} at bytes {t.begin}..{t.end} {why}")
-        pos = t.end
+    for begin, end, name in sorted([(t.begin, t.end, name) for name, t in tensors.items()]):
+        if begin != pos:
+            why = "overlaps the tensor before it" if begin < pos else "leaves a gap before it"
+            raise FormatError(f"{where}: tensor {short(name)} at bytes {begin}..{end} {why}")
+        pos = end
     if pos != body:
         raise FormatError(f"{where}: {body - pos} bytes of data after the last tensor")
 
@@ -123,7 +154,8 @@ def read_header(fd: int, size: int, where: str) -> tuple[dict, dict, int]:
         raise FormatError(f"{where}: header length {n} is more than the {size - 8} bytes after it (truncated?)")
     if n > MAX_HEADER_BYTES:
         raise FormatError(f"{where}: header of {n} bytes is over the limit of {MAX_HEADER_BYTES}")
-    header = parse_json(read_exact(fd, n, where), f"{where} header", HEADER_LIMITS)
+    # no depth walk: check_header accepts nothing nested deeper than an entry's lists
+    header = parse_json(read_exact(fd, n, where), f"{where} header", HEADER_LIMITS, depth=False)
     tensors, meta = check_header(header, size - 8 - n, where)
     return tensors, meta, 8 + n
 
