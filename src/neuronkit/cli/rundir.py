@@ -130,8 +130,8 @@ class RunDir:
     def lock(self):
         """Hold the run for this process: an exclusive ``fcntl.flock`` on ``RUN/.lock`` (which then holds our PID),
         released when the block ends or the process does, even by a crash or a kill. Another process holding it:
-        ``CLIError`` naming the run and that process's PID. Once held, what killed saves left behind in the run's
-        checkpoints is removed (no other process can be writing there)."""
+        ``CLIError`` naming the run and that process's PID. Once held, what killed writes left behind (partial
+        checkpoints, temporary files) is removed: no other process can be writing there."""
         if fcntl is None:  # pragma: no cover
             yield self
             return
@@ -147,7 +147,8 @@ class RunDir:
                 ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            clean_leftovers(self.checkpoints_path, everything=True)
+            for d in (self.path, self.checkpoints_path, self.model_path, self.probes_path):
+                clean_leftovers(d, everything=True)
             yield self
         finally:
             os.close(fd)

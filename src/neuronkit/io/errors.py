@@ -14,7 +14,15 @@ class FormatError(ValueError):
 
 class WriteError(OSError):
     """A file could not be written (disk full, file-size limit, read-only file system...). ``errno`` is the operating
-    system's; the message names the file. The file it was replacing, if any, is intact."""
+    system's and ``reason`` its words ("No space left on device"); the message names the file. The file it was
+    replacing, if any, is intact."""
+
+    def __init__(self, message: str, errno: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.errno, self.reason = errno, reason
+
+    def __str__(self) -> str:  # the message alone (OSError would print "[Errno N] ..." once errno is set)
+        return self.args[0]
 
 
 class NonFiniteWarning(UserWarning):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import tempfile
 
 from .errors import FormatError, WriteError
 
 _MISSING = (errno.ENOENT, errno.ENOTDIR)
+TEMP_FILE = re.compile(r"\..+\.([0-9]{1,10})\.tmp")
+"""The name of a temporary file of ``atomic_write``; group 1 is the writer's PID."""
 _UNREADABLE_PATH = {errno.ELOOP: "a symbolic link loop", errno.ENAMETOOLONG: "a path too long for the system"}
 
 
@@ -87,9 +90,8 @@ def write_error(e: OSError, path: str, doing: str = "write") -> WriteError:
     """``e`` as a one-line ``WriteError`` naming ``path`` (keeps ``errno``)."""
     if isinstance(e, WriteError):
         return e
-    err = WriteError(f"cannot {doing} {path}: {e.strerror or e}")
-    err.errno = e.errno
-    return err
+    reason = e.strerror or str(e)
+    return WriteError(f"cannot {doing} {path}: {reason}", e.errno, reason)
 
 
 def fsync_dir(directory: str) -> None:
@@ -105,12 +107,16 @@ def fsync_dir(directory: str) -> None:
     except OSError:
         pass
     finally:
-        os.close(fd)
+        try:
+            os.close(fd)
+        except OSError:  # never fails a write that already happened
+            pass
 
 
 def atomic_write(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part: a temporary
-    file in the same directory, flushed and fsync'ed, then ``os.replace``, then the directory fsync'ed.
+    file in the same directory (``.NAME.XXXX.PID.tmp``: a kill leaves it, ``TEMP_FILE`` finds it), flushed and
+    fsync'ed, then ``os.replace``, then the directory fsync'ed.
 
     An OS failure (``ENOSPC``, ``EFBIG``, permissions...) raises ``WriteError`` naming ``path``; the old file, if
     any, is untouched and the temporary file removed.
@@ -118,7 +124,7 @@ def atomic_write(path: str, data: bytes) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".{os.getpid()}.tmp", dir=directory)
     except OSError as e:
         raise write_error(e, path) from None
     try:

@@ -22,11 +22,13 @@ full, file-size limit) raises ``io.WriteError`` in one line and keeps the previo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 
 from .. import io
+from ..io.files import TEMP_FILE
 
 LATEST = "latest"
 TRAINER_FILE = "trainer.json"
@@ -106,8 +108,8 @@ def _alive(pid: int) -> bool:
 
 def clean_leftovers(root, everything: bool = False) -> list[str]:
     """Remove what killed saves left under ``root``: ``.step-*.partial-PID`` and ``.step-*.trash-PID`` directories
-    whose process is no longer alive, and with ``everything`` (the caller holds the run's lock, so no other process
-    is writing here) all of them and the temporary files of interrupted atomic writes. Returns the names removed."""
+    and ``.latest.*.PID.tmp`` files whose process is no longer alive, or with ``everything`` (the caller holds the
+    run's lock, so no other process is writing here) all of them. Returns the names removed."""
     root = os.fspath(root)
     try:
         names = os.listdir(root)
@@ -115,16 +117,15 @@ def clean_leftovers(root, everything: bool = False) -> list[str]:
         return []
     removed = []
     for n in names:
-        m = _LEFTOVER.fullmatch(n)
+        m = _LEFTOVER.fullmatch(n) or TEMP_FILE.fullmatch(n)
         if m and (everything or not _alive(int(m.group(1)))):
-            shutil.rmtree(os.path.join(root, n), ignore_errors=True)
+            p = os.path.join(root, n)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
             removed.append(n)
-        elif everything and n.startswith(f".{LATEST}.") and n.endswith(".tmp"):
-            try:
-                os.unlink(os.path.join(root, n))
-                removed.append(n)
-            except OSError:
-                pass
     return removed
 
 
@@ -161,9 +162,8 @@ def _save_failed(e: OSError, root: str, name: str) -> io.WriteError:
     except (io.FormatError, OSError):
         previous = None
     kept = f"the previous checkpoint {os.path.basename(previous)} is kept" if previous else "no checkpoint exists yet"
-    err = io.WriteError(f"cannot save checkpoint {name} in {root}: {e.strerror or e}; {kept}")
-    err.errno, err.strerror = e.errno, e.strerror
-    return err
+    reason = getattr(e, "reason", None) or e.strerror or str(e)
+    return io.WriteError(f"cannot save checkpoint {name} in {root}: {reason}; {kept}", e.errno, reason)
 
 
 def save_checkpoint(root, model, optimizer=None, trainer_state: dict | None = None, keep: int = 2) -> str:
