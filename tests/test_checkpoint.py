@@ -335,6 +335,18 @@ def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(small_run, 
     assert [e["epoch"] for e in epochs_of(out)] == [1, 2, 3]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="/dev/full: every write fails with ENOSPC")
+def test_a_full_disk_under_the_history_log_is_one_error_not_two():
+    model, opt = _model_and_optimizer(0)
+    x, y = np.zeros((8, 6), np.float32), np.zeros(8, np.int64)
+    log = nk.train.JSONLLogger("/dev/full")
+    with pytest.raises(io.WriteError) as caught:
+        nk.train.fit(model, (x, y), epochs=2, optimizer=opt, progress=False, callbacks=[log])
+    assert str(caught.value) == "cannot write /dev/full: No space left on device"
+    shown = "".join(__import__("traceback").format_exception(caught.value))
+    assert "During handling" not in shown and "direct cause" not in shown  # one error, not a chain of two
+
+
 FSIZE_SCRIPT = textwrap.dedent(
     """
     import resource, signal, sys

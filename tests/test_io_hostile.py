@@ -207,3 +207,21 @@ def test_fuzz_damaged_and_hostile_files_bounded():
     families = {k.split(":")[0] for k in stats["outcomes"]}
     assert stats["cases"] == 150 and {"big-header", "big-arch", "sparse", "nonfinite", "special"} <= families
     assert stats["outcomes"].get("nonfinite: loaded (NaN/Inf warned)", 0) > 0
+
+
+def test_the_command_line_warns_of_nan_weights_in_one_line(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_cli import run_cli
+
+    run = tmp_path / "run"
+    rc, _, stderr = run_cli("train", "--data", "iris", "--hidden", "4", "--epochs", "1", "--out", run)
+    assert rc == 0, stderr
+    model = load(run / "model")
+    model[0].weight.data[0, 0] = np.nan
+    save(model, run / "model")
+    rc, _, stderr = run_cli("evaluate", run)
+    assert rc == 0
+    assert stderr.splitlines() == [
+        f"neuronkit: warning: {run / 'model' / 'model.safetensors'}: NaN or infinite values in 1 tensor(s): "
+        "'0.weight' (1 of 16)"
+    ]

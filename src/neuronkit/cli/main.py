@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -469,8 +470,22 @@ def _one_line(e: BaseException) -> str:
     return msg
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """Weights with NaN/Inf: one line on stderr, like an error; other warnings as Python shows them."""
+    if issubclass(category, io.NonFiniteWarning):
+        print(f"neuronkit: warning: {message}", file=sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv=None) -> int:
     """Run the ``neuronkit`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ False to skip the update of this step), ``on_step_end``, then ``on_epoch_end`` (
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -15,6 +16,7 @@ import time
 
 from .. import backend as B
 from ..io import dumps_json
+from ..io.files import write_error
 from .checkpoint import clean_leftovers
 
 
@@ -181,7 +183,8 @@ class ModelCheckpoint(Callback):
 
 
 class JSONLLogger(Callback):
-    """Append one JSON line per epoch (and per step with ``steps=True``) to ``path``, flushed as it goes."""
+    """Append one strict-JSON line per epoch (and per step with ``steps=True``) to ``path``, flushed at each epoch's
+    end. A write that fails (disk full) raises ``io.WriteError`` naming the file, once."""
 
     def __init__(self, path, steps: bool = False):
         self.path, self.steps, self._f = os.fspath(path), steps, None
@@ -189,17 +192,33 @@ class JSONLLogger(Callback):
     def on_train_begin(self, trainer):
         self._f = open(self.path, "a")
 
+    def _write(self, record: dict, flush: bool) -> None:
+        if self._f is None:
+            return
+        try:
+            self._f.write(dumps_json(record) + "\n")
+            if flush:
+                self._f.flush()
+        except OSError as e:
+            f, self._f = self._f, None
+            with contextlib.suppress(OSError):  # closing flushes again: the same error, not a second one
+                f.close()
+            raise write_error(e, self.path) from None
+
     def on_step_end(self, trainer, logs):
         if self.steps:
-            self._f.write(dumps_json({"kind": "step", **logs}) + "\n")
+            self._write({"kind": "step", **logs}, flush=False)
 
     def on_epoch_end(self, trainer, logs):
-        self._f.write(dumps_json({"kind": "epoch", **logs}) + "\n")
-        self._f.flush()
+        self._write({"kind": "epoch", **logs}, flush=True)
 
     def on_train_end(self, trainer):
         if self._f:
-            self._f.close()
+            f, self._f = self._f, None
+            try:
+                f.close()
+            except OSError as e:
+                raise write_error(e, self.path) from None
 
 
 class CSVLogger(Callback):
