@@ -409,7 +409,7 @@ DAMAGED_TRAINER = {
     ),
     "truncated": (lambda b, s: b[: len(b) // 2], "not valid JSON"),
     "not an object": (lambda b, s: b"[]", "the document must be an object"),
-    "NaN literal": (lambda b, s: b.replace(b'"step": ', b'"step": NaN, "x": ', 1), "NaN is not a JSON number"),
+    "NaN step": (lambda b, s: b.replace(b'"step": ', b'"step": NaN, "x": ', 1), "step must be an int >= 0, got number"),
     "not UTF-8": (lambda b, s: b"\xff" + b, "not UTF-8"),
     "many objects": (lambda b, s: b"[" + b"{}," * 400_000 + b"{}]", "objects and lists, more than the limit"),
 }  # fmt: skip
@@ -512,3 +512,15 @@ def test_checkpoints_and_logs_of_a_nan_run_are_strict_json(tmp_path):
     assert np.isnan(restored["partial_loss"][0])  # null reads back as NaN
     trainer.history.to_jsonl(tmp_path / "h2.jsonl")
     assert all(_strict(line) for line in (tmp_path / "h2.jsonl").read_text().splitlines())
+
+
+def test_a_nan_loss_written_as_null_is_read_back_as_nan(small_run, tmp_path):
+    """history.jsonl holds null where the loss was NaN; diagnose still sees a diverged run (as with the NaN
+    literals older runs wrote)."""
+    run = _copy_run(small_run, tmp_path / "run")
+    lines = [{"kind": "epoch", "epoch": i + 1, "loss": lo, "lr": 1.0} for i, lo in enumerate([2.0, 5.0, float("nan")])]
+    text = "".join(io.dumps_json(r) + "\n" for r in lines)
+    assert '"loss": null' in text
+    (run / "history.jsonl").write_text(text)
+    rc, stdout, _ = run_cli("diagnose", run)
+    assert rc == 1 and stdout.splitlines()[1].startswith("ERROR") and "nan" in stdout, stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -52,8 +53,13 @@ def _history_epochs(run) -> list:
     path = run.history_path
     if not path.is_file():
         raise CLIError(f"{path} is missing: the run has no training history to diagnose")
-    records = io.read_jsonl(path, "training history", RUN_JSON_LIMITS, dict)
-    epochs = [{k: v for k, v in r.items() if k != "kind"} for r in records if r.get("kind") == "epoch"]
+    # a number written as null was NaN or infinite (strict JSON); older runs wrote NaN literals
+    records = io.read_jsonl(path, "training history", RUN_JSON_LIMITS, dict, nonfinite=True)
+    epochs = [
+        {k: math.nan if v is None else v for k, v in r.items() if k != "kind"}
+        for r in records
+        if r.get("kind") == "epoch"
+    ]
     if not epochs:
         raise CLIError(f"{path} has no epoch records: the run has no training history to diagnose")
     return epochs

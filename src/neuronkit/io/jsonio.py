@@ -107,15 +107,17 @@ def _check_depth(obj, what: str) -> None:
         stack.extend((v, depth + 1) for v in children if type(v) is dict or type(v) is list)
 
 
-def parse_json(data: bytes, what: str, limits: JsonLimits, depth: bool = True):
+def parse_json(data: bytes, what: str, limits: JsonLimits, depth: bool = True, nonfinite: bool = False):
     """Decode strict JSON (see the module docstring) within ``limits``; any failure is a ``FormatError`` naming
     ``what``. ``depth=False`` skips the walk that checks ``MAX_JSON_DEPTH`` (the parser itself stops near 1,000
-    levels): for a caller whose own checks accept nothing nested more than a few levels."""
+    levels): for a caller whose own checks accept nothing nested more than a few levels. ``nonfinite=True`` reads
+    the literals ``NaN``, ``Infinity`` and ``-Infinity`` as floats: for the history files neuronkit wrote before its
+    JSON was strict."""
     containers = limits.check(data, what)
-    return _parse(data, what, depth and containers > MAX_JSON_DEPTH)
+    return _parse(data, what, depth and containers > MAX_JSON_DEPTH, nonfinite)
 
 
-def _parse(data: bytes, what: str, depth: bool = True):
+def _parse(data: bytes, what: str, depth: bool = True, nonfinite: bool = False):
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -123,7 +125,7 @@ def _parse(data: bytes, what: str, depth: bool = True):
     try:
         obj = json.loads(
             text,
-            parse_constant=_reject_constant,
+            parse_constant=float if nonfinite else _reject_constant,
             parse_int=_parse_int,
             parse_float=_parse_float,
             object_pairs_hook=_pairs,
@@ -139,26 +141,28 @@ def _parse(data: bytes, what: str, depth: bool = True):
     return obj
 
 
-def read_json(path, what: str, limits: JsonLimits, schema=None):
-    """The JSON document in file ``path``, parsed within ``limits`` and, with ``schema``, checked by ``check_json``.
-    ``what`` says what the file is in the message when it is missing or not a regular file."""
+def read_json(path, what: str, limits: JsonLimits, schema=None, nonfinite: bool = False):
+    """The JSON document in file ``path``, parsed within ``limits`` (``nonfinite``: see ``parse_json``) and, with
+    ``schema``, checked by ``check_json``. ``what`` says what the file is in the message when it is missing or not a
+    regular file."""
     path = str(path)
-    obj = parse_json(read_file(path, what, limits.max_bytes), path, limits)
+    obj = parse_json(read_file(path, what, limits.max_bytes), path, limits, nonfinite=nonfinite)
     if schema is not None:
         check_json(obj, schema, path)
     return obj
 
 
-def read_jsonl(path, what: str, limits: JsonLimits, schema=None) -> list:
+def read_jsonl(path, what: str, limits: JsonLimits, schema=None, nonfinite: bool = False) -> list:
     """The documents of the JSON Lines file ``path`` (one per non-blank line), the whole file within ``limits``,
-    each checked against ``schema``; a damaged line is a ``FormatError`` naming the file and the line."""
+    each checked against ``schema`` (``nonfinite``: see ``parse_json``); a damaged line is a ``FormatError`` naming
+    the file and the line."""
     path = str(path)
     data = read_file(path, what, limits.max_bytes)
     limits.check(data, path)
     docs = []
     for i, line in enumerate(data.split(b"\n"), 1):
         if line.strip():
-            docs.append(_parse(line, f"{path} line {i}"))
+            docs.append(_parse(line, f"{path} line {i}", nonfinite=nonfinite))
             if schema is not None:
                 check_json(docs[-1], schema, f"{path} line {i}")
     return docs

@@ -222,9 +222,10 @@ def checkpoint_dir(root) -> str | None:
 
 def read_trainer_state(path) -> dict:
     """The trainer state saved in the checkpoint directory ``path``, checked against ``TRAINER_SCHEMA`` (one-line
-    ``io.FormatError`` naming the file and the first wrong field). A loss written as null (it was NaN) reads as NaN."""
+    ``io.FormatError`` naming the file and the first wrong field). A loss written as null (it was NaN) reads as NaN;
+    the ``NaN`` literals of checkpoints written before neuronkit's JSON was strict are read too."""
     file = os.path.join(os.fspath(path), TRAINER_FILE)
-    state = io.read_json(file, "trainer state", TRAINER_LIMITS, TRAINER_SCHEMA)
+    state = io.read_json(file, "trainer state", TRAINER_LIMITS, TRAINER_SCHEMA, nonfinite=True)  # NaN: older files
     if type(state) is not dict:
         raise io.FormatError(f"{file}: expected a JSON object, got {type(state).__name__}")
     if "partial_loss" in state:
