@@ -2,7 +2,8 @@
 
 Each case is written to a temporary directory and loaded in a fresh child process under ``ulimit -v`` (so a bad
 case cannot eat the machine); the child reports wall time, peak RSS (``ru_maxrss``) and the first line of the
-error. Run from the repository root::
+error (wall time and CPU time of ``load``: on a busy machine the CPU time is the steadier figure). Run from the
+repository root::
 
     python benchmarks/hostile_load.py                  # every case
     python benchmarks/hostile_load.py header sparse    # some of them
@@ -37,15 +38,15 @@ import resource, sys, time, warnings
 warnings.simplefilter("ignore")
 t0 = time.perf_counter()
 from neuronkit import io
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 try:
     io.load(sys.argv[1])
     outcome = "loaded"
 except BaseException as e:
     outcome = f"{type(e).__name__}: {str(e).splitlines()[0][:110] if str(e) else ''}"
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{t2 - t1:7.2f} s  {rss:8.0f} MB peak RSS  {outcome}")
+print(f"{t2 - t1:7.2f} s ({c2 - c1:5.2f} s CPU)  {rss:6.0f} MB peak RSS  {outcome}")
 """
 
 LINEAR_ARCH = {
