@@ -610,7 +610,8 @@ def _linear_doc(**config):
         (_linear_doc(in_features=True), "expected int, got bool"),
         (_linear_doc(in_features="2"), "expected int, got str"),
         (_linear_doc(in_features=[2]), "got list"),
-        (_linear_doc(in_features=10**30), "too large"),
+        (_linear_doc(in_features=10**45), "too large"),  # over 40 digits (a 128-bit generator state has 39)
+        (_linear_doc(in_features=10**30), "out of range"),
         (_linear_doc(in_features=2**60), "out of range"),
         (_linear_doc(in_features=2**20, out_features=2**20), "would allocate over"),
         (_linear_doc(in_features=-2), "rejected its config"),
@@ -625,7 +626,8 @@ def _linear_doc(**config):
         ('{"format": "neuronkit", "version": 1, "class": "Linear", "config": {"in_features": 1e999}}', "float range"),
         ('{"format": "neuronkit", "version": 1, "class": "Linear", "config": {"in_features": Infinity}}', "Infinity"),
         ('{"format": "neuronkit", "format": "neuronkit", "version": 1, "class": "Linear", "config": {}}', "twice"),
-        ("[" * 100_000 + "]" * 100_000, "nested"),
+        ("[" * 10_000 + "]" * 10_000, "nested"),
+        ("[" * 100_000 + "]" * 100_000, "objects and lists, more than the limit"),  # refused before parsing
         ('{"a": ' * 150 + "1" + "}" * 150, "nested more than"),
         (b"\xff\xfe{}", "not UTF-8"),
     ],

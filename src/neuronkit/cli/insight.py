@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 
 import numpy as np
 
-from .. import creation
+from .. import creation, io
 from . import data as D
 from . import training as T
 from .errors import CLIError
 from .models import build_model
-from .rundir import load_run
+from .rundir import RUN_JSON_LIMITS, load_run
 
 
 def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
@@ -53,16 +53,13 @@ def _history_epochs(run) -> list:
     path = run.history_path
     if not path.is_file():
         raise CLIError(f"{path} is missing: the run has no training history to diagnose")
-    epochs = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            raise CLIError(f"{path} is damaged: line {i} is not valid JSON ({e})") from None
-        if isinstance(rec, dict) and rec.get("kind") == "epoch":
-            epochs.append({k: v for k, v in rec.items() if k != "kind"})
+    # a number written as null was NaN or infinite (strict JSON); older runs wrote NaN literals
+    records = io.read_jsonl(path, "training history", RUN_JSON_LIMITS, dict, nonfinite=True)
+    epochs = [
+        {k: math.nan if v is None else v for k, v in r.items() if k != "kind"}
+        for r in records
+        if r.get("kind") == "epoch"
+    ]
     if not epochs:
         raise CLIError(f"{path} has no epoch records: the run has no training history to diagnose")
     return epochs
@@ -215,7 +212,7 @@ def cmd_inspect(args) -> int:
     print(f"{run.path}:")
     print(format_unit(view, image_shape=img if first else None, classes=classes))
     if not args.no_image:
-        from ..io._files import atomic_write
+        from ..io import atomic_write
         from ..report.unit import unit_figure
 
         tops = None

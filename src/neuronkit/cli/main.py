@@ -27,9 +27,9 @@ import argparse
 import contextlib
 import csv
 import io as io_
-import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +46,14 @@ from ..train import (
     predict,
 )
 from ..train.callbacks import Callback
+from ..train.checkpoint import read_trainer_state
 from . import config as C
 from . import data as D
 from . import insight, text
 from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
-from .rundir import RunDir, load_run
+from .rundir import HISTORY, RunDir, load_run
 
 # The mistakes a user can make and the errors they surface as: reported in one line, never a traceback.
 USER_ERRORS = (
@@ -64,6 +65,7 @@ USER_ERRORS = (
     NotADirectoryError,
     PermissionError,
     DownloadError,
+    io.WriteError,
 )
 
 
@@ -141,6 +143,13 @@ def cmd_train(args) -> int:
     model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info))
 
     run = resume_run or RunDir.create(cfg.out, loaded.name)
+    with run.lock():  # one process trains in a run directory at a time
+        return _train_in_run(run, cfg, resume_run, loaded, info, (train, val, test), loss, model, encoder)
+
+
+def _train_in_run(run, cfg, resume_run, loaded, info, splits, loss, model, encoder) -> int:
+    train, val, test = splits
+    task = info["task"]
     cfg.out = str(run.path)
     run.write_json("config.json", {"config": cfg.to_dict(), "data": {**info, "loss": loss}, "neuronkit": __version__})
     if encoder is not None:
@@ -154,10 +163,9 @@ def cmd_train(args) -> int:
         else:
             resume = run.checkpoints_path
             # history.jsonl is rewritten from the checkpoint, so it never holds epochs the resumed run repeats
-            with open(Path(ckpt) / "trainer.json", encoding="utf-8") as f:
-                state = json.load(f)
+            state = read_trainer_state(ckpt)
             epochs = state.get("history", {}).get("epochs", [])
-            run.history_path.write_text("".join(json.dumps({"kind": "epoch", **e}) + "\n" for e in epochs))
+            run.write_text(HISTORY, "".join(io.dumps_json({"kind": "epoch", **e}) + "\n" for e in epochs))
             resume_step = int(state.get("step", 0))
             try:  # the neurons' history continues too
                 probe_history = insight.probe_history(run)
@@ -184,7 +192,7 @@ def cmd_train(args) -> int:
         probe.probe.remove()
         probe.probe.save(run.probes_path)  # the neurons' history of this (part of the) run: neuronkit inspect/report
     if gradcheck is not None:
-        run.write_text("gradcheck.jsonl", "".join(json.dumps(r) + "\n" for r in gradcheck.results))
+        run.write_text("gradcheck.jsonl", "".join(io.dumps_json(r) + "\n" for r in gradcheck.results))
         bad = [r["step"] for r in gradcheck.results if not r["ok"]]
         print(
             f"gradient checks: {len(gradcheck.results) - len(bad)} of {len(gradcheck.results)} passed"
@@ -264,7 +272,7 @@ def evaluate_run(run_dir, data: str | None = None, target: str | None = None, da
 def cmd_evaluate(args) -> int:
     m = evaluate_run(args.run_dir, args.data, args.target, args.data_dir)
     if args.json:
-        print(json.dumps(m))
+        print(io.dumps_json(m))
     else:
         print("  ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
     return 0
@@ -501,8 +509,22 @@ def _one_line(e: BaseException) -> str:
     return msg
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """Weights with NaN/Inf: one line on stderr, like an error; other warnings as Python shows them."""
+    if issubclass(category, io.NonFiniteWarning):
+        print(f"neuronkit: warning: {message}", file=sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv=None) -> int:
     """Run the ``neuronkit`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

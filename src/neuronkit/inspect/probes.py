@@ -23,12 +23,12 @@ Nothing in ``nn`` knows about probes: everything attaches through ``register_for
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
 import numpy as np
 
+from .. import io
 from ..nn.activations import Identity
 from ..nn.layers.conv import _ConvNd
 from ..nn.layers.dense import Dense
@@ -340,8 +340,6 @@ class Probe:
     def save(self, path) -> tuple[str, str]:
         """Write the history to directory ``path``: ``probes.safetensors`` (arrays, keys ``layer/statistic``) and
         ``probes.json`` (layers, settings, events): open formats only. Returns the two file paths."""
-        from safetensors.numpy import save_file
-
         os.makedirs(path, exist_ok=True)
         arrays = {}
         for name, rec in self.layers.items():
@@ -358,9 +356,8 @@ class Probe:
         }
         tensors = os.path.join(path, "probes.safetensors")
         js = os.path.join(path, "probes.json")
-        save_file(arrays, tensors)
-        with open(js, "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
+        io.write_safetensors(tensors, arrays)
+        io.write_json(js, meta, indent=1)
         return tensors, js
 
 
@@ -404,22 +401,27 @@ class ProbeHistory:
         return dict(self._arrays[layer])
 
 
-def load_history(path) -> ProbeHistory:
-    """Read what ``Probe.save(path)`` wrote (safetensors + JSON)."""
-    from safetensors.numpy import load_file
+PROBES_LIMITS = io.JsonLimits(64 * 2**20, containers=2**14, values=2**18, containers_per_kib=32, values_per_kib=256)
+"""probes.json holds one entry per probed layer and one per event: caps grow with the file beyond a base."""
+PROBES_SCHEMA = {
+    "format": str,
+    "version": int,
+    "every?": (int, None),
+    "layers": [{"name": str, "kind": str, "units": io.Range(0), "activation": (str, None), "count": io.Range(0)}],
+    "events": [dict],
+}
 
-    with open(os.path.join(path, "probes.json"), encoding="utf-8") as f:
-        meta = json.load(f)
+
+def load_history(path) -> ProbeHistory:
+    """Read what ``Probe.save(path)`` wrote (safetensors + JSON); ``ValueError`` (``io.FormatError``) naming the file
+    for anything damaged."""
+    js = os.path.join(path, "probes.json")
+    meta = io.read_json(js, "probe history", PROBES_LIMITS)
     if not isinstance(meta, dict) or meta.get("format") != "neuronkit.probes":
         fmt = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ValueError(f"{path}: probes.json is not a neuronkit probe history (format {fmt!r})")
-    tensors = os.path.join(path, "probes.safetensors")
-    try:
-        arrays = load_file(tensors)
-    except OSError:
-        raise
-    except Exception as e:  # safetensors reports a damaged file with its own error type
-        raise ValueError(f"{tensors} is not a readable safetensors file ({e})") from None
+    io.check_json(meta, PROBES_SCHEMA, js)
+    arrays, _ = io.read_safetensors(os.path.join(path, "probes.safetensors"), "probe history", warn=False)
     return ProbeHistory(meta, arrays)
 
 

@@ -8,50 +8,35 @@ On disk, ``save(model, path)`` makes ``path`` a directory holding two files:
   a ``Dense``'s activation with options) is a nested ``{"class": ..., "config": ...}``.
 - ``model.safetensors``: every parameter and buffer under its ``state_dict`` name (``"0.weight"``, ...).
 
-``load(path)`` rebuilds the model only through the registry: a class name is looked up in ``LAYERS`` and nowhere
-else, each config value is checked against the constructor's signature (annotations and defaults, never evaluated),
-and then the weights must match the model exactly (names, shapes, dtypes). Any problem in the files is a
-``FormatError``. A path that does not exist is a ``FileNotFoundError``; OS errors such as permissions pass through.
+``load(path)`` reads the weights' header first (``tensorfile``), then rebuilds the model only through the registry
+(``builder``): a class name is looked up in ``LAYERS`` and nowhere else, each config value is checked against the
+constructor's signature (annotations and defaults, never evaluated), and the layers are built without running their
+initialisers (``nn.init.skip_init``). The header must match the model exactly (names, shapes, dtypes) before the
+weights' data is read into it. Any problem in the files is a ``FormatError``. A path that does not exist is a
+``FileNotFoundError``; OS errors such as permissions pass through.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 
+from .. import backend as B
+from ..nn.init import skip_init
 from ..nn.module import Module
-from ..nn.registry import LAYERS, layer_spec
-from ._files import (
-    MAX_FILE_BYTES,
-    MAX_JSON_BYTES,
-    _passthrough,
-    _short,
-    atomic_write,
-    dump_json,
-    parse_json,
-    parse_safetensors,
-    read_file,
-    safetensors_bytes,
-    to_json_value,
-)
+from ..nn.registry import layer_spec
+from .builder import COST_FACTOR, COST_FLOOR, MAX_LAYERS, Builder
 from .errors import FormatError
+from .files import atomic_write, short
+from .jsonio import JsonLimits, dump_json, read_json, to_json_value
+from .tensorfile import SafetensorsFile, safetensors_bytes
 
 FORMAT = "neuronkit"
 FORMAT_VERSION = 1
 ARCHITECTURE_FILE = "architecture.json"
 WEIGHTS_FILE = "model.safetensors"
 
-MAX_LAYERS = 10_000
-"""Most layer specs one architecture may hold."""
-MAX_INT = 2**53
-"""Largest magnitude of an integer config value."""
-MAX_STR = 4096
-MAX_LIST = 100_000
-COST_FACTOR, COST_FLOOR = 8, 2**20
-"""Constructors may allocate at most ``max(COST_FACTOR * elements in the weights file, COST_FLOOR)`` array elements
-in all (estimated before each is called): a file cannot make ``load`` allocate far more memory than it holds."""
-FLOAT_DTYPES = ("float16", "float32", "float64")
-"""The values a config argument called ``dtype`` may take."""
+ARCHITECTURE_LIMITS = JsonLimits(16 * 2**20, containers=8 * MAX_LAYERS, values=32 * MAX_LAYERS)
+"""A layer spec is two objects and up to six lists (a convolution's sizes) and at most about 30 values."""
 
 
 # -- saving ---------------------------------------------------------------------------------------------------------
@@ -61,7 +46,7 @@ def architecture(model: Module) -> dict:
     doc = {"format": FORMAT, "version": FORMAT_VERSION, "class": spec["class"], "config": spec["config"]}
     # Check now that the file would load back (catches a get_config that does not match its constructor).
     try:
-        _Builder(budget=None, where="architecture").check(spec, "architecture")
+        Builder(budget=None, where="architecture").check(spec, "architecture")
     except FormatError as e:
         raise TypeError(f"cannot save {type(model).__name__}: its config would not load back: {e}") from None
     return doc
@@ -119,11 +104,13 @@ def load(path) -> Module:
             f"load: {path} is not a directory made by neuronkit.io.save (a weights file alone is read by load_weights)"
         )
     wfile, afile = os.path.join(path, WEIGHTS_FILE), os.path.join(path, ARCHITECTURE_FILE)
-    arrays, _ = parse_safetensors(read_file(wfile, "weights", MAX_FILE_BYTES), wfile)
-    doc = parse_json(read_file(afile, "architecture", MAX_JSON_BYTES), afile)
-    spec = _check_document(doc, afile)
-    elements = sum(int(a.size) for a in arrays.values())
-    model = _Builder(budget=max(COST_FACTOR * elements, COST_FLOOR), where=afile).build(spec, "architecture")
+    with SafetensorsFile(wfile, "weights") as weights:  # the header only, checked; the data is read last
+        spec = _check_document(read_json(afile, "architecture", ARCHITECTURE_LIMITS), afile)
+        budget = max(COST_FACTOR * weights.elements, COST_FLOOR)
+        with skip_init():  # every parameter and buffer is overwritten by the weights: no initialiser runs
+            model = Builder(budget=budget, where=afile).build(spec, "architecture")
+        _check_match(model, weights.tensors, wfile)
+        arrays = weights.read()
     _assign(model, arrays, wfile)
     return model
 
@@ -131,13 +118,16 @@ def load(path) -> Module:
 def load_weights(model: Module, path) -> Module:
     """Copy the weights saved by ``save_weights`` (or ``save``) into ``model`` in place; returns ``model``.
 
-    The names, shapes and dtypes must match ``model.state_dict()`` exactly, else ``FormatError`` lists the differences.
+    The names, shapes and dtypes must match ``model.state_dict()`` exactly, else ``FormatError`` lists the differences
+    (before any data is read).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_weights: {path} does not exist")
     file = _weights_path(path)
-    arrays, _ = parse_safetensors(read_file(file, "weights", MAX_FILE_BYTES), file)
+    with SafetensorsFile(file, "weights") as weights:
+        _check_match(model, weights.tensors, file)
+        arrays = weights.read()
     _assign(model, arrays, file)
     return model
 
@@ -147,12 +137,12 @@ def _check_document(doc, where: str) -> dict:
         raise FormatError(f"{where}: expected a JSON object, got {type(doc).__name__}")
     expected = {"format", "version", "class", "config"}
     if set(doc) != expected:
-        raise FormatError(f"{where}: expected keys {sorted(expected)}, got {_short(sorted(doc), 200)}")
+        raise FormatError(f"{where}: expected keys {sorted(expected)}, got {short(sorted(doc), 200)}")
     if doc["format"] != FORMAT:
-        raise FormatError(f"{where}: format is {_short(doc['format'])}, expected {FORMAT!r}")
+        raise FormatError(f"{where}: format is {short(doc['format'])}, expected {FORMAT!r}")
     if type(doc["version"]) is not int or doc["version"] != FORMAT_VERSION:
         raise FormatError(
-            f"{where}: format version {_short(doc['version'])} is not supported (this neuronkit "
+            f"{where}: format version {short(doc['version'])} is not supported (this neuronkit "
             f"reads version {FORMAT_VERSION})"
         )
     return {"class": doc["class"], "config": doc["config"]}
@@ -169,303 +159,34 @@ def _own_tensors(model: Module) -> dict:
     return own
 
 
-def _assign(model: Module, arrays: dict, where: str) -> None:
-    """Check names, shapes and dtypes against ``model`` (FormatError listing every difference), then load strictly."""
+def _check_match(model: Module, tensors: dict, where: str) -> None:
+    """FormatError listing every difference between ``model``'s parameters and buffers and the file's ``tensors``
+    (name -> anything with ``shape`` and ``dtype``): missing and unexpected names, shapes, dtypes."""
     own = _own_tensors(model)
-    missing = [k for k in own if k not in arrays]
-    unexpected = [k for k in arrays if k not in own]
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
     problems = []
     if missing:
-        problems.append(f"missing {_short(missing, 300)}")
+        problems.append(f"missing {short(missing, 300)}")
     if unexpected:
-        problems.append(f"unexpected {_short(unexpected, 300)}")
+        problems.append(f"unexpected {short(unexpected, 300)}")
     for k, t in own.items():
-        a = arrays.get(k)
+        a = tensors.get(k)
         if a is None:
             continue
         if tuple(a.shape) != tuple(t.data.shape):
             problems.append(f"{k!r} has shape {tuple(a.shape)}, the model expects {tuple(t.data.shape)}")
         elif a.dtype != t.data.dtype:
-            problems.append(f"{k!r} has dtype {a.dtype}, the model expects {t.data.dtype}")
+            problems.append(f"{k!r} has dtype {B.xp.dtype(a.dtype)}, the model expects {t.data.dtype}")
         if len(problems) >= 10:
             break
     if problems:
         raise FormatError(f"{where}: the weights do not match {type(model).__name__}: " + "; ".join(problems))
+
+
+def _assign(model: Module, arrays: dict, where: str) -> None:
+    """Copy the checked ``arrays`` into ``model`` (strictly: names and shapes were matched by ``_check_match``)."""
     try:
         model.load_state_dict(arrays, strict=True)
     except (KeyError, ValueError, TypeError) as e:
         raise FormatError(f"{where}: {e}") from e
-
-
-# -- rebuilding through the registry ----------------------------------------------------------------------------------
-class _Kind:
-    """One alternative of an argument's type: "none", "bool", "int", "float", "str", "list", "tuple", "dict", "json",
-    or "module" (a nested layer spec; ``cls`` the expected base class)."""
-
-    __slots__ = ("name", "items", "cls")
-
-    def __init__(self, name: str, items=None, cls=None):
-        self.name, self.items, self.cls = name, items, cls
-
-    def __repr__(self):
-        if self.name in ("list", "tuple"):
-            return f"{self.name}[{' | '.join(map(repr, self.items))}]" if self.items else self.name
-        if self.name == "module":
-            return f"layer spec ({self.cls.__name__ if self.cls else 'Module'})"
-        return self.name
-
-
-_SCALARS = [_Kind("none"), _Kind("bool"), _Kind("int"), _Kind("float"), _Kind("str")]
-_ANY = [*_SCALARS, _Kind("list", [_Kind("json")]), _Kind("dict")]
-
-
-def _split_top(s: str, sep: str) -> list[str]:
-    parts, depth, cur = [], 0, []
-    for ch in s:
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _parse_annotation(text: str) -> list[_Kind]:
-    """The JSON kinds an annotation string allows (``"int | tuple[int, int] | None"``); unknown names add nothing.
-    Annotations are read as text, never evaluated."""
-    kinds = []
-    for part in _split_top(text, "|"):
-        base, _, inner = part.partition("[")
-        inner = inner[:-1] if inner.endswith("]") else inner
-        base = base.strip().split(".")[-1]
-        if base == "Optional":
-            kinds += _parse_annotation(inner) + [_Kind("none")]
-        elif base == "Union":
-            for sub in _split_top(inner, ","):
-                kinds += _parse_annotation(sub)
-        elif base in ("None", "NoneType"):
-            kinds.append(_Kind("none"))
-        elif base in ("bool", "int", "float", "str"):
-            kinds.append(_Kind(base))
-        elif base in ("list", "List", "Sequence", "Iterable"):
-            kinds.append(_Kind("list", _parse_annotation(inner) if inner else [_Kind("json")]))
-        elif base in ("tuple", "Tuple"):
-            items = [k for a in _split_top(inner, ",") if a != "..." for k in _parse_annotation(a)] if inner else []
-            kinds.append(_Kind("tuple", items or [_Kind("json")]))
-        elif base in ("dict", "Dict", "Mapping"):
-            kinds.append(_Kind("dict"))
-        elif base == "Any":
-            kinds += _ANY
-        elif base == "Module":
-            kinds.append(_Kind("module", cls=Module))
-        elif base in LAYERS:
-            kinds.append(_Kind("module", cls=LAYERS[base]))
-    return kinds
-
-
-def _kinds_of_default(default) -> list[_Kind]:
-    if default is inspect.Parameter.empty:
-        return list(_ANY)
-    if default is None:
-        return list(_SCALARS)
-    if isinstance(default, bool):
-        return [_Kind("bool")]
-    if isinstance(default, int):
-        return [_Kind("int")]
-    if isinstance(default, float):
-        return [_Kind("float")]
-    if isinstance(default, str):
-        return [_Kind("str")]
-    if isinstance(default, (list, tuple)):
-        return [_Kind("list", list(_SCALARS))]
-    return []
-
-
-class _Param:
-    __slots__ = ("kinds", "required", "var")
-
-    def __init__(self, kinds, required, var):
-        self.kinds, self.required, self.var = kinds, required, var
-
-
-_PARAMS_CACHE: dict = {}
-
-
-def _constructor_params(cls) -> dict:
-    """Config key -> _Param for ``cls``'s constructor: names, whether required, and the JSON kinds allowed."""
-    if cls in _PARAMS_CACHE:
-        return _PARAMS_CACHE[cls]
-    sig = inspect.signature(cls)
-    params = {}
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            for k, v in (getattr(cls, "defaults", None) or {}).items():  # activations: options with defaults
-                params[k] = _Param(_kinds_of_default(v), False, False)
-            continue
-        ann = p.annotation
-        if ann is p.empty:
-            kinds = []
-        elif isinstance(ann, str):
-            kinds = _parse_annotation(ann)
-        else:
-            kinds = _parse_annotation(ann.__name__ if isinstance(ann, type) else str(ann).replace("typing.", ""))
-        if not kinds:
-            kinds = _kinds_of_default(p.default)
-        if p.default is None and not any(k.name == "none" for k in kinds):
-            kinds.append(_Kind("none"))
-        if p.kind is p.VAR_POSITIONAL:
-            params[p.name] = _Param([_Kind("list", kinds)], False, True)
-        else:
-            params[p.name] = _Param(kinds, p.default is p.empty, False)
-    _PARAMS_CACHE[cls] = params
-    return params
-
-
-def _is_spec(v) -> bool:
-    return isinstance(v, dict) and "class" in v
-
-
-def _cost(cls, config: dict, where: str) -> int:
-    """Estimated array elements ``cls(**config)`` allocates: ``cls.config_cost(config)`` if defined, else the product
-    of the config's integers >= 2 (nested layer specs are counted on their own)."""
-    custom = getattr(cls, "config_cost", None)
-    if custom is not None:
-        try:
-            c = custom(config)
-        except Exception as e:
-            raise FormatError(f"{where}: {cls.__name__}.config_cost failed on this config: {e}") from e
-        if type(c) is not int or c < 0:
-            raise FormatError(f"{where}: {cls.__name__}.config_cost returned {_short(c)}")
-        return c
-    cost, stack = 1, list(config.values())
-    while stack:
-        v = stack.pop()
-        if type(v) is int and v >= 2:
-            cost *= v
-            if cost > 2**64:
-                return cost
-        elif isinstance(v, list):
-            stack.extend(v)
-        elif isinstance(v, dict) and not _is_spec(v):
-            stack.extend(v.values())
-    return cost
-
-
-class _Builder:
-    """Checks layer specs against the registry and the constructors' signatures, then builds the modules."""
-
-    def __init__(self, budget, where: str):
-        self.budget, self.where, self.spent, self.layers = budget, where, 0, 0
-
-    def fail(self, at: str, msg: str):
-        raise FormatError(f"{self.where}: {at}: {msg}")
-
-    def check(self, spec, at: str) -> None:
-        """Validate without constructing anything (used by ``save``)."""
-        self._resolve(spec, at, build=False)
-
-    def build(self, spec, at: str) -> Module:
-        return self._resolve(spec, at, build=True)
-
-    def _resolve(self, spec, at: str, build: bool):
-        self.layers += 1
-        if self.layers > MAX_LAYERS:
-            self.fail(at, f"more than {MAX_LAYERS} layers")
-        if not isinstance(spec, dict) or set(spec) != {"class", "config"}:
-            got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
-            self.fail(at, f"a layer must be {{'class': name, 'config': {{...}}}}, got {_short(got)}")
-        name, config = spec["class"], spec["config"]
-        if not isinstance(name, str) or name not in LAYERS:
-            self.fail(at, f"unknown layer class {_short(name)}: not in the layer registry (known: {sorted(LAYERS)})")
-        cls = LAYERS[name]
-        if not isinstance(config, dict):
-            self.fail(at, f"config of {name} must be a JSON object, got {type(config).__name__}")
-        try:
-            params = _constructor_params(cls)
-        except (TypeError, ValueError) as e:
-            self.fail(at, f"the signature of {name} cannot be read: {e}")
-        args, kwargs = [], {}
-        for key, value in config.items():
-            p = params.get(key)
-            if p is None:
-                self.fail(at, f"{name} takes no argument {_short(key)} (it takes {sorted(params)})")
-            value = self._convert(value, p.kinds, f"{at}.config.{key}", build, key)
-            if p.var:
-                args = list(value)
-            else:
-                kwargs[key] = value
-        missing = [k for k, p in params.items() if p.required and k not in config]
-        if missing:
-            self.fail(at, f"{name} config lacks required argument(s) {missing}")
-        if not build:
-            return None
-        if self.budget is not None:
-            self.spent += _cost(cls, config, f"{self.where}: {at}")
-            if self.spent > self.budget:
-                self.fail(
-                    at,
-                    f"the layers would allocate over {self.budget} array elements, far more than the "
-                    f"weights file holds",
-                )
-        try:
-            module = cls(*args, **kwargs)
-        except BaseException as e:
-            if _passthrough(e):
-                raise
-            self.fail(at, f"{name}(...) rejected its config: {type(e).__name__}: {e}")
-        if not isinstance(module, Module):
-            self.fail(at, f"{name} did not build a Module")
-        return module
-
-    def _convert(self, value, kinds, at: str, build: bool, key: str | None = None):
-        names = {k.name for k in kinds}
-        if value is None:
-            if "none" in names or "json" in names:
-                return None
-        elif isinstance(value, bool):
-            if "bool" in names or "json" in names:
-                return value
-        elif isinstance(value, int):
-            if names & {"int", "float", "json"}:
-                if abs(value) > MAX_INT:
-                    self.fail(at, f"integer {_short(value)} is out of range (|n| <= 2**53)")
-                return value
-        elif isinstance(value, float):
-            if "float" in names or "json" in names:
-                return value
-        elif isinstance(value, str):
-            if "str" in names or "json" in names:
-                if len(value) > MAX_STR:
-                    self.fail(at, f"string of {len(value)} characters is too long")
-                if key == "dtype" and value not in FLOAT_DTYPES:
-                    self.fail(at, f"dtype {_short(value)} is not one of {list(FLOAT_DTYPES)}")
-                return value
-        elif isinstance(value, list):
-            seq = next((k for k in kinds if k.name in ("list", "tuple")), None)
-            if seq is None and "json" in names:
-                seq = _Kind("list", [_Kind("json")])
-            if seq is not None:
-                if len(value) > MAX_LIST:
-                    self.fail(at, f"list of {len(value)} items is too long")
-                items = [self._convert(v, seq.items, f"{at}[{i}]", build) for i, v in enumerate(value)]
-                wants_list = any(k.name == "list" for k in kinds)
-                return items if wants_list or seq.name == "list" else tuple(items)
-        elif isinstance(value, dict):
-            module_kind = next((k for k in kinds if k.name == "module"), None)
-            if module_kind is not None and _is_spec(value):
-                m = self._resolve(value, at, build)
-                if build and not isinstance(m, module_kind.cls):
-                    self.fail(at, f"expected a {module_kind.cls.__name__}, got {type(m).__name__}")
-                return m
-            if "dict" in names or "json" in names:
-                for k, v in value.items():
-                    self._convert(v, [_Kind("json")], f"{at}.{k}", build)
-                return value
-        self.fail(
-            at, f"expected {' | '.join(map(repr, kinds)) or 'nothing'}, got {type(value).__name__} {_short(value)}"
-        )

@@ -16,20 +16,10 @@ import os
 import re
 
 from .. import backend as B
-from ._files import (
-    MAX_FILE_BYTES,
-    MAX_JSON_BYTES,
-    _passthrough,
-    _short,
-    atomic_write,
-    dump_json,
-    parse_json,
-    parse_safetensors,
-    read_file,
-    safetensors_bytes,
-    to_json_value,
-)
 from .errors import FormatError
+from .files import atomic_write, is_passthrough, short
+from .jsonio import JsonLimits, dump_json, read_json, to_json_value
+from .tensorfile import MAX_TENSORS, read_safetensors, safetensors_bytes
 
 FORMAT = "neuronkit-optimizer"
 FORMAT_VERSION = 1
@@ -37,6 +27,8 @@ JSON_FILE = "optimizer.json"
 ARRAYS_FILE = "optimizer.safetensors"
 _ARRAY_KEY = re.compile(r"state\.(0|[1-9][0-9]{0,8})\.(.+)", re.DOTALL)
 _INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
+LIMITS = JsonLimits(16 * 2**20, containers=4 * MAX_TENSORS, values=16 * MAX_TENSORS)
+"""At most one state object per parameter (``MAX_TENSORS`` of them) with a few scalars each, and few groups."""
 
 
 def save_optimizer(optimizer, path) -> None:
@@ -85,21 +77,21 @@ def load_optimizer(optimizer, path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_optimizer: {path} does not exist")
     jfile, afile = os.path.join(path, JSON_FILE), os.path.join(path, ARRAYS_FILE)
-    arrays, _ = parse_safetensors(read_file(afile, "optimizer arrays", MAX_FILE_BYTES), afile)
-    doc = parse_json(read_file(jfile, "optimizer state", MAX_JSON_BYTES), jfile)
+    arrays, _ = read_safetensors(afile, "optimizer arrays")
+    doc = read_json(jfile, "optimizer state", LIMITS)
     expected = {"format", "version", "class", "param_groups", "state"}
     if not isinstance(doc, dict) or set(doc) != expected:
         got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
-        raise FormatError(f"{jfile}: expected an object with keys {sorted(expected)}, got {_short(got, 200)}")
+        raise FormatError(f"{jfile}: expected an object with keys {sorted(expected)}, got {short(got, 200)}")
     if doc["format"] != FORMAT:
-        raise FormatError(f"{jfile}: format is {_short(doc['format'])}, expected {FORMAT!r}")
+        raise FormatError(f"{jfile}: format is {short(doc['format'])}, expected {FORMAT!r}")
     if type(doc["version"]) is not int or doc["version"] != FORMAT_VERSION:
         raise FormatError(
-            f"{jfile}: format version {_short(doc['version'])} is not supported (this neuronkit reads "
+            f"{jfile}: format version {short(doc['version'])} is not supported (this neuronkit reads "
             f"version {FORMAT_VERSION})"
         )
     if doc["class"] != type(optimizer).__name__:
-        raise FormatError(f"{jfile}: saved by a {_short(doc['class'])}, cannot load into a {type(optimizer).__name__}")
+        raise FormatError(f"{jfile}: saved by a {short(doc['class'])}, cannot load into a {type(optimizer).__name__}")
     groups = doc["param_groups"]
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
         raise FormatError(f"{jfile}: param_groups must be a list of objects")
@@ -113,25 +105,25 @@ def load_optimizer(optimizer, path):
     state: dict = {}
     for key, entries in state_json.items():
         if not _INDEX.fullmatch(key):
-            raise FormatError(f"{jfile}: state key {_short(key)} is not a parameter index")
+            raise FormatError(f"{jfile}: state key {short(key)} is not a parameter index")
         if not isinstance(entries, dict):
             raise FormatError(f"{jfile}: state[{key}] must be an object")
         for name, v in entries.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise FormatError(f"{jfile}: state[{key}][{_short(name)}] must be a number, got {_short(v)}")
+                raise FormatError(f"{jfile}: state[{key}][{short(name)}] must be a number, got {short(v)}")
         state[int(key)] = dict(entries)
     for key, a in arrays.items():
         m = _ARRAY_KEY.fullmatch(key)
         if m is None:
-            raise FormatError(f"{afile}: tensor name {_short(key)} is not of the form 'state.<index>.<name>'")
+            raise FormatError(f"{afile}: tensor name {short(key)} is not of the form 'state.<index>.<name>'")
         s = state.setdefault(int(m.group(1)), {})
         if m.group(2) in s:
-            raise FormatError(f"{afile}: {_short(key)} is saved both as an array and as a number")
+            raise FormatError(f"{afile}: {short(key)} is saved both as an array and as a number")
         s[m.group(2)] = a
     try:
         optimizer.load_state_dict({"param_groups": groups, "state": state})
     except BaseException as e:
-        if _passthrough(e):
+        if is_passthrough(e):
             raise
         raise FormatError(f"{path}: {type(optimizer).__name__} refused the saved state: {e}") from e
     return optimizer

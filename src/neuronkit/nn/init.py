@@ -3,10 +3,14 @@
 Every random initialiser takes ``generator=`` (an int seed or a ``numpy.random.Generator``; None uses neuronkit's
 default generator, reset by ``neuronkit.manual_seed``). Fan-in and fan-out of a weight of shape (out, in, *kernel)
 are ``in * prod(kernel)`` and ``out * prod(kernel)``, as in PyTorch.
+
+``skip_init()`` builds layers without initialising them, for a model whose weights are loaded next.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 from .. import backend as B
@@ -29,6 +33,28 @@ def calculate_gain(nonlinearity: str = "linear", param: float | None = None) -> 
     return _GAINS[nonlinearity]
 
 
+_SKIP = contextvars.ContextVar("neuronkit_skip_init", default=False)
+
+
+@contextlib.contextmanager
+def skip_init():
+    """Within this block every initialiser here checks its arguments and returns the tensor as it is, drawing
+    nothing: layers built inside keep the memory their constructor allocated (``empty``: arbitrary values) and cost
+    no initialisation time (an orthogonal 4096 x 4096 init is a QR of that size). For a model whose every
+    parameter and buffer is overwritten next, as ``neuronkit.io.load`` does: never train a model built here without
+    loading its weights. The default generator is not advanced. Thread- and context-local."""
+    token = _SKIP.set(True)
+    try:
+        yield
+    finally:
+        _SKIP.reset(token)
+
+
+def skipping_init() -> bool:
+    """True inside ``skip_init()``."""
+    return _SKIP.get()
+
+
 def fans(shape) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of ``shape``; 1-D shapes count as (n, n)."""
     if len(shape) < 1:
@@ -40,6 +66,8 @@ def fans(shape) -> tuple[int, int]:
 
 
 def _fill(t, arr):
+    if _SKIP.get():
+        return t
     t.data[...] = arr
     return t
 
@@ -61,11 +89,15 @@ def constant_(t, value: float):
 
 def uniform_(t, low: float = 0.0, high: float = 1.0, generator=None):
     """Draw from U(low, high)."""
+    if _SKIP.get():
+        return t
     return _fill(t, get_generator(generator).uniform(low, high, t.shape))
 
 
 def normal_(t, mean: float = 0.0, std: float = 1.0, generator=None):
     """Draw from N(mean, std^2)."""
+    if _SKIP.get():
+        return t
     return _fill(t, get_generator(generator).normal(mean, std, t.shape))
 
 
@@ -117,6 +149,8 @@ def orthogonal_(t, gain: float = 1.0, generator=None):
     result is uniformly distributed. Shapes beyond 2-D are flattened to (out, rest)."""
     if t.ndim < 2:
         raise ValueError(f"orthogonal_: needs at least 2 dimensions, got shape {tuple(t.shape)}")
+    if _SKIP.get():
+        return t
     rows, cols = t.shape[0], math.prod(t.shape[1:])
     flat = get_generator(generator).standard_normal((rows, cols))
     if rows < cols:

@@ -220,7 +220,7 @@ def build_report(d: ReportData) -> str:
 
 def write_report(path, d: ReportData) -> str:
     """Write ``build_report(d)`` to ``path`` atomically; returns the path."""
-    from ..io._files import atomic_write
+    from ..io import atomic_write
 
     atomic_write(os.fspath(path), build_report(d).encode("utf-8"))
     return os.fspath(path)

@@ -8,13 +8,16 @@ False to skip the update of this step), ``on_step_end``, then ``on_epoch_end`` (
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import sys
 import time
 
 from .. import backend as B
+from ..io import dumps_json
+from ..io.files import write_error
+from .checkpoint import clean_leftovers
 
 
 class Callback:
@@ -146,26 +149,42 @@ class LRScheduler(Callback):
 
 class ModelCheckpoint(Callback):
     """Save a resumable checkpoint (see ``train.checkpoint``) every ``every_steps`` steps and/or at each epoch end,
-    and at the end of training; keeps the ``keep`` most recent."""
+    and at the end of training; keeps the ``keep`` most recent. At the start, removes what saves killed earlier left
+    behind (``checkpoint.clean_leftovers``). After a save fails (disk full), the end of training does not try again:
+    the error propagates once, and the previous checkpoint is the one to resume from."""
 
     def __init__(self, directory, every_steps: int | None = None, every_epoch: bool = True, keep: int = 2):
         self.directory, self.every_steps, self.every_epoch = os.fspath(directory), every_steps, every_epoch
         self.keep = keep
+        self._failed = False
+
+    def _save(self, trainer) -> None:
+        try:
+            trainer.save_checkpoint(self.directory, keep=self.keep)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def on_train_begin(self, trainer):
+        self._failed = False
+        clean_leftovers(self.directory)
 
     def on_step_end(self, trainer, logs):
         if self.every_steps and trainer.step % self.every_steps == 0:
-            trainer.save_checkpoint(self.directory, keep=self.keep)
+            self._save(trainer)
 
     def on_epoch_end(self, trainer, logs):
         if self.every_epoch:
-            trainer.save_checkpoint(self.directory, keep=self.keep)
+            self._save(trainer)
 
     def on_train_end(self, trainer):
-        trainer.save_checkpoint(self.directory, keep=self.keep)
+        if not self._failed:
+            self._save(trainer)
 
 
 class JSONLLogger(Callback):
-    """Append one JSON line per epoch (and per step with ``steps=True``) to ``path``, flushed as it goes."""
+    """Append one strict-JSON line per epoch (and per step with ``steps=True``) to ``path``, flushed at each epoch's
+    end. A write that fails (disk full) raises ``io.WriteError`` naming the file, once."""
 
     def __init__(self, path, steps: bool = False):
         self.path, self.steps, self._f = os.fspath(path), steps, None
@@ -173,17 +192,33 @@ class JSONLLogger(Callback):
     def on_train_begin(self, trainer):
         self._f = open(self.path, "a")
 
+    def _write(self, record: dict, flush: bool) -> None:
+        if self._f is None:
+            return
+        try:
+            self._f.write(dumps_json(record) + "\n")
+            if flush:
+                self._f.flush()
+        except OSError as e:
+            f, self._f = self._f, None
+            with contextlib.suppress(OSError):  # closing flushes again: the same error, not a second one
+                f.close()
+            raise write_error(e, self.path) from None
+
     def on_step_end(self, trainer, logs):
         if self.steps:
-            self._f.write(json.dumps({"kind": "step", **logs}) + "\n")
+            self._write({"kind": "step", **logs}, flush=False)
 
     def on_epoch_end(self, trainer, logs):
-        self._f.write(json.dumps({"kind": "epoch", **logs}) + "\n")
-        self._f.flush()
+        self._write({"kind": "epoch", **logs}, flush=True)
 
     def on_train_end(self, trainer):
         if self._f:
-            self._f.close()
+            f, self._f = self._f, None
+            try:
+                f.close()
+            except OSError as e:
+                raise write_error(e, self.path) from None
 
 
 class CSVLogger(Callback):

@@ -9,6 +9,7 @@ with weights bit-identical to an uninterrupted run. Ctrl-C finishes the current 
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -17,6 +18,7 @@ from .. import backend as B
 from .. import creation, optim
 from ..autograd.grad_mode import no_grad
 from ..data import ArrayDataset, DataLoader, SequenceDataset
+from ..io import FormatError
 from ..nn.losses import get_loss
 from ..tensor import Tensor
 from . import checkpoint as ckpt
@@ -285,6 +287,13 @@ class Trainer:
 
     def _restore(self, root) -> None:
         _, state = ckpt.load_checkpoint(root, model=self.model, optimizer=self.optimizer)
+        try:
+            self._apply_state(state)
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as e:
+            where = os.path.join(ckpt.checkpoint_dir(root), ckpt.TRAINER_FILE)
+            raise FormatError(f"{where}: cannot restore the training state: {e}") from None
+
+    def _apply_state(self, state: dict) -> None:
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.step_in_epoch = int(state["step_in_epoch"])
         self._partial = tuple(state["partial_loss"])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+
+from ..io import dumps_json
 
 
 @dataclass
@@ -50,6 +51,6 @@ class History:
         """One JSON line per epoch record (``{"kind": "epoch", ...}``) after one per step (``"kind": "step"``)."""
         with open(path, "w") as f:
             for s in self.steps:
-                f.write(json.dumps({"kind": "step", **s}) + "\n")
+                f.write(dumps_json({"kind": "step", **s}) + "\n")
             for e in self.epochs:
-                f.write(json.dumps({"kind": "epoch", **e}) + "\n")
+                f.write(dumps_json({"kind": "epoch", **e}) + "\n")
