@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from .. import nn
+from ..train.memory import LayerCost, check_memory, conv2d_cost, dense_cost, estimate_memory
 from .errors import CLIError
 
 
@@ -45,8 +46,56 @@ def model_input_shape(model: str, sample_shape: tuple) -> tuple:
     return img
 
 
-def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
-    """The network ``cfg.model`` for samples of ``sample_shape`` (as the model takes them) and ``n_out`` outputs."""
+def _mlp_sizes(cfg, sample_shape: tuple, n_out: int) -> list:
+    """Every layer size of the MLP, input first; ``CLIError`` when ``--model`` sizes do not fit the data."""
+    n_in = math.prod(sample_shape)
+    if cfg.model == "mlp":
+        return [n_in, *cfg.hidden, n_out]
+    sizes = [int(s) for s in cfg.model.split("-")]
+    if sizes[0] != n_in:
+        raise CLIError(
+            f"model {cfg.model} takes {sizes[0]} input features, but the data has {n_in} per sample "
+            f"(shape {tuple(sample_shape)})"
+        )
+    if sizes[-1] != n_out:
+        what = f"{n_out} classes" if n_out > 1 else "1 output (regression)"
+        raise CLIError(f"model {cfg.model} has {sizes[-1]} outputs, but the data has {what}")
+    return sizes
+
+
+def model_costs(cfg, sample_shape: tuple, n_out: int) -> list:
+    """The ``LayerCost`` s of the network ``build_model`` would build, from the sizes alone (nothing allocated)."""
+    costs = [LayerCost(0, math.prod(sample_shape))]
+    if cfg.model == "lenet":
+        c, h, w = sample_shape
+        one, hw = conv2d_cost(c, 16, 3, (h, w), padding=1, max_pool=2)
+        two, (oh, ow) = conv2d_cost(16, 32, 3, hw, padding=1, max_pool=2)
+        return [*costs, one, two, dense_cost(32 * oh * ow, 128, activation=True), dense_cost(128, n_out)]
+    sizes = _mlp_sizes(cfg, sample_shape, n_out)
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        hidden = dense_cost(a, b, activation=True)
+        costs.append(LayerCost(hidden.params, hidden.activations + (b if cfg.dropout > 0 else 0)))  # dropout's mask
+    return [*costs, dense_cost(sizes[-2], sizes[-1])]
+
+
+def check_model_memory(cfg, sample_shape: tuple, n_out: int, training: bool) -> None:
+    """Refuse, with one line naming the estimate and the limit, a model that cannot fit in the memory available:
+    its parameters, and with ``training`` its gradients, optimizer state and the activations of one batch."""
+    costs = model_costs(cfg, sample_shape, n_out)
+    if training:
+        est = estimate_memory(costs, cfg.batch_size, cfg.optimizer, eval_batch=max(cfg.batch_size, 1024))
+    else:
+        est = estimate_memory(costs)
+    shape = "x".join(str(d) for d in sample_shape)
+    check_memory(est, f"{'training ' if training else ''}{cfg.model} on samples of shape {shape}")
+
+
+def build_model(cfg, sample_shape: tuple, n_out: int, training: bool = False) -> nn.Module:
+    """The network ``cfg.model`` for samples of ``sample_shape`` (as the model takes them) and ``n_out`` outputs.
+
+    Checked first against the memory available (``check_model_memory``; with ``training``, for training it with
+    ``cfg.batch_size`` and ``cfg.optimizer``): a model too large is refused before anything is allocated."""
+    check_model_memory(cfg, sample_shape, n_out, training)
     init = None if cfg.init == "auto" else cfg.init
     if cfg.model == "lenet":
         c, h, w = sample_shape
@@ -59,19 +108,7 @@ def build_model(cfg, sample_shape: tuple, n_out: int) -> nn.Module:
             nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", init=init),
             nn.Dense(128, n_out, init=init),
         )
-    n_in = math.prod(sample_shape)
-    if cfg.model == "mlp":
-        sizes = [n_in, *cfg.hidden, n_out]
-    else:
-        sizes = [int(s) for s in cfg.model.split("-")]
-        if sizes[0] != n_in:
-            raise CLIError(
-                f"model {cfg.model} takes {sizes[0]} input features, but the data has {n_in} per sample "
-                f"(shape {tuple(sample_shape)})"
-            )
-        if sizes[-1] != n_out:
-            what = f"{n_out} classes" if n_out > 1 else "1 output (regression)"
-            raise CLIError(f"model {cfg.model} has {sizes[-1]} outputs, but the data has {what}")
+    sizes = _mlp_sizes(cfg, sample_shape, n_out)
     layers = [nn.Flatten()] if len(sample_shape) > 1 else []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
         layers.append(nn.Dense(a, b, activation=cfg.activation, init=init))
