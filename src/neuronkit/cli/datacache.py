@@ -36,17 +36,17 @@ def _source(cfg, meta: dict) -> Path | None:
     given = Path(cfg.data).expanduser()
     if given.exists():
         return given
-    recorded = Path(meta.get("source", {}).get("path", ""))
+    recorded = Path(meta.get("file", {}).get("path", ""))
     return recorded if recorded.name == given.name and recorded.is_file() else None
 
 
 def _valid(cfg, meta) -> bool:
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("source"), dict):
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("file"), dict):
         return False
     if meta.get("settings") != {k: getattr(cfg, k) for k in KEYS}:
         return False
     src = _source(cfg, meta)
-    return src is not None and _stat(src) == meta["source"]
+    return src is not None and _stat(src) == meta["file"]
 
 
 def load(cfg, make):
@@ -78,7 +78,7 @@ def save(run_dir: Path, cfg, loaded) -> None:
             np.save(tmp / f"{k}.npy", getattr(loaded, k), allow_pickle=False)
         meta = {
             "format": FORMAT,
-            "source": _stat(Path(cfg.data).expanduser()),
+            "file": _stat(Path(cfg.data).expanduser()),
             "settings": {k: getattr(cfg, k) for k in KEYS},
             **{k: getattr(loaded, k) for k in FIELDS},
         }

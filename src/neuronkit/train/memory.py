@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from .. import backend as B
+from ..nn import Flatten
 
 __all__ = [
     "OPTIMIZER_SLOTS",
@@ -165,10 +166,21 @@ def model_costs(model, sample_shape: tuple) -> list:
     for name, _, shape, n in summary.rows:
         if not isinstance(shape, tuple):
             continue
-        conv = _conv_cost(modules.get(name), prev)
-        costs.append(LayerCost(n, math.prod(shape[1:])) if conv is None else conv)
+        m = modules.get(name)
+        if isinstance(m, Flatten):  # a view of its input: nothing new is kept
+            prev = shape[1:]
+            continue
+        conv = _conv_cost(m, prev)
+        kept = math.prod(shape[1:]) * (2 if _has_activation(m) else 1)  # the pre-activation is kept too
+        costs.append(LayerCost(n, kept) if conv is None else conv)
         prev = shape[1:]
     return costs
+
+
+def _has_activation(m) -> bool:
+    """Whether a layer applies an activation module of its own (a Dense with ``activation="relu"``)."""
+    act = getattr(m, "activation", None)
+    return act is not None and not isinstance(act, str) and type(act).__name__ != "Identity"
 
 
 def _conv_cost(m, in_shape: tuple) -> LayerCost | None:
@@ -212,7 +224,7 @@ def check_fit_memory(model, loader, optimizer, eval_batch: int = 0) -> None:
         return
     try:
         costs = model_costs(model, shape)
-    except (ValueError, TypeError):  # a model the shape pass cannot run (several inputs, ...): nothing to judge
+    except Exception:  # a model a zero sample cannot run (token ids, several inputs, ...): best effort, no judgement
         return
     params = list(model.parameters())
     itemsize = params[0].data.dtype.itemsize if params else 4

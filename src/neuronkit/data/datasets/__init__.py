@@ -1,6 +1,7 @@
 """Datasets by name (toy, embedded, MNIST-family IDX), the user's own files, and the IDX reader."""
 
-from .csvfile import CsvTable, load_csv, read_csv, read_csv_header
+from .csvfile import CsvTable, load_csv, read_csv
+from .csvtext import read_csv_header
 from .download import ChecksumError, DownloadError, cache_dir, download
 from .embedded import load_sklearn
 from .errors import DataFileError
