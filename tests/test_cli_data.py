@@ -49,7 +49,8 @@ def cli_under_limit(argv, cwd: Path, limit_bytes: int, timeout: float = 120) -> 
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    # one BLAS thread: OpenBLAS reserves address space per thread, which on a many-core machine can reach the limit
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "neuronkit", *map(str, argv)],
         cwd=cwd,
