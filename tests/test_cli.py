@@ -99,10 +99,11 @@ def test_predict_npy_and_csv(digits_run, digits_arrays, tmp_path):
     rc, stdout, stderr = run_cli("predict", run, tmp_path / "x.npy")
     assert rc == 0, stderr
     lines = stdout.strip().splitlines()
-    assert lines[0].split(",")[:3] == ["index", "class", "label"] and len(lines[0].split(",")) == 13
+    # digits' classes are their numbers: one column says the class (a label column would repeat it)
+    assert lines[0].split(",")[:3] == ["index", "class", "p_0"] and len(lines[0].split(",")) == 12
     rows = [line.split(",") for line in lines[1:]]
     assert len(rows) == 50
-    assert all(abs(sum(float(v) for v in r[3:]) - 1) < 1e-4 for r in rows)
+    assert all(abs(sum(float(v) for v in r[2:]) - 1) < 1e-4 for r in rows)
     assert np.mean([int(r[1]) for r in rows] == y[:50]) >= 0.9
     # a CSV with a header and the label column: the label column is left out when named with --target
     header = ",".join([f"px{i}" for i in range(64)] + ["digit"])

@@ -16,6 +16,7 @@ import pytest
 
 from neuronkit.data import (
     DATASETS,
+    IDX_SOURCES,
     ArrayDataset,
     ChecksumError,
     Compose,
@@ -460,19 +461,35 @@ def test_download_checksum_mismatch_and_404(server, tmp_path):
         )
 
 
-def test_local_file_checksum(tmp_path):
-    # MNIST records decompressed checksums: a local file that matches neither is refused
-    (tmp_path / "mnist").mkdir()
-    sums, _ = _write_small_mnist(tmp_path / "mnist")
-    with pytest.raises(ChecksumError, match="does not match the official mnist file"):
-        load_dataset("mnist", data_dir=tmp_path, cache_dir=tmp_path / "c")
-    # given matching archive checksums, the same files load (also when decompressed)
-    for name in sums:
-        p = tmp_path / "mnist" / name
-        p.with_suffix("").write_bytes(gzip.decompress(p.read_bytes()))
-        p.unlink()
-    s = load_dataset("fashion_mnist", data_dir=tmp_path / "mnist", cache_dir=tmp_path / "c")
-    assert s.x_train.shape == (12, 28, 28)
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "kmnist"])
+def test_local_files_are_checked_against_the_official_checksums(name, tmp_path):
+    # Small fake files in the dataset's folder, gzipped and decompressed: every set refuses them with one line
+    # naming the file and the checksums (before, Fashion-MNIST and KMNIST accepted them on structure alone).
+    folder = tmp_path / name
+    folder.mkdir()
+    sums, _ = _write_small_mnist(folder)
+    with pytest.raises(ChecksumError, match=f"official {name} file") as e:
+        load_dataset(name, data_dir=tmp_path, cache_dir=tmp_path / "c")
+    assert "\n" not in str(e.value) and "train-images-idx3-ubyte" in str(e.value)
+    # the same files given their own checksums load (as with a mirror), gzipped and decompressed
+    assert load_dataset(name, data_dir=tmp_path, cache_dir=tmp_path / "c", checksums=sums).x_train.shape == (12, 28, 28)
+    plain = {}
+    for f in sums:
+        data = gzip.decompress((folder / f).read_bytes())
+        (folder / f).unlink()
+        (folder / f).with_suffix("").write_bytes(data)
+        plain[f] = hashlib.sha256(data).hexdigest()
+    with pytest.raises(ChecksumError, match="official"):
+        load_dataset(name, data_dir=tmp_path, cache_dir=tmp_path / "c")
+    assert load_dataset(name, data_dir=tmp_path, cache_dir=tmp_path / "c", checksums=plain).x_test.shape == (5, 28, 28)
+
+
+def test_decompressed_checksums_are_recorded_for_mnist_and_fashion_mnist():
+    # a decompressed local copy can be verified for these two; KMNIST publishes no such checksums
+    for name in ("mnist", "fashion_mnist"):
+        for f in IDX_SOURCES[name].files().values():
+            assert f.sha256 and len(f.sha256_decompressed or "") == 64, (name, f.name)
+    assert all(f.sha256_decompressed is None for f in IDX_SOURCES["kmnist"].files().values())
 
 
 # -- the user's own files --------------------------------------------------------------------------------------------
@@ -494,7 +511,7 @@ def test_load_csv(tmp_path):
 @pytest.mark.parametrize(
     "text,kwargs,message",
     [
-        ("a,b\n1,2\n", {"target": "label"}, r"no target column 'label'; the columns are \['a', 'b'\]"),
+        ("a,b\n1,2\n", {"target": "label"}, r"no target column 'label'; the columns are 'a', 'b'$"),
         ("a,b,y\n1,2,0\n1,x,1\n", {"target": "y"}, r"non-numeric value 'x' at row 3, column 'b'"),
         ("a,b,y\n1,2,0\n1,,1\n", {"target": "y"}, r"missing value at row 3, column 'b'"),
         ("a,b,y\n1,2,0\n1,NA,1\n", {"target": "y"}, r"missing value at row 3, column 'b'"),

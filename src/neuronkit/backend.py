@@ -7,10 +7,12 @@ imports NumPy directly in the engine (``tensor.py``, ``autograd/``, ``ops/``); a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+from typing import NamedTuple
 
 import numpy
 
@@ -41,6 +43,68 @@ def default_rng(seed=None):
 
 def is_generator(obj) -> bool:
     return isinstance(obj, xp.random.Generator)
+
+
+class Available(NamedTuple):
+    """Memory that new arrays can take: ``bytes``, and ``source``, what limits it (for messages)."""
+
+    bytes: int
+    source: str
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _address_space_left() -> int | None:
+    """What ``ulimit -v`` (RLIMIT_AS) leaves to this process: the limit less its current virtual size."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm", encoding="ascii") as f:
+            used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        return max(soft - used, 0)
+    except (ImportError, OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def available_memory() -> Available | None:
+    """Memory the array library can still allocate on this machine, or None where it cannot be told.
+
+    The smaller of the memory the system can give without swapping (``MemAvailable`` in ``/proc/meminfo``; elsewhere
+    the free physical pages, ``sysconf(SC_AVPHYS_PAGES)``) and, when ``ulimit -v`` (RLIMIT_AS) is set, the address
+    space the limit leaves this process. A GPU backend would report its device memory here.
+    """
+    found = []
+    mem = _meminfo_available()
+    if mem is None:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            mem = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if mem is not None:
+        found.append(Available(mem, "available memory"))
+    left = _address_space_left()
+    if left is not None:
+        found.append(Available(left, "the address-space limit, ulimit -v"))
+    return min(found, key=lambda a: a.bytes) if found else None
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KB"``: a size for people (powers of 1024, the units ``free -h`` uses)."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover - the loop returns
 
 
 def errstate(**kw):

@@ -13,6 +13,7 @@ same keys as the flags, with ``_`` or ``-`` (``batch_size = 64`` or ``batch-size
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,25 @@ def parse_sizes(key: str, v) -> list:
     return list(v)
 
 
+def _model_sizes(v: str) -> str:
+    """``--model`` as layer sizes ``"784-128-10"``; one message for the form the user was writing (a name, or sizes)."""
+    parts = [p.strip() for p in v.replace(",", "-").split("-")]
+    if not any(c.isdigit() for c in v):  # a name
+        close = difflib.get_close_matches(v.lower(), MODELS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise CLIError(
+            f"model {v!r} is not known: expected {', '.join(MODELS)}, or layer sizes such as 784-128-10{hint}"
+        )
+    bad = next((p for p in parts if not (p.isdigit() and int(p) > 0)), None)
+    if bad is not None:
+        raise CLIError(
+            f"model {v}: {bad!r} is not a layer size; expected positive whole numbers joined by '-', such as 784-128-10"
+        )
+    if len(parts) < 2:
+        raise CLIError(f"model as layer sizes needs at least the input and output sizes (e.g. 64-128-10), got {v!r}")
+    return "-".join(str(int(p)) for p in parts)
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every value (types and ranges, names against the registries); raise ``CLIError`` for the first bad one."""
     from ..nn import ACTIVATIONS, LOSSES
@@ -156,12 +176,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     cfg.task = _str("task", cfg.task, choices=TASKS)
     cfg.model = _str("model", cfg.model)
     if cfg.model not in MODELS:
-        sizes = parse_sizes("model (mlp, lenet or layer sizes such as 784-128-10)", cfg.model)
-        if len(sizes) < 2:
-            raise CLIError(
-                f"model as layer sizes needs at least the input and output sizes (e.g. 64-128-10), got {cfg.model!r}"
-            )
-        cfg.model = "-".join(str(s) for s in sizes)
+        cfg.model = _model_sizes(cfg.model)
     cfg.hidden = parse_sizes("hidden", cfg.hidden)
     cfg.activation = _str("activation", cfg.activation, choices=sorted(ACTIVATIONS))
     cfg.dropout = _float("dropout", cfg.dropout, 0.0, 1.0, high_open=True)

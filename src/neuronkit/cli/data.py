@@ -6,18 +6,27 @@ range, inputs that do not fit the model) raises ``CLIError`` or the data layer's
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..data import DATASETS, DataFileError, Standardize, load_csv, load_dataset, load_npy, load_npz, train_test_split
+from ..data import DATASETS, Standardize, load_dataset, train_test_split
+from . import datacache
+from .datafiles import (  # noqa: F401 - the names the other commands use as D.<name>
+    FILE_SUFFIXES,
+    IMAGE_SUFFIXES,
+    FileData,
+    csv_header,
+    is_file_spec,
+    read_features_file,
+    read_images,
+    read_inputs,
+    unknown_data,
+)
 from .errors import CLIError
-
-FILE_SUFFIXES = (".csv", ".npy", ".npz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+from .labels import check_labels, file_targets, labels_for_run, resolve_task  # noqa: F401
 
 
 @dataclass
@@ -28,192 +37,129 @@ class Loaded:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    name: str  # the dataset name, or the file's stem
+    name: str  # the dataset name, or the file's name (with its extension: kmnist.csv is not the dataset kmnist)
     task: str  # "classification" or "regression"
     classes: list = field(default_factory=list)  # class names, index = label (classification)
     source: str = ""  # "dataset" or "file"
     target_name: str | None = None  # the CSV target column's name (so predict can drop it)
     pixel_max: float = 1.0  # the value of a white pixel (digits: 16), for predicting from image files
+    test_rows: np.ndarray | None = None  # where each test sample is in its file: CSV line numbers, or indices
+    row_word: str = "sample"  # what test_rows count: "row" (CSV line numbers) or "sample" (indices in the file)
+    notes: list = field(default_factory=list)  # what the user should know about how the data was read
+    from_cache: bool = False  # read from the run's cache of the parsed file, not parsed again
 
     @property
     def sample_shape(self) -> tuple:
         return tuple(self.x_train.shape[1:])
 
-
-def _is_file_spec(spec: str) -> bool:
-    return Path(spec).suffix.lower() in FILE_SUFFIXES or "/" in spec or Path(spec).exists()
-
-
-def _csv_header(path: Path) -> list | None:
-    """The first row's cells when it is a header (some cell is not a number), else None."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        for row in csv.reader(fh):
-            if row and any(c.strip() for c in row):
-                for c in row:
-                    try:
-                        float(c)
-                    except ValueError:
-                        return [c.strip() for c in row]
-                return None
-    return None
+    def describe(self, i: int) -> str:
+        """Where test sample ``i`` comes from: ``data.csv row 1234``, or ``mnist test split, sample 371``."""
+        if self.test_rows is None:
+            return f"{self.name} test split, sample {i}"
+        return f"{self.name} {self.row_word} {int(self.test_rows[i])}"
 
 
-def _csv_target(path: Path, target, header):
-    """``target`` as load_csv takes it: a column name when the file has that header, else an index."""
-    if target is None:
-        return -1
-    if header is not None and target in header:
-        return target
+def _load_named(cfg) -> Loaded:
+    spec = cfg.data
+    info = DATASETS[spec]
+    if info.kind == "text":
+        raise CLIError(
+            f"{spec} is a text dataset: this command does not read text runs yet (train, evaluate, predict and "
+            f"summary do)"
+        )
+    kw = {"data_dir": cfg.data_dir, "download": cfg.download} if info.kind == "idx" else {}
+    if info.kind == "idx" and cfg.data_dir is not None and not Path(cfg.data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"data directory not found: {cfg.data_dir}")
     try:
-        return int(target)
-    except ValueError:
-        if header is None:
-            raise DataFileError(f"{path}: no target column {target!r}: the file has no header row") from None
-        raise DataFileError(f"{path}: no target column {target!r}; the columns are {header}") from None
+        s = load_dataset(spec, **kw)
+    except FileNotFoundError as e:
+        if info.kind != "idx":
+            raise
+        raise CLIError(
+            f"{str(e).split('; pass')[0]}; give --data-dir DIR (or set NEURONKIT_DATA) to a folder "
+            f"holding the files, or add --download"
+        ) from None
+    task = "classification" if cfg.task == "auto" else cfg.task
+    y_tr, y_te = s.y_train, s.y_test
+    if task == "regression":
+        y_tr, y_te = y_tr.astype(np.float32), y_te.astype(np.float32)
+    return Loaded(
+        s.x_train,
+        y_tr,
+        s.x_test,
+        y_te,
+        spec,
+        task,
+        list(info.classes) if task != "regression" else [],
+        "dataset",
+        pixel_max=16.0 if spec == "digits" else 1.0,
+    )
 
 
-def read_features_file(path, target=None, require_target: bool = True):
-    """``(x, y, classes, target_name)`` from a .csv/.npy/.npz file; ``y`` None when there are no labels."""
-    p = Path(path).expanduser()
-    suffix = p.suffix.lower()
-    if not p.exists():
-        raise FileNotFoundError(f"data file not found: {p}")
-    classes = target_name = None
-    if suffix == ".csv":
-        header = _csv_header(p)
-        if not require_target and target is None:
-            return load_csv(p, header=header is not None), None, None, None
-        t = _csv_target(p, target, header)
-        x, y, classes = load_csv(p, target=t, header=header is not None, return_classes=True)
-        if header is not None:
-            target_name = t if isinstance(t, str) else header[t]
-    elif suffix == ".npy":
-        a = load_npy(p)
-        if not require_target and target is None:
-            return a, None, None, None
-        if a.ndim != 2 or a.shape[1] < 2:
-            raise DataFileError(
-                f"{p}: a training .npy file must be a 2-D table (samples, features + target), got shape {a.shape}; "
-                f"use a .npz with arrays 'x' and 'y' for images"
+def _split(spec: str, y: np.ndarray, task: str, classes: list, cfg) -> tuple:
+    """Train and test indices, stratified for classes; a class too small to split is named in one line."""
+    stratify = task == "classification"
+    if stratify:
+        counts = np.bincount(y, minlength=len(classes))
+        few = np.flatnonzero((counts > 0) & (counts < 2))
+        if few.size:
+            raise CLIError(
+                f"{spec}: class {classes[int(few[0])]!r} has only 1 sample; each class needs at least 2 (one to train "
+                "on, one to test on)"
             )
-        t = -1 if target is None else int(_index(p, target, a.shape[1]))
-        y = a[:, t]
-        x = np.delete(a, t, axis=1).astype(np.float32)
-    elif suffix == ".npz":
-        if not require_target and target is None:
-            x = load_npz(p, y_key=None)
-            return x, None, None, None
-        x, y = load_npz(p)
-        x = x.astype(np.float32) if x.dtype != np.float32 else x
-    else:
-        raise CLIError(f"{p}: unsupported data file type {suffix or '(none)'!r}; expected .csv, .npy or .npz")
-    return x, y, classes, target_name
+    return train_test_split(len(y), y, test_size=cfg.test_fraction, stratify=stratify, seed=cfg.seed)
 
 
-def _index(p, target, ncol):
-    try:
-        t = int(target)
-    except ValueError:
-        raise DataFileError(f"{p}: a .npy file has no column names; give --target as a column index") from None
-    if not -ncol <= t < ncol:
-        raise DataFileError(f"{p}: target column index {t} is out of range for {ncol} columns")
-    return t
-
-
-def resolve_task(y: np.ndarray, task: str, where) -> str:
-    """Classification for integer labels (or integer-valued floats), regression for other numbers; checked."""
-    integral = y.dtype.kind in "iub" or (y.dtype.kind == "f" and bool(np.all(y == np.round(y))))
-    if task == "auto":
-        task = "classification" if integral else "regression"
-    if task == "classification":
-        if not integral:
-            bad = y.reshape(-1)[np.flatnonzero(y.reshape(-1) != np.round(y.reshape(-1)))[0]]
-            raise CLIError(f"{where}: classification needs integer class labels, found {bad!r}")
-        if y.ndim != 1:
-            raise CLIError(f"{where}: class labels must be one per sample (shape (N,)), got shape {y.shape}")
-        if y.size and y.min() < 0:
-            raise CLIError(f"{where}: labels out of range: class labels must be 0..K-1, found {int(y.min())}")
-    return task
+def _load_file(cfg) -> Loaded:
+    spec = cfg.data
+    fd = read_features_file(spec, cfg.target)
+    y, task, classes, notes = file_targets(fd, cfg.task, spec)
+    if len(fd.x) < 2:
+        raise CLIError(f"{spec}: {len(fd.x)} sample(s) cannot be split into training and test data")
+    tr, te = _split(spec, y, task, classes, cfg)
+    return Loaded(
+        fd.x[tr],
+        y[tr],
+        fd.x[te],
+        y[te],
+        Path(spec).name,
+        task,
+        classes,
+        "file",
+        fd.target_name,
+        test_rows=fd.rows[te],
+        row_word=fd.row_word,
+        notes=notes,
+    )
 
 
 def load_data(cfg) -> Loaded:
-    """Load ``cfg.data`` (a DATASETS name or a file) as train and test splits; see ``TrainConfig``."""
-    spec = cfg.data
-    if getattr(cfg, "text", None):  # text runs read their data through cli/text.py
+    """Load ``cfg.data`` (a DATASETS name or a file) as train and test splits; see ``TrainConfig``.
+
+    A CSV file is parsed once per run: when ``cfg.out`` is a run directory holding a cache of it that is still
+    current (``datacache``), the splits are read from there; a run directory without one gets one. Text runs read
+    their data through ``cli/text.py``: here they are one line saying so."""
+    if getattr(cfg, "text", None):
         raise CLIError(
-            f"{spec} is read as text (--text): this command does not read text runs yet (train, evaluate, predict "
+            f"{cfg.data} is read as text (--text): this command does not read text runs yet (train, evaluate, predict "
             f"and summary do)"
         )
-    if spec in DATASETS:
-        info = DATASETS[spec]
-        if info.kind == "text":
-            raise CLIError(
-                f"{spec} is a text dataset: this command does not read text runs yet (train, evaluate, predict and "
-                f"summary do)"
-            )
-        kw = {"data_dir": cfg.data_dir, "download": cfg.download} if info.kind == "idx" else {}
-        if info.kind == "idx" and cfg.data_dir is not None and not Path(cfg.data_dir).expanduser().is_dir():
-            raise FileNotFoundError(f"data directory not found: {cfg.data_dir}")
-        try:
-            s = load_dataset(spec, **kw)
-        except FileNotFoundError as e:
-            if info.kind != "idx":
-                raise
-            raise CLIError(
-                f"{str(e).split('; pass')[0]}; give --data-dir DIR (or set NEURONKIT_DATA) to a folder "
-                f"holding the files, or add --download"
-            ) from None
-        task = "classification" if cfg.task == "auto" else cfg.task
-        y_tr, y_te = s.y_train, s.y_test
-        if task == "regression":
-            y_tr, y_te = y_tr.astype(np.float32), y_te.astype(np.float32)
-        return Loaded(
-            s.x_train,
-            y_tr,
-            s.x_test,
-            y_te,
-            spec,
-            task,
-            list(info.classes) if task != "regression" else [],
-            "dataset",
-            pixel_max=16.0 if spec == "digits" else 1.0,
-        )
-    if not _is_file_spec(spec):
-        raise CLIError(f"unknown dataset {spec!r}; available: {', '.join(DATASETS)} (or a .csv, .npy or .npz file)")
-    x, y, classes, target_name = read_features_file(spec, cfg.target)
-    task = resolve_task(y, cfg.task, spec)
-    if task == "classification":
-        y = y.astype(np.int64)
-        k = int(y.max()) + 1
-        classes = list(classes) if classes else [str(i) for i in range(k)]
-        if k < 2:
-            raise CLIError(f"{spec}: classification needs at least 2 classes; every label is {int(y.max())}")
-    else:
-        y = y.astype(np.float32)
-        classes = []
-    if len(x) < 2:
-        raise CLIError(f"{spec}: {len(x)} sample(s) cannot be split into training and test data")
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=cfg.test_fraction, stratify=task == "classification", seed=cfg.seed
-    )
-    return Loaded(x_tr, y_tr, x_te, y_te, Path(spec).stem, task, classes, "file", target_name)
+    if cfg.data in DATASETS:
+        return _load_named(cfg)
+    if not is_file_spec(cfg.data):
+        raise unknown_data(cfg.data)
+    cached = datacache.load(cfg, Loaded)
+    if cached is not None:
+        return cached
+    loaded = _load_file(cfg)
+    if cfg.out is not None and (Path(cfg.out) / "config.json").is_file():
+        datacache.save(Path(cfg.out), cfg, loaded)
+    return loaded
 
 
-def check_labels(y, task: str, n_classes: int, where: str) -> np.ndarray:
-    """Labels as the model takes them: int64 in 0..n_classes-1, or float32 (N, 1) for regression."""
-    y = np.asarray(y)
-    if task == "regression":
-        if y.dtype.kind not in "iuf":
-            raise CLIError(f"{where}: regression targets must be numbers, got dtype {y.dtype}")
-        return y.astype(np.float32).reshape(len(y), -1)
-    resolve_task(y, "classification", where)
-    y = y.astype(np.int64)
-    if y.size and y.max() >= n_classes:
-        raise CLIError(
-            f"{where}: labels out of range: the model predicts {n_classes} classes (0..{n_classes - 1}), "
-            f"but the data has label {int(y.max())}"
-        )
-    return y
+def save_cache(run_dir, cfg, loaded: Loaded) -> None:
+    """Keep the splits parsed from a CSV file in the run directory, for the run's later commands (``datacache``)."""
+    datacache.save(Path(run_dir), cfg, loaded)
 
 
 def fit_standardize(x_train: np.ndarray) -> Standardize:
@@ -260,34 +206,3 @@ def prepare_inputs(x, data_info: dict, where: str) -> np.ndarray:
     if t is not None:
         x = t(x).astype(np.float32, copy=False)
     return x.reshape(len(x), *data_info["model_input_shape"])
-
-
-def read_images(paths, sample_shape: tuple, pixel_max: float) -> np.ndarray:
-    """Image files as grey arrays of the run's image size, scaled to [0, pixel_max]; white-on-black like MNIST.
-
-    Needs Pillow (optional). A picture that is mostly light (a dark digit on paper) is inverted.
-    """
-    from .models import image_shape
-
-    img = image_shape(sample_shape)
-    if img is None or img[0] != 1:
-        raise CLIError(f"this run's model takes samples of shape {tuple(sample_shape)}, not grey images")
-    try:
-        from PIL import Image
-    except ImportError:
-        raise CLIError("reading image files needs Pillow, which is not installed: pip install pillow") from None
-    _, h, w = img
-    out = []
-    for p in paths:
-        p = Path(p)
-        if not p.exists():
-            raise FileNotFoundError(f"image file not found: {p}")
-        try:
-            with Image.open(p) as im:
-                a = np.asarray(im.convert("L").resize((w, h)), dtype=np.float32) / 255.0
-        except OSError as e:
-            raise CLIError(f"{p}: not a readable image ({e})") from None
-        if a.mean() > 0.5:
-            a = 1.0 - a
-        out.append(a * pixel_max)
-    return np.stack(out).reshape(len(out), *sample_shape)

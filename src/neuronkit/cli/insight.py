@@ -198,7 +198,7 @@ def cmd_inspect(args) -> int:
         )
     if args.top < 0:
         raise CLIError(f"--top must be at least 0, got {args.top}")
-    inputs = labels = raw = None
+    inputs = labels = raw = loaded = None
     if args.top:
         inputs, y, _, _, loaded = _test_data(cfg, info, args.data_dir)
         labels = y if info["task"] == "classification" else None
@@ -210,7 +210,8 @@ def cmd_inspect(args) -> int:
     first = next(iter(layers)) == args.layer  # only the first layer's weights match the input's shape
     classes = info.get("classes")
     print(f"{run.path}:")
-    print(format_unit(view, image_shape=img if first else None, classes=classes))
+    where = None if loaded is None else loaded.describe  # the source row of each top input, for CSV data
+    print(format_unit(view, image_shape=img if first else None, classes=classes, source=where))
     if not args.no_image:
         from ..io import atomic_write
         from ..report.unit import unit_figure

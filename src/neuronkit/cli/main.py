@@ -47,6 +47,7 @@ from ..train import (
 )
 from ..train.callbacks import Callback
 from ..train.checkpoint import read_trainer_state
+from ..train.memory import MemoryLimitError
 from . import config as C
 from . import data as D
 from . import insight, text
@@ -66,6 +67,7 @@ USER_ERRORS = (
     PermissionError,
     DownloadError,
     io.WriteError,
+    MemoryLimitError,
 )
 
 
@@ -140,7 +142,9 @@ def cmd_train(args) -> int:
     task = info["task"]
     loss = T.loss_name(cfg, task)
     creation.manual_seed(cfg.seed)
-    model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info))
+    model = build_model(
+        cfg, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info), training=True
+    )
 
     run = resume_run or RunDir.create(cfg.out, loaded.name)
     with run.lock():  # one process trains in a run directory at a time
@@ -151,6 +155,10 @@ def _train_in_run(run, cfg, resume_run, loaded, info, splits, loss, model, encod
     train, val, test = splits
     task = info["task"]
     cfg.out = str(run.path)
+    if encoder is None:  # a text run keeps its tokenizer instead (below)
+        D.save_cache(run.path, cfg, loaded)
+        for note in loaded.notes:
+            print(f"neuronkit: note: {note}", file=sys.stderr)
     run.write_json("config.json", {"config": cfg.to_dict(), "data": {**info, "loss": loss}, "neuronkit": __version__})
     if encoder is not None:
         text.save_encoder(run, encoder)
@@ -249,16 +257,10 @@ def evaluate_run(run_dir, data: str | None = None, target: str | None = None, da
         loaded = D.load_data(cfg)
         x, y, where = loaded.x_test, loaded.y_test, f"{data} (test split)"
     else:
-        if not D._is_file_spec(data):
-            raise CLIError(f"unknown dataset {data!r}; available: {', '.join(DATASETS)} (or a .csv, .npy or .npz file)")
-        x, y, classes, _ = D.read_features_file(data, target if target is not None else info.get("target_name"))
-        if classes and task == "classification" and classes != info.get("classes"):
-            index = {c: i for i, c in enumerate(info.get("classes", []))}
-            unknown = [c for c in classes if c not in index]
-            if unknown:
-                raise CLIError(f"{data}: labels out of range: {unknown[0]!r} is not one of the model's classes")
-            y = np.array([index[classes[int(k)]] for k in y], dtype=np.int64)
-        where = data
+        if not D.is_file_spec(data):
+            raise D.unknown_data(data)
+        fd = D.read_features_file(data, target if target is not None else info.get("target_name"))
+        x, y, where = fd.x, D.labels_for_run(fd, info), data
     inputs = D.prepare_inputs(x, info, where)
     labels = D.check_labels(y, task, n_out, where)
     loss = info.get("loss") or T.loss_name(cfg, task)
@@ -278,30 +280,10 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _read_predict_inputs(paths, info, target) -> np.ndarray:
-    suffixes = {Path(p).suffix.lower() for p in paths}
-    if suffixes <= set(D.IMAGE_SUFFIXES):
-        return D.read_images(paths, tuple(info["sample_shape"]), float(info.get("pixel_max", 1.0)))
-    if len(paths) != 1:
-        raise CLIError("predict takes one .csv or .npy file, or any number of image files")
-    p = Path(paths[0])
-    if p.suffix.lower() not in (".csv", ".npy", ".npz"):
-        raise CLIError(f"{p}: unsupported input type {p.suffix or '(none)'!r}; expected .csv, .npy, .npz or images")
-    if p.suffix.lower() == ".csv":
-        if not p.exists():
-            raise FileNotFoundError(f"input file not found: {p}")
-        header = D._csv_header(p)
-        name = target if target is not None else info.get("target_name")
-        if header is not None and name is not None and name in header:  # a labelled file: predict from its features
-            x, _, _, _ = D.read_features_file(p, name)
-            return x
-        return D.read_features_file(p, None, require_target=False)[0]
-    return D.read_features_file(p, target, require_target=target is not None)[0]
-
-
 def predict_run(run_dir, inputs, target=None, texts=None) -> tuple:
-    """``(header, rows)`` of predictions: index, class, label, one probability per class (or index, prediction);
-    for a text run, of the ``texts`` and then the texts in the ``inputs`` files, each row ending with its text."""
+    """``(header, rows)`` of predictions: index, class (and label, when the classes have names other than their
+    numbers), one probability per class; or index, prediction for regression. For a text run, of the ``texts``
+    and then the texts in the ``inputs`` files, each row ending with its text."""
     run, cfg, info, model = load_run(run_dir)
     if text.is_text_run(info):
         return text.predict_texts(run, info, model, text.read_predict_texts(run, info, inputs, texts))
@@ -309,7 +291,7 @@ def predict_run(run_dir, inputs, target=None, texts=None) -> tuple:
         raise CLIError(f"{run.path} is not a text run: --text needs a model trained on text")
     if not inputs:
         raise CLIError("predict needs input files (a .csv or .npy file, or images)")
-    x = D.prepare_inputs(_read_predict_inputs(list(inputs), info, target), info, ", ".join(map(str, inputs)))
+    x = D.prepare_inputs(D.read_inputs(list(inputs), info, target), info, ", ".join(map(str, inputs)))
     out = np.asarray(predict(model, x), dtype=np.float64)
     if info["task"] != "classification":
         header = ["index"] + (["prediction"] if out.shape[1] == 1 else [f"prediction_{j}" for j in range(out.shape[1])])
@@ -318,9 +300,13 @@ def predict_run(run_dir, inputs, target=None, texts=None) -> tuple:
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
     classes = info.get("classes") or [str(j) for j in range(out.shape[1])]
-    header = ["index", "class", "label", *[f"p_{c}" for c in classes]]
     k = p.argmax(axis=1)
-    return header, [[i, int(k[i]), classes[k[i]], *(round(v, 6) for v in p[i].tolist())] for i in range(len(p))]
+    named = classes != [str(j) for j in range(len(classes))]  # a label column only when labels are not the numbers
+    header = ["index", "class", *(["label"] if named else []), *[f"p_{c}" for c in classes]]
+    return header, [
+        [i, int(k[i]), *([classes[k[i]]] if named else []), *(round(v, 6) for v in p[i].tolist())]
+        for i in range(len(p))
+    ]
 
 
 def cmd_predict(args) -> int:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import math
 
 from .. import nn
+from ..train.memory import LayerCost, check_memory, conv2d_cost, dense_cost, estimate_memory
 from .errors import CLIError
 
 TEXT_MODELS = ("bow",)  # models that read token ids: built with the vocabulary size, called as model(tokens, lengths)
 DEFAULT_TEXT_MODEL = "bow"
 MODELS = ("mlp", "lenet", *TEXT_MODELS)
 DEFAULT_EMBED_DIM = 64
+DEFAULT_MAX_LEN = {"word": 256, "bpe": 256, "wordpiece": 256, "char": 1024}  # tokens kept per text
 EMBED_INIT_STD = 0.01
 
 
@@ -83,13 +85,78 @@ def build_text_model(cfg, vocab_size: int, n_out: int) -> nn.Module:
     return nn.TextClassifier(embedding, nn.SequencePool("mean"), head)
 
 
-def build_model(cfg, sample_shape: tuple, n_out: int, vocab_size: int | None = None) -> nn.Module:
+def _mlp_sizes(cfg, sample_shape: tuple, n_out: int) -> list:
+    """Every layer size of the MLP, input first; ``CLIError`` when ``--model`` sizes do not fit the data."""
+    n_in = math.prod(sample_shape)
+    if cfg.model == "mlp":
+        return [n_in, *cfg.hidden, n_out]
+    sizes = [int(s) for s in cfg.model.split("-")]
+    if sizes[0] != n_in:
+        raise CLIError(
+            f"model {cfg.model} takes {sizes[0]} input features, but the data has {n_in} per sample "
+            f"(shape {tuple(sample_shape)})"
+        )
+    if sizes[-1] != n_out:
+        what = f"{n_out} classes" if n_out > 1 else "1 output (regression)"
+        raise CLIError(f"model {cfg.model} has {sizes[-1]} outputs, but the data has {what}")
+    return sizes
+
+
+def text_model_costs(cfg, vocab_size: int, n_out: int) -> list:
+    """The ``LayerCost`` s of ``build_text_model``'s network for texts of up to ``cfg.max_len`` tokens."""
+    e, length = cfg.embed_dim or DEFAULT_EMBED_DIM, cfg.max_len or DEFAULT_MAX_LEN.get(cfg.tokenizer or "word", 256)
+    sizes = [e, *cfg.hidden, n_out]
+    costs = [LayerCost(0, length), LayerCost(vocab_size * e, length * e), LayerCost(0, e)]  # ids, vectors, pooled
+    return costs + _dense_costs(cfg, sizes)
+
+
+def _dense_costs(cfg, sizes: list) -> list:
+    costs = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        hidden = dense_cost(a, b, activation=True)
+        costs.append(LayerCost(hidden.params, hidden.activations + (b if cfg.dropout > 0 else 0)))  # dropout's mask
+    return [*costs, dense_cost(sizes[-2], sizes[-1])]
+
+
+def model_costs(cfg, sample_shape: tuple, n_out: int, vocab_size: int | None = None) -> list:
+    """The ``LayerCost`` s of the network ``build_model`` would build, from the sizes alone (nothing allocated)."""
+    if cfg.model in TEXT_MODELS:
+        return text_model_costs(cfg, vocab_size or 0, n_out)
+    costs = [LayerCost(0, math.prod(sample_shape))]
+    if cfg.model == "lenet":
+        c, h, w = sample_shape
+        one, hw = conv2d_cost(c, 16, 3, (h, w), padding=1, max_pool=2)
+        two, (oh, ow) = conv2d_cost(16, 32, 3, hw, padding=1, max_pool=2)
+        return [*costs, one, two, dense_cost(32 * oh * ow, 128, activation=True), dense_cost(128, n_out)]
+    return costs + _dense_costs(cfg, _mlp_sizes(cfg, sample_shape, n_out))
+
+
+def check_model_memory(cfg, sample_shape: tuple, n_out: int, training: bool, vocab_size: int | None = None) -> None:
+    """Refuse, with one line naming the estimate and the limit, a model that cannot fit in the memory available:
+    its parameters, and with ``training`` its gradients, optimizer state and the activations of one batch."""
+    costs = model_costs(cfg, sample_shape, n_out, vocab_size)
+    if training:
+        est = estimate_memory(costs, cfg.batch_size, cfg.optimizer, eval_batch=max(cfg.batch_size, 1024))
+    else:
+        est = estimate_memory(costs)
+    shape = "x".join(str(d) for d in sample_shape)
+    check_memory(est, f"{'training ' if training else ''}{cfg.model} on samples of shape {shape}")
+
+
+def build_model(
+    cfg, sample_shape: tuple, n_out: int, vocab_size: int | None = None, training: bool = False
+) -> nn.Module:
     """The network ``cfg.model`` for samples of ``sample_shape`` (as the model takes them) and ``n_out`` outputs;
-    a text model (``TEXT_MODELS``) for a vocabulary of ``vocab_size`` token ids."""
+    a text model (``TEXT_MODELS``) for a vocabulary of ``vocab_size`` token ids.
+
+    Checked first against the memory available (``check_model_memory``; with ``training``, for training it with
+    ``cfg.batch_size`` and ``cfg.optimizer``): a model too large is refused before anything is allocated."""
     if cfg.model in TEXT_MODELS:
         if vocab_size is None:
             raise CLIError(f"model {cfg.model!r} reads text: it needs text data (a text dataset, or --text COLUMN)")
+        check_model_memory(cfg, sample_shape, n_out, training, vocab_size)
         return build_text_model(cfg, vocab_size, n_out)
+    check_model_memory(cfg, sample_shape, n_out, training)
     init = None if cfg.init == "auto" else cfg.init
     if cfg.model == "lenet":
         c, h, w = sample_shape
@@ -102,18 +169,6 @@ def build_model(cfg, sample_shape: tuple, n_out: int, vocab_size: int | None = N
             nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", init=init),
             nn.Dense(128, n_out, init=init),
         )
-    n_in = math.prod(sample_shape)
-    if cfg.model == "mlp":
-        sizes = [n_in, *cfg.hidden, n_out]
-    else:
-        sizes = [int(s) for s in cfg.model.split("-")]
-        if sizes[0] != n_in:
-            raise CLIError(
-                f"model {cfg.model} takes {sizes[0]} input features, but the data has {n_in} per sample "
-                f"(shape {tuple(sample_shape)})"
-            )
-        if sizes[-1] != n_out:
-            what = f"{n_out} classes" if n_out > 1 else "1 output (regression)"
-            raise CLIError(f"model {cfg.model} has {sizes[-1]} outputs, but the data has {what}")
+    sizes = _mlp_sizes(cfg, sample_shape, n_out)
     layers = [nn.Flatten()] if len(sample_shape) > 1 else []
     return nn.Sequential(*layers, *_mlp_head(cfg, sizes, init))

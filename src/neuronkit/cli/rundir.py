@@ -11,6 +11,7 @@
       checkpoints/     resumable checkpoints (neuronkit.train.checkpoint), written each epoch
       probes/          per-neuron history (probes.safetensors + probes.json, neuronkit.inspect.Probe.save)
       gradcheck.jsonl  with --gradcheck-every: one float64 gradient check per line (step, ok, per-layer errors)
+      data-cache/      for CSV data: the parsed splits as .npy arrays, reused by the run's later commands (datacache)
       report.html      written by neuronkit report
       .lock            held (fcntl.flock) by the process training in the directory; holds its PID
 
@@ -162,6 +163,7 @@ def load_run(path) -> tuple:
     run = RunDir.open(path)
     doc = run.config
     cfg = C.resolve(C.from_mapping(doc["config"], str(run.config_path)))
+    cfg.out = str(run.path)  # where the run is now (its data cache is there), whatever it was called when trained
     info = doc["data"]
     io.check_json(info, DATA_SCHEMA, str(run.config_path), "data")
     model = io.load(run.require_model())

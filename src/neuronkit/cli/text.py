@@ -21,10 +21,9 @@ from ..data import DATASETS, DataLoader, split_indices
 from ..data.text import TEXT_SOURCES, TOKENIZERS, TextEncoder, load_text_dataset, locate, read_text_table
 from ..data.text.datasets import data_root
 from .errors import CLIError
-from .models import DEFAULT_TEXT_MODEL, TEXT_MODELS
+from .models import DEFAULT_MAX_LEN, DEFAULT_TEXT_MODEL, TEXT_MODELS
 
 TOKENIZER_FILE = "tokenizer.json"
-DEFAULT_MAX_LEN = {"word": 256, "bpe": 256, "wordpiece": 256, "char": 1024}
 EVAL_BATCH = 256
 
 

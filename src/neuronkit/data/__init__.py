@@ -9,6 +9,7 @@ from .datasets import (
     DATASETS,
     IDX_SOURCES,
     ChecksumError,
+    CsvTable,
     DataFileError,
     DatasetInfo,
     DownloadError,
@@ -24,6 +25,8 @@ from .datasets import (
     make_moons,
     make_spirals,
     make_xor,
+    read_csv,
+    read_csv_header,
     read_idx,
     write_idx,
 )

@@ -125,9 +125,10 @@ def _f(v) -> str:
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4g}"
 
 
-def format_unit(view: UnitView, image_shape: tuple | None = None, classes=None, rows: int = 10) -> str:
+def format_unit(view: UnitView, image_shape: tuple | None = None, classes=None, rows: int = 10, source=None) -> str:
     """The view as text: the unit, its weights (a signed map when they have an image's shape), its history
-    (``rows`` records evenly spread over training), its events and its top inputs."""
+    (``rows`` records evenly spread over training), its events and its top inputs (``source``: a function of a data
+    index naming where that input comes from, such as ``data.csv row 1234``; default ``sample INDEX``)."""
     w = view.weight
     pool = f", max-pooled over {view.max_pool}x{view.max_pool} windows" if view.max_pool else ""
     lines = [
@@ -184,5 +185,5 @@ def format_unit(view: UnitView, image_shape: tuple | None = None, classes=None, 
         lines.append(f"  the {len(view.top)} inputs (of {view.samples}) that excite it most:")
         for i, r, y in view.top:
             label = "" if y is None else f", label {classes[int(y)] if classes else y}"
-            lines.append(f"    sample {i}: output {r:.4g}{label}")
+            lines.append(f"    {f'sample {i}' if source is None else source(i)}: output {r:.4g}{label}")
     return "\n".join(lines)

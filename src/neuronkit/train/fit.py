@@ -24,6 +24,7 @@ from ..tensor import Tensor
 from . import checkpoint as ckpt
 from .callbacks import Callback, LRScheduler, ModelCheckpoint, ProgressBar
 from .history import History
+from .memory import check_fit_memory
 from .metrics import get_metric
 
 OPTIMIZERS = {
@@ -164,6 +165,7 @@ class Trainer:
             None if validation is None else as_loader(validation, max(batch_size, 1024), False, what="validation data")
         )
         self.epochs, self.steps_per_epoch = epochs, len(self.loader)
+        check_fit_memory(self.model, self.loader, self.optimizer, 0 if val_loader is None else val_loader.batch_size)
         if resume is not None:
             self._restore(resume)
         previous = self._install_sigint()

@@ -9,10 +9,14 @@ Where the files are looked for, in order:
    ``$NEURONKIT_MIRROR_URL`` (a mirror root holding ``<folder>/<file>``), or the dataset's official homes in turn.
 
 Checksums: a download must match the official archive's sha256. A local file is accepted when its own sha256
-matches the archive's or, for MNIST, when its decompressed sha256 matches the official decompressed file's (so a
-re-compressed copy is fine). For Fashion-MNIST and KMNIST no decompressed checksums are recorded: a local file whose
-archive checksum differs (e.g. re-compressed or decompressed) is accepted on structural validation only (IDX magic,
-28x28 images, matching counts, labels 0..9).
+matches the archive's or, for MNIST and Fashion-MNIST, when its decompressed sha256 matches the official decompressed
+file's (so a decompressed or re-compressed copy is fine). KMNIST publishes no checksum of its decompressed files, so
+a local KMNIST file is accepted only as the original archive. Anything else is refused with one line naming the file
+and both checksums (``ChecksumError``); ``checksums=`` replaces the recorded values (for mirrors and tests).
+
+Sources of the checksums: the archives' sha256 as torchvision and tensorflow_datasets record them; the decompressed
+files' sha256 as loaders that keep the files decompressed pin them (for Fashion-MNIST, four independent public
+repositories agree, one noting that it derived them from archives matching Zalando's published MD5s).
 """
 
 from __future__ import annotations
@@ -86,16 +90,24 @@ IDX_SOURCES: dict[str, IdxSource] = {
         aliases=("fashion-mnist", "FashionMNIST", "fashion"),
         urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         train_images=IdxFile(
-            "train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
+            "train-images-idx3-ubyte.gz",
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
         ),
         train_labels=IdxFile(
-            "train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
+            "train-labels-idx1-ubyte.gz",
+            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
         ),
         test_images=IdxFile(
-            "t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
+            "t10k-images-idx3-ubyte.gz",
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         ),
         test_labels=IdxFile(
-            "t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
+            "t10k-labels-idx1-ubyte.gz",
+            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         ),
     ),
     "kmnist": IdxSource(
@@ -129,16 +141,21 @@ def _candidates(root: Path, src: IdxSource, f: IdxFile):
 def _verified_bytes(path: Path, f: IdxFile, sha: str | None, dataset: str) -> bytes:
     """The decompressed IDX bytes of a local file, after its checksum check (see the module docstring)."""
     raw = path.read_bytes()
-    if sha is not None and sha256_of(raw) == sha:
+    if sha is None or sha256_of(raw) == sha:
         return _decompress(raw, str(path))
     data = _decompress(raw, str(path))
-    if f.sha256_decompressed is not None:
-        got = sha256_of(data)
-        if got != f.sha256_decompressed:
-            raise ChecksumError(
-                f"{path} does not match the official {dataset} file: expected archive sha256 {sha} or decompressed "
-                f"sha256 {f.sha256_decompressed}, got decompressed sha256 {got}"
-            )
+    if f.sha256_decompressed is None:
+        raise ChecksumError(
+            f"{path} is not the official {dataset} file: expected archive sha256 {sha}, got {sha256_of(raw)}; no "
+            f"checksum of the decompressed {dataset} files is published, so only the original {f.name} can be "
+            "checked: put the original there, or download it (--download)"
+        )
+    got = sha256_of(data)
+    if got != f.sha256_decompressed:
+        raise ChecksumError(
+            f"{path} does not match the official {dataset} file: expected archive sha256 {sha} or decompressed "
+            f"sha256 {f.sha256_decompressed}, got decompressed sha256 {got}"
+        )
     return data
 
 
