@@ -73,9 +73,20 @@ def _table(rows, head=None, cls="kv") -> str:
     return "".join(out)
 
 
+# Inside <script>, "</script" ends the element and "<!--" followed by "<script" keeps a later "</script>" from ending
+# it (the rest of the page becomes script text); JSON may write any character as \uXXXX, so none of these survive.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_json(obj) -> str:
+    """``obj`` as strict JSON (no NaN/Infinity) that is safe inside an HTML ``<script>`` element: ``<``, ``>`` and
+    ``&`` are written as ``\\u003c``, ``\\u003e``, ``\\u0026`` (``JSON.parse`` and ``json.loads`` read them back)."""
+    return json.dumps(obj, allow_nan=False).translate(_SCRIPT_SAFE)
+
+
 def _plot_html(p: F.Plot) -> str:
     b64 = base64.b64encode(p.png).decode("ascii")
-    data = json.dumps(p.data, allow_nan=False).replace("</", "<\\/")
+    data = script_json(p.data)
     return (
         f'<figure class="plot" id="plot-{_esc(p.key)}" data-plot="{_esc(p.key)}">'
         f"<h3>{_esc(p.title)}</h3>"
