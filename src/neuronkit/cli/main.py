@@ -29,25 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, creation, io
+from .. import __version__, creation
 from ..data import DATASETS, DownloadError
 from ..tour import cli as tour_cli
-from ..train import (
-    EarlyStopping,
-    JSONLLogger,
-    ModelCheckpoint,
-    ProgressBar,
-    latest_checkpoint,
-    predict,
-)
-from ..train.callbacks import Callback
+from ..train import predict
 from . import config as C
 from . import data as D
 from . import insight
 from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
-from .rundir import RunDir, load_run
+from .rundir import load_run
+from .train_command import cmd_train, fmt
 
 # The mistakes a user can make and the errors they surface as: reported in one line, never a traceback.
 USER_ERRORS = (
@@ -60,157 +53,6 @@ USER_ERRORS = (
     PermissionError,
     DownloadError,
 )
-
-
-# -- printing -----------------------------------------------------------------------------------------------------
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3g}"
-    return str(v)
-
-
-class EpochPrinter(Callback):
-    """One line per epoch on stdout (loss, training and validation metrics, time), readable when piped."""
-
-    def __init__(self, stream=None):
-        self.stream = stream
-
-    def on_epoch_end(self, trainer, logs):
-        skip = {"epoch", "time", "steps", "lr"}
-        parts = [f"epoch {logs['epoch']:>{len(str(trainer.epochs))}}/{trainer.epochs}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in logs.items() if k not in skip and isinstance(v, (int, float))]
-        parts += [f"lr {logs['lr']:.3g}", f"{logs['time']:.1f}s"]
-        print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
-
-
-class _Bar(ProgressBar):
-    """The progress bar within an epoch; the epoch's line itself comes from ``EpochPrinter``."""
-
-    def on_epoch_end(self, trainer, logs):
-        if self.enabled:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-
-# -- train --------------------------------------------------------------------------------------------------------
-def _flags(args) -> dict:
-    return {k: getattr(args, k, None) for k in C.KEYS}
-
-
-def _resolve_train_config(args) -> tuple:
-    """``(config, run)``: the resolved settings, and the run directory to continue (None for a new run).
-
-    With ``--resume`` the run's saved settings are used; only ``epochs`` may differ from them."""
-    file_values = C.load_toml(args.config) if args.config else {}
-    flags = _flags(args)
-    if args.resume is None:
-        return C.resolve(file_values, flags, where=f"config file {args.config}"), None
-    run = RunDir.open(args.resume)
-    saved = C.resolve(C.from_mapping(run.config["config"], f"{run.config_path}")).to_dict()
-    given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
-    if given.get("out") is not None and Path(given["out"]).resolve() == run.path.resolve():
-        del given["out"]
-    asked = C.resolve({**saved, **given}).to_dict()
-    changed = sorted(k for k in given if k != "epochs" and asked[k] != saved[k])
-    if changed:
-        raise CLIError(
-            f"--resume continues the run in {run.path} with its saved settings; only --epochs can change "
-            f"(got {', '.join('--' + k.replace('_', '-') for k in changed)})"
-        )
-    cfg = C.resolve(saved, {"epochs": given.get("epochs")})
-    cfg.out = str(run.path)
-    return cfg, run
-
-
-def cmd_train(args) -> int:
-    cfg, resume_run = _resolve_train_config(args)
-    loaded = D.load_data(cfg)
-    info, train, val, test = T.prepare(cfg, loaded)
-    loss = T.loss_name(cfg, loaded.task)
-    creation.manual_seed(cfg.seed)
-    model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
-
-    run = resume_run or RunDir.create(cfg.out, loaded.name)
-    cfg.out = str(run.path)
-    run.write_json("config.json", {"config": cfg.to_dict(), "data": {**info, "loss": loss}, "neuronkit": __version__})
-    resume = probe_history = resume_step = None
-    if resume_run is not None:
-        ckpt = latest_checkpoint(run.checkpoints_path) if run.checkpoints_path.exists() else None
-        if ckpt is None:
-            print(f"neuronkit: {run.path} has no checkpoint yet: training from the start", file=sys.stderr)
-            run.history_path.unlink(missing_ok=True)
-        else:
-            resume = run.checkpoints_path
-            # history.jsonl is rewritten from the checkpoint, so it never holds epochs the resumed run repeats
-            with open(Path(ckpt) / "trainer.json", encoding="utf-8") as f:
-                state = json.load(f)
-            epochs = state.get("history", {}).get("epochs", [])
-            run.history_path.write_text("".join(json.dumps({"kind": "epoch", **e}) + "\n" for e in epochs))
-            resume_step = int(state.get("step", 0))
-            try:  # the neurons' history continues too
-                probe_history = insight.probe_history(run)
-            except CLIError as e:
-                print(f"neuronkit: warning: {e}; the neurons' history starts again from here", file=sys.stderr)
-
-    # order matters at an epoch's end: checkpoint before the log line (a logged epoch is always resumable), the
-    # progress bar clears its line before the epoch's line is printed
-    callbacks = [ModelCheckpoint(run.checkpoints_path), JSONLLogger(run.history_path)]
-    if cfg.patience is not None:
-        callbacks.insert(0, EarlyStopping(monitor="val_loss", patience=cfg.patience))
-    if sys.stderr.isatty():
-        callbacks.append(_Bar())
-    callbacks.append(EpochPrinter())
-    trainer, probe, gradcheck = T.make_trainer(
-        cfg, model, loss, loaded.task, train, callbacks, probe_history, resume_step
-    )
-    print(
-        f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
-        f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
-        f" -> {run.path}",
-        flush=True,
-    )
-    history = trainer.fit(train, epochs=cfg.epochs, batch_size=cfg.batch_size, validation=val, resume=resume)
-    if probe is not None and probe.probe is not None and probe.probe.layers:
-        probe.probe.remove()
-        probe.probe.save(run.probes_path)  # the neurons' history of this (part of the) run: neuronkit inspect/report
-    if gradcheck is not None:
-        run.write_text("gradcheck.jsonl", "".join(json.dumps(r) + "\n" for r in gradcheck.results))
-        bad = [r["step"] for r in gradcheck.results if not r["ok"]]
-        print(
-            f"gradient checks: {len(gradcheck.results) - len(bad)} of {len(gradcheck.results)} passed"
-            + (f" (failed at steps {bad})" if bad else "")
-            + f"; {run.path / 'gradcheck.jsonl'}"
-        )
-    if history.interrupted:
-        print(
-            f"neuronkit: interrupted at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved. "
-            f"Continue with: neuronkit train --resume {run.path}",
-            file=sys.stderr,
-        )
-        return 130
-    io.save(model, run.model_path)
-    train_time = sum(e.get("time", 0.0) for e in history.epochs)
-    metrics = {
-        "split": "test",
-        "samples": len(test[0]),
-        **T.test_metrics(model, test, loaded.task, loss),
-        "epochs": len(history.epochs),
-        "steps": trainer.step,
-        "train_time_s": round(train_time, 3),
-        "stopped_early": history.stopped_early,
-    }
-    run.write_json("metrics.json", metrics)
-    if history.stopped_early:
-        print(f"neuronkit: {history.stopped_early}", file=sys.stderr)
-    head = (
-        f"test accuracy {metrics['accuracy']:.2%}"
-        if loaded.task == "classification"
-        else f"test mse {metrics['mse']:.4g}, r2 {metrics['r2']:.4f}"
-    )
-    print(
-        f"{head} on {len(test[0])} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; run: {run.path}"
-    )
-    return 0
 
 
 # -- evaluate / predict / summary ---------------------------------------------------------------------------------
@@ -253,7 +95,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(m))
     else:
-        print("  ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
+        print("  ".join(f"{k} {fmt(v)}" for k, v in m.items()))
     return 0
 
 

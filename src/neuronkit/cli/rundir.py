@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .. import io
 from ..io._files import atomic_write
+from ..train.history import finite_json
 from . import config as C
 from .errors import CLIError
 
@@ -102,8 +103,11 @@ class RunDir:
         atomic_write(os.fspath(self.path / name), text.encode("utf-8"))
 
     def write_json(self, name: str, obj) -> None:
-        """Write ``obj`` as indented JSON, atomically (a crash leaves the old file or the new one, never half)."""
-        atomic_write(os.fspath(self.path / name), (json.dumps(obj, indent=2) + "\n").encode())
+        """Write ``obj`` as indented strict JSON (a non-finite number as null), atomically (a crash leaves the old
+        file or the new one, never half)."""
+        atomic_write(
+            os.fspath(self.path / name), (json.dumps(finite_json(obj), indent=2, allow_nan=False) + "\n").encode()
+        )
 
     def __str__(self) -> str:
         return os.fspath(self.path)

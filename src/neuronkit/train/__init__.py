@@ -15,6 +15,7 @@ from .callbacks import (
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .fit import OPTIMIZERS, Trainer, evaluate, fit, make_optimizer, predict
 from .history import History
+from .oversubscription import ContentionDetector, WarnOnOversubscription
 from .metrics import *
 from .metrics import __all__ as _metrics_all
 
@@ -23,6 +24,7 @@ __all__ = [
     "CSVLogger",
     "Callback",
     "ClipGradNorm",
+    "ContentionDetector",
     "EarlyStopping",
     "History",
     "JSONLLogger",
@@ -31,6 +33,7 @@ __all__ = [
     "ProgressBar",
     "StopOnNaN",
     "Trainer",
+    "WarnOnOversubscription",
     "callbacks",
     "checkpoint",
     "evaluate",

@@ -8,13 +8,13 @@ False to skip the update of this step), ``on_step_end``, then ``on_epoch_end`` (
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
 
 from .. import backend as B
+from .history import json_line
 
 
 class Callback:
@@ -85,7 +85,10 @@ class StopOnNaN(Callback):
     """Stop at the step where the loss or a gradient becomes non-finite, before any update is applied from it.
 
     ``trainer.stop_reason`` names the step, and the first parameter (in ``named_parameters`` order) whose gradient is
-    affected."""
+    affected; ``reason`` holds the same text (None while training is finite), so a caller can tell a divergence from
+    another stop."""
+
+    reason: str | None = None
 
     def after_backward(self, trainer, loss):
         bad = None
@@ -96,7 +99,8 @@ class StopOnNaN(Callback):
                 bad = (bad + "; " if bad else "") + f"the gradient of {name!r} is non-finite"
                 break
         if bad:
-            trainer.stop_reason = f"stopped at step {trainer.step + 1}: {bad}; no update was applied from this step"
+            self.reason = f"stopped at step {trainer.step + 1}: {bad}; no update was applied from this step"
+            trainer.stop_reason = self.reason
             return False
         return True
 
@@ -165,7 +169,8 @@ class ModelCheckpoint(Callback):
 
 
 class JSONLLogger(Callback):
-    """Append one JSON line per epoch (and per step with ``steps=True``) to ``path``, flushed as it goes."""
+    """Append one JSON line per epoch (and per step with ``steps=True``) to ``path``, flushed as it goes; strict JSON
+    (a non-finite value, such as the loss of a diverged step, is written as null)."""
 
     def __init__(self, path, steps: bool = False):
         self.path, self.steps, self._f = os.fspath(path), steps, None
@@ -175,10 +180,10 @@ class JSONLLogger(Callback):
 
     def on_step_end(self, trainer, logs):
         if self.steps:
-            self._f.write(json.dumps({"kind": "step", **logs}) + "\n")
+            self._f.write(json_line({"kind": "step", **logs}))
 
     def on_epoch_end(self, trainer, logs):
-        self._f.write(json.dumps({"kind": "epoch", **logs}) + "\n")
+        self._f.write(json_line({"kind": "epoch", **logs}))
         self._f.flush()
 
     def on_train_end(self, trainer):

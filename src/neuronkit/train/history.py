@@ -3,7 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def finite_json(obj):
+    """``obj`` with every non-finite float (NaN, +-inf; Python or NumPy) replaced by None, recursively through dicts,
+    lists and tuples: what ``json.dumps(..., allow_nan=False)`` accepts. JSON has no NaN: Python's ``NaN`` token is
+    rejected by strict readers (browsers, ``jq``, most languages)."""
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def json_line(record: dict) -> str:
+    """One strict JSON line (non-finite numbers as null, see ``finite_json``), newline included."""
+    return json.dumps(finite_json(record), allow_nan=False) + "\n"
 
 
 @dataclass
@@ -50,6 +72,6 @@ class History:
         """One JSON line per epoch record (``{"kind": "epoch", ...}``) after one per step (``"kind": "step"``)."""
         with open(path, "w") as f:
             for s in self.steps:
-                f.write(json.dumps({"kind": "step", **s}) + "\n")
+                f.write(json_line({"kind": "step", **s}))
             for e in self.epochs:
-                f.write(json.dumps({"kind": "epoch", **e}) + "\n")
+                f.write(json_line({"kind": "epoch", **e}))
