@@ -15,9 +15,9 @@ from .callbacks import (
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .fit import OPTIMIZERS, Trainer, evaluate, fit, make_optimizer, predict
 from .history import History
-from .oversubscription import ContentionDetector, WarnOnOversubscription
 from .metrics import *
 from .metrics import __all__ as _metrics_all
+from .oversubscription import ContentionDetector, WarnOnOversubscription
 
 __all__ = [
     "OPTIMIZERS",
