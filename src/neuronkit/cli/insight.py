@@ -95,7 +95,7 @@ def cmd_diagnose(args) -> int:
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.fix_epochs < 1:
+    if args.fix_epochs is not None and args.fix_epochs < 1:
         raise CLIError(f"--fix-epochs must be at least 1, got {args.fix_epochs}")
     run, cfg, info, model = load_run(args.run_dir)
     x, y, where, loss = _test_batch(args, cfg, info)
@@ -110,9 +110,11 @@ def cmd_diagnose(args) -> int:
         if not any(f.fix for f in findings):
             print("try-fix: no finding proposes a remedy to try")
         else:
-            from .tryfix import loaded_for, render, try_fixes
+            from .tryfix import loaded_for, render, trial_epochs, try_fixes
 
-            n_epochs = min(args.fix_epochs, cfg.epochs)
+            n_epochs, why = trial_epochs(findings, epochs, cfg.epochs, args.fix_epochs)
+            if why:
+                print(f"try-fix: {why}", file=sys.stderr)
             held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, n_epochs, stream=sys.stderr)
             print()
             print(render(trials, n_epochs, held, cfg.seed))
@@ -254,7 +256,12 @@ def add_parsers(sub) -> None:
         help="re-run a short training from the same start with each proposed remedy and with the original "
         "settings, and report the measured difference",
     )
-    dg.add_argument("--fix-epochs", type=int, default=3, help="epochs of each --try-fix training (default 3)")
+    dg.add_argument(
+        "--fix-epochs",
+        type=int,
+        help="epochs of each --try-fix training (default 3, or as many as the run took to show a finding, up to "
+        "its own epochs)",
+    )
     dg.set_defaults(func=cmd_diagnose)
 
     r = sub.add_parser(
