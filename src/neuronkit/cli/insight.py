@@ -232,7 +232,7 @@ def cmd_inspect(args) -> int:
 def add_parsers(sub) -> None:
     """Register this module's subcommands on the ``neuronkit`` parser's subparsers."""
     g = sub.add_parser("gradcheck", help="check a run's backpropagated gradients against float64 finite differences")
-    g.add_argument("run_dir", metavar="RUN_DIR")
+    g.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     g.add_argument("--batch-size", type=int, default=16, help="test samples in the batch (default 16)")
     g.add_argument("--max-per-param", type=int, default=20, help="entries checked per parameter (default 20)")
     g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
@@ -247,7 +247,7 @@ def add_parsers(sub) -> None:
         "rate too high or too low, plateaus, overfitting. Exit status 1 when a finding is "
         "an error.",
     )
-    dg.add_argument("run_dir", metavar="RUN_DIR")
+    dg.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
     dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     dg.add_argument(
@@ -272,7 +272,7 @@ def add_parsers(sub) -> None:
         "weights, confusion matrix, the most confidently wrong test examples, diagnostics "
         "and events. It opens offline.",
     )
-    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     r.add_argument("--out", "-o", help="where to write the page (default RUN_DIR/report.html)")
     r.add_argument("--batch-size", type=int, default=64, help="test samples the diagnostics look at (default 64)")
     r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")

@@ -8,6 +8,8 @@
     neuronkit train --config run.toml --lr 3e-4           # flags override the file
     neuronkit train --resume runs/mine --epochs 30        # continue a stopped or interrupted run
     neuronkit evaluate runs/mine [--data other.csv --target label]
+    neuronkit report runs/digits-*                        # several runs: each in turn (also evaluate, summary,
+                                                          # gradcheck, diagnose)
     neuronkit predict runs/mine inputs.csv [--output predictions.csv]
     neuronkit datasets
     neuronkit summary runs/mine | neuronkit summary --model lenet --data mnist
@@ -92,10 +94,11 @@ def evaluate_run(run_dir, data: str | None = None, target: str | None = None, da
 
 def cmd_evaluate(args) -> int:
     m = evaluate_run(args.run_dir, args.data, args.target, args.data_dir)
+    several = getattr(args, "several", False)  # one line per run, naming it
     if args.json:
-        print(json.dumps(m))
+        print(json.dumps({"run": str(args.run_dir), **m} if several else m))
     else:
-        print("  ".join(f"{k} {fmt(v)}" for k, v in m.items()))
+        print((f"{args.run_dir}: " if several else "") + "  ".join(f"{k} {fmt(v)}" for k, v in m.items()))
     return 0
 
 
@@ -138,6 +141,9 @@ def predict_run(run_dir, inputs, target=None) -> tuple:
 
 
 def cmd_predict(args) -> int:
+    runs = [p for p in args.inputs if (Path(p) / "config.json").is_file()]
+    if runs:  # a glob such as runs/digits-* matched several runs, and predict took the others for inputs
+        raise CLIError(f"predict takes one run directory, then its inputs; {runs[0]} is a run directory too")
     header, rows = predict_run(args.run_dir, args.inputs, args.target)
     text = "\n".join(",".join(str(v) for v in r) for r in [header, *rows]) + "\n"
     if args.output:
@@ -173,6 +179,8 @@ def cmd_summary(args) -> int:
             raise CLIError("summary takes a run directory or --model/--data, not both")
         _, _, info, model = load_run(args.run_dir)
         shape = tuple(info["model_input_shape"])
+        if getattr(args, "several", False):
+            print(f"{args.run_dir}:")
     else:
         if args.model is None and args.data is None:
             raise CLIError("summary needs a run directory, or --model and --data (e.g. --model mlp --data digits)")
@@ -273,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a run's model on its test split or other data")
-    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     _add_data_flags(e)
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
@@ -289,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_datasets)
 
     s = sub.add_parser("summary", help="the layer table of a run's model, or of --model for --data")
-    s.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    s.add_argument("run_dirs", metavar="RUN_DIR", nargs="*", help="run directories (or none, with --model/--data)")
     _add_data_flags(s)
     _add_model_flags(s)
     s.set_defaults(func=cmd_summary)
@@ -305,15 +313,54 @@ def _one_line(e: BaseException) -> str:
     return msg
 
 
+def _parse(parser, argv) -> argparse.Namespace:
+    """The parsed ``argv``. Run directories left over after a command that takes one (a glob such as
+    ``runs/digits-*`` that matched several) get a one-line error that says so."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        runs = [x for x in extra if (Path(x) / "config.json").is_file()]
+        if runs and args.command is not None:
+            what = "--resume" if args.command == "train" else args.command
+            raise CLIError(
+                f"{what} takes one run directory, got {len(runs) + 1} (also {', '.join(runs)}); name one, e.g. the "
+                "newest of a glob such as runs/digits-*"
+            )
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _run(args) -> int:
+    """``args.func(args)``; a command given several run directories (``neuronkit report runs/digits-*``) runs once
+    for each, in order, with ``args.several`` set: an error in one run is one line and the others still run; the
+    exit status is the worst of theirs."""
+    runs = getattr(args, "run_dirs", None)
+    if runs is None or len(runs) <= 1:
+        if runs is not None:
+            args.run_dir = runs[0] if runs else None
+        return int(args.func(args) or 0)
+    if getattr(args, "out", None) is not None:
+        raise CLIError(f"--out names one file: with {len(runs)} runs leave it out (each writes into its run directory)")
+    status = 0
+    for i, run in enumerate(runs):
+        if i and args.command != "evaluate":  # a blank line between multi-line outputs
+            print(flush=True)
+        try:
+            status = max(status, int(args.func(argparse.Namespace(**{**vars(args), "run_dir": run, "several": True}))))
+        except USER_ERRORS as e:
+            print(f"neuronkit: error: {_one_line(e)}", file=sys.stderr, flush=True)
+            status = max(status, 1)
+    return status
+
+
 def main(argv=None) -> int:
     """Run the ``neuronkit`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if args.command is None:
             parser.print_help()
             return 2
-        return int(args.func(args) or 0)
+        return _run(args)
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except USER_ERRORS as e:
