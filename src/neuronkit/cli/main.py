@@ -5,12 +5,15 @@
     neuronkit train --data digits                         # mlp 64-128-10, adam 1e-3, 20 epochs: ~97% test accuracy
     neuronkit train --data mnist --data-dir DIR --model lenet --epochs 3
     neuronkit train --data my.csv --target label --hidden 64,32 --out runs/mine
+    neuronkit train --data sst2 --data-dir DIR --model bow    # text: see cli/text.py
+    neuronkit train --data reviews.csv --text review --target stars
     neuronkit train --config run.toml --lr 3e-4           # flags override the file
     neuronkit train --resume runs/mine --epochs 30        # continue a stopped or interrupted run
     neuronkit evaluate runs/mine [--data other.csv --target label]
     neuronkit report runs/digits-*                        # several runs: each in turn (also evaluate, summary,
                                                           # gradcheck, diagnose)
     neuronkit predict runs/mine inputs.csv [--output predictions.csv]
+    neuronkit predict runs/text-run --text "a gripping, funny film" [texts.txt]
     neuronkit datasets
     neuronkit summary runs/mine | neuronkit summary --model lenet --data mnist
     neuronkit gradcheck runs/mine [--batch-size 16]      # float64 check of backprop on a test batch; exit 1 if off
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
+import io as io_
 import json
 import os
 import sys
@@ -37,7 +42,7 @@ from ..tour import cli as tour_cli
 from ..train import predict
 from . import config as C
 from . import data as D
-from . import insight
+from . import insight, text
 from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
@@ -61,6 +66,8 @@ USER_ERRORS = (
 def evaluate_run(run_dir, data: str | None = None, target: str | None = None, data_dir: str | None = None) -> dict:
     """The run's model on its test split (or on ``data``: a dataset's test split, or every row of a file)."""
     run, cfg, info, model = load_run(run_dir)
+    if text.is_text_run(info):
+        return text.evaluate_run(run, cfg, info, model, data, target, data_dir)
     task, n_out = info["task"], info["num_outputs"]
     if data is None:
         if data_dir is not None:
@@ -123,9 +130,16 @@ def _read_predict_inputs(paths, info, target) -> np.ndarray:
     return D.read_features_file(p, target, require_target=target is not None)[0]
 
 
-def predict_run(run_dir, inputs, target=None) -> tuple:
-    """``(header, rows)`` of predictions: index, class, label, one probability per class (or index, prediction)."""
+def predict_run(run_dir, inputs, target=None, texts=None) -> tuple:
+    """``(header, rows)`` of predictions: index, class, label, one probability per class (or index, prediction);
+    for a text run, of the ``texts`` and then the texts in the ``inputs`` files, each row ending with its text."""
     run, cfg, info, model = load_run(run_dir)
+    if text.is_text_run(info):
+        return text.predict_texts(run, info, model, text.read_predict_texts(run, info, inputs, texts))
+    if texts:
+        raise CLIError(f"{run.path} is not a text run: --text needs a model trained on text")
+    if not inputs:
+        raise CLIError("predict needs input files (a .csv or .npy file, or images)")
     x = D.prepare_inputs(_read_predict_inputs(list(inputs), info, target), info, ", ".join(map(str, inputs)))
     out = np.asarray(predict(model, x), dtype=np.float64)
     if info["task"] != "classification":
@@ -144,13 +158,15 @@ def cmd_predict(args) -> int:
     runs = [p for p in args.inputs if (Path(p) / "config.json").is_file()]
     if runs:  # a glob such as runs/digits-* matched several runs, and predict took the others for inputs
         raise CLIError(f"predict takes one run directory, then its inputs; {runs[0]} is a run directory too")
-    header, rows = predict_run(args.run_dir, args.inputs, args.target)
-    text = "\n".join(",".join(str(v) for v in r) for r in [header, *rows]) + "\n"
+    header, rows = predict_run(args.run_dir, args.inputs, args.target, args.text)
+    buf = io_.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *rows])  # quotes a text or label holding a comma
+    out = buf.getvalue()
     if args.output:
-        Path(args.output).write_text(text)
+        Path(args.output).write_text(out, encoding="utf-8")
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(out)
     return 0
 
 
@@ -162,7 +178,7 @@ def cmd_datasets(args) -> int:
                 name,
                 info.kind,
                 "-" if info.size is None else f"{info.size:,}",
-                "x".join(map(str, info.shape)),
+                "x".join(map(str, info.shape)) or "text",
                 str(info.num_classes),
                 info.source,
             )
@@ -170,6 +186,7 @@ def cmd_datasets(args) -> int:
     widths = [max(len(r[j]) for r in rows) for j in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    print("\n".join(text.dataset_locations(args.data_dir)))
     return 0
 
 
@@ -178,9 +195,12 @@ def cmd_summary(args) -> int:
         if args.model is not None or args.data is not None:
             raise CLIError("summary takes a run directory or --model/--data, not both")
         _, _, info, model = load_run(args.run_dir)
-        shape = tuple(info["model_input_shape"])
         if getattr(args, "several", False):
             print(f"{args.run_dir}:")
+        if text.is_text_run(info):
+            print(model.summary(inputs=text.summary_inputs(info)))
+            return 0
+        shape = tuple(info["model_input_shape"])
     else:
         if args.model is None and args.data is None:
             raise CLIError("summary needs a run directory, or --model and --data (e.g. --model mlp --data digits)")
@@ -191,6 +211,10 @@ def cmd_summary(args) -> int:
                 for k in ("model", "data", "hidden", "activation", "dropout", "target", "data_dir")
             },
         )
+        if text.is_text_config(cfg):
+            model, inputs = text.summary_model(cfg)
+            print(model.summary(inputs=inputs))
+            return 0
         if cfg.data in DATASETS:
             ds = DATASETS[cfg.data]
             sample_shape, n_out = ds.shape, ds.num_classes
@@ -212,7 +236,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_model_flags(p) -> None:
-    p.add_argument("--model", help="mlp (default), lenet, or all layer sizes such as 784-256-128-10")
+    p.add_argument("--model", help="mlp (default), lenet, bow (text), or all layer sizes such as 784-256-128-10")
     p.add_argument("--hidden", help="hidden layer sizes of the mlp, e.g. 256,128 (default 128)")
     p.add_argument("--activation", help="hidden activation (default relu)")
     p.add_argument("--dropout", type=float, help="dropout after each hidden layer (default 0)")
@@ -222,7 +246,7 @@ def _add_data_flags(p, required: bool = False) -> None:
     p.add_argument(
         "--data", required=required, help="a dataset name (see `neuronkit datasets`) or a .csv/.npy/.npz file"
     )
-    p.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    p.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     p.add_argument("--target", help="label column of a CSV (name or index; default the last column)")
 
 
@@ -278,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default runs/<data>-<timestamp>)")
     t.add_argument("--config", help="a TOML file with any of these settings")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    text.add_train_flags(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a run's model on its test split or other data")
@@ -286,14 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predictions of a run's model for a CSV/NPY file or images")
+    p = sub.add_parser("predict", help="predictions of a run's model for a CSV/NPY file, images or texts")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="a .csv or .npy file, or image files (needs Pillow)")
+    p.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="*",
+        help="a .csv or .npy file, or image files (needs Pillow); for a text run, files of texts (one per line)",
+    )
+    p.add_argument("--text", action="append", help="a text run: a text to classify (repeat for several)")
     p.add_argument("--output", "-o", help="write the predictions to this CSV file (default stdout)")
     p.add_argument("--target", help="a label column in the CSV to leave out (default the run's target column)")
     p.set_defaults(func=cmd_predict)
 
-    d = sub.add_parser("datasets", help="list the built-in datasets")
+    d = sub.add_parser("datasets", help="list the built-in datasets and where their files are looked for")
+    d.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     d.set_defaults(func=cmd_datasets)
 
     s = sub.add_parser("summary", help="the layer table of a run's model, or of --model for --data")

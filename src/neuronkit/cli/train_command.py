@@ -22,7 +22,7 @@ from ..train.history import json_line
 from ..train.oversubscription import WarnOnOversubscription
 from . import config as C
 from . import data as D
-from . import insight
+from . import insight, text
 from . import training as T
 from .errors import CLIError
 from .models import build_model
@@ -103,24 +103,32 @@ def resolve_train_config(args) -> tuple:
 # -- data and model -----------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Setup:
-    """What a run trains: the loaded data, its prepared splits and description (``info``), the loss and the model."""
+    """What a run trains: the loaded data, its prepared splits (``(x, y)`` arrays, or a text run's loaders) and
+    description (``info``), the task, the loss, the model, and a text run's encoder (None otherwise)."""
 
-    loaded: D.Loaded
+    loaded: object
     info: dict
-    train: tuple
-    val: tuple | None
-    test: tuple
+    train: object
+    val: object
+    test: object
+    task: str
     loss: str
     model: object
+    encoder: object = None
 
 
-def set_up(cfg) -> Setup:
-    """Load and split the data, and build the model from the run's seed."""
-    loaded = D.load_data(cfg)
-    info, train, val, test = T.prepare(cfg, loaded)
+def set_up(cfg, resume_run: RunDir | None) -> Setup:
+    """Load and split the data (a text run's through ``cli.text``), and build the model from the run's seed."""
+    encoder = None
+    if text.is_text_config(cfg):
+        loaded, info, train, val, test, encoder = text.prepare(cfg, resume_run)
+    else:
+        loaded = D.load_data(cfg)
+        info, train, val, test = T.prepare(cfg, loaded)
+    task = info["task"]
     creation.manual_seed(cfg.seed)
-    model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
-    return Setup(loaded, info, train, val, test, T.loss_name(cfg, loaded.task), model)
+    model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info))
+    return Setup(loaded, info, train, val, test, task, T.loss_name(cfg, task), model, encoder)
 
 
 # -- the run directory and resuming -------------------------------------------------------------------------------
@@ -142,6 +150,8 @@ def open_run(cfg, s: Setup, resume_run: RunDir | None) -> RunDir:
     cfg.out = str(run.path)
     data = {**s.info, "loss": s.loss}
     run.write_json("config.json", {"config": cfg.to_dict(), "data": data, "neuronkit": __version__})
+    if s.encoder is not None:
+        text.save_encoder(run, s.encoder)
     return run
 
 
@@ -237,8 +247,8 @@ def finish(cfg, s: Setup, run: RunDir, trainer, history) -> int:
     train_time = sum(e.get("time", 0.0) for e in history.epochs)
     metrics = {
         "split": "test",
-        "samples": len(s.test[0]),
-        **T.test_metrics(s.model, s.test, s.loaded.task, s.loss),
+        "samples": s.info["sizes"]["test"],
+        **T.test_metrics(s.model, s.test, s.task, s.loss),
         "epochs": len(history.epochs),
         "steps": trainer.step,
         "train_time_s": round(train_time, 3),
@@ -250,11 +260,12 @@ def finish(cfg, s: Setup, run: RunDir, trainer, history) -> int:
         print(f"neuronkit: {history.stopped_early}", file=sys.stderr)
     head = (
         f"test accuracy {metrics['accuracy']:.2%}"
-        if s.loaded.task == "classification"
+        if s.task == "classification"
         else f"test mse {metrics['mse']:.4g}, r2 {metrics['r2']:.4f}"
     )
     print(
-        f"{head} on {len(s.test[0])} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; run: {run.path}"
+        f"{head} on {metrics['samples']} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; "
+        f"run: {run.path}"
     )
     if diverged:
         why = f"; `neuronkit diagnose {run.path}` explains it" if history.epochs else ""  # it reads epoch records
@@ -269,12 +280,12 @@ def finish(cfg, s: Setup, run: RunDir, trainer, history) -> int:
 
 def cmd_train(args) -> int:
     cfg, resume_run = resolve_train_config(args)
-    s = set_up(cfg)
+    s = set_up(cfg, resume_run)
     run = open_run(cfg, s, resume_run)
     resume = resume_point(run) if resume_run is not None else None
     at = resume or Resume()
     trainer, probe, gradcheck = T.make_trainer(
-        cfg, s.model, s.loss, s.loaded.task, s.train, callbacks(cfg, run), at.probe_history, at.step or None
+        cfg, s.model, s.loss, s.task, s.train, callbacks(cfg, run), at.probe_history, at.step or None
     )
     print(start_line(cfg, s, run, resume), flush=True)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a divergence is reported in words instead

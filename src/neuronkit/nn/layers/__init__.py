@@ -5,6 +5,7 @@ from .conv import AvgPool2d, Conv1d, Conv2d, Filter, GlobalAvgPool2d, MaxPool2d
 from .dense import Dense, Linear
 from .embedding import Embedding
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .sequence import SequencePool, TextClassifier
 
 __all__ = [
     "AvgPool2d",
@@ -22,4 +23,6 @@ __all__ = [
     "Linear",
     "MaxPool2d",
     "Sequential",
+    "SequencePool",
+    "TextClassifier",
 ]
