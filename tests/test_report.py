@@ -121,7 +121,7 @@ def test_report_of_a_cnn_without_probes_and_of_a_diverged_run(tmp_path):
     plots = _plots((tmp_path / "cnn.html").read_text(encoding="utf-8"))
     assert set(plots) == {"curve-loss", "curve-accuracy", "lr", "first-weights", "confusion", "mistakes"}
     assert plots["first-weights"]["shape"] == [16, 1, 3, 3]  # the first convolution's filters
-    bad = _train(tmp_path / "bad", "--epochs", "2", "--optimizer", "sgd", "--lr", "3")  # diverges: NaN guard stops it
+    bad = _train(tmp_path / "bad", "--epochs", "2", "--optimizer", "sgd", "--lr", "3")  # the loss grows 1e12x an epoch
     assert run_cli("report", bad)[0] == 0
     html = (bad / "report.html").read_text(encoding="utf-8")
     assert "ERROR" in html and "learning rate" in html  # the diagnostics are in the page
@@ -201,3 +201,58 @@ def test_a_damaged_probe_history_is_one_line(mlp_run, tmp_path):
         rc, _, stderr = run_cli(*command)
         assert rc == 1 and stderr.startswith(f"neuronkit: error: {run / 'probes'} is damaged:"), (command, stderr)
         assert len(stderr.strip().splitlines()) == 1
+
+
+# -- user strings inside the page's JSON -----------------------------------------------------------------------------
+HOSTILE_LABEL = "<!--<script>"
+
+
+def _report_with_label(path: Path, label: str) -> Path:
+    """A page whose confusion matrix (and so its embedded JSON) carries ``label`` as a class name."""
+    from neuronkit.inspect import Finding
+    from neuronkit.report import ReportData, write_report
+
+    y = np.array([0, 1, 1, 0, 1])
+    out = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [3.0, 1.0], [0.0, 2.0]])
+    data = ReportData(
+        title="labels",
+        epochs=[{"epoch": 1, "loss": 0.7, "lr": 0.1, "time": 0.1}],
+        classes=[label, "b</script>&"],
+        test=(np.zeros((5, 3)), y, out),
+        findings=[Finding("plateau", "warning", {"scope": "training"}, "finding text", "remedy text")],
+        events=[{"step": 3, "layer": "0", "unit": 1, "kind": "dead", "message": "event text"}],
+    )
+    write_report(path, data)
+    return path
+
+
+def test_embedded_json_escapes_what_would_end_or_hide_its_script(tmp_path):
+    html = _report_with_label(tmp_path / "r.html", HOSTILE_LABEL).read_text(encoding="utf-8")
+    blocks = re.findall(r'<script type="application/json" class="plot-data">(.*?)</script>', html, re.S)
+    assert blocks and not any(c in b for b in blocks for c in "<>&")  # \u003c, \u003e, \u0026 instead
+    assert json.loads(blocks[-1])["classes"] == [HOSTILE_LABEL, "b</script>&"]
+    assert "<section id='diagnostics'>" in html and "<section id='events'>" in html
+
+
+def test_a_hostile_class_label_hides_no_section_in_chromium(tmp_path):
+    if CHROMIUM is None:
+        msg = "chromium is not installed (apt-get install chromium); the report's browser test needs it"
+        if os.environ.get("CI") or os.environ.get("NEURONKIT_REQUIRE_BROWSER"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    from playwright.sync_api import sync_playwright
+
+    page_path = _report_with_label(tmp_path / "r.html", HOSTILE_LABEL)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page()
+            page.goto(page_path.resolve().as_uri())
+            page.wait_for_load_state("load")
+            sections = page.eval_on_selector_all("main > section", "els => els.map(e => e.id)")
+            assert sections[-2:] == ["diagnostics", "events"], sections
+            assert "finding text" in page.inner_text("#diagnostics") and "event text" in page.inner_text("#events")
+            shown = page.eval_on_selector("#plot-confusion script.plot-data", "e => JSON.parse(e.textContent)")
+            assert shown["classes"] == [HOSTILE_LABEL, "b</script>&"]
+        finally:
+            browser.close()

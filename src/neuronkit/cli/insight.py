@@ -92,7 +92,7 @@ def cmd_diagnose(args) -> int:
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.fix_epochs < 1:
+    if args.fix_epochs is not None and args.fix_epochs < 1:
         raise CLIError(f"--fix-epochs must be at least 1, got {args.fix_epochs}")
     run, cfg, info, model = load_run(args.run_dir)
     x, y, where, loss = _test_batch(args, cfg, info)
@@ -107,9 +107,11 @@ def cmd_diagnose(args) -> int:
         if not any(f.fix for f in findings):
             print("try-fix: no finding proposes a remedy to try")
         else:
-            from .tryfix import loaded_for, render, try_fixes
+            from .tryfix import loaded_for, render, trial_epochs, try_fixes
 
-            n_epochs = min(args.fix_epochs, cfg.epochs)
+            n_epochs, why = trial_epochs(findings, epochs, cfg.epochs, args.fix_epochs)
+            if why:
+                print(f"try-fix: {why}", file=sys.stderr)
             held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, n_epochs, stream=sys.stderr)
             print()
             print(render(trials, n_epochs, held, cfg.seed))
@@ -228,7 +230,7 @@ def cmd_inspect(args) -> int:
 def add_parsers(sub) -> None:
     """Register this module's subcommands on the ``neuronkit`` parser's subparsers."""
     g = sub.add_parser("gradcheck", help="check a run's backpropagated gradients against float64 finite differences")
-    g.add_argument("run_dir", metavar="RUN_DIR")
+    g.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     g.add_argument("--batch-size", type=int, default=16, help="test samples in the batch (default 16)")
     g.add_argument("--max-per-param", type=int, default=20, help="entries checked per parameter (default 20)")
     g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
@@ -243,7 +245,7 @@ def add_parsers(sub) -> None:
         "rate too high or too low, plateaus, overfitting. Exit status 1 when a finding is "
         "an error.",
     )
-    dg.add_argument("run_dir", metavar="RUN_DIR")
+    dg.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
     dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     dg.add_argument(
@@ -252,7 +254,12 @@ def add_parsers(sub) -> None:
         help="re-run a short training from the same start with each proposed remedy and with the original "
         "settings, and report the measured difference",
     )
-    dg.add_argument("--fix-epochs", type=int, default=3, help="epochs of each --try-fix training (default 3)")
+    dg.add_argument(
+        "--fix-epochs",
+        type=int,
+        help="epochs of each --try-fix training (default 3, or as many as the run took to show a finding, up to "
+        "its own epochs)",
+    )
     dg.set_defaults(func=cmd_diagnose)
 
     r = sub.add_parser(
@@ -263,7 +270,7 @@ def add_parsers(sub) -> None:
         "weights, confusion matrix, the most confidently wrong test examples, diagnostics "
         "and events. It opens offline.",
     )
-    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     r.add_argument("--out", "-o", help="where to write the page (default RUN_DIR/report.html)")
     r.add_argument("--batch-size", type=int, default=64, help="test samples the diagnostics look at (default 64)")
     r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")

@@ -10,6 +10,8 @@
     neuronkit train --config run.toml --lr 3e-4           # flags override the file
     neuronkit train --resume runs/mine --epochs 30        # continue a stopped or interrupted run
     neuronkit evaluate runs/mine [--data other.csv --target label]
+    neuronkit report runs/digits-*                        # several runs: each in turn (also evaluate, summary,
+                                                          # gradcheck, diagnose)
     neuronkit predict runs/mine inputs.csv [--output predictions.csv]
     neuronkit predict runs/text-run --text "a gripping, funny film" [texts.txt]
     neuronkit datasets
@@ -37,16 +39,7 @@ import numpy as np
 from .. import __version__, creation, io
 from ..data import DATASETS, DownloadError
 from ..tour import cli as tour_cli
-from ..train import (
-    EarlyStopping,
-    JSONLLogger,
-    ModelCheckpoint,
-    ProgressBar,
-    latest_checkpoint,
-    predict,
-)
-from ..train.callbacks import Callback
-from ..train.checkpoint import read_trainer_state
+from ..train import predict
 from ..train.memory import MemoryLimitError
 from . import config as C
 from . import data as D
@@ -54,7 +47,8 @@ from . import insight, text
 from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
-from .rundir import HISTORY, RunDir, load_run
+from .rundir import load_run
+from .train_command import cmd_train, fmt
 
 # The mistakes a user can make and the errors they surface as: reported in one line, never a traceback.
 USER_ERRORS = (
@@ -69,175 +63,6 @@ USER_ERRORS = (
     io.WriteError,
     MemoryLimitError,
 )
-
-
-# -- printing -----------------------------------------------------------------------------------------------------
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3g}"
-    return str(v)
-
-
-class EpochPrinter(Callback):
-    """One line per epoch on stdout (loss, training and validation metrics, time), readable when piped."""
-
-    def __init__(self, stream=None):
-        self.stream = stream
-
-    def on_epoch_end(self, trainer, logs):
-        skip = {"epoch", "time", "steps", "lr"}
-        parts = [f"epoch {logs['epoch']:>{len(str(trainer.epochs))}}/{trainer.epochs}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in logs.items() if k not in skip and isinstance(v, (int, float))]
-        parts += [f"lr {logs['lr']:.3g}", f"{logs['time']:.1f}s"]
-        print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
-
-
-class _Bar(ProgressBar):
-    """The progress bar within an epoch; the epoch's line itself comes from ``EpochPrinter``."""
-
-    def on_epoch_end(self, trainer, logs):
-        if self.enabled:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-
-# -- train --------------------------------------------------------------------------------------------------------
-def _flags(args) -> dict:
-    return {k: getattr(args, k, None) for k in C.KEYS}
-
-
-def _resolve_train_config(args) -> tuple:
-    """``(config, run)``: the resolved settings, and the run directory to continue (None for a new run).
-
-    With ``--resume`` the run's saved settings are used; only ``epochs`` may differ from them."""
-    file_values = C.load_toml(args.config) if args.config else {}
-    flags = _flags(args)
-    if args.resume is None:
-        return C.resolve(file_values, flags, where=f"config file {args.config}"), None
-    run = RunDir.open(args.resume)
-    saved = C.resolve(C.from_mapping(run.config["config"], f"{run.config_path}")).to_dict()
-    given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
-    if given.get("out") is not None and Path(given["out"]).resolve() == run.path.resolve():
-        del given["out"]
-    asked = C.resolve({**saved, **given}).to_dict()
-    changed = sorted(k for k in given if k != "epochs" and asked[k] != saved[k])
-    if changed:
-        raise CLIError(
-            f"--resume continues the run in {run.path} with its saved settings; only --epochs can change "
-            f"(got {', '.join('--' + k.replace('_', '-') for k in changed)})"
-        )
-    cfg = C.resolve(saved, {"epochs": given.get("epochs")})
-    cfg.out = str(run.path)
-    return cfg, run
-
-
-def cmd_train(args) -> int:
-    cfg, resume_run = _resolve_train_config(args)
-    encoder = None
-    if text.is_text_config(cfg):
-        loaded, info, train, val, test, encoder = text.prepare(cfg, resume_run)
-    else:
-        loaded = D.load_data(cfg)
-        info, train, val, test = T.prepare(cfg, loaded)
-    task = info["task"]
-    loss = T.loss_name(cfg, task)
-    creation.manual_seed(cfg.seed)
-    model = build_model(
-        cfg, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info), training=True
-    )
-
-    run = resume_run or RunDir.create(cfg.out, loaded.name)
-    with run.lock():  # one process trains in a run directory at a time
-        return _train_in_run(run, cfg, resume_run, loaded, info, (train, val, test), loss, model, encoder)
-
-
-def _train_in_run(run, cfg, resume_run, loaded, info, splits, loss, model, encoder) -> int:
-    train, val, test = splits
-    task = info["task"]
-    cfg.out = str(run.path)
-    if encoder is None:  # a text run keeps its tokenizer instead (below)
-        D.save_cache(run.path, cfg, loaded)
-        for note in loaded.notes:
-            print(f"neuronkit: note: {note}", file=sys.stderr)
-    run.write_json("config.json", {"config": cfg.to_dict(), "data": {**info, "loss": loss}, "neuronkit": __version__})
-    if encoder is not None:
-        text.save_encoder(run, encoder)
-    resume = probe_history = resume_step = None
-    if resume_run is not None:
-        ckpt = latest_checkpoint(run.checkpoints_path) if run.checkpoints_path.exists() else None
-        if ckpt is None:
-            print(f"neuronkit: {run.path} has no checkpoint yet: training from the start", file=sys.stderr)
-            run.history_path.unlink(missing_ok=True)
-        else:
-            resume = run.checkpoints_path
-            # history.jsonl is rewritten from the checkpoint, so it never holds epochs the resumed run repeats
-            state = read_trainer_state(ckpt)
-            epochs = state.get("history", {}).get("epochs", [])
-            run.write_text(HISTORY, "".join(io.dumps_json({"kind": "epoch", **e}) + "\n" for e in epochs))
-            resume_step = int(state.get("step", 0))
-            try:  # the neurons' history continues too
-                probe_history = insight.probe_history(run)
-            except CLIError as e:
-                print(f"neuronkit: warning: {e}; the neurons' history starts again from here", file=sys.stderr)
-
-    # order matters at an epoch's end: checkpoint before the log line (a logged epoch is always resumable), the
-    # progress bar clears its line before the epoch's line is printed
-    callbacks = [ModelCheckpoint(run.checkpoints_path), JSONLLogger(run.history_path)]
-    if cfg.patience is not None:
-        callbacks.insert(0, EarlyStopping(monitor="val_loss", patience=cfg.patience))
-    if sys.stderr.isatty():
-        callbacks.append(_Bar())
-    callbacks.append(EpochPrinter())
-    trainer, probe, gradcheck = T.make_trainer(cfg, model, loss, task, train, callbacks, probe_history, resume_step)
-    print(
-        f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
-        f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
-        f" -> {run.path}",
-        flush=True,
-    )
-    history = trainer.fit(train, epochs=cfg.epochs, batch_size=cfg.batch_size, validation=val, resume=resume)
-    if probe is not None and probe.probe is not None and probe.probe.layers:
-        probe.probe.remove()
-        probe.probe.save(run.probes_path)  # the neurons' history of this (part of the) run: neuronkit inspect/report
-    if gradcheck is not None:
-        run.write_text("gradcheck.jsonl", "".join(io.dumps_json(r) + "\n" for r in gradcheck.results))
-        bad = [r["step"] for r in gradcheck.results if not r["ok"]]
-        print(
-            f"gradient checks: {len(gradcheck.results) - len(bad)} of {len(gradcheck.results)} passed"
-            + (f" (failed at steps {bad})" if bad else "")
-            + f"; {run.path / 'gradcheck.jsonl'}"
-        )
-    if history.interrupted:
-        print(
-            f"neuronkit: interrupted at epoch {trainer.epoch + 1}, step {trainer.step}; checkpoint saved. "
-            f"Continue with: neuronkit train --resume {run.path}",
-            file=sys.stderr,
-        )
-        return 130
-    io.save(model, run.model_path)
-    train_time = sum(e.get("time", 0.0) for e in history.epochs)
-    metrics = {
-        "split": "test",
-        "samples": info["sizes"]["test"],
-        **T.test_metrics(model, test, task, loss),
-        "epochs": len(history.epochs),
-        "steps": trainer.step,
-        "train_time_s": round(train_time, 3),
-        "stopped_early": history.stopped_early,
-    }
-    run.write_json("metrics.json", metrics)
-    if history.stopped_early:
-        print(f"neuronkit: {history.stopped_early}", file=sys.stderr)
-    head = (
-        f"test accuracy {metrics['accuracy']:.2%}"
-        if task == "classification"
-        else f"test mse {metrics['mse']:.4g}, r2 {metrics['r2']:.4f}"
-    )
-    print(
-        f"{head} on {info['sizes']['test']} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; "
-        f"run: {run.path}"
-    )
-    return 0
 
 
 # -- evaluate / predict / summary ---------------------------------------------------------------------------------
@@ -273,10 +98,11 @@ def evaluate_run(run_dir, data: str | None = None, target: str | None = None, da
 
 def cmd_evaluate(args) -> int:
     m = evaluate_run(args.run_dir, args.data, args.target, args.data_dir)
+    several = getattr(args, "several", False)  # one line per run, naming it
     if args.json:
-        print(io.dumps_json(m))
+        print(io.dumps_json({"run": str(args.run_dir), **m} if several else m))
     else:
-        print("  ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
+        print((f"{args.run_dir}: " if several else "") + "  ".join(f"{k} {fmt(v)}" for k, v in m.items()))
     return 0
 
 
@@ -310,6 +136,9 @@ def predict_run(run_dir, inputs, target=None, texts=None) -> tuple:
 
 
 def cmd_predict(args) -> int:
+    runs = [p for p in args.inputs if (Path(p) / "config.json").is_file()]
+    if runs:  # a glob such as runs/digits-* matched several runs, and predict took the others for inputs
+        raise CLIError(f"predict takes one run directory, then its inputs; {runs[0]} is a run directory too")
     header, rows = predict_run(args.run_dir, args.inputs, args.target, args.text)
     buf = io_.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([header, *rows])  # quotes a text or label holding a comma
@@ -347,6 +176,8 @@ def cmd_summary(args) -> int:
         if args.model is not None or args.data is not None:
             raise CLIError("summary takes a run directory or --model/--data, not both")
         _, _, info, model = load_run(args.run_dir)
+        if getattr(args, "several", False):
+            print(f"{args.run_dir}:")
         if text.is_text_run(info):
             print(model.summary(inputs=text.summary_inputs(info)))
             return 0
@@ -456,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a run's model on its test split or other data")
-    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     _add_data_flags(e)
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
@@ -479,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_datasets)
 
     s = sub.add_parser("summary", help="the layer table of a run's model, or of --model for --data")
-    s.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    s.add_argument("run_dirs", metavar="RUN_DIR", nargs="*", help="run directories (or none, with --model/--data)")
     _add_data_flags(s)
     _add_model_flags(s)
     s.set_defaults(func=cmd_summary)
@@ -503,6 +334,45 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, _de
         _default(message, category, filename, lineno, file, line)
 
 
+def _parse(parser, argv) -> argparse.Namespace:
+    """The parsed ``argv``. Run directories left over after a command that takes one (a glob such as
+    ``runs/digits-*`` that matched several) get a one-line error that says so."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        runs = [x for x in extra if (Path(x) / "config.json").is_file()]
+        if runs and args.command is not None:
+            what = "--resume" if args.command == "train" else args.command
+            raise CLIError(
+                f"{what} takes one run directory, got {len(runs) + 1} (also {', '.join(runs)}); name one, e.g. the "
+                "newest of a glob such as runs/digits-*"
+            )
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _run(args) -> int:
+    """``args.func(args)``; a command given several run directories (``neuronkit report runs/digits-*``) runs once
+    for each, in order, with ``args.several`` set: an error in one run is one line and the others still run; the
+    exit status is the worst of theirs."""
+    runs = getattr(args, "run_dirs", None)
+    if runs is None or len(runs) <= 1:
+        if runs is not None:
+            args.run_dir = runs[0] if runs else None
+        return int(args.func(args) or 0)
+    if getattr(args, "out", None) is not None:
+        raise CLIError(f"--out names one file: with {len(runs)} runs leave it out (each writes into its run directory)")
+    status = 0
+    for i, run in enumerate(runs):
+        if i and args.command != "evaluate":  # a blank line between multi-line outputs
+            print(flush=True)
+        try:
+            status = max(status, int(args.func(argparse.Namespace(**{**vars(args), "run_dir": run, "several": True}))))
+        except USER_ERRORS as e:
+            print(f"neuronkit: error: {_one_line(e)}", file=sys.stderr, flush=True)
+            status = max(status, 1)
+    return status
+
+
 def main(argv=None) -> int:
     """Run the ``neuronkit`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     with warnings.catch_warnings():
@@ -513,11 +383,11 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if args.command is None:
             parser.print_help()
             return 2
-        return int(args.func(args) or 0)
+        return _run(args)
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except USER_ERRORS as e:

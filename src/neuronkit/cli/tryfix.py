@@ -26,6 +26,8 @@ from . import data as D
 from . import training as T
 from .models import build_model
 
+DEFAULT_EPOCHS = 3  # a trial's epochs, unless a finding needs more of them to show up
+
 # fix keys a short re-run can apply, and the TrainConfig field each sets
 APPLICABLE = {
     "lr": "lr",
@@ -69,6 +71,35 @@ def distinct_fixes(findings) -> list:
             seen[key] = ([f.kind], changes, skipped)
             out.append(seen[key])
     return out
+
+
+def first_seen(findings, epochs: list) -> dict:
+    """``{kind: epochs}``: for each finding with a fix that the run's history shows, the fewest epochs of that history
+    in which ``diagnose_training`` finds it (overfitting needs the validation loss to rise for 2 epochs after its
+    best, so it shows at best + 3 at the earliest). Findings of the model or the probes are not in it."""
+    from ..inspect.diagnostics import diagnose_training
+
+    kinds, out = {f.kind for f in findings if f.fix}, {}
+    for k in range(1, len(epochs) + 1):
+        for f in diagnose_training(epochs[:k]):
+            if f.kind in kinds:
+                out.setdefault(f.kind, k)
+    return out
+
+
+def trial_epochs(findings, epochs: list, run_epochs: int, asked: int | None = None) -> tuple:
+    """``(n, note)``: the epochs each trial trains, and why. ``asked`` (``--fix-epochs``) is used as given, with a
+    note when a finding showed up later than that in the run; otherwise ``DEFAULT_EPOCHS``, or as many as the
+    latest finding took to show up (so that the trial can show it, and its remedy's effect on it), at most the run's
+    own ``run_epochs``."""
+    seen = first_seen(findings, epochs)
+    late = {k: e for k, e in seen.items() if e > (asked or DEFAULT_EPOCHS)}
+    when = ", ".join(f"{k} first showed at epoch {e}" for k, e in sorted(late.items(), key=lambda kv: kv[1]))
+    if asked is not None:
+        n = min(asked, run_epochs)
+        return n, (f"{when} of the run: {n} epoch(s) may be too few to show it" if late else "")
+    n = min(max([DEFAULT_EPOCHS, *seen.values()]), run_epochs)
+    return n, (f"{n} epochs, as {when} of the run" if late else "")
 
 
 def unit_fractions(model, x) -> tuple:

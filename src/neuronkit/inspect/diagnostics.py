@@ -20,8 +20,10 @@ optionally a ``Probe`` (or ``ProbeCallback``) and reports ``dead_relu``, ``satur
 ``exploding_gradient``, ``lr_too_high``, ``lr_too_low``, ``plateau`` and ``overfitting``.
 
 Each ``Finding`` names where (layer and units), says what happens and why it matters, proposes a remedy in words, and
-carries a machine-usable ``fix`` (``{"lr": 0.001}``, ``{"activation": "leaky_relu"}``, ...) for a future
-``--try-fix``. ``report(findings)`` renders them, worst first.
+carries a machine-usable ``fix`` (``{"lr": 0.001}``, ``{"activation": "leaky_relu"}``, ...) that ``neuronkit diagnose
+--try-fix`` applies. Wherever a remedy is a setting of ``neuronkit train``, its text names the flag with the value
+to try (``--weight-decay 0.0001``, ``--patience 2``; ``FIX_FLAGS`` maps each ``fix`` key to its flag).
+``report(findings)`` renders them, worst first.
 """
 
 from __future__ import annotations
@@ -58,6 +60,22 @@ GRAD_RATIO_LOW, GRAD_RATIO_HIGH = 1e-6, 1.0
 GRAD_RATIO_SPREAD = 1e-3  # a layer whose gradient/weight ratio is below this times the largest layer's is starved
 SATURATED_FRAC = 0.95
 GRAD_TREND = 100.0  # a layer gradient norm that grows (or shrinks) by this factor over the probe's records
+FIX_FLAGS = {
+    "lr": "--lr",
+    "activation": "--activation",
+    "init": "--init",
+    "dropout": "--dropout",
+    "weight_decay": "--weight-decay",
+    "clip_grad_norm": "--clip-grad-norm",
+    "early_stopping": "--patience",
+}
+"""The ``neuronkit train`` flag that applies each ``Finding.fix`` key (``early_stopping``, the best epoch, is applied
+by ``--patience``: stop when the validation loss has not improved for that many epochs, keeping the best weights)."""
+
+
+def _lr(fix: dict, words: str = "a smaller learning rate") -> str:
+    """``words`` with the flag: ``a smaller learning rate (--lr 0.01)``, or ``(--lr)`` when no value is proposed."""
+    return f"{words} (--lr {fix['lr']:.3g})" if "lr" in fix else f"{words} (--lr)"
 
 
 @dataclass
@@ -154,8 +172,8 @@ def _dead_finding(layer: str, units: list, total: int, when: str, lr=None) -> Fi
         {"layer": layer, "units": units},
         f"{len(units)} of {total} ReLU units in layer {layer} (units {_units_text(units)}) never fire on any input "
         f"{when}: their output and their gradient are 0, so they pass no gradient back and cannot learn again.",
-        "use leaky_relu or elu, a smaller learning rate, He initialisation, or biases that start at 0 or slightly "
-        "positive.",
+        f"use leaky_relu or elu (--activation leaky_relu), {_lr(fix)}, He initialisation (--init he_uniform), or "
+        "biases that start at 0 or slightly positive.",
         fix,
     )
 
@@ -169,8 +187,8 @@ def _saturation_finding(layer: str, act: str, units: list, total: int, when: str
         f"{len(units)} of {total} {act} units in layer {layer} (units {_units_text(units)}) are pinned at their "
         f"bounds for more than {SATURATED_FRAC:.0%} of the inputs {when}: there the slope of {act} is almost 0, so "
         f"almost no gradient passes through them and they (and the layers before them) learn very slowly.",
-        "use smaller initial weights (xavier_uniform for sigmoid/tanh), normalise the inputs, add batch or layer "
-        "normalisation, or switch to relu-like activations.",
+        "use smaller initial weights (--init xavier_uniform for sigmoid/tanh), normalise the inputs (--standardize, "
+        "on by default), add batch or layer normalisation, or switch to relu-like activations (--activation relu).",
         {"init": "xavier_uniform"},
     )
 
@@ -270,9 +288,8 @@ def _check_output(logits, loss_value, loss_name, num_classes, when) -> list:
                 {"scope": "output", "std": std},
                 f"the outputs (logits) {when} have standard deviation {std:.3g} (expected about 0.1 to 1): "
                 "the softmax is saturated from the first step, so the first updates are huge and erratic.",
-                "scale the initial weights down (he_uniform / xavier_uniform instead of a large "
-                "custom scale), or scale "
-                "the last layer's weights by 0.1 or less.",
+                "scale the initial weights down (--init he_uniform or --init xavier_uniform instead of a large "
+                "custom scale), or scale the last layer's weights by 0.1 or less.",
                 {"init": "he_uniform"},
             )
         )
@@ -284,7 +301,8 @@ def _check_output(logits, loss_value, loss_name, num_classes, when) -> list:
                 {"scope": "output", "std": std},
                 f"the outputs {when} hardly vary (standard deviation {std:.3g}): the signal has died out on "
                 "its way through the network, so every input gets the same prediction and the gradients are tiny.",
-                "use He initialisation for ReLU layers (xavier for tanh/sigmoid), or normalise the inputs.",
+                "use He initialisation for ReLU layers (--init he_uniform; --init xavier_uniform for tanh/sigmoid), "
+                "or normalise the inputs (--standardize, on by default).",
                 {"init": "he_uniform"},
             )
         )
@@ -308,11 +326,11 @@ def _check_output(logits, loss_value, loss_name, num_classes, when) -> list:
                         {"scope": "loss", "loss": loss_value, "expected": expected},
                         f"the initial loss is {loss_value:.3g} but a network that knows nothing about {c} classes "
                         f"should start near ln({c}) = {expected:.3g}: {why}.",
-                        "start with small logits: a standard initialiser (he_uniform / xavier_uniform), or the last "
-                        "layer's weights scaled down to about 0.01."
+                        "start with small logits: a standard initialiser (--init he_uniform or --init "
+                        "xavier_uniform), or the last layer's weights scaled down to about 0.01."
                         if high
                         else "check the data pipeline and that the loss matches the outputs "
-                        "(logits for cross_entropy).",
+                        "(--loss; logits for cross_entropy).",
                         {"init": "he_uniform"} if high else {},
                     )
                 )
@@ -340,9 +358,8 @@ def _check_layers(records, in_std, when) -> list:
                     f"{when}, the outputs of layer {name} have standard deviation {std:.3g}, {ratio:.3g} times the "
                     "input's: the forward signal grows layer by layer, so later layers saturate or overflow and the "
                     "gradients explode.",
-                    "use an initialiser matched to the activation (he_uniform for ReLU, "
-                    "xavier_uniform for tanh/sigmoid) "
-                    "or add normalisation layers.",
+                    "use an initialiser matched to the activation (--init he_uniform for ReLU, "
+                    "--init xavier_uniform for tanh/sigmoid) or add normalisation layers.",
                     {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"},
                 )
             )
@@ -356,8 +373,8 @@ def _check_layers(records, in_std, when) -> list:
                     "input's: "
                     "the forward signal fades layer by layer, so later layers see almost constant inputs and the "
                     "gradients that reach early layers are tiny.",
-                    "use He initialisation for ReLU layers (xavier_uniform for tanh/sigmoid), fewer layers, or "
-                    "normalisation layers.",
+                    "use He initialisation for ReLU layers (--init he_uniform; --init xavier_uniform for "
+                    "tanh/sigmoid), fewer layers (--hidden), or normalisation layers.",
                     {"init": "he_uniform" if act in DEAD_CAPABLE else "xavier_uniform"},
                 )
             )
@@ -397,7 +414,8 @@ def _check_grads(grads) -> list:
                     f"the weight gradient of layer {name} is {ratio:.3g} times as large as its "
                     f"weights (norm {gn:.3g} vs "
                     f"{wn:.3g}): one step at an ordinary learning rate would change the weights beyond recognition.",
-                    "use a smaller learning rate, gradient clipping, a standard initialiser, or normalisation layers.",
+                    "use a smaller learning rate (--lr), gradient clipping (--clip-grad-norm 1), a standard "
+                    "initialiser (--init he_uniform), or normalisation layers.",
                     {"clip_grad_norm": 1.0, "init": "he_uniform"},
                 )
             )
@@ -411,8 +429,9 @@ def _check_grads(grads) -> list:
                     f"the weight gradient of layer {name} is only {ratio:.2g} of its weights (norm {gn:.3g} vs "
                     f"{wn:.3g}{rel}): almost no learning signal reaches this layer, so it will barely change during "
                     "training.",
-                    "use relu-like activations with He initialisation, smaller initial weights for sigmoid/tanh, "
-                    "normalisation layers, or residual connections.",
+                    "use relu-like activations with He initialisation (--activation relu --init he_uniform), "
+                    "smaller initial weights for sigmoid/tanh (--init xavier_uniform), normalisation layers, or "
+                    "residual connections.",
                     {"activation": "relu", "init": "he_uniform"},
                 )
             )
@@ -502,7 +521,7 @@ def _diagnose_probe(probe, epochs, window) -> list:
                     {"layer": name},
                     f"the weight gradient of layer {name} became non-finite by step {int(rec.steps[idx[-1]])}: the "
                     "weights have blown up and training cannot recover.",
-                    "use a much smaller learning rate and gradient clipping.",
+                    f"use {_lr(fix_lr, 'a much smaller learning rate')} and gradient clipping (--clip-grad-norm 1).",
                     {**fix_lr, "clip_grad_norm": 1.0},
                 )
             )
@@ -519,7 +538,7 @@ def _diagnose_probe(probe, epochs, window) -> list:
                     {"layer": name, "first": first, "last": now},
                     f"the weight-gradient norm of layer {name} grew from {first:.3g} to {now:.3g} ({now / first:.3g}x) "
                     "during training: the updates grow with it, and the run is heading towards divergence.",
-                    "use a smaller learning rate, gradient clipping, or normalisation layers.",
+                    f"use {_lr(fix_lr)}, gradient clipping (--clip-grad-norm 1), or normalisation layers.",
                     {**fix_lr, "clip_grad_norm": 1.0},
                 )
             )
@@ -533,8 +552,9 @@ def _diagnose_probe(probe, epochs, window) -> list:
                     f"{int(rec.steps[idx[-1]])}"
                     + (f" ({now / wn / best:.2g} of the best-fed layer's)" if best > 0 else "")
                     + ": almost no learning signal reaches this layer, so it has stopped learning.",
-                    "use relu-like activations with He initialisation, smaller initial weights for sigmoid/tanh, "
-                    "normalisation layers, or residual connections.",
+                    "use relu-like activations with He initialisation (--activation relu --init he_uniform), "
+                    "smaller initial weights for sigmoid/tanh (--init xavier_uniform), normalisation layers, or "
+                    "residual connections.",
                     {"activation": "relu", "init": "he_uniform"},
                 )
             )
@@ -547,7 +567,8 @@ def _diagnose_probe(probe, epochs, window) -> list:
                     f"the weight-gradient norm of layer {name} fell from {first:.3g} to {now:.3g} "
                     "while the loss did not "
                     "fall with it: the learning signal is fading before this layer, so it has stopped learning.",
-                    "use relu-like activations, normalisation layers, or residual connections.",
+                    "use relu-like activations with He initialisation (--activation relu --init he_uniform), "
+                    "normalisation layers, or residual connections.",
                     {"activation": "relu", "init": "he_uniform"},
                 )
             )
@@ -574,7 +595,7 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
                 + (f" at learning rate {lr:g}" if lr else "")
                 + ": the updates overshoot so far that the weights overflowed; "
                 "nothing learned after that point counts.",
-                "use a learning rate 10 times smaller (and gradient clipping).",
+                f"use {_lr(lower, 'a learning rate 10 times smaller')} and gradient clipping (--clip-grad-norm 1).",
                 {**lower, "clip_grad_norm": 1.0},
             )
         )
@@ -602,7 +623,8 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
                 + (f" at learning rate {lr:g}" if lr else "")
                 + ": the steps overshoot the minimum instead of settling "
                 "into it.",
-                "use a learning rate 10 times smaller, or a schedule that lowers it.",
+                f"use {_lr(lower, 'a learning rate 10 times smaller')}, or a schedule that lowers it "
+                "(--schedule cosine).",
                 lower,
             )
         )
@@ -622,7 +644,8 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
                     f"{losses[-1]:.4g}) and is still far from 0"
                     + (f" at learning rate {lr:g}" if lr else "")
                     + ": the steps are so small that training would take far longer than it needs to.",
-                    "use a learning rate 10 times larger (or find one with a short learning-rate range test).",
+                    f"use {_lr(raise_lr, 'a learning rate 10 times larger')}, or find one with a short "
+                    "learning-rate range test.",
                     raise_lr,
                 )
             )
@@ -637,9 +660,8 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
                     {"scope": "training", "epochs": k},
                     f"the training loss has not improved in the last {k} epochs (best {before:.4g} before them, "
                     f"{last:.4g} in them): training has stalled, and more epochs at these settings will not help.",
-                    "lower the learning rate (by 10x, or with ReduceLROnPlateau), or give the model "
-                    "more capacity if the "
-                    "loss is still high.",
+                    f"{_lr(lower, 'lower the learning rate 10x')} or lower it as training goes (--schedule cosine), "
+                    "or give the model more capacity if the loss is still high (--hidden, e.g. --hidden 256).",
                     lower,
                 )
             )
@@ -664,8 +686,9 @@ def _overfitting(epochs, losses) -> list:
                     f"{val[-1]:.3g}) while the training loss kept falling ({losses[best]:.3g} to "
                     f"{losses[-1]:.3g}): the "
                     "network is memorising the training examples instead of learning what generalises to unseen data.",
-                    f"add regularisation (weight decay, dropout), get more data, or stop at epoch {best + 1} (early "
-                    "stopping).",
+                    f"add regularisation (--weight-decay {fix['weight_decay']:g}, --dropout {fix['dropout']:g}), get "
+                    f"more data, or stop early (--patience 2 stops after 2 epochs without progress and keeps the "
+                    f"weights of the best epoch, here epoch {best + 1}).",
                     {**fix, "early_stopping": best + 1},
                 )
             )
@@ -683,7 +706,8 @@ def _overfitting(epochs, losses) -> list:
                     f"training accuracy is {acc[-1] * scale:.1f}% but validation accuracy only {vacc[-1] * scale:.1f}% "
                     f"(a gap of {gap:.1f} points): the network fits its training examples much better "
                     "than unseen ones.",
-                    "add regularisation (weight decay, dropout), get more data, or use a smaller network.",
+                    f"add regularisation (--weight-decay {fix['weight_decay']:g}, --dropout {fix['dropout']:g}), get "
+                    "more data, or use a smaller network (--hidden, e.g. --hidden 32).",
                     fix,
                 )
             )

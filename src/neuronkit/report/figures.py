@@ -273,7 +273,9 @@ def first_layer_weights(weight: np.ndarray, image_shape: tuple | None, layer: st
     )
 
 
-def confusion(matrix: np.ndarray, classes: list) -> Plot:
+def confusion(matrix: np.ndarray, classes: list, note: str = "", extra: dict | None = None) -> Plot:
+    """The (C, C) confusion matrix with a label per row and column; ``note`` ends the caption and ``extra`` joins the
+    embedded data (``report.page.confusion_plot`` summarises a matrix with many classes before drawing it)."""
     m = np.asarray(matrix, dtype=np.int64)
     c = len(classes)
     fig, ax = _figure(min(1.0 + 0.45 * c, 7.0), min(0.8 + 0.45 * c, 6.5))
@@ -299,9 +301,10 @@ def confusion(matrix: np.ndarray, classes: list) -> Plot:
     return Plot(
         "confusion",
         "Confusion matrix (test data)",
-        "Rows: the true class; columns: the class the network predicted. The diagonal counts the correct answers.",
+        "Rows: the true class; columns: the class the network predicted. The diagonal counts the correct answers."
+        + (" " + note if note else ""),
         _png(fig),
-        {"matrix": m.tolist(), "classes": list(classes)},
+        {"matrix": m.tolist(), "classes": list(classes), **(extra or {})},
     )
 
 

@@ -22,6 +22,9 @@ from . import figures as F
 SEVERITY_COLORS = {"error": "#c0392b", "warning": "#d68910", "info": "#2874a6"}
 MAX_EVENTS = 200
 MAX_MISTAKES = 16
+MAX_CONFUSION_CLASSES = 20
+"""Classes drawn in the confusion matrix: beyond this, the ``MAX_CONFUSION_CLASSES - 1`` classes with the most test
+errors (then the most test samples) are drawn, and all the others are summed in one "other" row and column."""
 
 
 @dataclass
@@ -73,9 +76,20 @@ def _table(rows, head=None, cls="kv") -> str:
     return "".join(out)
 
 
+# Inside <script>, "</script" ends the element and "<!--" followed by "<script" keeps a later "</script>" from ending
+# it (the rest of the page becomes script text); JSON may write any character as \uXXXX, so none of these survive.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_json(obj) -> str:
+    """``obj`` as strict JSON (no NaN/Infinity) that is safe inside an HTML ``<script>`` element: ``<``, ``>`` and
+    ``&`` are written as ``\\u003c``, ``\\u003e``, ``\\u0026`` (``JSON.parse`` and ``json.loads`` read them back)."""
+    return json.dumps(obj, allow_nan=False).translate(_SCRIPT_SAFE)
+
+
 def _plot_html(p: F.Plot) -> str:
     b64 = base64.b64encode(p.png).decode("ascii")
-    data = json.dumps(p.data, allow_nan=False).replace("</", "<\\/")
+    data = script_json(p.data)
     return (
         f'<figure class="plot" id="plot-{_esc(p.key)}" data-plot="{_esc(p.key)}">'
         f"<h3>{_esc(p.title)}</h3>"
@@ -85,10 +99,16 @@ def _plot_html(p: F.Plot) -> str:
     )
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def predicted_confidence(out: np.ndarray, rows: int = 1024) -> tuple:
+    """``(pred, conf)``: each row's predicted class (argmax of the (N, C) outputs) and its softmax probability,
+    ``1 / sum_j exp(z_j - max z)``, computed in float64 ``rows`` rows at a time (memory O(rows * C), not O(N * C))."""
+    pred = np.asarray(out).argmax(1)
+    conf = np.empty(len(pred))
+    for s in range(0, len(pred), rows):
+        z = np.asarray(out[s : s + rows], dtype=np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        conf[s : s + rows] = 1.0 / np.exp(z, out=z).sum(axis=1)
+    return pred, conf
 
 
 def make_plots(d: ReportData) -> dict:
@@ -120,11 +140,8 @@ def make_plots(d: ReportData) -> dict:
     if d.test is not None and d.classes:
         x, y, out = d.test
         y = np.asarray(y).astype(np.int64)
-        out = np.asarray(out, dtype=np.float64)
-        pred = out.argmax(1)
-        c = len(d.classes)
-        sections["Test data"].append(F.confusion(np.bincount(y * c + pred, minlength=c * c).reshape(c, c), d.classes))
-        conf = _softmax(out)[np.arange(len(pred)), pred]
+        pred, conf = predicted_confidence(out)
+        sections["Test data"].append(confusion_plot(y, pred, list(d.classes)))
         wrong = np.flatnonzero(pred != y)
         top = wrong[np.argsort(-conf[wrong], kind="stable")][:MAX_MISTAKES]
         if len(top) and d.image_shape is not None and math.prod(d.image_shape) == math.prod(np.shape(x)[1:]):
@@ -132,6 +149,40 @@ def make_plots(d: ReportData) -> dict:
             imgs = [np.asarray(x[i], dtype=np.float64).reshape(shape) for i in top]
             sections["Test data"].append(F.confident_mistakes(imgs, y[top], pred[top], conf[top], d.classes, top))
     return sections
+
+
+def confusion_summary(y: np.ndarray, pred: np.ndarray, n_classes: int, k: int = MAX_CONFUSION_CLASSES) -> tuple:
+    """``(matrix, shown)``: the confusion matrix of true labels ``y`` against predictions ``pred`` (both (N,) ints in
+    ``[0, n_classes)``), over at most ``k`` rows and columns. With ``n_classes <= k`` it is the whole (C, C) matrix and
+    ``shown`` is every class. Otherwise ``shown`` holds the ``k - 1`` classes with the most errors (a sample of the
+    class predicted as another, plus a sample of another class predicted as it; ties broken by more test samples, then
+    by the lower index), in index order, and the last row and column sum every other class. Memory is O(N + C + k^2),
+    never C^2."""
+    if n_classes <= k:
+        return np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes), None
+    support = np.bincount(y, minlength=n_classes)
+    wrong = pred != y
+    errors = np.bincount(y[wrong], minlength=n_classes) + np.bincount(pred[wrong], minlength=n_classes)
+    order = np.lexsort((np.arange(n_classes), -support, -errors))  # the last key sorts first
+    shown = np.sort(order[: k - 1])
+    slot = np.full(n_classes, k - 1, dtype=np.int64)  # every class not shown goes to the "other" slot
+    slot[shown] = np.arange(k - 1)
+    return np.bincount(slot[y] * k + slot[pred], minlength=k * k).reshape(k, k), shown
+
+
+def confusion_plot(y: np.ndarray, pred: np.ndarray, classes: list) -> F.Plot:
+    """The confusion matrix plot, summarised by ``confusion_summary`` when there are many classes (and says so)."""
+    c = len(classes)
+    matrix, shown = confusion_summary(y, pred, c)
+    if shown is None:
+        return F.confusion(matrix, classes)
+    rest = c - len(shown)
+    labels = [str(classes[i]) for i in shown] + [f"other {rest:,}"]
+    note = (
+        f"Of the {c:,} classes, the {len(shown)} involved in the most test errors (then with the most test samples) "
+        f"are drawn; the other {rest:,} are summed in the last row and column."
+    )
+    return F.confusion(matrix, labels, note=note, extra={"shown": shown.tolist(), "total_classes": c})
 
 
 def _findings_html(findings) -> str:

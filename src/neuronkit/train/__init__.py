@@ -17,12 +17,14 @@ from .fit import OPTIMIZERS, Trainer, evaluate, fit, make_optimizer, predict
 from .history import History
 from .metrics import *
 from .metrics import __all__ as _metrics_all
+from .oversubscription import ContentionDetector, WarnOnOversubscription
 
 __all__ = [
     "OPTIMIZERS",
     "CSVLogger",
     "Callback",
     "ClipGradNorm",
+    "ContentionDetector",
     "EarlyStopping",
     "History",
     "JSONLLogger",
@@ -31,6 +33,7 @@ __all__ = [
     "ProgressBar",
     "StopOnNaN",
     "Trainer",
+    "WarnOnOversubscription",
     "callbacks",
     "checkpoint",
     "evaluate",

@@ -88,7 +88,10 @@ class StopOnNaN(Callback):
     """Stop at the step where the loss or a gradient becomes non-finite, before any update is applied from it.
 
     ``trainer.stop_reason`` names the step, and the first parameter (in ``named_parameters`` order) whose gradient is
-    affected."""
+    affected; ``reason`` holds the same text (None while training is finite), so a caller can tell a divergence from
+    another stop."""
+
+    reason: str | None = None
 
     def after_backward(self, trainer, loss):
         bad = None
@@ -99,7 +102,8 @@ class StopOnNaN(Callback):
                 bad = (bad + "; " if bad else "") + f"the gradient of {name!r} is non-finite"
                 break
         if bad:
-            trainer.stop_reason = f"stopped at step {trainer.step + 1}: {bad}; no update was applied from this step"
+            self.reason = f"stopped at step {trainer.step + 1}: {bad}; no update was applied from this step"
+            trainer.stop_reason = self.reason
             return False
         return True
 
