@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from . import backend, data, nn, ops, optim, train
 from .autograd import Function, GraphFreedError, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .autograd.gradcheck import GradcheckResult, gradcheck
 from .creation import (
     arange,
     eye,
@@ -24,6 +23,7 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .gradcheck import GradcheckResult, gradcheck
 from .io import FormatError, load, save
 from .ops import *  # the functional API: neuronkit.relu, neuronkit.matmul, ...
 from .tensor import Tensor

@@ -1,4 +1,6 @@
-"""Reverse-mode automatic differentiation: the ``Function`` node, the backward walk, grad mode and gradcheck."""
+"""Reverse-mode automatic differentiation: the ``Function`` node, the backward walk and grad mode.
+
+``neuronkit.gradcheck`` (float64 finite differences for any function of tensors) sits above ``Tensor``, not here."""
 
 from .engine import GraphFreedError, backward
 from .function import Function

@@ -258,25 +258,6 @@ class Module:
             f"with save_weights"
         )
 
-    # -- training (the loop lives in neuronkit.train; imported on use) -------------------------------------------------
-    def fit(self, train, **kwargs):
-        """Train this model: ``neuronkit.train.fit(self, train, **kwargs)``; returns the ``History``."""
-        from ..train import fit
-
-        return fit(self, train, **kwargs)
-
-    def evaluate(self, data, **kwargs) -> dict:
-        """Loss and metrics on ``data``: ``neuronkit.train.evaluate(self, data, **kwargs)``."""
-        from ..train import evaluate
-
-        return evaluate(self, data, **kwargs)
-
-    def predict(self, x, batch_size: int = 256):
-        """Outputs for inputs ``x`` in eval mode, as a NumPy array: ``neuronkit.train.predict``."""
-        from ..train import predict
-
-        return predict(self, x, batch_size)
-
     # -- display ----------------------------------------------------------------------------------------------------
     def extra_repr(self) -> str:
         """One-line description of this module's own settings, shown by ``repr``."""
