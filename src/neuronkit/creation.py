@@ -45,7 +45,7 @@ def _dt(dtype):
 
 
 def _make(arr, requires_grad):
-    t = Tensor._from_array(arr, False)
+    t = Tensor.from_array(arr, False)
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -125,4 +125,4 @@ def randint(low: int, high: int, shape, generator=None, dtype=None) -> Tensor:
     if high <= low:
         raise ValueError(f"randint: high must exceed low, got low={low}, high={high}")
     dt = B.xp.int64 if dtype is None else B.dtype(dtype)
-    return Tensor._from_array(get_generator(generator).integers(low, high, shape, dtype=dt), False)
+    return Tensor.from_array(get_generator(generator).integers(low, high, shape, dtype=dt), False)

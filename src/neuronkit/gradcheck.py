@@ -36,7 +36,7 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     ins = []
     for t in inputs:
         if isinstance(t, Tensor) and t.data.dtype.kind == "f":
-            ins.append(Tensor._from_array(t.data.astype(xp.float64), False).requires_grad_(t.requires_grad))
+            ins.append(Tensor.from_array(t.data.astype(xp.float64), False).requires_grad_(t.requires_grad))
         else:
             ins.append(t)
     wrt = [i for i, t in enumerate(ins) if isinstance(t, Tensor) and t.requires_grad]

@@ -63,7 +63,12 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _from_array(cls, arr, requires_grad):
+    def from_array(cls, arr, requires_grad: bool = False) -> Tensor:
+        """Wrap ``arr``, an array of the backend, as it is: no copy, no dtype conversion, no checks.
+
+        For code that made the array itself (ops, layers, optimizers) and knows it is valid; ``Tensor(data)`` is the
+        checked constructor. ``requires_grad`` is set as given (only floating arrays may require gradients).
+        """
         t = object.__new__(cls)
         t.data = arr
         t.grad = None
@@ -131,7 +136,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph (``requires_grad=False``)."""
-        return Tensor._from_array(self.data, False)
+        return Tensor.from_array(self.data, False)
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)

@@ -75,7 +75,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         if n.retained is not None:
             t = n.retained()
             if t is not None:
-                kept = Tensor._from_array(g.copy(), False)
+                kept = Tensor.from_array(g.copy(), False)
                 t.grad = kept if t.grad is None else t.grad + kept
         in_grads = n.backward(g)
         edges = n.next
@@ -145,7 +145,7 @@ def _flush_leaves(leaf_grads, Tensor):
                 g = g.copy()
             if handed != ():
                 handed.add(id(g))
-            leaf.grad = Tensor._from_array(g, False)
+            leaf.grad = Tensor.from_array(g, False)
         else:
             gd = leaf.grad.data
             B.xp.add(gd, g, out=gd)
@@ -155,7 +155,7 @@ def _run_hooks(hooks, g, shape, Tensor):
     """Call each hook with the gradient; a hook may return a replacement. The result is a fresh copy, so no array a
     hook saw or returned (and the user may keep) ever becomes a leaf's ``.grad``."""
     for hook in hooks:
-        r = hook(Tensor._from_array(g, False))
+        r = hook(Tensor.from_array(g, False))
         if r is not None:
             r = r.data if isinstance(r, Tensor) else B.asarray(r)
             if r.shape != shape:

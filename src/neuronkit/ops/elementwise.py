@@ -28,7 +28,7 @@ def _binary(cls, a, b):
 def _float_if_int(t, lifted):
     """An integer tensor meeting a Python float becomes float32 (as in PyTorch), not float64 (NumPy's promotion)."""
     if lifted.data.dtype.kind == "f" and t.data.dtype.kind in "biu" and lifted.data.ndim == 0:
-        return Tensor._from_array(t.data.astype(B.DEFAULT_FLOAT), False)
+        return Tensor.from_array(t.data.astype(B.DEFAULT_FLOAT), False)
     return t
 
 
@@ -335,5 +335,5 @@ def astype(x, dtype) -> Tensor:
     x = as_tensor(x)
     dt = B.dtype(dtype)
     if dt.kind != "f":
-        return Tensor._from_array(x.data.astype(dt), False)
+        return Tensor.from_array(x.data.astype(dt), False)
     return AsType.apply(x, dtype=dt)

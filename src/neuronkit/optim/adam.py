@@ -80,10 +80,10 @@ class Adam(Optimizer):
             if self.decoupled:
                 p.data *= 1 - lr * wd
             else:  # grad + wd * p, in a scratch buffer
-                d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
+                d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
                 d += grad
                 grad = d
-        tmp = self._scratch(p, 0)
+        tmp = self.scratch(p, 0)
         m, v = update_moments(state, grad, b1, b2, tmp)
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"]
