@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, creation, io
+from ..backend import tune_allocator
 from ..data import DATASETS, DownloadError
 from ..tour import cli as tour_cli
 from ..train import (
@@ -465,6 +466,7 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv=None) -> int:
     """Run the ``neuronkit`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    tune_allocator()  # a training process: keep freed array memory for reuse (see backend.tune_allocator)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

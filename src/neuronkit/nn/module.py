@@ -120,6 +120,11 @@ class Module:
         self.__dict__[table][Module._hook_id] = hook
         return _Handle(self.__dict__[table], Module._hook_id)
 
+    def has_hooks(self) -> bool:
+        """Whether a forward pre-hook, forward hook or backward hook is registered on this module (not its children)."""
+        d = self.__dict__
+        return bool(d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"])
+
     def register_forward_pre_hook(self, hook) -> _Handle:
         return self._add_hook("_forward_pre_hooks", hook)
 

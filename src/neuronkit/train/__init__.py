@@ -13,13 +13,12 @@ from .callbacks import (
     StopOnNaN,
 )
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .fit import OPTIMIZERS, Trainer, evaluate, fit, make_optimizer, predict
+from .fit import Trainer, evaluate, fit, predict
 from .history import History
 from .metrics import *
 from .metrics import __all__ as _metrics_all
 
 __all__ = [
-    "OPTIMIZERS",
     "CSVLogger",
     "Callback",
     "ClipGradNorm",
@@ -37,7 +36,6 @@ __all__ = [
     "fit",
     "latest_checkpoint",
     "load_checkpoint",
-    "make_optimizer",
     "predict",
     "save_checkpoint",
     *_metrics_all,
