@@ -5,8 +5,10 @@ A subclass writes two small methods and nothing else (Keras ``update_step``, PyT
 * ``init_state(p, group) -> dict``: the fresh state of one parameter (arrays shaped and typed like ``p.data``,
   counters);
 * ``update(p, grad, state, group)``: one step for one parameter, changing ``p.data`` and ``state`` in place. It is
-  the optimizer's only update path. For a temporary shaped like ``p`` it asks ``self.scratch(p, slot)``, or
-  ``self.work(p, grad)`` for one it may write in the same elementwise pass that reads ``grad``.
+  the optimizer's only update path. It leaves ``grad`` as it is, unless ``grad is self.released_grad``: the training
+  loop's ``step_and_zero_grad`` drops that gradient and nothing else refers to it, so the update may use its memory
+  (plain SGD scales it in place: one memory pass less than writing ``lr * grad`` to scratch). For temporaries shaped
+  like ``p`` it asks ``self.scratch(p, slot)``.
 
 The base class owns everything around them: the loop over groups and parameters (parameters whose ``grad`` is None
 are skipped), running it under ``no_grad()``, creating state lazily, float16 parameters (their state and update run in
@@ -87,7 +89,8 @@ class Optimizer:
         self.param_groups: list = []
         self._scratch_buf = None
         self._scratch_views: dict = {}  # (shape, dtype, slot) -> view of _scratch_buf
-        self._free_grad = None  # the gradient array ``work`` may hand out (see ``step_and_zero_grad``)
+        self.released_grad = None  # during update: the gradient array it may overwrite, if any (see the module doc)
+        self._sole_counts = None  # reference counts of a gradient tensor and array nothing else holds (see _run)
         groups = list(params)
         if not groups:
             raise ValueError(f"{name}: got an empty parameter list")
@@ -106,8 +109,8 @@ class Optimizer:
         return {"step": 0}
 
     def update(self, p: Tensor, grad, state: dict, group: dict) -> None:
-        """Update ``p.data`` in place from its gradient array ``grad`` (never modified but through ``work``); advance
-        ``state``."""
+        """Update ``p.data`` in place from its gradient array ``grad``; advance ``state``. ``grad`` stays unchanged
+        unless it is ``self.released_grad``."""
         raise NotImplementedError
 
     # -- the loop ------------------------------------------------------------------------------------------------
@@ -128,9 +131,9 @@ class Optimizer:
         """``step()`` then ``zero_grad()``: the training loop's step, bit-identical to the two calls.
 
         A subclass that overrides ``step`` or ``zero_grad`` gets exactly those two calls. Otherwise it is one pass
-        that drops each gradient before its update, and an update may then write its result into the gradient's own
-        array (``work``) instead of a scratch buffer, one memory pass less, when nothing else refers to that array:
-        a hook, a callback or a caller holding the gradient tensor, its array or a view of it gets the scratch buffer.
+        that drops each gradient before its update, and offers the update the gradient's own array as
+        ``released_grad`` when nothing else refers to it: a hook, a callback or a caller holding the gradient tensor,
+        its array or a view of it keeps an unchanged gradient.
         """
         cls = type(self)
         if cls.step is not Optimizer.step or cls.zero_grad is not Optimizer.zero_grad:
@@ -142,16 +145,20 @@ class Optimizer:
     def _run(self, release: bool) -> None:
         """The loop of ``step`` (``release=False``) and ``step_and_zero_grad`` (``release=True``).
 
-        Released gradients are tested for sole ownership by reference count, against a probe pair built here and held
-        the same way as the loop holds each gradient (one local for the tensor; the tensor and one local for its
-        array), so the expected counts never depend on the interpreter's version. Without reference counts (not
-        CPython) no gradient is ever handed out.
+        Released gradients are tested for sole ownership by reference count, against the counts of a probe pair built
+        here (on this optimizer's first release) and held the same way as the loop holds each gradient (one local for
+        the tensor; the tensor and one local for its array), so the expected counts never depend on the interpreter's
+        version. Without reference counts (not CPython) no gradient is ever handed out.
         """
-        refcount, sole = getattr(sys, "getrefcount", None), None
-        if release and refcount is not None:
-            probe = Tensor.from_array(_PROBE_ARRAY.copy(), False)
-            probe_arr = probe.data
-            sole = (refcount(probe), refcount(probe_arr))
+        refcount = _REFCOUNT
+        check = release and refcount is not None
+        if check:
+            if self._sole_counts is None:
+                probe = Tensor.from_array(_PROBE_ARRAY.copy(), False)
+                probe_arr = probe.data
+                self._sole_counts = (refcount(probe), refcount(probe_arr))
+                del probe, probe_arr
+            sole_g, sole_arr = self._sole_counts
         with no_grad():
             states, init_state, update = self.state, self.init_state, self.update
             for group in self.param_groups:
@@ -169,15 +176,15 @@ class Optimizer:
                     if state is None:
                         state = states[p] = init_state(p, group)
                     if (
-                        sole is not None
-                        and refcount(g) == sole[0]
-                        and refcount(arr) == sole[1]
+                        check
+                        and refcount(g) == sole_g
+                        and refcount(arr) == sole_arr
                         and arr.base is None
                         and arr.flags.writeable
                     ):
-                        self._free_grad = arr
+                        self.released_grad = arr
                         update(p, arr, state, group)
-                        self._free_grad = None
+                        self.released_grad = None
                     else:
                         update(p, arr, state, group)
 
@@ -193,11 +200,11 @@ class Optimizer:
         if state is None:
             state = self.state[p] = self.init_state(q, group)
         g32 = grad.astype(B.xp.float32)
-        self._free_grad = g32  # a fresh copy that nothing else sees
+        self.released_grad = g32  # a fresh copy that nothing else sees
         try:
             self.update(q, g32, state, group)
         finally:
-            self._free_grad = None
+            self.released_grad = None
         p.data[...] = q.data
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -267,15 +274,6 @@ class Optimizer:
         half = buf.size // 2
         view = self._scratch_views[key] = buf[slot * half : slot * half + n].reshape(d.shape)
         return view
-
-    def work(self, p: Tensor, grad):
-        """A buffer shaped like ``p`` for a result computed from ``grad`` elementwise (``multiply(grad, lr, out=w)``).
-
-        It is ``grad``'s own array when ``step_and_zero_grad`` drops that gradient and nothing else refers to it (the
-        step then makes one memory pass less), else scratch slot 0. So write into it only in an elementwise operation
-        that reads ``grad`` at the same positions, or after the last read of ``grad``.
-        """
-        return grad if grad is self._free_grad else self.scratch(p, 0)
 
     # -- save and resume -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -379,6 +377,7 @@ class Optimizer:
 
 
 _HALF = B.xp.dtype(B.xp.float16)
+_REFCOUNT = getattr(sys, "getrefcount", None)  # None where there are no reference counts (not CPython)
 _PROBE_ARRAY = B.xp.zeros(1, dtype=B.xp.float32)
 
 

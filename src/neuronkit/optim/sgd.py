@@ -64,13 +64,17 @@ class SGD(Optimizer):
 
     def update(self, p, grad, state, group):
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        xp = B.xp
-        if mu == 0 and wd == 0:  # plain SGD, the common case: p -= lr * grad, lr * grad written into ``work``
-            tmp = self.work(p, grad)
-            xp.multiply(grad, lr, out=tmp)
-            p.data -= tmp
+        if mu == 0 and wd == 0:  # plain SGD, the common case: p -= lr * grad
+            if grad is self.released_grad:  # dropped after this step, seen by nobody else: scaled in place
+                grad *= lr
+                p.data -= grad
+            else:  # through the scratch buffer: the gradient stays as it was
+                tmp = self.scratch(p, 0)
+                B.xp.multiply(grad, lr, out=tmp)
+                p.data -= tmp
             state["step"] += 1
             return
+        xp = B.xp
         d = grad
         if wd != 0:  # d = grad + wd * p, in a scratch buffer (the gradient itself stays untouched)
             d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
