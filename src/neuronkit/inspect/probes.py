@@ -162,12 +162,13 @@ class Probe:
                 self.layers[rec.name] = rec
                 self._handles.append(m.register_forward_hook(self._forward_hook(rec)))
                 act = getattr(m, "activation", None)
-                if act is not None and not isinstance(act, (Identity, str)):  # a fused activation has no module
+                # A convolution's activation is fused into the op (Conv2d(..., activation="relu", max_pool=k)): a
+                # hook on it would make the layer run conv, ReLU and pooling apart, slower. It is left alone, and the
+                # records' pre_* statistics are those of the layer's output.
+                if act is not None and not isinstance(act, Identity) and not isinstance(m, ConvNd):
                     self._handles.append(act.register_forward_pre_hook(self._pre_hook(rec)))
         if not self.layers:
             raise ValueError(f"Probe: {type(model).__name__} has no Dense or convolution layer to probe")
-        # a fused activation (Conv2d(..., activation="relu", max_pool=k)) is not observable apart from the layer:
-        # its records' pre_* statistics are those of the layer's output
 
     # -- hooks ----------------------------------------------------------------------------------------------------
     def _pre_hook(self, rec):

@@ -33,7 +33,8 @@ class Adam(Optimizer):
         amsgrad: keep the running maximum of :math:`v_t` (Reddi et al., 2018). Defaults to False.
 
     State per parameter: ``step`` (int), ``exp_avg`` :math:`m`, ``exp_avg_sq`` :math:`v`, and ``max_exp_avg_sq``
-    :math:`\hat v` when ``amsgrad``; all parameter-shaped, in the parameter's dtype.
+    :math:`\hat v` when ``amsgrad``; all parameter-shaped, in the parameter's dtype
+    (float32 for a float16 parameter).
     """
 
     decoupled = False

@@ -75,7 +75,9 @@ class Optimizer:
     Attributes:
         param_groups: list of dicts, each with ``"params"`` (list of tensors) and every hyperparameter.
         state: dict keyed by parameter tensor; ``state[p]`` is that parameter's dict of buffers and counters, created
-            on its first step.
+            on its first step (float32 buffers for a float16 parameter).
+        released_grad: while ``update`` runs, the gradient array it may overwrite (see the module docstring), else
+            None.
     """
 
     def __init__(self, params, defaults: dict):
