@@ -5,6 +5,7 @@ from .conv import AvgPool2d, Conv1d, Conv2d, ConvNd, Filter, GlobalAvgPool2d, Ma
 from .dense import Dense, Linear
 from .embedding import Embedding
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .sequence import SequencePool, TextClassifier
 
 __all__ = [
     "AvgPool2d",
@@ -23,4 +24,6 @@ __all__ = [
     "Linear",
     "MaxPool2d",
     "Sequential",
+    "SequencePool",
+    "TextClassifier",
 ]
