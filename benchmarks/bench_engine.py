@@ -76,7 +76,7 @@ def epoch_neuronkit(init, X, Y):
         x = nk.Tensor(X[i : i + BATCH])
         h = nk.relu(nk.linear(x, W1, b1))
         h = nk.relu(nk.linear(h, W2, b2))
-        loss = nk.cross_entropy(nk.linear(h, W3, b3), Y[i : i + BATCH])
+        loss = nk.softmax_cross_entropy(nk.linear(h, W3, b3), Y[i : i + BATCH])
         loss.backward()
         sgd_step(ps, LR)
         last = loss.item()
@@ -165,7 +165,7 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def print_env(env_blas: dict) -> None:
+def print_env(env_blas: dict, tuned: bool) -> None:
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
         f"neuronkit {nk.__version__}; {os.cpu_count()} CPUs ({platform.machine()}, {platform.processor() or '?'})"
@@ -181,11 +181,13 @@ def print_env(env_blas: dict) -> None:
         )
     for k, v in env_blas.items():
         print(f"{k}: {'set to ' + repr(v) if v is not None else 'unset'} in this process")
+    print(f"glibc malloc tuned (neuronkit.tune_allocator): {tuned}")
     if any(v is not None for v in env_blas.values()):
         print("NOTE: run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` for comparable BLAS numbers")
 
 
 def main(argv=None) -> None:
+    tuned = nk.tune_allocator()  # what the command line does first: freed array memory is reused
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="timed epochs per implementation (default 5)")
     ap.add_argument("--quick", action="store_true", help="10,000 samples and fewer tiny ops (a smoke run)")
@@ -201,7 +203,7 @@ def main(argv=None) -> None:
         "neuronkit engine benchmark. Run as: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
         ".venv/bin/python benchmarks/bench_engine.py"
     )
-    print_env(env_blas)
+    print_env(env_blas, tuned)
     print(f"load average (1/5/15 min) at start: {_load()}")
     X, Y = make_data(n_samples)
     init = init_params()

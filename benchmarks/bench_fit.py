@@ -78,7 +78,7 @@ def epoch_engine_same_work(init, X, Y, Xv, Yv):
         h = nk.relu(nk.linear(nk.Tensor(xb), W1, b1))
         h = nk.relu(nk.linear(h, W2, b2))
         z = nk.linear(h, W3, b3)
-        loss = nk.cross_entropy(z, yb)
+        loss = nk.softmax_cross_entropy(z, yb)
         loss.backward()
         sgd_step(ps, LR)
         correct += int(np.count_nonzero(z.data.argmax(axis=1) == yb))
@@ -88,12 +88,13 @@ def epoch_engine_same_work(init, X, Y, Xv, Yv):
         for i in range(0, len(Xv), 1024):
             h = nk.relu(nk.linear(nk.Tensor(Xv[i : i + 1024]), W1, b1))
             z = nk.linear(nk.relu(nk.linear(h, W2, b2)), W3, b3)
-            val_loss += nk.cross_entropy(z, Yv[i : i + 1024]).item() * len(z.data)
+            val_loss += nk.softmax_cross_entropy(z, Yv[i : i + 1024]).item() * len(z.data)
             val_correct += int(np.count_nonzero(z.data.argmax(axis=1) == Yv[i : i + 1024]))
     return time.perf_counter() - t0, total / steps
 
 
 def main(argv=None):
+    tuned = nk.tune_allocator()  # what the command line does first: freed array memory is reused
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--parts", action="store_true", help="also time fit without validation, shuffling, metric")
@@ -107,7 +108,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         threadpool_limits(args.threads)
-    print_env({k: None for k in BLAS_VARS})
+    print_env({k: None for k in BLAS_VARS}, tuned)
     print(f"load average at start: {_load()}")
     n_train, n_val = (60_000, 10_000) if args.split == "bench" else (54_000, 6_000)
     X, Y = make_data(n_train)
@@ -151,7 +152,7 @@ def main(argv=None):
         f"{statistics.median(times['fit']) / statistics.median(same):.3f}x, median of per-round ratios "
         f"{statistics.median(ratios):.3f}x (the loop's own overhead)"
     )
-    print("target: fit <= 1.10x the engine loop")
+    print("target (issue 10): fit <= 1.05x the engine doing fit's work by hand; fit / the bare engine loop is above")
     print(f"load average at end: {_load()}")
 
 

@@ -236,7 +236,7 @@ def test_no_grad_context_manager():
         y = x * 2.0 + 1.0
     assert nk.is_grad_enabled()
     assert not y.requires_grad
-    assert y._ctx is None and y.is_leaf
+    assert y.grad_fn is None and y.is_leaf
     with pytest.raises(RuntimeError):
         y.sum().backward()
 
@@ -249,7 +249,7 @@ def test_no_grad_decorator():
 
     x = leaf([3.0])
     y = step(x)
-    assert not y.requires_grad and y._ctx is None
+    assert not y.requires_grad and y.grad_fn is None
     assert nk.is_grad_enabled()
     assert step.__name__ == "step"
 
@@ -279,7 +279,7 @@ def test_enable_grad_nested_in_no_grad():
         assert not nk.is_grad_enabled()
     assert nk.is_grad_enabled()
     assert not a.requires_grad and not c.requires_grad
-    assert b.requires_grad and b._ctx is not None
+    assert b.requires_grad and b.grad_fn is not None
     b.sum().backward()
     np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
 
@@ -319,7 +319,7 @@ def test_set_grad_enabled():
 def test_ops_on_tensors_without_requires_grad_record_nothing():
     x = nk.tensor([1.0, 2.0])
     y = nk.exp(x * 2.0).sum()
-    assert not y.requires_grad and y._ctx is None
+    assert not y.requires_grad and y.grad_fn is None
 
 
 def test_detach_cuts_the_graph():
@@ -1103,7 +1103,7 @@ def test_gradcheck_passes_on_correct_custom_function():
 def test_gradcheck_custom_function_forward_matches():
     x = _inputs()
     y = _BadSquare.apply(x)
-    assert y.requires_grad and y._ctx is not None
+    assert y.requires_grad and y.grad_fn is not None
     np.testing.assert_array_equal(y.data, x.data**2)
 
 
@@ -1138,7 +1138,7 @@ def test_gradcheck_requires_an_input_with_grad():
 def test_backward_frees_the_arrays_saved_for_backward():
     x = nk.randn(64, 64, generator=0, requires_grad=True)
     y = nk.tanh(x @ x)
-    nodes = [y._ctx, y._ctx.next[0]]
+    nodes = [y.grad_fn, y.grad_fn.next[0]]
     assert all(vars(n) for n in nodes), "forward should have saved arrays on its nodes"
     y.sum().backward()
     assert all(not vars(n) for n in nodes), "saved arrays must be released once a node has run"
@@ -1149,4 +1149,4 @@ def test_retain_graph_keeps_the_saved_arrays():
     x = nk.randn(8, generator=0, requires_grad=True)
     y = nk.tanh(x)
     y.sum().backward(retain_graph=True)
-    assert vars(y._ctx) and not y._ctx.freed
+    assert vars(y.grad_fn) and not y.grad_fn.freed

@@ -167,9 +167,10 @@ def test_learning_flags_reach_the_model_and_the_optimizer(tmp_path):
     from neuronkit.cli.config import resolve
 
     cfg = resolve(None, {"optimizer": "sgd", "weight_decay": 0.01, "lr": 0.1})
-    opt = T.make_optimizer(cfg, nk.nn.Dense(2, 2).parameters())
+    opt = nk.optim.make_optimizer(cfg.optimizer, nk.nn.Dense(2, 2).parameters(), **T.optimizer_options(cfg))
     assert opt.param_groups[0]["weight_decay"] == 0.01
-    adamw = T.make_optimizer(resolve(None, {"optimizer": "adamw"}), nk.nn.Dense(2, 2).parameters())
+    cfg = resolve(None, {"optimizer": "adamw"})
+    adamw = nk.optim.make_optimizer(cfg.optimizer, nk.nn.Dense(2, 2).parameters(), **T.optimizer_options(cfg))
     assert adamw.param_groups[0]["weight_decay"] == 1e-2  # not given: the optimizer's own default
 
 
@@ -407,6 +408,15 @@ MISTAKES = {
     "image without pillow": lambda t, run: ["predict", run, t / "digit.png"],
     "unknown initialiser": lambda t, run: ["train", "--init", "magic", "--out", t / "o"],
     "negative weight decay": lambda t, run: ["train", "--weight-decay", "-1", "--out", t / "o"],
+    "infinite learning rate": lambda t, run: ["train", "--data", "iris", "--lr", "inf", "--out", t / "o"],
+    "infinite weight decay": lambda t, run: ["train", "--data", "iris", "--weight-decay", "inf", "--out", t / "o"],
+    "NaN learning rate in config": lambda t, run: [
+        "train",
+        "--config",
+        _write(t / "c.toml", "lr = nan\n"),
+        "--out",
+        t / "o",
+    ],
     "zero clipping norm": lambda t, run: ["train", "--clip-grad-norm", "0", "--out", t / "o"],
     "negative probe interval": lambda t, run: ["train", "--probe-every", "-1", "--out", t / "o"],
     "negative gradcheck interval": lambda t, run: ["train", "--gradcheck-every", "-5", "--out", t / "o"],

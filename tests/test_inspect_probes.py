@@ -357,3 +357,29 @@ def test_a_convolution_with_fused_relu_and_pool_is_probed_and_its_dead_filter_fo
     assert [(e["unit"], e["kind"]) for e in cb.events] == [(1, "dead")]
     text = format_unit(view_unit(model, "0", 1, probes=cb))
     assert "output = relu(w . x + b), max-pooled over 2x2 windows" in text
+
+
+def test_probes_leave_a_fused_convolution_fused_and_the_run_bit_identical():
+    # A probe must not hook a fused conv's activation module: that would make the layer run conv, ReLU and pooling
+    # apart (slower, and not bit-identical to the run without probes).
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(48, 1, 10, 10)).astype(np.float32), rng.integers(0, 3, 48)
+
+    def run(callbacks):
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3, activation="relu", max_pool=2, generator=0),
+            nn.Conv2d(4, 6, 3, padding=1, activation="relu", max_pool=2, generator=1),
+            nn.Flatten(),
+            nn.Dense(24, 3, activation="tanh", generator=2),
+        )
+        fit(
+            model, (x, y), optimizer="sgd", lr=0.1, epochs=2, batch_size=16, callbacks=callbacks, progress=False, seed=0
+        )
+        return model
+
+    probe = ProbeCallback(every=1)
+    probed, plain = run([probe]), run([])
+    assert not probed[0].activation.has_hooks() and probed[3].activation.has_hooks()  # the Dense one is watched
+    for a, b in zip(probed.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert len(probe.probe.history("0")["step"]) == 6

@@ -242,3 +242,42 @@ def test_fused_conv2d_layer_config_repr_and_errors():
         nk.conv2d(nk.zeros(1, 1, 5, 5), nk.zeros(2, 1, 3, 3), max_pool=4)
     with pytest.raises(ValueError, match="activation must be None or 'relu'"):
         nk.conv2d(nk.zeros(1, 1, 5, 5), nk.zeros(2, 1, 3, 3), activation="gelu")
+
+
+def test_conv2d_and_dense_activations_are_modules_and_saved_models_of_both_kinds_load(tmp_path):
+    import json
+
+    conv, dense = nn.Conv2d(1, 4, 3, activation="relu", max_pool=2, generator=0), nn.Dense(3, 2, activation="relu")
+    assert isinstance(conv.activation, nn.ReLU) and isinstance(dense.activation, nn.ReLU)
+    assert isinstance(nn.Conv2d(1, 4, 3).activation, nn.Identity) and isinstance(nn.Dense(3, 2).activation, nn.Identity)
+    assert type(nn.Conv2d(1, 4, 3, activation=nn.ReLU()).activation) is nn.ReLU
+    assert repr(conv) == "Conv2d(1 -> 4, kernel 3x3, activation='relu', max_pool=2)"
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        nn.Conv2d(1, 4, 3, activation=nn.Tanh())
+    # an architecture file as saved before the activation became a module (a name string in both layers) still loads
+    model = nn.Sequential(conv, nn.Flatten(), nn.Dense(64, 3, activation="tanh", generator=1))
+    nk.save(model, tmp_path / "m")
+    arch = json.loads((tmp_path / "m" / "architecture.json").read_text())
+    text = json.dumps(arch)
+    assert '"activation": "relu"' in text and '"activation": "tanh"' in text
+    loaded = nk.load(tmp_path / "m")
+    assert isinstance(loaded[0].activation, nn.ReLU) and isinstance(loaded[2].activation, nn.Tanh)
+    x = nk.Tensor(np.random.default_rng(0).standard_normal((2, 1, 10, 10)).astype(np.float32))
+    np.testing.assert_array_equal(loaded(x).data, model(x).data)
+
+
+def test_hooks_on_a_fused_conv2d_activation_see_its_input_and_output():
+    # Dense's activation hooks fire; a fused Conv2d's do too: the layer then runs conv, ReLU, pool apart
+    rng = np.random.default_rng(1)
+    x = nk.Tensor(rng.standard_normal((2, 3, 9, 9)).astype(np.float32))
+    layer = nn.Conv2d(3, 4, 3, activation="relu", max_pool=2, generator=0)
+    fused = layer(x).data
+    seen = []
+    handle = layer.activation.register_forward_hook(lambda m, inputs, out: seen.append((inputs[0].data, out.data)))
+    watched = layer(x).data
+    handle.remove()
+    assert len(seen) == 1
+    z, a = seen[0]
+    assert z.shape == (2, 4, 7, 7) and a.min() >= 0 and np.array_equal(a, np.maximum(z, 0))
+    np.testing.assert_allclose(watched, fused, rtol=1e-6, atol=1e-6)  # the same function (bias added before the max)
+    np.testing.assert_array_equal(watched, nk.max_pool2d(nk.Tensor(a), 2).data)

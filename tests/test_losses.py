@@ -356,10 +356,14 @@ def test_cross_entropy_fast_path_uses_fused_op(monkeypatch):
 
         return call
 
-    # class-index targets take the fused op's pre-checked entry (targets are range-checked once), probabilities
-    # the public op
-    monkeypatch.setattr(L.ops, "cross_entropy", spy(nk.ops.cross_entropy))
-    monkeypatch.setattr(L, "cross_entropy_checked", spy(L.cross_entropy_checked))
+    # class-index targets go straight to the fused op's node (targets are range-checked once), probabilities through
+    # the public op, which checks them
+
+    class SpyNode:
+        apply = staticmethod(spy(nk.ops.nn.CrossEntropy.apply))
+
+    monkeypatch.setattr(L.ops, "softmax_cross_entropy", spy(nk.ops.softmax_cross_entropy))
+    monkeypatch.setattr(L, "CrossEntropy", SpyNode)
     x = nk.Tensor(np.zeros((3, 4), np.float32), requires_grad=True)
     cross_entropy(x, np.array([0, 1, 2]), label_smoothing=0.1)
     cross_entropy(x, np.full((3, 4), 0.25, np.float32))

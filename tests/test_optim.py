@@ -184,15 +184,21 @@ STEP_AND_ZERO = [
     (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
     (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
     (optim.Adam, dict(lr=0.05)),
+    (optim.Adam, dict(lr=0.05, amsgrad=True, weight_decay=0.1)),
+    (optim.AdamW, dict(lr=0.05)),
+    (optim.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
+    (optim.Adagrad, dict(lr=0.1, weight_decay=0.1)),
+    (optim.NAdam, dict(lr=0.05, weight_decay=0.1)),
     (optim.Lion, dict(lr=0.01)),
 ]
 
 
 @pytest.mark.parametrize(
-    "cls,kwargs", STEP_AND_ZERO, ids=["sgd", "sgd-weight-decay", "sgd-momentum", "sgd-nesterov", "adam", "lion"]
+    "cls,kwargs", STEP_AND_ZERO, ids=[f"{c.__name__}-{i}" for i, (c, _) in enumerate(STEP_AND_ZERO)]
 )
 def test_step_and_zero_grad_equals_step_then_zero_grad(cls, kwargs):
-    # bit for bit, over several steps, in float32; the gradients are gone afterwards
+    # The fast path (step_and_zero_grad may write an update into a dropped gradient's own array) against the plain
+    # one: bit for bit, over several steps, in float32, for every optimizer; the gradients are gone afterwards
     a, b = f32_params(), f32_params()
     opt_a, opt_b = cls(a, **kwargs), cls(b, **kwargs)
     for _ in range(4):
@@ -608,3 +614,104 @@ def test_library_does_not_import_torch():
     root = pathlib.Path(optim.__file__).parent
     for f in root.glob("*.py"):
         assert "import torch" not in f.read_text(), f
+
+
+# -- float16 parameters: state and update in float32, rounded back ----------------------------------------------
+FLOAT16 = [
+    (optim.SGD, dict(lr=0.1)),
+    (optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=1e-2, nesterov=True)),
+    (optim.Adam, dict(lr=1e-3)),
+    (optim.Adam, dict(lr=1e-3, amsgrad=True, weight_decay=1e-2)),
+    (optim.AdamW, dict(lr=1e-3)),
+    (optim.RMSprop, dict(lr=1e-3)),
+    (optim.RMSprop, dict(lr=1e-3, centered=True, momentum=0.9)),
+    (optim.Adagrad, dict(lr=1e-2)),
+    (optim.NAdam, dict(lr=1e-3)),
+    (optim.NAdam, dict(lr=1e-3, weight_decay=1e-2, decoupled_weight_decay=True)),
+    (optim.Lion, dict(lr=1e-3, weight_decay=1e-2)),
+]
+
+
+@pytest.mark.parametrize("release", [False, True], ids=["step", "step_and_zero_grad"])
+@pytest.mark.parametrize("cls,kwargs", FLOAT16, ids=[f"{c.__name__}-{i}" for i, (c, _) in enumerate(FLOAT16)])
+def test_float16_parameters_step_in_float32_and_round_back(cls, kwargs, release):
+    # The same optimizer on a float32 copy of the weights (reset to the rounded float16 weights before every step) and
+    # float32 copies of the same gradients is the reference: each float16 step must equal it rounded to float16.
+    # The gradients are small, so that their squares underflow in float16 (as Adam's eps 1e-8 does).
+    rng = np.random.default_rng(0)
+    w16 = nk.Tensor((rng.standard_normal((64, 32)) * 0.1).astype(np.float16), requires_grad=True)
+    w32 = nk.Tensor(w16.data.astype(np.float32), requires_grad=True)
+    opt16, opt32 = cls([w16], **kwargs), cls([w32], **kwargs)
+    for _ in range(6):
+        g = (rng.standard_normal((64, 32)) * 1e-3).astype(np.float16)
+        w32.data[...] = w16.data
+        w16.grad, w32.grad = nk.Tensor(g.copy()), nk.Tensor(g.astype(np.float32))
+        if release:
+            opt16.step_and_zero_grad()
+        else:
+            opt16.step()
+        opt32.step()
+        assert w16.data.dtype == np.float16 and np.isfinite(w16.data).all()
+        np.testing.assert_array_equal(w16.data, w32.data.astype(np.float16))
+    state = opt16.state[w16]
+    assert all(v.dtype == np.float32 for v in state.values() if isinstance(v, np.ndarray))
+    # exact resume: the float32 state survives state_dict / load_state_dict
+    again = cls([nk.Tensor(w16.data.copy(), requires_grad=True)], **kwargs)
+    again.load_state_dict(opt16.state_dict())
+    loaded = next(iter(again.state.values()))
+    for k, v in state.items():
+        if isinstance(v, np.ndarray):
+            assert loaded[k].dtype == np.float32 and np.array_equal(loaded[k], v)
+
+
+def test_float16_adam_with_default_eps_keeps_every_weight_finite():
+    # the case: one Adam step on a float16 layer made 1,519 of its 2,048 weights non-finite
+    layer = nk.nn.Dense(64, 32, dtype="float16", generator=0)
+    opt = optim.Adam(layer.parameters())
+    x = nk.Tensor(np.random.default_rng(1).standard_normal((16, 64)).astype(np.float16))
+    losses = []
+    for _ in range(20):
+        loss = (layer(x) ** 2).mean()
+        losses.append(float(loss.item()))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        assert all(np.isfinite(p.data).all() for p in layer.parameters())
+    assert losses[-1] < 0.9 * losses[0]  # and it learns
+
+
+NON_FINITE = [
+    (name, cls, key, value)
+    for name, cls in optim.OPTIMIZERS.items()
+    for key in ("lr", "weight_decay")
+    for value in (math.inf, -math.inf, math.nan)
+]
+
+
+@pytest.mark.parametrize("name,cls,key,value", NON_FINITE, ids=[f"{n}-{k}-{v}" for n, _, k, v in NON_FINITE])
+def test_non_finite_hyperparameters_are_refused_at_construction(name, cls, key, value):
+    with pytest.raises(ValueError) as e:
+        cls(nk_params(), **{key: value})
+    msg = str(e.value)
+    assert msg.startswith(f"{cls.__name__}: {key} must be a finite real number") and msg.endswith(f"got {value!r}")
+    with pytest.raises(ValueError, match=f"{key} must be a finite real number"):
+        optim.make_optimizer(name, nk_params(), **{key: value})
+
+
+def test_a_saved_state_with_a_non_finite_learning_rate_is_refused():
+    opt = optim.SGD(nk_params(), lr=0.1)
+    sd = opt.state_dict()
+    sd["param_groups"][0]["lr"] = math.inf
+    with pytest.raises(ValueError, match="SGD: lr must be a finite real number >= 0.0, got inf"):
+        optim.SGD(nk_params(), lr=0.1).load_state_dict(sd)
+
+
+def test_make_optimizer_by_name_and_its_mistakes():
+    opt = optim.make_optimizer("adamw", nk_params(), lr=0.01)
+    assert type(opt) is optim.AdamW and opt.param_groups[0]["lr"] == 0.01
+    assert opt.param_groups[0]["weight_decay"] == 1e-2  # not given: the optimizer's own default
+    assert optim.make_optimizer(opt, None) is opt
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; known: \['adagrad', 'adam'"):
+        optim.make_optimizer("adamm", nk_params())
+    with pytest.raises(ValueError, match="already built"):
+        optim.make_optimizer(opt, None, lr=0.1)

@@ -1,14 +1,15 @@
 """neuronkit: a deep-learning library built from first principles, with a view inside every neuron.
 
 The engine: ``Tensor`` with reverse-mode automatic differentiation on NumPy. The functional ops (``neuronkit.relu``,
-``neuronkit.cross_entropy``, ...) and creation functions are available at the top level.
+``neuronkit.softmax_cross_entropy``, ...), ``neuronkit.cross_entropy`` (the loss) and creation functions are available
+at the top level.
 """
 
 from __future__ import annotations
 
 from . import backend, data, nn, ops, optim, train
 from .autograd import Function, GraphFreedError, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .autograd.gradcheck import GradcheckResult, gradcheck
+from .backend import tune_allocator
 from .creation import (
     arange,
     eye,
@@ -24,7 +25,9 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .gradcheck import GradcheckResult, gradcheck
 from .io import FormatError, load, save
+from .nn.losses import cross_entropy  # PyTorch's cross_entropy; the fused op is neuronkit.softmax_cross_entropy
 from .ops import *  # the functional API: neuronkit.relu, neuronkit.matmul, ...
 from .tensor import Tensor
 

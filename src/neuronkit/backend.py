@@ -125,8 +125,12 @@ def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 
     fault in and zero those pages anew: on the CNN benchmark that doubled the epoch time. With arrays up to
     ``mmap_threshold`` (32 MiB, glibc's maximum) served from the heap, and up to ``trim_threshold`` of free heap kept,
     the pages are reused (PyTorch's caching allocator exists for the same reason). The cost: the process keeps up to
-    ``trim_threshold`` of freed memory. Called once when neuronkit is imported; set ``NEURONKIT_MALLOC_TUNING=0`` to
-    leave malloc alone. Returns True when the settings were applied (Linux with glibc only).
+    ``trim_threshold`` of freed memory.
+
+    It changes the whole process, so importing neuronkit never does it: the ``neuronkit`` command line and the
+    benchmarks call it first thing; call it at the start of your own training script for the same speed
+    (``neuronkit.tune_allocator()``). ``NEURONKIT_MALLOC_TUNING=0`` turns it into a no-op. Returns True when the
+    settings were applied (Linux with glibc only), False otherwise; calling it again is harmless.
     """
     if os.environ.get("NEURONKIT_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
@@ -140,7 +144,3 @@ def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 
         and mallopt(m_trim_threshold, trim_threshold)
         and mallopt(m_top_pad, top_pad)
     )
-
-
-ALLOCATOR_TUNED = tune_allocator()
-"""Whether ``tune_allocator`` applied its settings when neuronkit was imported."""

@@ -8,7 +8,7 @@ resets, so one seed makes a run repeatable.
 from __future__ import annotations
 
 from . import backend as B
-from .tensor import Tensor, _as_data
+from .tensor import Tensor, as_data
 
 _default_rng = B.default_rng(0)
 
@@ -45,13 +45,13 @@ def _dt(dtype):
 
 
 def _make(arr, requires_grad):
-    t = Tensor._from_array(arr, False)
+    t = Tensor.from_array(arr, False)
     return t.requires_grad_(True) if requires_grad else t
 
 
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data``. Python floats become float32; NumPy arrays keep their dtype."""
-    arr = _as_data(data, dtype)
+    arr = as_data(data, dtype)
     return _make(arr.copy(), requires_grad)
 
 
@@ -87,19 +87,19 @@ def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -
 
 def zeros_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
     """Zeros with the shape (and dtype, unless given) of ``t``."""
-    d = _as_data(t)
+    d = as_data(t)
     return _make(B.xp.zeros(d.shape, dtype=dtype or d.dtype), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
     """Ones with the shape (and dtype, unless given) of ``t``."""
-    d = _as_data(t)
+    d = as_data(t)
     return _make(B.xp.ones(d.shape, dtype=dtype or d.dtype), requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     """``fill_value`` with the shape (and dtype, unless given) of ``t``."""
-    d = _as_data(t)
+    d = as_data(t)
     return _make(B.xp.full(d.shape, fill_value, dtype=dtype or d.dtype), requires_grad)
 
 
@@ -125,4 +125,4 @@ def randint(low: int, high: int, shape, generator=None, dtype=None) -> Tensor:
     if high <= low:
         raise ValueError(f"randint: high must exceed low, got low={low}, high={high}")
     dt = B.xp.int64 if dtype is None else B.dtype(dtype)
-    return Tensor._from_array(get_generator(generator).integers(low, high, shape, dtype=dt), False)
+    return Tensor.from_array(get_generator(generator).integers(low, high, shape, dtype=dt), False)

@@ -1,7 +1,8 @@
 """``Tensor``: an array that remembers how it was computed, so ``backward()`` can find every gradient.
 
 A tensor holds ``data`` (an array of the backend), ``requires_grad``, ``grad`` (a Tensor once backward has run, for
-leaves), and ``_ctx``: the ``Function`` node that produced it (None for leaves: tensors you create yourself).
+leaves), ``grad_fn``: the ``Function`` node that produced it (None for leaves: tensors you create yourself), and
+``hooks``: the gradient hooks of a leaf (None when it has none; a non-leaf's hooks live on its node).
 Operators and methods are the functions of ``neuronkit.ops`` (the functional API), attached by
 ``ops.install_methods`` when the package loads.
 """
@@ -11,13 +12,15 @@ from __future__ import annotations
 import weakref
 
 from . import backend as B
-from .autograd import engine, function
+from .autograd import engine, is_grad_enabled, set_tensor_class
 
 _ALLOWED_KINDS = "biuf"
 
 
-def _as_data(data, dtype=None):
-    """Array for ``data``: Python floats and lists of floats become float32, arrays keep their dtype unless asked."""
+def as_data(data, dtype=None):
+    """The array a Tensor of ``data`` holds (``Tensor(data, dtype)`` and the creation functions use it): Python floats
+    and lists of floats become float32, arrays and tensors keep their dtype unless ``dtype`` is given; complex, object,
+    string and structured data raise ``TypeError``."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
@@ -50,26 +53,31 @@ class Tensor:
     ``Tensor(array)`` wraps a NumPy array without copying it; ``neuronkit.tensor(data)`` always copies.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "hooks", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
-        self.data = _as_data(data, dtype)
+        self.data = as_data(data, dtype)
         self.grad = None
-        self._ctx = None
-        self._hooks = None
+        self.grad_fn = None
+        self.hooks = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
-    def _from_array(cls, arr, requires_grad):
+    def from_array(cls, arr, requires_grad: bool = False) -> Tensor:
+        """Wrap ``arr``, an array of the backend, as it is: no copy, no dtype conversion, no checks.
+
+        For code that made the array itself (ops, layers, optimizers) and knows it is valid; ``Tensor(data)`` is the
+        checked constructor. ``requires_grad`` is set as given (only floating arrays may require gradients).
+        """
         t = object.__new__(cls)
         t.data = arr
         t.grad = None
         t.requires_grad = requires_grad
-        t._ctx = None
-        t._hooks = None
+        t.grad_fn = None
+        t.hooks = None
         return t
 
     # -- properties ---------------------------------------------------------------------------------------------
@@ -91,7 +99,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._ctx is None
+        return self.grad_fn is None
 
     @property
     def T(self) -> Tensor:
@@ -110,7 +118,7 @@ class Tensor:
                 f"only floating-point tensors can require gradients, got dtype {self.data.dtype}; "
                 "convert first, e.g. tensor(x, dtype='float32')"
             )
-        if not flag and self._ctx is not None:
+        if not flag and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach() instead")
         self.requires_grad = bool(flag)
         return self
@@ -131,7 +139,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph (``requires_grad=False``)."""
-        return Tensor._from_array(self.data, False)
+        return Tensor.from_array(self.data, False)
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
@@ -156,8 +164,8 @@ class Tensor:
     def __repr__(self):
         body = B.xp.array2string(self.data, separator=", ", prefix="tensor(")
         extra = "" if self.data.dtype == B.DEFAULT_FLOAT else f", dtype={self.data.dtype}"
-        if self._ctx is not None:
-            extra += f", grad_fn={self._ctx.name}"
+        if self.grad_fn is not None:
+            extra += f", grad_fn={self.grad_fn.name}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
@@ -179,28 +187,28 @@ class Tensor:
         """
         if not self.requires_grad:
             raise RuntimeError("register_hook(): cannot register a hook on a tensor that does not require grad")
-        if self._ctx is None:
-            if self._hooks is None:
-                self._hooks = []
-            hooks = self._hooks
+        if self.grad_fn is None:
+            if self.hooks is None:
+                self.hooks = []
+            hooks = self.hooks
         else:
-            if self._ctx.hooks is None:
-                self._ctx.hooks = []
-            hooks = self._ctx.hooks
+            if self.grad_fn.hooks is None:
+                self.grad_fn.hooks = []
+            hooks = self.grad_fn.hooks
         hooks.append(hook)
         return _HookHandle(hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
-        if self._ctx is not None:
-            self._ctx.retained = weakref.ref(self)
+        if self.grad_fn is not None:
+            self.grad_fn.retained = weakref.ref(self)
 
     def zero_grad_(self) -> None:
         self.grad = None
 
     # -- in-place assignment ------------------------------------------------------------------------------------
     def __setitem__(self, index, value):
-        if self.requires_grad and function.grad_mode._enabled:
+        if self.requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "in-place assignment to a tensor that requires grad would corrupt its gradient; do it inside "
                 "no_grad(), or build a new tensor with where()/concatenate()"
@@ -219,7 +227,4 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-function._Tensor = Tensor
-engine._Tensor = Tensor
-function._ndarray = B.ndarray
-function._asarray = B.asarray
+set_tensor_class(Tensor)

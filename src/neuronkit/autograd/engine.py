@@ -39,7 +39,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         g = g.astype(root.data.dtype, copy=True)
 
     leaf_grads: dict = {}  # id(leaf) -> [leaf, summed gradient of this pass]
-    node = root._ctx
+    node = root.grad_fn
     if node is None:  # backward on a leaf: its gradient is just g
         _accumulate_leaf(leaf_grads, root, g)
         _flush_leaves(leaf_grads, Tensor)
@@ -75,7 +75,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         if n.retained is not None:
             t = n.retained()
             if t is not None:
-                kept = Tensor._from_array(g.copy(), False)
+                kept = Tensor.from_array(g.copy(), False)
                 t.grad = kept if t.grad is None else t.grad + kept
         in_grads = n.backward(g)
         edges = n.next
@@ -135,8 +135,8 @@ def _flush_leaves(leaf_grads, Tensor):
     """Add this pass's gradient into each leaf's ``.grad`` (after its hooks), copying arrays that may be shared."""
     handed = set() if len(leaf_grads) > 1 else ()
     for leaf, g in leaf_grads.values():
-        if leaf._hooks is not None:
-            g = _run_hooks(leaf._hooks, g, leaf.data.shape, Tensor)
+        if leaf.hooks is not None:
+            g = _run_hooks(leaf.hooks, g, leaf.data.shape, Tensor)
         if leaf.grad is None:
             # A backward may hand one array to several inputs (add) or return a view (reshape), and a hook may return
             # an array the user keeps: copy those, so each leaf owns its gradient and optimizers may update it in
@@ -145,7 +145,7 @@ def _flush_leaves(leaf_grads, Tensor):
                 g = g.copy()
             if handed != ():
                 handed.add(id(g))
-            leaf.grad = Tensor._from_array(g, False)
+            leaf.grad = Tensor.from_array(g, False)
         else:
             gd = leaf.grad.data
             B.xp.add(gd, g, out=gd)
@@ -155,7 +155,7 @@ def _run_hooks(hooks, g, shape, Tensor):
     """Call each hook with the gradient; a hook may return a replacement. The result is a fresh copy, so no array a
     hook saw or returned (and the user may keep) ever becomes a leaf's ``.grad``."""
     for hook in hooks:
-        r = hook(Tensor._from_array(g, False))
+        r = hook(Tensor.from_array(g, False))
         if r is not None:
             r = r.data if isinstance(r, Tensor) else B.asarray(r)
             if r.shape != shape:
@@ -164,6 +164,12 @@ def _run_hooks(hooks, g, shape, Tensor):
     return g.copy()
 
 
-_Tensor = None  # set by tensor.py (which imports this module first)
+_Tensor = None  # the Tensor class, set through autograd.set_tensor_class by tensor.py (which imports this module)
 
 __all__ = ["backward", "GraphFreedError", "Function"]
+
+
+def set_tensor_class(cls) -> None:
+    """The class of the tensors this module makes (see ``autograd.set_tensor_class``)."""
+    global _Tensor
+    _Tensor = cls

@@ -18,6 +18,7 @@ reference cycles and plain reference counting frees it.
 
 from __future__ import annotations
 
+from .. import backend as B
 from . import grad_mode
 
 
@@ -52,26 +53,26 @@ class Function:
         res = _new_tensor(_Tensor)
         res.data = out
         res.grad = None
-        res._hooks = None
-        if grad_mode._enabled:
+        res.hooks = None
+        if grad_mode.enabled:
             if n == 1:
                 t = inputs[0]
                 if t.requires_grad:
-                    fn.next = (t._ctx or t,)
+                    fn.next = (t.grad_fn or t,)
                     return _link(fn, res, out)
             elif n == 2:
                 a, b = inputs
                 if a.requires_grad or b.requires_grad:
                     fn.next = (
-                        (a._ctx or a) if a.requires_grad else None,
-                        (b._ctx or b) if b.requires_grad else None,
+                        (a.grad_fn or a) if a.requires_grad else None,
+                        (b.grad_fn or b) if b.requires_grad else None,
                     )
                     return _link(fn, res, out)
             elif any(t.requires_grad for t in inputs):
-                fn.next = tuple(((t._ctx or t) if t.requires_grad else None) for t in inputs)
+                fn.next = tuple(((t.grad_fn or t) if t.requires_grad else None) for t in inputs)
                 return _link(fn, res, out)
         res.requires_grad = False
-        res._ctx = None
+        res.grad_fn = None
         return res
 
     def __repr__(self):
@@ -85,7 +86,7 @@ def _link(fn, res, out):
     fn.retained = None
     fn.freed = False
     res.requires_grad = True
-    res._ctx = fn
+    res.grad_fn = fn
     return res
 
 
@@ -94,8 +95,15 @@ def _shape_error(cls, inputs, err):
     return ValueError(f"{cls.name}: incompatible input shapes {shapes}: {err}")
 
 
-# Filled in by tensor.py (which imports this module) to avoid a circular import at load time.
+# The Tensor class, set through autograd.set_tensor_class by tensor.py (which imports this module: this one cannot
+# import it back).
 _Tensor = None
 _new_tensor = object.__new__
-_ndarray = None
-_asarray = None
+_ndarray = B.ndarray
+_asarray = B.asarray
+
+
+def set_tensor_class(cls) -> None:
+    """The class of the tensors this module makes (see ``autograd.set_tensor_class``)."""
+    global _Tensor
+    _Tensor = cls

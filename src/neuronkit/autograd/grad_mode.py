@@ -8,31 +8,33 @@ from __future__ import annotations
 
 import functools
 
-_enabled = True
+enabled = True
+"""Whether ops record the graph. Read it (``Function.apply`` does, on every op); change it only through ``no_grad``,
+``enable_grad`` and ``set_grad_enabled``."""
 
 
 def is_grad_enabled() -> bool:
     """True when ops record the graph needed for ``backward()``."""
-    return _enabled
+    return enabled
 
 
 def set_grad_enabled(mode: bool) -> None:
-    global _enabled
-    _enabled = bool(mode)
+    global enabled
+    enabled = bool(mode)
 
 
 class _GradMode:
     mode = True
 
     def __enter__(self):
-        global _enabled
-        self._prev = _enabled
-        _enabled = self.mode
+        global enabled
+        self._prev = enabled
+        enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        global _enabled
-        _enabled = self._prev
+        global enabled
+        enabled = self._prev
         return False
 
     def __call__(self, fn):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,7 @@ class TrainConfig:
     dropout: float = 0.0  # dropout after each hidden layer of the mlp (0: none)
     init: str = "auto"  # weight initialiser of every layer (a name from neuronkit.nn.init); auto: each layer's default
     loss: str = "auto"  # auto: cross_entropy for classification, mse for regression
-    optimizer: str = "adam"  # a name from neuronkit.train.OPTIMIZERS
+    optimizer: str = "adam"  # a name from neuronkit.optim.OPTIMIZERS
     lr: float = 1e-3  # learning rate (the peak rate for onecycle)
     weight_decay: float | None = None  # the optimizer's weight decay (L2; decoupled for adamw); None: its default
     clip_grad_norm: float | None = None  # rescale the gradients to at most this global norm each step (None: off)
@@ -109,13 +110,14 @@ def _float(key, v, low=None, high=None, low_open=False, high_open=False):
         raise CLIError(f"{key} must be a number, got {v!r}")
     v = float(v)
     if (
-        v != v
+        not math.isfinite(v)  # NaN and the infinities: no setting here means anything at infinity
         or (low is not None and (v < low or (low_open and v == low)))
         or (high is not None and (v > high or (high_open and v == high)))
     ):
         lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
-        raise CLIError(f"{key} must be {' and '.join(s for s in (lo, hi) if s)}, got {v}")
+        bounds = " and ".join(s for s in (lo, hi) if s)
+        raise CLIError(f"{key} must be a finite number{' ' + bounds if bounds else ''}, got {v}")
     return v
 
 
@@ -167,7 +169,7 @@ def _model_sizes(v: str) -> str:
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every value (types and ranges, names against the registries); raise ``CLIError`` for the first bad one."""
     from ..nn import ACTIVATIONS, LOSSES
-    from ..train import OPTIMIZERS
+    from ..optim import OPTIMIZERS
 
     cfg.data = _str("data", cfg.data)
     cfg.data_dir = _str("data_dir", cfg.data_dir, allow_none=True)

@@ -121,11 +121,11 @@ def cmd_diagnose(args) -> int:
 def _first_layer(model):
     """``(name, weight array, image shape or None)`` of the first Dense or convolution layer (a convolution's
     filters are drawn in their own (C, kh, kw) shape)."""
-    from ..nn.layers.conv import _ConvNd
+    from ..nn.layers.conv import ConvNd
     from ..nn.layers.dense import Dense
 
     for name, m in model.named_modules():
-        if isinstance(m, _ConvNd):
+        if isinstance(m, ConvNd):
             w = np.asarray(m.weight.data)
             return name, w, tuple(w.shape[1:]) if w.ndim == 4 else None
         if isinstance(m, Dense):

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, creation, io
+from ..backend import tune_allocator
 from ..data import DATASETS, DownloadError
 from ..tour import cli as tour_cli
 from ..train import predict
@@ -375,6 +376,7 @@ def _run(args) -> int:
 
 def main(argv=None) -> int:
     """Run the ``neuronkit`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    tune_allocator()  # a training process: keep freed array memory for reuse (see backend.tune_allocator)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return _main(argv)

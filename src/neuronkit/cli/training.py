@@ -10,7 +10,7 @@ import numpy as np
 from .. import optim
 from ..data import DataLoader, train_test_split
 from ..inspect import GradCheckCallback, Probe, ProbeCallback
-from ..train import OPTIMIZERS, ClipGradNorm, StopOnNaN, Trainer, evaluate
+from ..train import ClipGradNorm, StopOnNaN, Trainer, evaluate
 from ..train.callbacks import LRScheduler as ScheduleCallback
 from . import data as D
 from .errors import CLIError
@@ -21,12 +21,12 @@ REGRESSION_METRICS = ["mse", "mae", "r2"]
 PROBE_RECORDS = 200  # records a run keeps by default (probe_every = total steps / this)
 
 
-def make_optimizer(cfg, params):
-    """The ``--optimizer`` with ``--lr`` and, when given, ``--weight-decay``."""
+def optimizer_options(cfg) -> dict:
+    """The optimizer's keyword arguments from the settings: ``--lr`` and, when given, ``--weight-decay``."""
     kwargs = {"lr": cfg.lr}
     if cfg.weight_decay is not None:
         kwargs["weight_decay"] = cfg.weight_decay
-    return OPTIMIZERS[cfg.optimizer](params, **kwargs)
+    return kwargs
 
 
 def probe_every(cfg, steps_per_epoch: int) -> int:
@@ -45,7 +45,7 @@ def make_trainer(
     training samples, or None when ``gradcheck_every`` is 0). ``probe_history`` (a saved ``ProbeHistory``) is
     continued up to ``resume_step`` when a run resumes."""
     n_train = n_samples(train)
-    optimizer = make_optimizer(cfg, model.parameters())
+    optimizer = optim.make_optimizer(cfg.optimizer, model.parameters(), **optimizer_options(cfg))
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     cbs = [StopOnNaN(), *callbacks]
     if cfg.clip_grad_norm is not None:

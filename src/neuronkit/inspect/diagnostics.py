@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nn.activations import Activation
-from ..nn.layers.conv import _ConvNd
+from ..nn.layers.conv import ConvNd
 from ..nn.losses import get_loss
 from ..tensor import Tensor
+from .arrays import as_numpy, per_unit
 from .probes import activation_name
 
 __all__ = ["Finding", "check_before_training", "diagnose_training", "report"]
@@ -132,8 +133,6 @@ def report(findings) -> str:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
-def _np(t):
-    return np.asarray(t.data if hasattr(t, "data") else t)
 
 
 def _units_text(units, limit: int = 10) -> str:
@@ -150,15 +149,6 @@ def _act_name(module) -> str | None:
         return module.name
     name = activation_name(module)
     return None if name == "linear" else name
-
-
-def _per_unit(a: np.ndarray, channels_first: bool) -> np.ndarray:
-    """(units, samples) view: channel axis 1 for convolution outputs, else the last axis."""
-    if a.ndim == 0:
-        return a.reshape(1, 1)
-    if channels_first and a.ndim >= 3:
-        return np.moveaxis(a, 1, 0).reshape(a.shape[1], -1)
-    return a.reshape(-1, a.shape[-1]).T
 
 
 def _dead_finding(layer: str, units: list, total: int, when: str, lr=None) -> Finding:
@@ -218,8 +208,8 @@ def _split(batch):
             f"targets, got {type(batch).__name__}"
         )
     x, y = batch
-    x = np.asarray(_np(x))
-    y = np.asarray(_np(y))
+    x = np.asarray(as_numpy(x))
+    y = np.asarray(as_numpy(y))
     return x, y
 
 
@@ -243,7 +233,7 @@ def check_before_training(
 
         def hook(module, inputs, output, _name=name):
             if isinstance(output, Tensor):
-                records.append((_name, module, np.array(_np(output), dtype=np.float64)))
+                records.append((_name, module, np.array(as_numpy(output), dtype=np.float64)))
 
         handles.append(m.register_forward_hook(hook))
     params = list(model.named_parameters())
@@ -256,14 +246,14 @@ def check_before_training(
         value = loss_fn(out, target)
         value.backward()
         loss_value = float(value.item())
-        logits = np.asarray(_np(out), dtype=np.float64)
+        logits = np.asarray(as_numpy(out), dtype=np.float64)
         grads = {}
         for name, m in _layers(model):
             w = getattr(m, "weight", None)
             if w is None or not hasattr(w, "grad"):
                 continue
-            g = None if w.grad is None else np.asarray(_np(w.grad), dtype=np.float64)
-            grads[name] = (np.asarray(_np(w), dtype=np.float64), g)
+            g = None if w.grad is None else np.asarray(as_numpy(w.grad), dtype=np.float64)
+            grads[name] = (np.asarray(as_numpy(w), dtype=np.float64), g)
     finally:
         for h in handles:
             h.remove()
@@ -342,7 +332,7 @@ def _check_layers(records, in_std, when) -> list:
     base = in_std if in_std > 0 and math.isfinite(in_std) else 1.0
     conv_context = False
     for name, module, a in records:
-        if isinstance(module, _ConvNd):
+        if isinstance(module, ConvNd):
             conv_context = True
         elif getattr(module, "weight", None) is not None:
             conv_context = False
@@ -380,7 +370,7 @@ def _check_layers(records, in_std, when) -> list:
             )
         if act is None:
             continue
-        u = _per_unit(a, conv_context)
+        u = per_unit(a, conv_context)
         if act in DEAD_CAPABLE:
             dead = np.flatnonzero((u <= 0).all(1)).tolist()
             if dead:

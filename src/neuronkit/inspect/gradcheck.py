@@ -1,6 +1,6 @@
 """``check_gradients``: a float64 check of a whole model's backpropagated gradients on a real batch, layer by layer.
 
-The op-level ``neuronkit.autograd.gradcheck`` checks one function of small tensors completely. This checks a model as
+The op-level ``neuronkit.gradcheck`` checks one function of small tensors completely. This checks a model as
 it is used: one forward and backward of ``loss(model(x), y)`` gives every parameter's analytical gradient, and for a
 seeded sample of up to ``max_per_param`` entries of each parameter the central difference
 ``(L(w + eps) - L(w - eps)) / (2 eps)`` gives the numerical one. Everything runs in float64: each parameter's and

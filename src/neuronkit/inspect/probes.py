@@ -30,8 +30,9 @@ import numpy as np
 
 from .. import io
 from ..nn.activations import Identity
-from ..nn.layers.conv import _ConvNd
+from ..nn.layers.conv import ConvNd
 from ..nn.layers.dense import Dense
+from .arrays import as_numpy, per_unit
 
 UNIT_STATS = (
     "pre_mean",
@@ -60,16 +61,10 @@ _RANGES = {
 }
 
 
-def _np(t):
-    return np.asarray(t.data if hasattr(t, "data") else t)
-
-
 def activation_name(module) -> str:
-    """The name of a layer's activation: its activation module's name, the name of an activation fused into the
-    layer (``Conv2d(..., activation="relu")``), or ``"linear"`` for none."""
+    """The name of a layer's activation module (``Dense``'s, or the one fused into ``Conv2d(..., activation="relu")``),
+    or ``"linear"`` for none."""
     act = getattr(module, "activation", None)
-    if isinstance(act, str):
-        return act
     if act is None or isinstance(act, Identity):
         return "linear"
     return getattr(act, "name", type(act).__name__.lower())
@@ -80,7 +75,7 @@ class LayerRecord:
 
     def __init__(self, name: str, module, max_records: int, bins: int, hist_range):
         self.name, self.module = name, module
-        self.kind = "conv" if isinstance(module, _ConvNd) else "dense"
+        self.kind = "conv" if isinstance(module, ConvNd) else "dense"
         self.units = module.out_channels if self.kind == "conv" else module.out_features
         self.activation = activation_name(module)
         lo, hi = hist_range if hist_range is not None else _RANGES.get(self.activation, (-5.0, 5.0))
@@ -137,14 +132,6 @@ def _row_sq(a):
     return np.einsum("ij,ij->i", a, a, dtype=np.float64)
 
 
-def _per_unit(a, kind):
-    """(units, n) view of a layer output: dense (..., units) -> units by samples; conv (N, C, ...) -> channels by
-    samples x positions."""
-    if kind == "conv":
-        return np.moveaxis(a, 1, 0).reshape(a.shape[1], -1)
-    return a.reshape(-1, a.shape[-1]).T
-
-
 class Probe:
     """Record per-neuron statistics of every dense and convolution layer of ``model`` every ``every`` steps.
 
@@ -170,24 +157,25 @@ class Probe:
         self.layers: dict[str, LayerRecord] = {}
         self._handles = []
         for name, m in model.named_modules():
-            if isinstance(m, (Dense, _ConvNd)):
+            if isinstance(m, (Dense, ConvNd)):
                 rec = LayerRecord(name or type(m).__name__, m, max_records, bins, hist_range)
                 self.layers[rec.name] = rec
                 self._handles.append(m.register_forward_hook(self._forward_hook(rec)))
                 act = getattr(m, "activation", None)
-                if act is not None and not isinstance(act, (Identity, str)):  # a fused activation has no module
+                # A convolution's activation is fused into the op (Conv2d(..., activation="relu", max_pool=k)): a
+                # hook on it would make the layer run conv, ReLU and pooling apart, slower. It is left alone, and the
+                # records' pre_* statistics are those of the layer's output.
+                if act is not None and not isinstance(act, Identity) and not isinstance(m, ConvNd):
                     self._handles.append(act.register_forward_pre_hook(self._pre_hook(rec)))
         if not self.layers:
             raise ValueError(f"Probe: {type(model).__name__} has no Dense or convolution layer to probe")
-        # a fused activation (Conv2d(..., activation="relu", max_pool=k)) is not observable apart from the layer:
-        # its records' pre_* statistics are those of the layer's output
 
     # -- hooks ----------------------------------------------------------------------------------------------------
     def _pre_hook(self, rec):
         def hook(module, inputs):
             if not self.active or not module.training:  # eval-mode passes (validation, gradcheck) are not training
                 return None
-            rec.pending_pre = _np(inputs[0])
+            rec.pending_pre = as_numpy(inputs[0])
             return None
 
         return hook
@@ -197,7 +185,7 @@ class Probe:
             if not self.active or not module.training:
                 return None
             with np.errstate(all="ignore"):  # a diverging run must be recorded, not spam warnings
-                self._measure(rec, _np(output))
+                self._measure(rec, as_numpy(output))
             if getattr(output, "requires_grad", False):
                 output.register_hook(self._grad_hook(rec))
             self.work_count += 1
@@ -208,7 +196,8 @@ class Probe:
     def _measure(self, rec, out) -> None:
         pre = out if rec.pending_pre is None else rec.pending_pre
         rec.pending_pre = None
-        o, z = _per_unit(out.astype(np.float64), rec.kind), _per_unit(pre.astype(np.float64), rec.kind)
+        conv = rec.kind == "conv"
+        o, z = per_unit(out.astype(np.float64), conv), per_unit(pre.astype(np.float64), conv)
         p = rec.pending
         p["pre_mean"], p["pre_std"] = z.mean(1), z.std(1)
         p["pre_rms"] = np.sqrt((z * z).mean(1))
@@ -230,7 +219,7 @@ class Probe:
     def _grad_hook(self, rec):
         def hook(grad):
             if self.active:
-                rec.pending["out_grad_norm"] = float(np.sqrt(np.sum(np.square(_np(grad), dtype=np.float64))))
+                rec.pending["out_grad_norm"] = float(np.sqrt(np.sum(np.square(as_numpy(grad), dtype=np.float64))))
             return None
 
         return hook
@@ -263,13 +252,13 @@ class Probe:
     def _write(self, rec: LayerRecord, lr: float) -> None:
         m, p = rec.module, rec.pending
         i = rec.count % self.max_records
-        w = _np(m.weight).reshape(rec.units, -1)  # the model's dtype: norms accumulate in float64 without a copy
-        b = np.zeros(rec.units) if m.bias is None else _np(m.bias).astype(np.float64)
+        w = as_numpy(m.weight).reshape(rec.units, -1)  # the model's dtype: norms accumulate in float64 without a copy
+        b = np.zeros(rec.units) if m.bias is None else as_numpy(m.bias).astype(np.float64)
         wn = np.sqrt(_row_sq(w))
         p["weight_norm"], p["bias"] = wn, b
         g = m.weight.grad
         if g is not None:
-            sq = _row_sq(_np(g).reshape(rec.units, -1))
+            sq = _row_sq(as_numpy(g).reshape(rec.units, -1))
             p["grad_norm"] = np.sqrt(sq)
             rec.layer["layer_grad_norm"][i] = math.sqrt(float(sq.sum()))
         else:

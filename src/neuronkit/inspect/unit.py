@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
-from ..nn.layers.conv import _ConvNd
+from ..nn.layers.conv import ConvNd
 from ..nn.layers.dense import Dense
 from ..tensor import Tensor
 from .probes import activation_name
@@ -50,7 +50,7 @@ class UnitView:
 
 def probed_layers(model) -> dict:
     """``{name: module}`` of the layers that have units: every Dense and convolution layer."""
-    return {name or type(m).__name__: m for name, m in model.named_modules() if isinstance(m, (Dense, _ConvNd))}
+    return {name or type(m).__name__: m for name, m in model.named_modules() if isinstance(m, (Dense, ConvNd))}
 
 
 def _responses(model, module, unit: int, inputs, batch: int = 512) -> np.ndarray:
@@ -85,13 +85,13 @@ def view_unit(model, layer: str, unit: int, probes=None, inputs=None, labels=Non
     if layer not in layers:
         raise KeyError(f"no layer {layer!r} with units; layers: {', '.join(layers)}")
     m = layers[layer]
-    units = m.out_channels if isinstance(m, _ConvNd) else m.out_features
+    units = m.out_channels if isinstance(m, ConvNd) else m.out_features
     if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < units:
         raise ValueError(f"layer {layer} has units 0 to {units - 1}; got unit {unit!r}")
     view = UnitView(
         layer=layer,
         unit=int(unit),
-        kind="conv" if isinstance(m, _ConvNd) else "dense",
+        kind="conv" if isinstance(m, ConvNd) else "dense",
         type=type(m).__name__,
         activation=activation_name(m),
         max_pool=getattr(m, "max_pool", None),

@@ -29,6 +29,7 @@ from .layers import (
     BatchNorm2d,
     Conv1d,
     Conv2d,
+    ConvNd,
     Dense,
     Dropout,
     Embedding,

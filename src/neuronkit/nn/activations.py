@@ -42,6 +42,12 @@ def _make(cls_name: str, name: str, fn, doc: str, **defaults):
         Activation.__init__(self, **{**defaults, **kwargs})
 
     attrs = {"__init__": __init__, "fn": staticmethod(fn), "name": name, "__doc__": doc, "defaults": dict(defaults)}
+    if not defaults:  # no options: apply fn to the input alone (no empty keyword dict to unpack on every call)
+
+        def forward(self, x):
+            return fn(x)
+
+        attrs["forward"] = forward
     cls = type(cls_name, (Activation,), attrs)
     cls.__module__ = __name__
     return register_layer(cls)

@@ -3,7 +3,7 @@
 Every function takes ``reduction`` in ``{"mean", "sum", "none"}`` (``kl_div`` also ``"batchmean"``) and follows the
 semantics of its ``torch.nn.functional`` namesake, so a model trained here and there gives the same numbers.
 Gradients come from the ops the losses are built from (principle 1: compose by default); classification without
-class weights or ignored targets goes through the fused ``ops.cross_entropy``, the hot path.
+class weights or ignored targets goes through the fused ``ops.softmax_cross_entropy``, the hot path.
 
 ``LOSSES`` maps short names (``"mse"``, ``"cross_entropy"``, ...) to the module classes and ``get_loss`` builds one
 from a name (principle 9).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from .. import ops
-from ..ops.nn import cross_entropy_checked
+from ..ops.nn import CrossEntropy
 from ..tensor import Tensor
 from .module import Module
 
@@ -221,8 +221,9 @@ def cross_entropy(
     ``weight`` is None). With probability targets ``q`` (N, C) (smoothed to ``(1 - e) q + e / C``):
     ``l_n = -sum_c w[c] q[n, c] logp[n, c]`` and ``"mean"`` divides by N; ``ignore_index`` does not apply.
 
-    Without ``weight`` and with no target equal to ``ignore_index`` this is the fused :func:`neuronkit.cross_entropy`
-    (one op with a hand-written backward); otherwise it is composed from ``log_softmax`` and indexing.
+    Without ``weight`` and with no target equal to ``ignore_index`` this is the fused
+    :func:`neuronkit.ops.softmax_cross_entropy` (one op with a hand-written backward); otherwise it is composed from
+    ``log_softmax`` and indexing.
     Shapes: ``logits`` (N, C); ``weight`` (C,) optional; output scalar, or (N,) with ``"none"``.
     """
     name = "cross_entropy"
@@ -243,7 +244,7 @@ def cross_entropy(
                 f"probability targets must have the logits' shape"
             )
         if w is None:
-            return ops.cross_entropy(x, target, label_smoothing=label_smoothing, reduction=reduction)
+            return ops.softmax_cross_entropy(x, target, label_smoothing=label_smoothing, reduction=reduction)
         q = _target_like(name, x, target)
         if label_smoothing:
             q = q * (1 - label_smoothing) + label_smoothing / c
@@ -253,11 +254,11 @@ def cross_entropy(
     if w is None and t.dtype.kind in "iu" and t.shape == (n,) and n and not 0 <= ignore_index < c:
         # The hot path (plain class targets): one range check here, none again in the fused op.
         if B.xp.minimum.reduce(t) >= 0 and B.xp.maximum.reduce(t) < c:
-            return cross_entropy_checked(x, t, float(label_smoothing), reduction)
+            return CrossEntropy.apply(x, Tensor.from_array(t), smoothing=float(label_smoothing), reduction=reduction)
     t = _class_targets(name, x, t, ignore_index)
     ignored = t == ignore_index
     if w is None and not ignored.any():
-        return ops.cross_entropy(x, t, label_smoothing=label_smoothing, reduction=reduction)
+        return ops.softmax_cross_entropy(x, t, label_smoothing=label_smoothing, reduction=reduction)
     logp = ops.log_softmax(x, axis=1)  # (N, C)
     nll = nll_loss(logp, t, weight=w, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing:

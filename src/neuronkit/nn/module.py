@@ -120,6 +120,11 @@ class Module:
         self.__dict__[table][Module._hook_id] = hook
         return _Handle(self.__dict__[table], Module._hook_id)
 
+    def has_hooks(self) -> bool:
+        """Whether a forward pre-hook, forward hook or backward hook is registered on this module (not its children)."""
+        d = self.__dict__
+        return bool(d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"])
+
     def register_forward_pre_hook(self, hook) -> _Handle:
         return self._add_hook("_forward_pre_hooks", hook)
 
@@ -257,25 +262,6 @@ class Module:
             f"{name} cannot be saved by architecture: give it get_config() and register it, or save only its weights "
             f"with save_weights"
         )
-
-    # -- training (the loop lives in neuronkit.train; imported on use) -------------------------------------------------
-    def fit(self, train, **kwargs):
-        """Train this model: ``neuronkit.train.fit(self, train, **kwargs)``; returns the ``History``."""
-        from ..train import fit
-
-        return fit(self, train, **kwargs)
-
-    def evaluate(self, data, **kwargs) -> dict:
-        """Loss and metrics on ``data``: ``neuronkit.train.evaluate(self, data, **kwargs)``."""
-        from ..train import evaluate
-
-        return evaluate(self, data, **kwargs)
-
-    def predict(self, x, batch_size: int = 256):
-        """Outputs for inputs ``x`` in eval mode, as a NumPy array: ``neuronkit.train.predict``."""
-        from ..train import predict
-
-        return predict(self, x, batch_size)
 
     # -- display ----------------------------------------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -28,7 +28,7 @@ from .conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from .elementwise import abs, add, astype, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .index import getitem
 from .linalg import linear, matmul
-from .nn import cross_entropy, log_softmax, softmax
+from .nn import log_softmax, softmax, softmax_cross_entropy
 from .norm import batch_norm, embedding, layer_norm
 from .reduce import logsumexp, max, mean, min, std, sum, var
 from .registry import DIFFERENTIABLE, NON_DIFFERENTIABLE

@@ -17,7 +17,7 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
             dt = B.DEFAULT_FLOAT
         elif isinstance(x, bool) is False and isinstance(x, int) and dt.kind == "b":
             dt = B.xp.dtype(B.xp.int64)
-        return Tensor._from_array(B.xp.asarray(x, dtype=dt), False)
+        return Tensor.from_array(B.xp.asarray(x, dtype=dt), False)
     return Tensor(x)
 
 

@@ -14,7 +14,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from ._special import erf
 from ._util import as_tensor
-from .elementwise import _Unary
+from .elementwise import Unary
 from .registry import register
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -50,31 +50,31 @@ class ReLU(Function):
         return (g * (self.y > 0),)
 
 
-class Sigmoid(_Unary):
+class Sigmoid(Unary):
     name = "sigmoid"
     f = staticmethod(stable_sigmoid)
     df = staticmethod(lambda x, y: y * (1 - y))
 
 
-class Tanh(_Unary):
+class Tanh(Unary):
     name = "tanh"
     f = staticmethod(lambda x: B.xp.tanh(x))
     df = staticmethod(lambda x, y: 1 - y * y)
 
 
-class LeakyReLU(_Unary):
+class LeakyReLU(Unary):
     name = "leaky_relu"
     f = staticmethod(lambda x, slope: B.xp.where(x > 0, x, x * slope))
     df = staticmethod(lambda x, y, slope: B.xp.where(x > 0, 1, slope).astype(x.dtype))
 
 
-class ELU(_Unary):
+class ELU(Unary):
     name = "elu"
     f = staticmethod(lambda x, alpha: B.xp.where(x > 0, x, alpha * B.xp.expm1(B.xp.minimum(x, 0))))
     df = staticmethod(lambda x, y, alpha: B.xp.where(x > 0, 1, y + alpha).astype(x.dtype))
 
 
-class SELU(_Unary):
+class SELU(Unary):
     name = "selu"
     f = staticmethod(
         lambda x: SELU_SCALE * B.xp.where(x > 0, x, SELU_ALPHA * B.xp.expm1(B.xp.minimum(x, 0))).astype(x.dtype)
@@ -82,7 +82,7 @@ class SELU(_Unary):
     df = staticmethod(lambda x, y: B.xp.where(x > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA).astype(x.dtype))
 
 
-class GELU(_Unary):
+class GELU(Unary):
     name = "gelu"
 
     @staticmethod
@@ -101,7 +101,7 @@ class GELU(_Unary):
         return cdf + x * _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
 
 
-class SiLU(_Unary):
+class SiLU(Unary):
     name = "silu"
 
     def forward(self, x):
@@ -113,7 +113,7 @@ class SiLU(_Unary):
         return (g * (s * (1 + self.x * (1 - s))),)
 
 
-class Mish(_Unary):
+class Mish(Unary):
     name = "mish"
 
     def forward(self, x):
@@ -126,7 +126,7 @@ class Mish(_Unary):
         return (g * (t + self.x * stable_sigmoid(self.x) * (1 - t * t)),)
 
 
-class Softplus(_Unary):
+class Softplus(Unary):
     name = "softplus"
 
     @staticmethod
@@ -140,19 +140,19 @@ class Softplus(_Unary):
         return B.xp.where(bx > threshold, 1, stable_sigmoid(bx)).astype(x.dtype)
 
 
-class Softsign(_Unary):
+class Softsign(Unary):
     name = "softsign"
     f = staticmethod(lambda x: x / (1 + B.xp.abs(x)))
     df = staticmethod(lambda x, y: 1 / ((1 + B.xp.abs(x)) ** 2))
 
 
-class HardSigmoid(_Unary):
+class HardSigmoid(Unary):
     name = "hard_sigmoid"
     f = staticmethod(lambda x: B.xp.clip(x / 6 + 0.5, 0, 1))
     df = staticmethod(lambda x, y: ((x > -3) & (x < 3)) / x.dtype.type(6))
 
 
-class HardTanh(_Unary):
+class HardTanh(Unary):
     name = "hard_tanh"
     f = staticmethod(lambda x, lo, hi: B.xp.clip(x, lo, hi))
     df = staticmethod(lambda x, y, lo, hi: (x > lo) & (x < hi))

@@ -13,7 +13,7 @@ def _cmp(name, ufunc):
         a = as_tensor(a, b if isinstance(b, Tensor) else None)
         b = as_tensor(b, a)
         try:
-            return Tensor._from_array(B.asarray(ufunc(a.data, b.data)), False)
+            return Tensor.from_array(B.asarray(ufunc(a.data, b.data)), False)
         except ValueError:
             raise ValueError(f"{name}: cannot broadcast shapes {tuple(a.shape)} and {tuple(b.shape)}") from None
 
@@ -35,7 +35,7 @@ def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
     """Index of the largest value (over the flattened tensor when ``axis`` is None)."""
     x = as_tensor(x)
     ax = None if axis is None else norm_axes(axis, x.ndim, "argmax")[0]
-    return Tensor._from_array(B.asarray(x.data.argmax(axis=ax, keepdims=keepdims)), False)
+    return Tensor.from_array(B.asarray(x.data.argmax(axis=ax, keepdims=keepdims)), False)
 
 
 @register("argmin", differentiable=False)
@@ -43,4 +43,4 @@ def argmin(x, axis=None, keepdims: bool = False) -> Tensor:
     """Index of the smallest value (over the flattened tensor when ``axis`` is None)."""
     x = as_tensor(x)
     ax = None if axis is None else norm_axes(axis, x.ndim, "argmin")[0]
-    return Tensor._from_array(B.asarray(x.data.argmin(axis=ax, keepdims=keepdims)), False)
+    return Tensor.from_array(B.asarray(x.data.argmin(axis=ax, keepdims=keepdims)), False)

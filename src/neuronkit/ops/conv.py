@@ -13,6 +13,8 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import as_tensor
 from .activation import relu
+from .conv_fused import Conv2dFused
+from .im2col import add_bias_rows, col2im, im2col, out_size, pad, window
 from .registry import register
 
 
@@ -25,114 +27,6 @@ def _pair(v, name):
     return t
 
 
-def _out_size(n, k, s, p, d):
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def _window(x, kh, kw, sh, sw, dh, dw, oh, ow):
-    """The view of ``x`` (N, C, H, W) seen by kernel offset (kh, kw): shape (N, C, oh, ow)."""
-    h0, w0 = kh * dh, kw * dw
-    return x[:, :, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw]
-
-
-def _pad(x, ph, pw, value=0.0):
-    """``x`` (N, C, H, W) with ``ph``/``pw`` rows/columns of ``value`` around it, in an NHWC-backed buffer."""
-    if not ph and not pw:
-        return x
-    n, c, h, w = x.shape
-    out = B.xp.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype).transpose(0, 3, 1, 2)
-    out[:, :, ph : ph + h, pw : pw + w] = x
-    return out
-
-
-def _im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
-    """Patches of ``xpad`` (N, C, Hp, Wp) as a matrix (N*oh*ow, groups, kh*kw*C/groups), channel innermost.
-
-    ``cols[(n, i, j), g, (a, b, ci)] = xpad[n, g*cg + ci, i*sh + a*dh, j*sw + b*dw]``. The input is read in NHWC
-    order (what our convolutions and pools return). With unit width stride and dilation and one group, the kw*C values
-    of one kernel row are contiguous in that memory, so each kernel row is one strided copy; with few channels the
-    matrix is built transposed instead (see ``_fill_cols_t``). The result may be a non-contiguous view.
-    """
-    xp = B.xp
-    n, c, hp, wp = xpad.shape
-    cg = c // groups
-    if groups == 1 and sw == 1 and dw == 1 and kw * c >= 16:  # (few channels: per-offset copies run longer)
-        cols = xp.empty((n, oh, ow, kh, kw * c), dtype=xpad.dtype)
-        _fill_cols(cols, _nhwc(xpad), kh, kw, sh, sw, dh, oh, ow)
-        return cols.reshape(n * oh * ow, 1, kh * kw * c)
-    if groups == 1:
-        cols_t = xp.empty((kh, kw, c, n, oh, ow), dtype=xpad.dtype)
-        _fill_cols_t(cols_t, xpad, kh, kw, sh, sw, dh, dw, oh, ow)
-        return cols_t.reshape(kh * kw * c, n * oh * ow).T[:, None, :]
-    cols = xp.empty((n, oh, ow, groups, kh, kw, cg), dtype=xpad.dtype)
-    for a in range(kh):
-        for bb in range(kw):
-            win = _window(xpad, a, bb, sh, sw, dh, dw, oh, ow)  # (N, C, oh, ow)
-            cols[:, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(n, oh, ow, groups, cg)
-    return cols.reshape(n * oh * ow, groups, kh * kw * cg)
-
-
-def _nhwc(xpad):
-    """``xpad`` (N, C, H, W) as C-contiguous (N, H, W, C) memory: free when it is NHWC-backed, as ours are."""
-    xn = xpad.transpose(0, 2, 3, 1)
-    return xn if xn.flags.c_contiguous else B.xp.ascontiguousarray(xn)
-
-
-def _fill_cols(dst, xn, kh, kw, sh, sw, dh, oh, ow):
-    """im2col rows for unit dilation along the width: ``dst`` (N, oh, ow, kh, kw*C), ``xn`` an (N, Hp, Wp, C) view
-    with C-contiguous rows (it may start at a column offset). The kw*C values of one kernel row are contiguous in
-    ``xn``, so each kernel row is one strided copy."""
-    n, c = xn.shape[0], xn.shape[3]
-    item = xn.itemsize
-    for a in range(kh):
-        rows = xn[:, a * dh : a * dh + sh * (oh - 1) + 1 : sh]  # (N, oh, Wp', C)
-        strides = (rows.strides[0], rows.strides[1], sw * c * item, item)
-        dst[:, :, :, a, :] = B.xp.lib.stride_tricks.as_strided(rows, (n, oh, ow, kw * c), strides, writeable=False)
-
-
-def _fill_cols_t(dst, xpad, kh, kw, sh, sw, dh, dw, oh, ow):
-    """The im2col matrix transposed, for few channels: ``dst`` (kh, kw, C, N, oh, ow), so each copy runs along the
-    image width; the (N*oh*ow, k) view of it is column-major, which BLAS takes as it is (no copy)."""
-    for a in range(kh):
-        for bb in range(kw):
-            dst[a, bb] = _window(xpad, a, bb, sh, sw, dh, dw, oh, ow).transpose(1, 0, 2, 3)
-
-
-def add_bias_rows(out, b, reps):
-    """``out += b`` in place for a C-contiguous (M, O) ``out`` whose M is a multiple of ``reps``: added to rows of
-    reps*O values, since against the (O,) vector NumPy loops over runs of only O elements (2-3x slower when O is
-    small and M large)."""
-    rows = out.reshape(-1, reps * out.shape[1])  # a view: out is contiguous
-    rows += B.xp.tile(b, reps)
-
-
-def _col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """Input gradient of a convolution: ``gm`` (N*oh*ow, O) times ``wmat`` (G, og, kh*kw*cg), scattered back.
-
-    One GEMM per kernel offset writes a contiguous (N*oh*ow, C) block, and each block is added into an NHWC-backed
-    buffer; with unit stride a block's rows land as long contiguous runs, far faster than adding C-sized pieces.
-    """
-    xp = B.xp
-    n, c, h, w = xshape
-    groups, og, k = wmat.shape
-    cg = c // groups
-    m = gm.shape[0]
-    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=gm.dtype)
-    if groups == 1:
-        wb = wmat[0].reshape(og, kh * kw, cg).transpose(1, 0, 2)  # (kh*kw, O, C)
-        blocks = xp.matmul(gm, wb)  # (kh*kw, m, C)
-    else:
-        g3 = gm.reshape(m, groups, og).transpose(1, 0, 2)  # (G, m, og)
-        wb = wmat.reshape(groups, og, kh * kw, cg).transpose(2, 0, 1, 3)  # (kh*kw, G, og, cg)
-        blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, m, c)  # (kh*kw, m, C)
-    for a in range(kh):
-        for bb in range(kw):
-            h0, w0 = a * dh, bb * dw
-            dst = gpad[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
-            dst += blocks[a * kw + bb].reshape(n, oh, ow, c)
-    return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
-
-
 class Conv2d(Function):
     name = "conv2d"
 
@@ -141,9 +35,9 @@ class Conv2d(Function):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-        oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(wd, kw, sw, pw, dw)
+        oh, ow = out_size(h, kh, sh, ph, dh), out_size(wd, kw, sw, pw, dw)
         og, k = o // groups, cg * kh * kw
-        cols = _im2col(_pad(x, ph, pw), kh, kw, sh, sw, dh, dw, oh, ow, groups)  # (N*oh*ow, G, k)
+        cols = im2col(pad(x, ph, pw), kh, kw, sh, sw, dh, dw, oh, ow, groups)  # (N*oh*ow, G, k)
         wmat = w.reshape(groups, og, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, og, k)  # (G, og, k)
         if groups == 1:
             out = cols[:, 0, :] @ wmat[0].T  # (N*oh*ow, O)
@@ -174,7 +68,7 @@ class Conv2d(Function):
         if len(self.next) > 2 and self.next[2] is not None:
             gb = xp.ones(m, dtype=gm.dtype) @ gm  # a GEMV: much faster than sum(axis=0) over a tall, narrow matrix
         if self.next[0] is not None:
-            gx = _col2im(gm, wmat, self.xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            gx = col2im(gm, wmat, self.xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         return gx, gw, gb
 
 
@@ -220,8 +114,8 @@ def conv2d(
         raise ValueError(
             f"conv2d: stride and dilation must be >= 1 and padding >= 0, got {stride}, {dilation}, {padding}"
         )
-    oh = _out_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
-    ow = _out_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
+    oh = out_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
+    ow = out_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
     if oh < 1 or ow < 1:
         raise ValueError(
             f"conv2d: kernel {kh}x{kw} (dilation {dilation}) does not fit input of shape "
@@ -239,8 +133,6 @@ def conv2d(
             raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
     if activation is not None or max_pool is not None:
         if groups == 1:
-            from .conv_fused import Conv2dFused
-
             inputs = (x, weight) if bias is None else (x, weight, bias)
             return Conv2dFused.apply(
                 *inputs,
@@ -288,8 +180,8 @@ class _Pool2d(Function):
     def forward(self, x, kernel, stride, padding):
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         n, c, h, w = x.shape
-        oh, ow = _out_size(h, kh, sh, ph, 1), _out_size(w, kw, sw, pw, 1)
-        xpad = _pad(x, ph, pw, self.pad_value(x.dtype))
+        oh, ow = out_size(h, kh, sh, ph, 1), out_size(w, kw, sw, pw, 1)
+        xpad = pad(x, ph, pw, self.pad_value(x.dtype))
         self.geom, self.xshape, self.padded = (kh, kw, sh, sw, ph, pw, oh, ow), x.shape, xpad.shape
         self.nhwc = xpad.transpose(0, 2, 3, 1).flags.c_contiguous  # backward builds its gradient in the same layout
         return self.pool(xpad, kh, kw, sh, sw, oh, ow)
@@ -324,7 +216,7 @@ class MaxPool2d(_Pool2d):
         out, self.won = None, []
         for a in range(kh):
             for bb in range(kw):
-                win = _window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
+                win = window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
                 if out is None:
                     out = win.copy(order="K")
                 else:
@@ -343,7 +235,7 @@ class MaxPool2d(_Pool2d):
                 later = took if later is None else later | took
             else:
                 hit = None if later is None else ~later
-            dst = _window(gpad, k // kw, k % kw, sh, sw, 1, 1, oh, ow)
+            dst = window(gpad, k // kw, k % kw, sh, sw, 1, 1, oh, ow)
             if hit is None:  # a 1x1 kernel: windows never overlap
                 xp.copyto(dst, g)
             elif overlap:
@@ -360,7 +252,7 @@ class AvgPool2d(_Pool2d):
         out = None
         for a in range(kh):
             for bb in range(kw):
-                win = _window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
+                win = window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
                 out = win.copy(order="K") if out is None else B.xp.add(out, win, out=out)
         out /= out.dtype.type(kh * kw)  # padding counts as zeros (PyTorch's count_include_pad=True)
         return out
@@ -369,7 +261,7 @@ class AvgPool2d(_Pool2d):
         share = g / g.dtype.type(kh * kw)
         for a in range(kh):
             for bb in range(kw):
-                dst = _window(gpad, a, bb, sh, sw, 1, 1, oh, ow)
+                dst = window(gpad, a, bb, sh, sw, 1, 1, oh, ow)
                 if overlap:
                     dst += share
                 else:
@@ -388,7 +280,7 @@ def _pool(cls, x, kernel_size, stride, padding):
             f"{cls.name}: need kernel >= 1, stride >= 1, 0 <= padding <= kernel // 2; got kernel {k}, "
             f"stride {s}, padding {p}"
         )
-    if _out_size(x.shape[2], k[0], s[0], p[0], 1) < 1 or _out_size(x.shape[3], k[1], s[1], p[1], 1) < 1:
+    if out_size(x.shape[2], k[0], s[0], p[0], 1) < 1 or out_size(x.shape[3], k[1], s[1], p[1], 1) < 1:
         raise ValueError(f"{cls.name}: kernel {k} does not fit input of shape {tuple(x.shape)}")
     return cls.apply(x, kernel=k, stride=s, padding=p)
 

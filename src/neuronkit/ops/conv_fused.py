@@ -18,30 +18,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from ..autograd.function import Function
-from .conv import _col2im, _fill_cols, _fill_cols_t, _nhwc, _out_size, _pad, add_bias_rows
-
-
-def im2col_planes(xpad, kh, kw, sh, sw, dh, dw, ph, pw, k):
-    """im2col of a stride-1-group convolution whose output (k*ph, k*pw) is cut into k*k pooling planes.
-
-    Returns the (k*k*N*ph*pw, kh*kw*C) matrix (possibly a column-major view) whose rows are ordered (a, b, n, i, j):
-    row (a, b, n, i, j) holds the patch of conv output pixel (k*i + a, k*j + b). With k == 1 this is plain im2col.
-    """
-    xp = B.xp
-    n, c = xpad.shape[:2]
-    m = k * k * n * ph * pw
-    if dw == 1 and kw * c >= 16:  # rows of kw*C contiguous values (see conv._im2col)
-        xn = _nhwc(xpad)
-        cols = xp.empty((k, k, n, ph, pw, kh, kw * c), dtype=xpad.dtype)
-        for a in range(k):
-            for b in range(k):
-                _fill_cols(cols[a, b], xn[:, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, ph, pw)
-        return cols.reshape(m, kh * kw * c)
-    cols_t = xp.empty((kh, kw, c, k, k, n, ph, pw), dtype=xpad.dtype)
-    for a in range(k):
-        for b in range(k):
-            _fill_cols_t(cols_t[:, :, :, a, b], xpad[:, :, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, dw, ph, pw)
-    return cols_t.reshape(kh * kw * c, m).T
+from .im2col import add_bias_rows, col2im, im2col_planes, out_size, pad
 
 
 class Conv2dFused(Function):
@@ -55,9 +32,9 @@ class Conv2dFused(Function):
         o, _, kh, kw = w.shape
         (sh, sw), (pad_h, pad_w), (dh, dw) = stride, padding, dilation
         k = pool
-        ph = _out_size(h, kh, sh, pad_h, dh) // k
-        pw = _out_size(wd, kw, sw, pad_w, dw) // k
-        cols = im2col_planes(_pad(x, pad_h, pad_w), kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
+        ph = out_size(h, kh, sh, pad_h, dh) // k
+        pw = out_size(wd, kw, sw, pad_w, dw) // k
+        cols = im2col_planes(pad(x, pad_h, pad_w), kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # (O, K), K ordered (a, b, c) like the columns
         z = cols @ wmat.T  # (k*k*P, O): k*k contiguous planes of P = N*ph*pw rows
         if k == 1:
@@ -107,10 +84,10 @@ class Conv2dFused(Function):
         if self.next[1] is not None:
             gw = (gz.T @ self.cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
         if self.next[0] is not None:
-            gx = self._col2im(gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
+            gx = self._input_grad(gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return gx, gw, gb
 
-    def _col2im(self, gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k):
+    def _input_grad(self, gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k):
         """Input gradient: the planes' gradients put back in conv-output order (zero where the pooling dropped a
         row or column), then conv's col2im, whose adds run along whole image rows (adding plane by plane would run
         over C values at a time: 3-4x slower)."""
@@ -119,7 +96,7 @@ class Conv2dFused(Function):
         gm = gz
         if k > 1:
             h, wd = self.xshape[2:]
-            oh, ow = _out_size(h, kh, sh, pad_h, dh), _out_size(wd, kw, sw, pad_w, dw)
+            oh, ow = out_size(h, kh, sh, pad_h, dh), out_size(wd, kw, sw, pad_w, dw)
             full = (xp.empty if (oh, ow) == (k * ph, k * pw) else xp.zeros)((n, oh, ow, o), dtype=gz.dtype)
             planes = gz.reshape(k, k, n, ph, pw, o)
             for a in range(k):
@@ -128,4 +105,4 @@ class Conv2dFused(Function):
             gm = full.reshape(n * oh * ow, o)
         else:
             oh, ow = ph, pw
-        return _col2im(gm, self.wmat[None], self.xshape, kh, kw, sh, sw, pad_h, pad_w, dh, dw, oh, ow)
+        return col2im(gm, self.wmat[None], self.xshape, kh, kw, sh, sw, pad_h, pad_w, dh, dw, oh, ow)

@@ -28,7 +28,7 @@ def _binary(cls, a, b):
 def _float_if_int(t, lifted):
     """An integer tensor meeting a Python float becomes float32 (as in PyTorch), not float64 (NumPy's promotion)."""
     if lifted.data.dtype.kind == "f" and t.data.dtype.kind in "biu" and lifted.data.ndim == 0:
-        return Tensor._from_array(t.data.astype(B.DEFAULT_FLOAT), False)
+        return Tensor.from_array(t.data.astype(B.DEFAULT_FLOAT), False)
     return t
 
 
@@ -175,7 +175,7 @@ def minimum(a, b) -> Tensor:
     return _binary(Minimum, a, b)
 
 
-class _Unary(Function):
+class Unary(Function):
     """``y = f(x, **params)`` elementwise; backward multiplies by ``df(x, y, **params)`` from the saved input and
     output. Shared by the activation functions."""
 
@@ -198,13 +198,13 @@ class Neg(Function):
         return (-g,)
 
 
-class Exp(_Unary):
+class Exp(Unary):
     name = "exp"
     f = staticmethod(lambda x: B.xp.exp(x))
     df = staticmethod(lambda x, y: y)
 
 
-class Log(_Unary):
+class Log(Unary):
     name = "log"
     f = staticmethod(lambda x: B.xp.log(x))
 
@@ -212,7 +212,7 @@ class Log(_Unary):
         return (g / self.x,)
 
 
-class Sqrt(_Unary):
+class Sqrt(Unary):
     name = "sqrt"
     f = staticmethod(lambda x: B.xp.sqrt(x))
 
@@ -220,7 +220,7 @@ class Sqrt(_Unary):
         return (g / (2 * self.y),)
 
 
-class Abs(_Unary):
+class Abs(Unary):
     name = "abs"
     f = staticmethod(lambda x: B.xp.abs(x))
     df = staticmethod(lambda x, y: B.xp.sign(x))
@@ -335,5 +335,5 @@ def astype(x, dtype) -> Tensor:
     x = as_tensor(x)
     dt = B.dtype(dtype)
     if dt.kind != "f":
-        return Tensor._from_array(x.data.astype(dt), False)
+        return Tensor.from_array(x.data.astype(dt), False)
     return AsType.apply(x, dtype=dt)

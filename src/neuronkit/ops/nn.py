@@ -53,7 +53,10 @@ def log_softmax(x, axis: int = -1) -> Tensor:
 
 
 class CrossEntropy(Function):
-    name = "cross_entropy"
+    """The fused op of ``softmax_cross_entropy``: arguments already checked (``logits`` (N, C); ``target`` in-range
+    class indices (N,) or probabilities (N, C) of the logits' dtype, as a Tensor)."""
+
+    name = "softmax_cross_entropy"
 
     def forward(self, logits, target, smoothing, reduction):
         xp = B.xp
@@ -99,9 +102,12 @@ class CrossEntropy(Function):
         return grad, None
 
 
-@register("cross_entropy")
-def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy, fused with its own backward: ``-sum_c q_c log softmax(logits)_c`` per row.
+@register("softmax_cross_entropy")
+def softmax_cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy as one fused op with its own backward: ``-sum_c q_c log softmax(logits)_c`` per row.
+
+    The hot path of classification. ``neuronkit.cross_entropy`` (``nn.losses.cross_entropy``, with class weights and
+    ``ignore_index`` as in PyTorch) computes the same function and uses this op whenever it can.
 
     Args:
         logits: (N, C) unnormalised scores.
@@ -112,37 +118,31 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
     logits = as_tensor(logits)
     t = target.data if isinstance(target, Tensor) else B.asarray(target)
     if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {tuple(logits.shape)}")
+        raise ValueError(f"softmax_cross_entropy: logits must have shape (N, C), got {tuple(logits.shape)}")
     n, c = logits.shape
     if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise ValueError(f"softmax_cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+        raise ValueError(f"softmax_cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if t.dtype.kind in "iu":
         if t.shape != (n,):
             raise ValueError(
-                f"cross_entropy: integer targets must have shape ({n},) for logits {logits.shape}, got {t.shape}"
+                f"softmax_cross_entropy: integer targets must have shape ({n},) for logits {logits.shape}, "
+                f"got {t.shape}"
             )
         if n and (B.xp.minimum.reduce(t) < 0 or B.xp.maximum.reduce(t) >= c):
             bad = t[(t < 0) | (t >= c)][0]
             raise ValueError(
-                f"cross_entropy: target class {int(bad)} is out of range for {c} classes (expected 0..{c - 1})"
+                f"softmax_cross_entropy: target class {int(bad)} is out of range for {c} classes (expected 0..{c - 1})"
             )
     elif t.dtype.kind == "f":
         if t.shape != (n, c):
             raise ValueError(
-                f"cross_entropy: probability targets must have the logits' shape {logits.shape}, got {t.shape}"
+                f"softmax_cross_entropy: probability targets must have the logits' shape {logits.shape}, got {t.shape}"
             )
         t = t.astype(logits.dtype, copy=False)
     else:
         raise TypeError(
-            f"cross_entropy: target must be integer class indices or float probabilities, got dtype {t.dtype}"
+            f"softmax_cross_entropy: target must be integer class indices or float probabilities, got dtype {t.dtype}"
         )
-    return cross_entropy_checked(logits, t, float(label_smoothing), reduction)
-
-
-def cross_entropy_checked(logits: Tensor, t, label_smoothing: float, reduction: str) -> Tensor:
-    """The fused op on arguments the caller has already validated (``cross_entropy`` does, and so does the loss
-    module, which would otherwise check the targets twice per step): ``logits`` a (N, C) Tensor, ``t`` an array of
-    in-range class indices (N,) or probabilities (N, C) of the logits' dtype."""
-    return CrossEntropy.apply(logits, Tensor._from_array(t, False), smoothing=label_smoothing, reduction=reduction)
+    return CrossEntropy.apply(logits, Tensor.from_array(t), smoothing=float(label_smoothing), reduction=reduction)

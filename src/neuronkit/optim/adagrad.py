@@ -65,11 +65,11 @@ class Adagrad(Optimizer):
         lr, wd = group["lr"], group["weight_decay"]
         state["step"] += 1
         if wd != 0:
-            d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
+            d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
             d += grad
             grad = d
         clr = lr / (1 + (state["step"] - 1) * group["lr_decay"])
-        tmp = self._scratch(p, 0)
+        tmp = self.scratch(p, 0)
         s = state["sum"]
         s += xp.multiply(grad, grad, out=tmp)
         xp.sqrt(s, out=tmp)

@@ -33,7 +33,8 @@ class Adam(Optimizer):
         amsgrad: keep the running maximum of :math:`v_t` (Reddi et al., 2018). Defaults to False.
 
     State per parameter: ``step`` (int), ``exp_avg`` :math:`m`, ``exp_avg_sq`` :math:`v`, and ``max_exp_avg_sq``
-    :math:`\hat v` when ``amsgrad``; all parameter-shaped, in the parameter's dtype.
+    :math:`\hat v` when ``amsgrad``; all parameter-shaped, in the parameter's dtype
+    (float32 for a float16 parameter).
     """
 
     decoupled = False
@@ -80,10 +81,10 @@ class Adam(Optimizer):
             if self.decoupled:
                 p.data *= 1 - lr * wd
             else:  # grad + wd * p, in a scratch buffer
-                d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
+                d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
                 d += grad
                 grad = d
-        tmp = self._scratch(p, 0)
+        tmp = self.scratch(p, 0)
         m, v = update_moments(state, grad, b1, b2, tmp)
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"]

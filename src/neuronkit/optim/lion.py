@@ -49,8 +49,8 @@ class Lion(Optimizer):
         if wd != 0:
             p.data *= 1 - lr * wd
         m = state["exp_avg"]
-        u = xp.multiply(grad, 1 - b1, out=self._scratch(p, 0))
-        u += xp.multiply(m, b1, out=self._scratch(p, 1))
+        u = xp.multiply(grad, 1 - b1, out=self.scratch(p, 0))
+        u += xp.multiply(m, b1, out=self.scratch(p, 1))
         xp.sign(u, out=u)
         u *= lr
         p.data -= u

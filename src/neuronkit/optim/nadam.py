@@ -81,21 +81,21 @@ class NAdam(Optimizer):
             if group["decoupled_weight_decay"]:
                 p.data *= 1 - lr * wd
             else:
-                d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
+                d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
                 d += grad
                 grad = d
         mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
         state["mu_product"] *= mu
         mu_prod = state["mu_product"]
-        tmp = self._scratch(p, 0)
+        tmp = self.scratch(p, 0)
         m, v = update_moments(state, grad, b1, b2, tmp)
         xp.sqrt(v, out=tmp)  # d = sqrt(v / (1 - beta2^t)) + eps
         tmp /= math.sqrt(1 - b2**t)
         tmp += eps
         c_grad = lr * (1.0 - mu) / (1.0 - mu_prod)
         c_mom = lr * mu_next / (1.0 - mu_prod * mu_next)
-        s1 = xp.multiply(grad, c_grad, out=self._scratch(p, 1))  # grad may already live in this slot: fine
+        s1 = xp.multiply(grad, c_grad, out=self.scratch(p, 1))  # grad may already live in this slot: fine
         s1 /= tmp
         p.data -= s1
         xp.multiply(m, c_mom, out=s1)

@@ -2,14 +2,18 @@
 
 A subclass writes two small methods and nothing else (Keras ``update_step``, PyTorch ``self.state[p]``):
 
-* ``init_state(p, group) -> dict``: the fresh state of one parameter (arrays in the parameter's dtype, counters);
-* ``update(p, grad, state, group)``: one step for one parameter, changing ``p.data`` and ``state`` in place;
-* optionally ``update_consuming(p, grad, state, group)``: the same step, free to overwrite ``grad``, which
-  ``step_and_zero_grad`` (the training loop's step) calls for gradients nothing else refers to.
+* ``init_state(p, group) -> dict``: the fresh state of one parameter (arrays shaped and typed like ``p.data``,
+  counters);
+* ``update(p, grad, state, group)``: one step for one parameter, changing ``p.data`` and ``state`` in place. It is
+  the optimizer's only update path. It leaves ``grad`` as it is, unless ``grad is self.released_grad``: the training
+  loop's ``step_and_zero_grad`` drops that gradient and nothing else refers to it, so the update may use its memory
+  (plain SGD scales it in place: one memory pass less than writing ``lr * grad`` to scratch). For temporaries shaped
+  like ``p`` it asks ``self.scratch(p, slot)``.
 
 The base class owns everything around them: the loop over groups and parameters (parameters whose ``grad`` is None
-are skipped), running it under ``no_grad()``, creating state lazily, hyperparameter validation through
-``validate(group)``, and ``state_dict()`` / ``load_state_dict()`` (JSON-ready metadata plus NumPy arrays).
+are skipped), running it under ``no_grad()``, creating state lazily, float16 parameters (their state and update run in
+float32, the result is rounded back), hyperparameter validation through ``validate(group)``, and ``state_dict()`` /
+``load_state_dict()`` (JSON-ready metadata plus NumPy arrays).
 """
 
 from __future__ import annotations
@@ -30,42 +34,31 @@ def check(cond: bool, owner: str, name: str, requirement: str, value) -> None:
 
 
 def check_number(owner: str, name: str, value, low=None, high=None, low_open=False, high_open=False) -> None:
-    """Check that ``value`` is a real, finite-or-inf number inside ``[low, high]`` (open ends where asked)."""
-    ok_type = isinstance(value, Real) and not isinstance(value, bool) and not math.isnan(float(value))
+    """Check that ``value`` is a finite real number inside ``[low, high]`` (open ends where asked).
+
+    NaN, infinities and booleans are refused: ``ValueError("Owner: name must be a finite real number >= 0, got inf")``.
+    """
     if low is not None and high is not None:
-        req = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        req = f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     elif low is not None:
-        req = f"{'>' if low_open else '>='} {low}"
+        req = f" {'>' if low_open else '>='} {low}"
     elif high is not None:
-        req = f"{'<' if high_open else '<='} {high}"
+        req = f" {'<' if high_open else '<='} {high}"
     else:
-        req = "a number"
-    check(ok_type, owner, name, "a real number" if req == "a number" else f"a real number {req}", value)
+        req = ""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
+    check(ok, owner, name, f"a finite real number{req}", value)
     v = float(value)
     if low is not None:
-        check(v > low if low_open else v >= low, owner, name, req, value)
+        check(v > low if low_open else v >= low, owner, name, req.strip(), value)
     if high is not None:
-        check(v < high if high_open else v <= high, owner, name, req, value)
+        check(v < high if high_open else v <= high, owner, name, req.strip(), value)
 
 
 def check_betas(owner: str, betas, name: str = "betas") -> None:
     check(isinstance(betas, (tuple, list)) and len(betas) == 2, owner, name, "a pair (beta1, beta2)", betas)
     for i, b in enumerate(betas):
         check_number(owner, f"{name}[{i}]", b, 0.0, 1.0, high_open=True)
-
-
-def _sole_refcounts():
-    """``sys.getrefcount`` of a gradient tensor held by one local variable only, and of its array, held by that tensor
-    and one local variable: the counts ``step_and_zero_grad`` sees for a gradient nobody else refers to (its loop
-    holds ``g`` and ``arr`` the same way). None where there are no reference counts (not CPython)."""
-    if not hasattr(sys, "getrefcount"):
-        return None
-    g = Tensor(B.xp.zeros(1))
-    arr = g.data
-    return sys.getrefcount(g), sys.getrefcount(arr)
-
-
-_SOLE = _sole_refcounts()
 
 
 class Optimizer:
@@ -82,7 +75,9 @@ class Optimizer:
     Attributes:
         param_groups: list of dicts, each with ``"params"`` (list of tensors) and every hyperparameter.
         state: dict keyed by parameter tensor; ``state[p]`` is that parameter's dict of buffers and counters, created
-            on its first step.
+            on its first step (float32 buffers for a float16 parameter).
+        released_grad: while ``update`` runs, the gradient array it may overwrite (see the module docstring), else
+            None.
     """
 
     def __init__(self, params, defaults: dict):
@@ -96,6 +91,8 @@ class Optimizer:
         self.param_groups: list = []
         self._scratch_buf = None
         self._scratch_views: dict = {}  # (shape, dtype, slot) -> view of _scratch_buf
+        self.released_grad = None  # during update: the gradient array it may overwrite, if any (see the module doc)
+        self._sole_counts = None  # reference counts of a gradient tensor and array nothing else holds (see _run)
         groups = list(params)
         if not groups:
             raise ValueError(f"{name}: got an empty parameter list")
@@ -114,12 +111,9 @@ class Optimizer:
         return {"step": 0}
 
     def update(self, p: Tensor, grad, state: dict, group: dict) -> None:
-        """Update ``p.data`` in place from its gradient array ``grad`` (never modified); advance ``state``."""
+        """Update ``p.data`` in place from its gradient array ``grad``; advance ``state``. ``grad`` stays unchanged
+        unless it is ``self.released_grad``."""
         raise NotImplementedError
-
-    def update_consuming(self, p: Tensor, grad, state: dict, group: dict) -> None:
-        """``update``, free to overwrite ``grad`` (an array nobody else can see); by default it leaves it alone."""
-        self.update(p, grad, state, group)
 
     # -- the loop ------------------------------------------------------------------------------------------------
     def step(self, closure=None):
@@ -132,6 +126,41 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        self._run(release=False)
+        return loss
+
+    def step_and_zero_grad(self) -> None:
+        """``step()`` then ``zero_grad()``: the training loop's step, bit-identical to the two calls.
+
+        A subclass that overrides ``step`` or ``zero_grad`` gets exactly those two calls. Otherwise it is one pass
+        that drops each gradient before its update, and offers the update the gradient's own array as
+        ``released_grad`` when nothing else refers to it: a hook, a callback or a caller holding the gradient tensor,
+        its array or a view of it keeps an unchanged gradient.
+        """
+        cls = type(self)
+        if cls.step is not Optimizer.step or cls.zero_grad is not Optimizer.zero_grad:
+            self.step()
+            self.zero_grad()
+            return
+        self._run(release=True)
+
+    def _run(self, release: bool) -> None:
+        """The loop of ``step`` (``release=False``) and ``step_and_zero_grad`` (``release=True``).
+
+        Released gradients are tested for sole ownership by reference count, against the counts of a probe pair built
+        here (on this optimizer's first release) and held the same way as the loop holds each gradient (one local for
+        the tensor; the tensor and one local for its array), so the expected counts never depend on the interpreter's
+        version. Without reference counts (not CPython) no gradient is ever handed out.
+        """
+        refcount = _REFCOUNT
+        check = release and refcount is not None
+        if check:
+            if self._sole_counts is None:
+                probe = Tensor.from_array(_PROBE_ARRAY.copy(), False)
+                probe_arr = probe.data
+                self._sole_counts = (refcount(probe), refcount(probe_arr))
+                del probe, probe_arr
+            sole_g, sole_arr = self._sole_counts
         with no_grad():
             states, init_state, update = self.state, self.init_state, self.update
             for group in self.param_groups:
@@ -139,38 +168,46 @@ class Optimizer:
                     g = p.grad
                     if g is None:
                         continue
-                    state = states.get(p)
-                    if state is None:
-                        state = states[p] = init_state(p, group)
-                    update(p, g.data, state, group)
-        return loss
-
-    def step_and_zero_grad(self) -> None:
-        """``step()`` then ``zero_grad()``, in one pass, for a training loop that drops the gradients after the update.
-
-        A gradient dropped right after the update can be seen by nobody, so the optimizer may use its array as
-        scratch space (``update_consuming``) instead of a separate buffer: one memory pass less per parameter. It
-        does so only for an array nothing else refers to, checked by reference count: a hook, a callback or a caller
-        holding the gradient tensor, its array or a view of it gets the ordinary ``update``. The result is
-        bit-identical to ``step(); zero_grad()``.
-        """
-        with no_grad():
-            states, init_state, update, consume = self.state, self.init_state, self.update, self.update_consuming
-            refcount, (sole_g, sole_arr) = sys.getrefcount, _SOLE or (0, 0)  # 0: never sole
-            for group in self.param_groups:
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None:
-                        continue
-                    p.grad = None
-                    state = states.get(p)
-                    if state is None:
-                        state = states[p] = init_state(p, group)
+                    if release:
+                        p.grad = None
                     arr = g.data
-                    if refcount(g) == sole_g and refcount(arr) == sole_arr and arr.base is None and arr.flags.writeable:
-                        consume(p, arr, state, group)
+                    if arr.dtype is _HALF:  # (the engine keeps each gradient in its parameter's dtype)
+                        self._update_in_float32(p, arr, group)
+                        continue
+                    state = states.get(p)
+                    if state is None:
+                        state = states[p] = init_state(p, group)
+                    if (
+                        check
+                        and refcount(g) == sole_g
+                        and refcount(arr) == sole_arr
+                        and arr.base is None
+                        and arr.flags.writeable
+                    ):
+                        self.released_grad = arr
+                        update(p, arr, state, group)
+                        self.released_grad = None
                     else:
                         update(p, arr, state, group)
+
+    def _update_in_float32(self, p: Tensor, grad, group: dict) -> None:
+        """One update of a float16 parameter, computed in float32 and rounded back (as mixed-precision training does).
+
+        float16 has too little range and precision for optimizer state: Adam's default eps (1e-8) is 0 in float16 and
+        its squared gradients underflow, so one step made most weights non-finite. The state is kept in float32; the
+        update runs on a float32 copy of the parameter, written back rounded to nearest.
+        """
+        q = Tensor.from_array(p.data.astype(B.xp.float32), False)
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = self.init_state(q, group)
+        g32 = grad.astype(B.xp.float32)
+        self.released_grad = g32  # a fresh copy that nothing else sees
+        try:
+            self.update(q, g32, state, group)
+        finally:
+            self.released_grad = None
+        p.data[...] = q.data
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: drop it (``set_to_none=True``, the default) or fill it with zeros."""
@@ -219,7 +256,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     # -- scratch space -------------------------------------------------------------------------------------------
-    def _scratch(self, p: Tensor, slot: int = 0):
+    def scratch(self, p: Tensor, slot: int = 0):
         """A reusable temporary shaped like ``p`` (slot 0 or 1), so an update makes no fresh large arrays.
 
         One flat buffer per optimizer holds two slots the size of the largest parameter; it is not state and is
@@ -308,7 +345,7 @@ class Optimizer:
                     f"{name}.load_state_dict: state for parameter index {idx}, expected indices 0..{len(params) - 1}"
                 )
             p = by_index[idx]
-            template = self.init_state(p, group_of[id(p)])
+            template = self.init_state(_state_view(p), group_of[id(p)])
             if set(saved) != set(template):
                 raise ValueError(
                     f"{name}.load_state_dict: state of parameter {idx} expected entries "
@@ -324,7 +361,7 @@ class Optimizer:
                             f"{name}.load_state_dict: state '{key}' of parameter {idx} expected shape "
                             f"{ref.shape}, got {arr.shape}"
                         )
-                    s[key] = arr.astype(p.data.dtype, copy=True)
+                    s[key] = arr.astype(ref.dtype, copy=True)
                 else:
                     if isinstance(v, B.ndarray):
                         v = v.item()
@@ -339,3 +376,15 @@ class Optimizer:
             hp = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
             lines.append(f"  group {i}: {len(g['params'])} params, {hp}")
         return "\n".join(lines) + "\n)"
+
+
+_HALF = B.xp.dtype(B.xp.float16)
+_REFCOUNT = getattr(sys, "getrefcount", None)  # None where there are no reference counts (not CPython)
+_PROBE_ARRAY = B.xp.zeros(1, dtype=B.xp.float32)
+
+
+def _state_view(p: Tensor) -> Tensor:
+    """``p`` as ``init_state`` sees it: a float32 copy for a float16 parameter (whose state is float32), else ``p``."""
+    if p.data.dtype == _HALF:
+        return Tensor.from_array(p.data.astype(B.xp.float32), False)
+    return p

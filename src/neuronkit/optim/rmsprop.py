@@ -69,10 +69,10 @@ class RMSprop(Optimizer):
         lr, alpha, eps, wd, mu = group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
         state["step"] += 1
         if wd != 0:
-            d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
+            d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
             d += grad
             grad = d
-        tmp = self._scratch(p, 0)
+        tmp = self.scratch(p, 0)
         v = state["square_avg"]
         v *= alpha
         xp.multiply(grad, grad, out=tmp)

@@ -64,32 +64,22 @@ class SGD(Optimizer):
 
     def update(self, p, grad, state, group):
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        xp = B.xp
-        if mu == 0 and wd == 0:  # plain SGD, the common case: p -= lr * grad through the scratch buffer
-            tmp = self._scratch(p, 0)
-            xp.multiply(grad, lr, out=tmp)
-            p.data -= tmp
+        if mu == 0 and wd == 0:  # plain SGD, the common case: p -= lr * grad
+            if grad is self.released_grad:  # dropped after this step, seen by nobody else: scaled in place
+                grad *= lr
+                p.data -= grad
+            else:  # through the scratch buffer: the gradient stays as it was
+                tmp = self.scratch(p, 0)
+                B.xp.multiply(grad, lr, out=tmp)
+                p.data -= tmp
             state["step"] += 1
             return
-        self._update_general(p, grad, state, group)
-
-    def update_consuming(self, p, grad, state, group):
-        """Plain SGD scales the gradient array itself (``grad *= lr; p -= grad``); the other cases as ``update``."""
-        if group["momentum"] == 0 and group["weight_decay"] == 0:
-            grad *= group["lr"]
-            p.data -= grad
-            state["step"] += 1
-            return
-        self._update_general(p, grad, state, group)
-
-    def _update_general(self, p, grad, state, group):
-        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
         xp = B.xp
         d = grad
         if wd != 0:  # d = grad + wd * p, in a scratch buffer (the gradient itself stays untouched)
-            d = xp.multiply(p.data, wd, out=self._scratch(p, 1))
+            d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
             d += grad
-        tmp = self._scratch(p, 0)
+        tmp = self.scratch(p, 0)
         if mu != 0:
             buf = state["momentum_buffer"]
             if state["step"] == 0:

@@ -29,14 +29,16 @@ class Plot:
     data: dict = field(default_factory=dict)
 
 
-def _figure(w: float = 6.0, h: float = 3.4, cols: int = 1, rows: int = 1):
+def new_figure(w: float = 6.0, h: float = 3.4, cols: int = 1, rows: int = 1):
+    """A matplotlib figure of ``w`` x ``h`` inches drawn off-screen (no pyplot state), with a (rows, cols) axes grid."""
     fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False)
     return fig, axes
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """``fig`` rendered as PNG bytes at the report's resolution."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
@@ -59,7 +61,7 @@ def curves(epochs, metric: str) -> Plot:
     """Training vs validation curve of ``metric`` ("loss", "accuracy", ...) per epoch."""
     x = [int(e["epoch"]) for e in epochs]
     train, val = _series(epochs, metric), _series(epochs, f"val_{metric}")
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax = ax[0, 0]
     ax.plot(x, [np.nan if v is None else v for v in train], "o-", color=COLORS["train"], label=f"training {metric}")
     has_val = any(v is not None for v in val)
@@ -80,12 +82,12 @@ def curves(epochs, metric: str) -> Plot:
         + "."
     )
     data = {"epoch": x, "train": train, **({"validation": val} if has_val else {})}
-    return Plot(f"curve-{metric}", f"{metric.capitalize()}: training vs validation", caption, _png(fig), data)
+    return Plot(f"curve-{metric}", f"{metric.capitalize()}: training vs validation", caption, png_bytes(fig), data)
 
 
 def learning_rate(epochs, probes=None) -> Plot:
     """The learning rate: at every probe record when the run has probes (finer), else per epoch."""
-    fig, ax = _figure(6.0, 2.6)
+    fig, ax = new_figure(6.0, 2.6)
     ax = ax[0, 0]
     steps = lr = None
     if probes is not None and probes.layers:
@@ -104,13 +106,13 @@ def learning_rate(epochs, probes=None) -> Plot:
         data = {"epoch": x, "lr": lr}
     ax.set_ylabel("learning rate")
     ax.grid(alpha=0.3)
-    return Plot("lr", "Learning rate", "The learning rate the optimizer used.", _png(fig), data)
+    return Plot("lr", "Learning rate", "The learning rate the optimizer used.", png_bytes(fig), data)
 
 
 def histograms(probes) -> Plot:
     """Per probed layer: the distribution of the layer's outputs at each record, as a heat map over time."""
     names = list(probes.layers)
-    fig, axes = _figure(6.0, 2.2 * len(names), rows=len(names))
+    fig, axes = new_figure(6.0, 2.2 * len(names), rows=len(names))
     data = {}
     for ax, name in zip(axes[:, 0], names):
         rec = probes.layers[name]
@@ -139,14 +141,14 @@ def histograms(probes) -> Plot:
         "Each column is one probe record: the share of the layer's outputs (all units, the whole batch) in "
         "each value bin, brighter = more (log colour scale, from 0.01% to 100%). Values outside the range fall "
         "into the edge bins.",
-        _png(fig),
+        png_bytes(fig),
         data,
     )
 
 
 def unit_health(probes) -> Plot:
     """Per layer over time: the fraction of dead units (never active in a record) and of saturated ones."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax = ax[0, 0]
     data = {}
     for name, rec in probes.layers.items():
@@ -169,13 +171,13 @@ def unit_health(probes) -> Plot:
         "Dead and saturated units over time",
         "Dead: a unit whose output was not positive for any example of the recorded batch. Saturated: a "
         "sigmoid/tanh unit pinned at its bounds for more than 95% of the batch.",
-        _png(fig),
+        png_bytes(fig),
         data,
     )
 
 
 def grad_norms(probes) -> Plot:
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax = ax[0, 0]
     data = {}
     for name, rec in probes.layers.items():
@@ -195,7 +197,7 @@ def grad_norms(probes) -> Plot:
         "The L2 norm of each layer's weight gradient at each probe record (log scale). A norm that falls to "
         "almost nothing means the layer has stopped learning; one that grows by orders of magnitude means "
         "the run is diverging.",
-        _png(fig),
+        png_bytes(fig),
         data,
     )
 
@@ -224,7 +226,7 @@ def _mosaic(images, cols: int, label_rows: int) -> tuple:
 def _image_grid(images, labels, cmap, symmetric: bool, fontsize: float = 7):
     cols, rows = _grid(len(images))
     mosaic, ch, cw, label_h = _mosaic(images, cols, len(labels[0].split("\n")) if labels else 0)
-    fig, ax = _figure(1.15 * cols, 1.3 * rows)
+    fig, ax = new_figure(1.15 * cols, 1.3 * rows)
     ax = ax[0, 0]
     if symmetric:
         m = float(np.nanmax(np.abs(mosaic))) or 1.0
@@ -255,7 +257,7 @@ def first_layer_weights(weight: np.ndarray, image_shape: tuple | None, layer: st
             "input: red pixels push the unit's weighted sum up, blue ones down (each unit on its own scale)."
         )
     else:
-        fig, ax = _figure()
+        fig, ax = new_figure()
         ax = ax[0, 0]
         m = np.abs(w).max() or 1.0
         im = ax.imshow(w, cmap="RdBu_r", vmin=-m, vmax=m, aspect="auto", interpolation="nearest")
@@ -268,7 +270,7 @@ def first_layer_weights(weight: np.ndarray, image_shape: tuple | None, layer: st
         "first-weights",
         "First-layer weights",
         caption,
-        _png(fig),
+        png_bytes(fig),
         {"layer": layer, "shape": list(w.shape), "norms": _finite(norms)},
     )
 
@@ -278,7 +280,7 @@ def confusion(matrix: np.ndarray, classes: list, note: str = "", extra: dict | N
     embedded data (``report.page.confusion_plot`` summarises a matrix with many classes before drawing it)."""
     m = np.asarray(matrix, dtype=np.int64)
     c = len(classes)
-    fig, ax = _figure(min(1.0 + 0.45 * c, 7.0), min(0.8 + 0.45 * c, 6.5))
+    fig, ax = new_figure(min(1.0 + 0.45 * c, 7.0), min(0.8 + 0.45 * c, 6.5))
     ax = ax[0, 0]
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(c), classes, rotation=90 if c > 10 else 0, fontsize=8)
@@ -303,7 +305,7 @@ def confusion(matrix: np.ndarray, classes: list, note: str = "", extra: dict | N
         "Confusion matrix (test data)",
         "Rows: the true class; columns: the class the network predicted. The diagonal counts the correct answers."
         + (" " + note if note else ""),
-        _png(fig),
+        png_bytes(fig),
         {"matrix": m.tolist(), "classes": list(classes), **(extra or {})},
     )
 
@@ -318,7 +320,7 @@ def confident_mistakes(images, true, pred, conf, classes, indices) -> Plot:
         "Most confidently wrong test examples",
         "Test examples the network got wrong with the highest confidence in its wrong answer (the softmax "
         "probability of the predicted class). They often reveal ambiguous or mislabelled data.",
-        _png(fig),
+        png_bytes(fig),
         {
             "index": [int(i) for i in indices],
             "true": [int(t) for t in true],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .figures import _figure, _png
+from .figures import new_figure, png_bytes
 
 
 def unit_figure(view, image_shape=None, top_images=None, classes=None) -> bytes:
@@ -14,7 +14,7 @@ def unit_figure(view, image_shape=None, top_images=None, classes=None) -> bytes:
     has_hist = view.history is not None and len(view.history["step"]) > 0
     k = len(top_images) if top_images is not None else 0
     rows = 1 + (1 if has_hist else 0) + (1 if k else 0)
-    fig, axes = _figure(10.0, 2.9 * rows, cols=3, rows=rows)
+    fig, axes = new_figure(10.0, 2.9 * rows, cols=3, rows=rows)
     for ax in axes.ravel():
         ax.axis("off")
     w = view.weight
@@ -82,4 +82,4 @@ def unit_figure(view, image_shape=None, top_images=None, classes=None) -> bytes:
             f"{r:.3g}" + ("" if y is None else f" ({classes[int(y)] if classes else y})") for _, r, y in view.top[:k]
         ]
         big.set_title("inputs that excite it most: " + ", ".join(labels), fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)

@@ -43,7 +43,7 @@ def fit_until_perfect(x, y, rng) -> tuple:
         order = rng.permutation(len(y))
         for i in range(0, len(y), BATCH):
             b = order[i : i + BATCH]
-            loss = ops.cross_entropy(model(Tensor(x[b])), y[b])
+            loss = ops.softmax_cross_entropy(model(Tensor(x[b])), y[b])
             loss.backward()
             opt.step()
             opt.zero_grad()

@@ -84,7 +84,7 @@ def run(seed: int = 0) -> Result:
     probe = np.random.default_rng([seed, 2]).normal(0, 10, (1000, 2))  # inputs far outside the data, too
     err_probe_init = collapse_error(linear, probe)
     for model in (linear, relu):
-        train_full_batch(model, x, y, ops.cross_entropy, optim.Adam(model.parameters(), lr=LR), STEPS)
+        train_full_batch(model, x, y, ops.softmax_cross_entropy, optim.Adam(model.parameters(), lr=LR), STEPS)
     err_trained = max(collapse_error(linear, x), collapse_error(linear, probe))
     w, b = collapse(linear)
 

@@ -13,14 +13,13 @@ from .callbacks import (
     StopOnNaN,
 )
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .fit import OPTIMIZERS, Trainer, evaluate, fit, make_optimizer, predict
+from .fit import Trainer, evaluate, fit, predict
 from .history import History
 from .metrics import *
 from .metrics import __all__ as _metrics_all
 from .oversubscription import ContentionDetector, WarnOnOversubscription
 
 __all__ = [
-    "OPTIMIZERS",
     "CSVLogger",
     "Callback",
     "ClipGradNorm",
@@ -40,7 +39,6 @@ __all__ = [
     "fit",
     "latest_checkpoint",
     "load_checkpoint",
-    "make_optimizer",
     "predict",
     "save_checkpoint",
     *_metrics_all,

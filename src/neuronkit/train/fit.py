@@ -27,25 +27,7 @@ from .history import History
 from .memory import check_fit_memory
 from .metrics import get_metric
 
-OPTIMIZERS = {
-    "sgd": optim.SGD,
-    "adam": optim.Adam,
-    "adamw": optim.AdamW,
-    "rmsprop": optim.RMSprop,
-    "adagrad": optim.Adagrad,
-    "nadam": optim.NAdam,
-    "lion": optim.Lion,
-}
 _CLASSIFICATION = {"cross_entropy", "nll", "hinge", "CrossEntropyLoss", "NLLLoss", "HingeLoss"}
-
-
-def make_optimizer(spec, params, lr: float | None = None):
-    """An optimizer from a name in ``OPTIMIZERS`` (with ``lr``), or ``spec`` itself if it already is one."""
-    if isinstance(spec, optim.Optimizer):
-        return spec
-    if spec not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {spec!r}; known: {sorted(OPTIMIZERS)}")
-    return OPTIMIZERS[spec](params, **({} if lr is None else {"lr": lr}))
 
 
 def as_loader(data, batch_size: int, shuffle: bool, seed=None, what: str = "data") -> DataLoader:
@@ -64,9 +46,20 @@ def as_loader(data, batch_size: int, shuffle: bool, seed=None, what: str = "data
 
 
 def _split_batch(batch):
+    """``(inputs, target)`` of a batch: ``(x, y)`` and longer tuples or lists end with the target; anything else is
+    one input without a target."""
+    if type(batch) is tuple and len(batch) == 2:  # the usual (x, y): no slicing
+        return (batch[0],), batch[1]
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         return tuple(batch[:-1]), batch[-1]
     return (batch if not isinstance(batch, (tuple, list)) else batch[0],), None
+
+
+def _forward(model, inputs):
+    """``model`` applied to the batch's input arrays, each wrapped as a Tensor."""
+    if len(inputs) == 1:
+        return model(Tensor(B.asarray(inputs[0])))
+    return model(*[Tensor(B.asarray(a)) for a in inputs])
 
 
 def _target(y):
@@ -74,10 +67,6 @@ def _target(y):
         return None
     y = B.asarray(y)
     return y if y.dtype.kind in "iub" else Tensor(y)
-
-
-# An optimizer that keeps these two (most do) can take its step through ``step_and_zero_grad``, which does the same.
-_BASE_STEP, _BASE_ZERO_GRAD = optim.Optimizer.step, optim.Optimizer.zero_grad
 
 
 class Trainer:
@@ -96,12 +85,9 @@ class Trainer:
         progress: bool = True,
     ):
         self.model = model
-        self.loss_name = loss if isinstance(loss, str) else type(loss).__name__
-        self.loss_fn = get_loss(loss) if isinstance(loss, str) else loss
-        self.optimizer = make_optimizer(optimizer, model.parameters(), lr)
-        if metrics is None:
-            metrics = ["accuracy"] if self.loss_name in _CLASSIFICATION else ["mae"]
-        self.metrics = [get_metric(m) for m in metrics]
+        self.loss_name, self.loss_fn = _loss(loss)
+        self.optimizer = optim.make_optimizer(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
+        self.metrics = _metrics(metrics, self.loss_name)
         self.callbacks = list(callbacks)
         if scheduler is not None:
             self.callbacks.append(scheduler if isinstance(scheduler, Callback) else LRScheduler(scheduler))
@@ -117,16 +103,14 @@ class Trainer:
         self._interrupts = 0
 
     # -- one step ---------------------------------------------------------------------------------------------------
-    def _forward(self, inputs):
-        return self.model(*[Tensor(B.asarray(a)) for a in inputs])
-
     def train_step(self, batch) -> float:
-        if type(batch) is tuple and len(batch) == 2:  # (x, y), the usual batch: the same as the general case below
-            x, y = batch
-            out = self.model(Tensor(B.asarray(x)))
-        else:
-            inputs, y = _split_batch(batch)
-            out = self._forward(inputs)
+        """One step on ``batch``: forward, loss, backward, callbacks' ``after_backward``, the update, the metrics.
+
+        Returns the loss. The update is ``optimizer.step_and_zero_grad()``; a callback returning False from
+        ``after_backward`` vetoes it (the gradients are dropped, the metrics not updated).
+        """
+        inputs, y = _split_batch(batch)
+        out = _forward(self.model, inputs)
         loss = self.loss_fn(out, _target(y))
         loss.backward()
         value = float(loss.item())
@@ -134,15 +118,11 @@ class Trainer:
         for cb in self.callbacks:  # every callback sees the gradients, even after one has vetoed the update
             if cb.after_backward(self, value) is False:
                 apply = False
-        opt = self.optimizer
         if not apply:
-            opt.zero_grad()
-        elif type(opt).step is _BASE_STEP and type(opt).zero_grad is _BASE_ZERO_GRAD:
-            opt.step_and_zero_grad()  # the gradients are dropped at once: the optimizer may reuse their memory
-        else:
-            opt.step()
-            opt.zero_grad()
-        if apply and y is not None:
+            self.optimizer.zero_grad()
+            return value
+        self.optimizer.step_and_zero_grad()
+        if y is not None:
             for m in self.metrics:
                 m.update(y, out.data)
         return value
@@ -237,27 +217,7 @@ class Trainer:
     # -- evaluation -------------------------------------------------------------------------------------------------
     def evaluate(self, data, batch_size: int = 256) -> dict:
         """Loss and metrics on ``data`` with the model in eval mode and no graph recorded (mode restored after)."""
-        loader = as_loader(data, batch_size, False, what="evaluation data")
-        metrics = [get_metric(m.name) for m in self.metrics]
-        was = self.model.training
-        self.model.eval()
-        total, n = 0.0, 0
-        try:
-            with no_grad():
-                for batch in loader:
-                    inputs, y = _split_batch(batch)
-                    out = self._forward(inputs)
-                    k = len(y)
-                    total += float(self.loss_fn(out, _target(y)).item()) * k
-                    n += k
-                    for m in metrics:
-                        m.update(y, out.data)
-        finally:
-            self.model.train(was)
-        result = {"loss": total / max(n, 1)}
-        for m in metrics:
-            result[m.name] = _plain(m.compute())
-        return result
+        return _evaluate(self.model, self.loss_fn, [get_metric(m.name) for m in self.metrics], data, batch_size)
 
     def predict(self, x, batch_size: int = 256):
         """The model's outputs for inputs ``x`` (array or dataset), batch by batch, in eval mode; a NumPy array."""
@@ -266,11 +226,7 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """The JSON-able part of a checkpoint: counters, loader and generator states, schedules, history."""
-        rngs = {
-            name: m._rng.bit_generator.state
-            for name, m in self.model.named_modules()
-            if getattr(m, "_rng", None) is not None
-        }
+        rngs = {name: g.bit_generator.state for name, g in _module_generators(self.model).items()}
         scheds = [cb.scheduler.state_dict() for cb in self.callbacks if isinstance(cb, LRScheduler)]
         return {
             "step": self.step,
@@ -302,10 +258,10 @@ class Trainer:
         if state.get("loader"):
             self.loader.load_state_dict(state["loader"])
         creation.get_generator(None).bit_generator.state = state["default_generator"]
-        modules = dict(self.model.named_modules())
+        generators = _module_generators(self.model)
         for name, s in state.get("module_generators", {}).items():
-            if name in modules and getattr(modules[name], "_rng", None) is not None:
-                modules[name]._rng.bit_generator.state = s
+            if name in generators:
+                generators[name].bit_generator.state = s
         scheds = [cb.scheduler for cb in self.callbacks if isinstance(cb, LRScheduler)]
         for sched, s in zip(scheds, state.get("schedulers", [])):
             sched.load_state_dict(s)
@@ -328,6 +284,11 @@ class Trainer:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         self._interrupts = 0
+
+
+def _module_generators(model) -> dict:
+    """Module name -> the module's own random generator (its ``generator`` attribute, as ``nn.Dropout`` has)."""
+    return {name: g for name, m in model.named_modules() if B.is_generator(g := getattr(m, "generator", None))}
 
 
 def _plain(v):
@@ -368,10 +329,47 @@ def fit(
 
 
 def evaluate(model, data, loss="cross_entropy", metrics=None, batch_size: int = 256) -> dict:
-    """Loss and metrics of ``model`` on ``data`` (eval mode, no graph)."""
-    return Trainer(
-        model, loss, optimizer=optim.SGD(model.parameters(), lr=0.0), metrics=metrics, progress=False
-    ).evaluate(data, batch_size)
+    """Loss and metrics of ``model`` on ``data`` (eval mode, no graph); ``loss`` and ``metrics`` as for ``fit``."""
+    loss_name, loss_fn = _loss(loss)
+    return _evaluate(model, loss_fn, _metrics(metrics, loss_name), data, batch_size)
+
+
+def _loss(loss) -> tuple:
+    """``(name, loss module)`` for a loss name or a loss module."""
+    if isinstance(loss, str):
+        return loss, get_loss(loss)
+    return type(loss).__name__, loss
+
+
+def _metrics(metrics, loss_name: str) -> list:
+    """Fresh metrics for ``metrics`` (names or objects); by default accuracy for classification losses, else MAE."""
+    if metrics is None:
+        metrics = ["accuracy"] if loss_name in _CLASSIFICATION else ["mae"]
+    return [get_metric(m) for m in metrics]
+
+
+def _evaluate(model, loss_fn, metrics: list, data, batch_size: int) -> dict:
+    """Loss and ``metrics`` (updated in place) on ``data``, in eval mode without a graph; the mode is restored."""
+    loader = as_loader(data, batch_size, False, what="evaluation data")
+    was = model.training
+    model.eval()
+    total, n = 0.0, 0
+    try:
+        with no_grad():
+            for batch in loader:
+                inputs, y = _split_batch(batch)
+                out = _forward(model, inputs)
+                k = len(y)
+                total += float(loss_fn(out, _target(y)).item()) * k
+                n += k
+                for m in metrics:
+                    m.update(y, out.data)
+    finally:
+        model.train(was)
+    result = {"loss": total / max(n, 1)}
+    for m in metrics:
+        result[m.name] = _plain(m.compute())
+    return result
 
 
 def predict(model, x, batch_size: int = 256):
@@ -396,4 +394,4 @@ def predict(model, x, batch_size: int = 256):
     return B.xp.concatenate(outs) if outs else B.xp.empty((0,))
 
 
-__all__ = ["OPTIMIZERS", "ModelCheckpoint", "Trainer", "evaluate", "fit", "make_optimizer", "predict"]
+__all__ = ["ModelCheckpoint", "Trainer", "evaluate", "fit", "predict"]

@@ -30,7 +30,8 @@ class IdxFormatError(ValueError):
     """A file is not a well-formed IDX file."""
 
 
-def _decompress(raw: bytes, name: str) -> bytes:
+def decompress(raw: bytes, name: str) -> bytes:
+    """``raw`` gunzipped when it starts with gzip's magic bytes, else unchanged; ``name`` names the file in errors."""
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
@@ -78,7 +79,7 @@ def read_idx(path, expected_magic: int | None = None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    return parse_idx(_decompress(path.read_bytes(), str(path)), str(path), expected_magic)
+    return parse_idx(decompress(path.read_bytes(), str(path)), str(path), expected_magic)
 
 
 def write_idx(path, array, compress: bool | None = None) -> Path:

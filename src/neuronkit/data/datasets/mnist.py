@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .download import ChecksumError, DownloadError, cache_dir, download, sha256_of
-from .idx import IdxFormatError, _decompress, parse_idx
+from .idx import IdxFormatError, decompress, parse_idx
 
 __all__ = ["IDX_SOURCES", "IdxFile", "IdxSource", "load_idx_dataset"]
 
@@ -142,8 +142,8 @@ def _verified_bytes(path: Path, f: IdxFile, sha: str | None, dataset: str) -> by
     """The decompressed IDX bytes of a local file, after its checksum check (see the module docstring)."""
     raw = path.read_bytes()
     if sha is None or sha256_of(raw) == sha:
-        return _decompress(raw, str(path))
-    data = _decompress(raw, str(path))
+        return decompress(raw, str(path))
+    data = decompress(raw, str(path))
     if f.sha256_decompressed is None:
         raise ChecksumError(
             f"{path} is not the official {dataset} file: expected archive sha256 {sha}, got {sha256_of(raw)}; no "
@@ -182,7 +182,7 @@ def _fetch(name, src, key, f, data_dir, download_ok, base_url, checksums, cache)
     if cached.is_file():
         raw = cached.read_bytes()
         if sha is None or sha256_of(raw) == sha:
-            return _decompress(raw, str(cached))
+            return decompress(raw, str(cached))
         cached.unlink()  # stale or corrupt cache entry: fetch again below
     looked.append(str(cached))
     if not download_ok:
@@ -195,7 +195,7 @@ def _fetch(name, src, key, f, data_dir, download_ok, base_url, checksums, cache)
         full = url.rstrip("/") + "/" + f.name
         try:
             download(full, cached, sha256=sha)
-            return _decompress(cached.read_bytes(), str(cached))
+            return decompress(cached.read_bytes(), str(cached))
         except (DownloadError, ChecksumError) as e:
             errors.append(e)
     if len(errors) == 1:

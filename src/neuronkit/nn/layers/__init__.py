@@ -1,7 +1,7 @@
 """Layers: dense, convolution and pooling, normalisation, embedding, containers, shape and regularisation."""
 
 from .basic import Dropout, Flatten, Sequential
-from .conv import AvgPool2d, Conv1d, Conv2d, Filter, GlobalAvgPool2d, MaxPool2d
+from .conv import AvgPool2d, Conv1d, Conv2d, ConvNd, Filter, GlobalAvgPool2d, MaxPool2d
 from .dense import Dense, Linear
 from .embedding import Embedding
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -13,6 +13,7 @@ __all__ = [
     "BatchNorm2d",
     "Conv1d",
     "Conv2d",
+    "ConvNd",
     "Dense",
     "Dropout",
     "Embedding",

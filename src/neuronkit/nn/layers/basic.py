@@ -89,7 +89,8 @@ class Dropout(Module):
     """In training, zero each value with probability ``p`` and scale the rest by 1 / (1 - p); in eval, identity.
 
     ``generator`` (seed or numpy Generator; default: neuronkit's default generator) draws the masks, so a seeded run
-    repeats exactly.
+    repeats exactly. The layer's own generator is the attribute ``generator`` (None when it uses the default one): a
+    checkpoint saves and restores its state.
     """
 
     def __init__(self, p: float = 0.5, generator=None):
@@ -97,15 +98,15 @@ class Dropout(Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
-        self._rng = get_generator(generator) if generator is not None else None
+        self.generator = get_generator(generator) if generator is not None else None
 
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
-        rng = self._rng if self._rng is not None else get_generator(None)
+        rng = self.generator if self.generator is not None else get_generator(None)
         keep = rng.random(x.shape, dtype=x.dtype if x.dtype.kind == "f" and x.dtype.itemsize >= 4 else None)
         mask = (keep >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
-        return ops.mul(x, Tensor._from_array(mask, False))
+        return ops.mul(x, Tensor.from_array(mask, False))
 
     def get_config(self) -> dict:
         """``{"p": p}``; the generator is not saved (a loaded Dropout draws from the default generator)."""

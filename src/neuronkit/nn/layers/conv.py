@@ -9,6 +9,7 @@ from ... import backend as B
 from ... import ops
 from ...tensor import Tensor
 from .. import init as I
+from ..activations import Identity, ReLU, get_activation
 from ..module import Module
 from ..parameter import Parameter
 from ..registry import register_layer
@@ -18,7 +19,10 @@ def _tuple(v, n):
     return (v,) * n if isinstance(v, int) else tuple(v)
 
 
-class _ConvNd(Module):
+class ConvNd(Module):
+    """The base of ``Conv1d`` and ``Conv2d``: ``ndim`` spatial axes, filters ``weight`` (C_out, C_in / groups,
+    *kernel_size) and ``bias`` (C_out,), ``filter(i)``. ``isinstance(m, ConvNd)`` tells a convolution layer."""
+
     ndim = 2
 
     def __init__(
@@ -123,16 +127,18 @@ class Filter:
 
 
 @register_layer
-class Conv2d(_ConvNd):
+class Conv2d(ConvNd):
     """2-D convolution layer: ``y[n, o] = bias[o] + sum_c (weight[o, c] * x[n, c])`` (cross-correlation).
 
     Shape: (N, C_in, H, W) -> (N, C_out, OH, OW), ``OH = (H + 2 padding - dilation (K - 1) - 1) // stride + 1``.
     ``weight`` is (C_out, C_in / groups, KH, KW); ``layer.filter(o)`` views one output channel. Defaults: stride 1,
     padding 0, dilation 1, groups 1, bias True, PyTorch's initialisation.
 
-    Fused options: ``activation="relu"`` applies ReLU to the output and ``max_pool=k`` then max-pools it (k x k
-    windows, stride k), the same function and gradients as ``Conv2d`` -> ``ReLU`` -> ``MaxPool2d(k)`` in one op
-    that makes fewer passes over memory (``ops.conv2d``). The filters' outputs are then the pooled activations.
+    Fused options: ``activation="relu"`` (or an ``nn.ReLU()``) applies ReLU to the output and ``max_pool=k`` then
+    max-pools it (k x k windows, stride k), the same function and gradients as ``Conv2d`` -> ``ReLU`` ->
+    ``MaxPool2d(k)`` in one op that makes fewer passes over memory (``ops.conv2d``). The filters' outputs are then the
+    pooled activations. As in ``Dense``, ``activation`` is a module (``Identity`` for none, ``ReLU``); while hooks are
+    registered on it the layer runs the three steps apart, so that its hooks see its input and output.
     """
 
     ndim = 2
@@ -149,10 +155,16 @@ class Conv2d(_ConvNd):
         bias: bool = True,
         generator=None,
         dtype: str | None = None,
-        activation: str | None = None,
+        activation: str | Module | None = None,
         max_pool: int | None = None,
     ):
-        if activation not in (None, "relu"):
+        ok = (
+            activation is None
+            or isinstance(activation, Module)
+            or (isinstance(activation, str) and activation == "relu")
+        )
+        act = get_activation(activation) if ok else None
+        if type(act) not in (Identity, ReLU):
             raise ValueError(
                 f"Conv2d: activation must be None or 'relu' (fused into the convolution), got "
                 f"{activation!r}; for another activation put its layer after the convolution"
@@ -162,36 +174,46 @@ class Conv2d(_ConvNd):
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator, dtype
         )
-        self.activation, self.max_pool = activation, max_pool
+        self.activation, self.max_pool = act, max_pool
 
     def forward(self, x):
+        x = self._check(x)
+        act = self.activation
+        relu = type(act) is ReLU
+        if relu and act.has_hooks():  # watched: convolution, then the activation module itself, then the pooling
+            z = act(ops.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups))
+            return z if self.max_pool is None else ops.max_pool2d(z, self.max_pool)
         return ops.conv2d(
-            self._check(x),
+            x,
             self.weight,
             self.bias,
             self.stride,
             self.padding,
             self.dilation,
             self.groups,
-            activation=self.activation,
+            activation="relu" if relu else None,
             max_pool=self.max_pool,
         )
 
     def get_config(self) -> dict:
         config = super().get_config()
-        if self.activation is not None:  # only when set: configs of plain convolutions stay as they were
-            config["activation"] = self.activation
+        if type(self.activation) is ReLU:  # only when set: configs of plain convolutions stay as they were
+            config["activation"] = "relu"
         if self.max_pool is not None:
             config["max_pool"] = self.max_pool
         return config
 
     def extra_repr(self) -> str:
-        fused = "".join(f", {k}={getattr(self, k)!r}" for k in ("activation", "max_pool") if getattr(self, k))
+        fused = ", activation='relu'" if type(self.activation) is ReLU else ""
+        fused += f", max_pool={self.max_pool!r}" if self.max_pool else ""
         return super().extra_repr() + fused
+
+    def __repr__(self):  # the activation is part of the layer's one line, not a child block
+        return f"{type(self).__name__}({self.extra_repr()})"
 
 
 @register_layer
-class Conv1d(_ConvNd):
+class Conv1d(ConvNd):
     """1-D convolution layer over sequences: (N, C_in, L) -> (N, C_out, L_out); ``weight`` (C_out, C_in/groups, K)."""
 
     ndim = 1

@@ -10,7 +10,7 @@ from ... import ops
 from ...creation import get_generator
 from ...tensor import Tensor
 from .. import init as I
-from ..activations import ACTIVATIONS, Activation, Identity, get_activation
+from ..activations import ACTIVATIONS, Identity, get_activation
 from ..module import Module
 from ..parameter import Parameter
 from ..registry import layer_spec, register_layer
@@ -88,14 +88,7 @@ class Dense(Module):
         b = params["bias"] if "bias" in params else self.bias
         act = mods["activation"] if "activation" in mods else self.activation
         z = ops.linear(x, w, b)
-        if isinstance(act, Identity):
-            return z
-        ad = act.__dict__
-        if type(act).forward is Activation.forward and not (
-            ad["_forward_pre_hooks"] or ad["_forward_hooks"] or ad["_backward_hooks"] or ad["kwargs"]
-        ):
-            return type(act).fn(z)  # what act(z) does for a plain activation without hooks, two calls shorter
-        return act(z)
+        return z if isinstance(act, Identity) else act(z)
 
     def get_config(self) -> dict:
         """Constructor arguments as JSON: sizes, bias, activation (a name, or a spec when it has non-default options),

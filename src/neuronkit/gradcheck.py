@@ -1,10 +1,11 @@
-"""``gradcheck``: compare backpropagated gradients with float64 central differences, for any function of tensors."""
+"""``neuronkit.gradcheck``: backpropagated gradients against float64 central differences, for any tensor function."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import backend as B
+from . import backend as B
+from .tensor import Tensor
 
 
 @dataclass
@@ -31,13 +32,11 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     Jacobian from ``backward()`` (one backward per output element). Defaults follow PyTorch (eps 1e-6, atol 1e-5,
     rtol 1e-3). Returns a :class:`GradcheckResult`; with ``raise_exception=True`` a failure raises ``AssertionError``.
     """
-    from ..tensor import Tensor
-
     xp = B.xp
     ins = []
     for t in inputs:
         if isinstance(t, Tensor) and t.data.dtype.kind == "f":
-            ins.append(Tensor._from_array(t.data.astype(xp.float64), False).requires_grad_(t.requires_grad))
+            ins.append(Tensor.from_array(t.data.astype(xp.float64), False).requires_grad_(t.requires_grad))
         else:
             ins.append(t)
     wrt = [i for i, t in enumerate(ins) if isinstance(t, Tensor) and t.requires_grad]

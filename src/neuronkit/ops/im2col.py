@@ -1,0 +1,141 @@
+"""im2col and col2im: the memory layout work of convolution and pooling, shared by ``conv`` and ``conv_fused``.
+
+A convolution is one GEMM over an im2col matrix of input patches (channel innermost, read from NHWC-backed memory),
+and its input gradient one GEMM per kernel offset whose blocks ``col2im`` adds back. Pooling reads the same strided
+``window`` views. Public within ``neuronkit.ops``; not part of the user API (the ops are).
+"""
+
+from __future__ import annotations
+
+from .. import backend as B
+
+
+def out_size(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def window(x, kh, kw, sh, sw, dh, dw, oh, ow):
+    """The view of ``x`` (N, C, H, W) seen by kernel offset (kh, kw): shape (N, C, oh, ow)."""
+    h0, w0 = kh * dh, kw * dw
+    return x[:, :, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw]
+
+
+def pad(x, ph, pw, value=0.0):
+    """``x`` (N, C, H, W) with ``ph``/``pw`` rows/columns of ``value`` around it, in an NHWC-backed buffer."""
+    if not ph and not pw:
+        return x
+    n, c, h, w = x.shape
+    out = B.xp.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype).transpose(0, 3, 1, 2)
+    out[:, :, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
+    """Patches of ``xpad`` (N, C, Hp, Wp) as a matrix (N*oh*ow, groups, kh*kw*C/groups), channel innermost.
+
+    ``cols[(n, i, j), g, (a, b, ci)] = xpad[n, g*cg + ci, i*sh + a*dh, j*sw + b*dw]``. The input is read in NHWC
+    order (what our convolutions and pools return). With unit width stride and dilation and one group, the kw*C values
+    of one kernel row are contiguous in that memory, so each kernel row is one strided copy; with few channels the
+    matrix is built transposed instead (see ``fill_cols_t``). The result may be a non-contiguous view.
+    """
+    xp = B.xp
+    n, c, hp, wp = xpad.shape
+    cg = c // groups
+    if groups == 1 and sw == 1 and dw == 1 and kw * c >= 16:  # (few channels: per-offset copies run longer)
+        cols = xp.empty((n, oh, ow, kh, kw * c), dtype=xpad.dtype)
+        fill_cols(cols, nhwc(xpad), kh, kw, sh, sw, dh, oh, ow)
+        return cols.reshape(n * oh * ow, 1, kh * kw * c)
+    if groups == 1:
+        cols_t = xp.empty((kh, kw, c, n, oh, ow), dtype=xpad.dtype)
+        fill_cols_t(cols_t, xpad, kh, kw, sh, sw, dh, dw, oh, ow)
+        return cols_t.reshape(kh * kw * c, n * oh * ow).T[:, None, :]
+    cols = xp.empty((n, oh, ow, groups, kh, kw, cg), dtype=xpad.dtype)
+    for a in range(kh):
+        for bb in range(kw):
+            win = window(xpad, a, bb, sh, sw, dh, dw, oh, ow)  # (N, C, oh, ow)
+            cols[:, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(n, oh, ow, groups, cg)
+    return cols.reshape(n * oh * ow, groups, kh * kw * cg)
+
+
+def nhwc(xpad):
+    """``xpad`` (N, C, H, W) as C-contiguous (N, H, W, C) memory: free when it is NHWC-backed, as ours are."""
+    xn = xpad.transpose(0, 2, 3, 1)
+    return xn if xn.flags.c_contiguous else B.xp.ascontiguousarray(xn)
+
+
+def fill_cols(dst, xn, kh, kw, sh, sw, dh, oh, ow):
+    """im2col rows for unit dilation along the width: ``dst`` (N, oh, ow, kh, kw*C), ``xn`` an (N, Hp, Wp, C) view
+    with C-contiguous rows (it may start at a column offset). The kw*C values of one kernel row are contiguous in
+    ``xn``, so each kernel row is one strided copy."""
+    n, c = xn.shape[0], xn.shape[3]
+    item = xn.itemsize
+    for a in range(kh):
+        rows = xn[:, a * dh : a * dh + sh * (oh - 1) + 1 : sh]  # (N, oh, Wp', C)
+        strides = (rows.strides[0], rows.strides[1], sw * c * item, item)
+        dst[:, :, :, a, :] = B.xp.lib.stride_tricks.as_strided(rows, (n, oh, ow, kw * c), strides, writeable=False)
+
+
+def fill_cols_t(dst, xpad, kh, kw, sh, sw, dh, dw, oh, ow):
+    """The im2col matrix transposed, for few channels: ``dst`` (kh, kw, C, N, oh, ow), so each copy runs along the
+    image width; the (N*oh*ow, k) view of it is column-major, which BLAS takes as it is (no copy)."""
+    for a in range(kh):
+        for bb in range(kw):
+            dst[a, bb] = window(xpad, a, bb, sh, sw, dh, dw, oh, ow).transpose(1, 0, 2, 3)
+
+
+def add_bias_rows(out, b, reps):
+    """``out += b`` in place for a C-contiguous (M, O) ``out`` whose M is a multiple of ``reps``: added to rows of
+    reps*O values, since against the (O,) vector NumPy loops over runs of only O elements (2-3x slower when O is
+    small and M large)."""
+    rows = out.reshape(-1, reps * out.shape[1])  # a view: out is contiguous
+    rows += B.xp.tile(b, reps)
+
+
+def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """Input gradient of a convolution: ``gm`` (N*oh*ow, O) times ``wmat`` (G, og, kh*kw*cg), scattered back.
+
+    One GEMM per kernel offset writes a contiguous (N*oh*ow, C) block, and each block is added into an NHWC-backed
+    buffer; with unit stride a block's rows land as long contiguous runs, far faster than adding C-sized pieces.
+    """
+    xp = B.xp
+    n, c, h, w = xshape
+    groups, og, k = wmat.shape
+    cg = c // groups
+    m = gm.shape[0]
+    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=gm.dtype)
+    if groups == 1:
+        wb = wmat[0].reshape(og, kh * kw, cg).transpose(1, 0, 2)  # (kh*kw, O, C)
+        blocks = xp.matmul(gm, wb)  # (kh*kw, m, C)
+    else:
+        g3 = gm.reshape(m, groups, og).transpose(1, 0, 2)  # (G, m, og)
+        wb = wmat.reshape(groups, og, kh * kw, cg).transpose(2, 0, 1, 3)  # (kh*kw, G, og, cg)
+        blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, m, c)  # (kh*kw, m, C)
+    for a in range(kh):
+        for bb in range(kw):
+            h0, w0 = a * dh, bb * dw
+            dst = gpad[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
+            dst += blocks[a * kw + bb].reshape(n, oh, ow, c)
+    return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
+
+
+def im2col_planes(xpad, kh, kw, sh, sw, dh, dw, ph, pw, k):
+    """im2col of a stride-1-group convolution whose output (k*ph, k*pw) is cut into k*k pooling planes.
+
+    Returns the (k*k*N*ph*pw, kh*kw*C) matrix (possibly a column-major view) whose rows are ordered (a, b, n, i, j):
+    row (a, b, n, i, j) holds the patch of conv output pixel (k*i + a, k*j + b). With k == 1 this is plain im2col.
+    """
+    xp = B.xp
+    n, c = xpad.shape[:2]
+    m = k * k * n * ph * pw
+    if dw == 1 and kw * c >= 16:  # rows of kw*C contiguous values (see im2col)
+        xn = nhwc(xpad)
+        cols = xp.empty((k, k, n, ph, pw, kh, kw * c), dtype=xpad.dtype)
+        for a in range(k):
+            for b in range(k):
+                fill_cols(cols[a, b], xn[:, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, ph, pw)
+        return cols.reshape(m, kh * kw * c)
+    cols_t = xp.empty((kh, kw, c, k, k, n, ph, pw), dtype=xpad.dtype)
+    for a in range(k):
+        for b in range(k):
+            fill_cols_t(cols_t[:, :, :, a, b], xpad[:, :, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, dw, ph, pw)
+    return cols_t.reshape(kh * kw * c, m).T
