@@ -29,24 +29,6 @@ else:  # pragma: no cover - Python 3.10
 
 SCHEDULES = ("none", "cosine", "step", "onecycle", "warmup-cosine")
 TASKS = ("auto", "classification", "regression")
-# initialisers a config can name (every registered one that needs no extra argument)
-INITIALISERS = (
-    "xavier_uniform",
-    "glorot_uniform",
-    "xavier_normal",
-    "glorot_normal",
-    "kaiming_uniform",
-    "he_uniform",
-    "kaiming_normal",
-    "he_normal",
-    "lecun_uniform",
-    "lecun_normal",
-    "orthogonal",
-    "uniform",
-    "normal",
-    "zeros",
-    "ones",
-)
 
 
 @dataclass
@@ -62,7 +44,10 @@ class TrainConfig:
     hidden: list = field(default_factory=lambda: [128])  # hidden layer sizes of the mlp
     activation: str = "relu"  # hidden-layer activation (a name from neuronkit.nn.ACTIVATIONS)
     dropout: float = 0.0  # dropout after each hidden layer of the mlp (0: none)
-    init: str = "auto"  # weight initialiser of every layer (a name from neuronkit.nn.init); auto: each layer's default
+    init: str = (
+        "auto"  # weight initialiser of every layer: a name or spec ("he_uniform", "uniform:0.05"); auto: default
+    )
+    bias_init: str = "auto"  # bias initialiser of every layer ("zeros", "constant:0.1", ...); auto: U(+-1/sqrt(fan_in))
     loss: str = "auto"  # auto: cross_entropy for classification, mse for regression
     optimizer: str = "adam"  # a name from neuronkit.optim.OPTIMIZERS
     lr: float = 1e-3  # learning rate (the peak rate for onecycle)
@@ -131,6 +116,19 @@ def _str(key, v, allow_none=False, choices=None):
     return v
 
 
+def _init(key: str, v, bias: bool = False) -> str:
+    """An initialiser spec (``"auto"``, ``"he_uniform"``, ``"uniform:0.05"``), checked and written canonically."""
+    from ..nn import init as I
+
+    v = _str(key, v)
+    if v == "auto":
+        return v
+    try:
+        return str(I.resolve_init(v, bias=bias))
+    except ValueError as e:
+        raise CLIError(f"{key}: {e}") from None
+
+
 def parse_sizes(key: str, v) -> list:
     """Layer sizes from a list of ints or a string "256,128" / "256-128"; each >= 1."""
     if isinstance(v, str):
@@ -182,7 +180,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     cfg.hidden = parse_sizes("hidden", cfg.hidden)
     cfg.activation = _str("activation", cfg.activation, choices=sorted(ACTIVATIONS))
     cfg.dropout = _float("dropout", cfg.dropout, 0.0, 1.0, high_open=True)
-    cfg.init = _str("init", cfg.init, choices=["auto", *INITIALISERS])
+    cfg.init = _init("init", cfg.init)
+    cfg.bias_init = _init("bias_init", cfg.bias_init, bias=True)
     cfg.loss = _str("loss", cfg.loss, choices=["auto", *sorted(LOSSES)])
     cfg.optimizer = _str("optimizer", cfg.optimizer, choices=sorted(OPTIMIZERS))
     cfg.lr = _float("lr", cfg.lr, 0.0, low_open=True)

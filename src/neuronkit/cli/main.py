@@ -267,7 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="standardise inputs with training-split statistics (default on)",
     )
     t.add_argument("--patience", type=int, help="early stopping after this many epochs without val_loss progress")
-    t.add_argument("--init", help="weight initialiser of the dense layers, e.g. he_uniform (default: each layer's)")
+    t.add_argument(
+        "--init",
+        help="weight initialiser of every layer: a name or NAME:PARAM, e.g. he_uniform, uniform:0.05 (U(-0.05, 0.05)), "
+        "normal:0.01, xavier_uniform:2 (gain 2) (default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)))",
+    )
+    t.add_argument(
+        "--bias-init",
+        help="bias initialiser of every layer: zeros, ones, constant:V, uniform:B, normal:S "
+        "(default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)))",
+    )
     t.add_argument("--weight-decay", type=float, help="the optimizer's weight decay (default: its own)")
     t.add_argument("--clip-grad-norm", type=float, help="clip the gradients to this global norm each step")
     t.add_argument(

@@ -59,19 +59,25 @@ def model_input_shape(model: str, sample_shape: tuple) -> tuple:
     return img
 
 
-def _mlp_head(cfg, sizes: list, init) -> list:
+def _inits(cfg) -> dict:
+    """The ``init``/``bias_init`` keyword arguments of every layer (``auto``: the layer's default)."""
+    bias_init = getattr(cfg, "bias_init", "auto")
+    return {"init": None if cfg.init == "auto" else cfg.init, "bias_init": None if bias_init == "auto" else bias_init}
+
+
+def _mlp_head(cfg, sizes: list, inits: dict) -> list:
     layers = []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(nn.Dense(a, b, activation=cfg.activation, init=init))
+        layers.append(nn.Dense(a, b, activation=cfg.activation, **inits))
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Dense(sizes[-2], sizes[-1], init=init))
+    layers.append(nn.Dense(sizes[-2], sizes[-1], **inits))
     return layers
 
 
 def build_text_model(cfg, vocab_size: int, n_out: int) -> nn.Module:
     """The text model ``cfg.model`` over a vocabulary of ``vocab_size`` ids with ``n_out`` classes."""
-    init = None if cfg.init == "auto" else cfg.init
+    inits = _inits(cfg)
     if cfg.model not in TEXT_MODELS:
         raise CLIError(f"model {cfg.model!r} does not read text; text models: {', '.join(TEXT_MODELS)}")
     e = cfg.embed_dim or DEFAULT_EMBED_DIM
@@ -81,7 +87,7 @@ def build_text_model(cfg, vocab_size: int, n_out: int) -> nn.Module:
     # PyTorch) against N(0, 0.01^2) on SMS spam (split seed 2, 10 epochs): 95.9 % against 98.0 % test accuracy.
     nn.init.normal_(embedding.weight, 0.0, EMBED_INIT_STD)
     embedding.weight.data[0] = 0  # the padding row
-    head = nn.Sequential(*_mlp_head(cfg, [e, *cfg.hidden, n_out], init))
+    head = nn.Sequential(*_mlp_head(cfg, [e, *cfg.hidden, n_out], inits))
     return nn.TextClassifier(embedding, nn.SequencePool("mean"), head)
 
 
@@ -157,18 +163,18 @@ def build_model(
         check_model_memory(cfg, sample_shape, n_out, training, vocab_size)
         return build_text_model(cfg, vocab_size, n_out)
     check_model_memory(cfg, sample_shape, n_out, training)
-    init = None if cfg.init == "auto" else cfg.init
+    inits = _inits(cfg)
     if cfg.model == "lenet":
         c, h, w = sample_shape
         # each convolution with its ReLU and 2x2 max pooling fused in: the same maths as Conv2d, ReLU, MaxPool2d
         # in a row, in fewer passes over memory (benchmarks/RESULTS.md)
         return nn.Sequential(
-            nn.Conv2d(c, 16, 3, padding=1, activation="relu", max_pool=2),
-            nn.Conv2d(16, 32, 3, padding=1, activation="relu", max_pool=2),
+            nn.Conv2d(c, 16, 3, padding=1, activation="relu", max_pool=2, **inits),
+            nn.Conv2d(16, 32, 3, padding=1, activation="relu", max_pool=2, **inits),
             nn.Flatten(),
-            nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", init=init),
-            nn.Dense(128, n_out, init=init),
+            nn.Dense(32 * (h // 2 // 2) * (w // 2 // 2), 128, activation="relu", **inits),
+            nn.Dense(128, n_out, **inits),
         )
     sizes = _mlp_sizes(cfg, sample_shape, n_out)
     layers = [nn.Flatten()] if len(sample_shape) > 1 else []
-    return nn.Sequential(*layers, *_mlp_head(cfg, sizes, init))
+    return nn.Sequential(*layers, *_mlp_head(cfg, sizes, inits))

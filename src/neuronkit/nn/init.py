@@ -182,10 +182,225 @@ INITIALIZERS = {
 }
 
 
+# -- initialisers with a parameter, named by a spec string ("uniform:0.05") ---------------------------------------
+SPEC_MAX_LEN = 200  # a spec comes from a command line, a TOML file or a saved model: bounded
+PARAM_MAX = 1e6  # |parameter| above this would overflow float32 weights or be a typo; refused
+# name -> (what the parameter is, its default, whether it must be > 0, the distribution in words)
+SCHEMES = {
+    "default": ("gain", 1.0, True, "U(-g/sqrt(fan_in), g/sqrt(fan_in)), PyTorch's nn.Linear rule"),
+    "uniform": ("bound", None, True, "U(-b, b); without a bound U(0, 1), as nn.init.uniform_"),
+    "normal": ("std", 1.0, True, "N(0, s^2)"),
+    "constant": ("value", 0.0, False, "every value v"),
+    "zeros": (None, None, False, "every value 0"),
+    "ones": (None, None, False, "every value 1"),
+    "xavier_uniform": ("gain", 1.0, True, "U(-a, a), a = g sqrt(6 / (fan_in + fan_out))"),
+    "glorot_uniform": ("gain", 1.0, True, "U(-a, a), a = g sqrt(6 / (fan_in + fan_out))"),
+    "xavier_normal": ("gain", 1.0, True, "N(0, s^2), s = g sqrt(2 / (fan_in + fan_out))"),
+    "glorot_normal": ("gain", 1.0, True, "N(0, s^2), s = g sqrt(2 / (fan_in + fan_out))"),
+    "kaiming_uniform": ("gain", math.sqrt(2.0), True, "U(-b, b), b = g sqrt(3 / fan_in), g = sqrt(2)"),
+    "he_uniform": ("gain", math.sqrt(2.0), True, "U(-b, b), b = g sqrt(3 / fan_in), g = sqrt(2)"),
+    "kaiming_normal": ("gain", math.sqrt(2.0), True, "N(0, s^2), s = g / sqrt(fan_in), g = sqrt(2)"),
+    "he_normal": ("gain", math.sqrt(2.0), True, "N(0, s^2), s = g / sqrt(fan_in), g = sqrt(2)"),
+    "lecun_uniform": ("gain", 1.0, True, "U(-b, b), b = g sqrt(3 / fan_in)"),
+    "lecun_normal": ("gain", 1.0, True, "N(0, s^2), s = g / sqrt(fan_in)"),
+    "orthogonal": ("gain", 1.0, True, "a (semi-)orthogonal matrix times g"),
+}
+BIAS_SCHEMES = ("default", "uniform", "normal", "constant", "zeros", "ones")  # those that need no weight shape
+DEFAULT_INIT_TEXT = "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases (PyTorch's nn.Linear/Conv rule)"
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v)) if v != int(v) or abs(v) >= 1e16 else str(int(v))
+
+
+class Init:
+    """A named initialiser with its one parameter, e.g. ``Init("uniform", 0.05)`` for U(-0.05, 0.05): callable
+    as ``init(tensor, generator=None)`` like the functions above, and saved with a model as its spec string
+    (``str(init)`` is ``"uniform:0.05"``; ``parse_init`` reads it back).
+
+    Parameters by name (see ``SCHEMES``): ``uniform:B`` U(-B, B); ``normal:S`` N(0, S^2); ``constant:V``;
+    ``default:G``, ``xavier_*:G``, ``kaiming_*``/``he_*:G``, ``lecun_*:G``, ``orthogonal:G`` scale the scheme by gain
+    G (``he_uniform:1`` is ``lecun_uniform``); ``zeros`` and ``ones`` take none. Without a parameter a scheme is
+    the registered function with its defaults. Parameters must be finite, at most 1e6 in size, and positive except
+    ``constant``'s.
+    """
+
+    def __init__(self, name: str, param: float | None = None):
+        if not isinstance(name, str) or name not in SCHEMES:
+            raise ValueError(f"unknown initializer {name!r}; known: {sorted(SCHEMES)} (e.g. 'uniform:0.05')")
+        what, _, positive, _ = SCHEMES[name]
+        if param is not None:
+            if what is None:
+                raise ValueError(f"initializer {name!r} takes no parameter, got {param!r}")
+            if isinstance(param, bool) or not isinstance(param, (int, float)):
+                raise ValueError(f"initializer {name!r}: its {what} must be a number, got {param!r}")
+            param = float(param)
+            if not math.isfinite(param) or abs(param) > PARAM_MAX or (positive and param <= 0):
+                sign = "positive, " if positive else ""
+                raise ValueError(
+                    f"initializer {name!r}: its {what} must be {sign}finite and at most {PARAM_MAX:g}, got {param!r}"
+                )
+        self.name, self.param = name, param
+
+    def __call__(self, t, generator=None):
+        n, p = self.name, self.param
+        if n in ("zeros", "ones"):
+            return INITIALIZERS[n](t)
+        if n == "constant":
+            return constant_(t, 0.0 if p is None else p)
+        if p is None:
+            return default_(t, generator=generator) if n == "default" else INITIALIZERS[n](t, generator=generator)
+        if n == "default":
+            return default_(t, gain=p, generator=generator)
+        if n == "uniform":
+            return uniform_(t, -p, p, generator)
+        if n == "normal":
+            return normal_(t, 0.0, p, generator)
+        if n.startswith(("kaiming", "he_", "lecun")):  # gain / sqrt(fan_in) scaling, gain given
+            fan = fans(t.shape)[0]
+            if n.endswith("uniform"):
+                b = p * math.sqrt(3.0 / fan)
+                return uniform_(t, -b, b, generator)
+            return normal_(t, 0.0, p / math.sqrt(fan), generator)
+        return INITIALIZERS[n](t, gain=p, generator=generator)
+
+    def __str__(self) -> str:
+        return self.name if self.param is None else f"{self.name}:{_fmt(self.param)}"
+
+    def __repr__(self) -> str:
+        return f"Init({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Init) and (self.name, self.param) == (other.name, other.param)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.param))
+
+    def describe(self) -> str:
+        """The distribution in words, e.g. ``uniform:0.05 = U(-0.05, 0.05)``."""
+        what, default, _, text = SCHEMES[self.name]
+        p = self.param if self.param is not None else default
+        if self.name == "uniform" and p is not None:
+            return f"{self} = U(-{_fmt(p)}, {_fmt(p)})"
+        if self.name == "normal":
+            return f"{self} = N(0, {_fmt(p)}^2)"
+        if self.name == "constant":
+            return f"{self} = {_fmt(p)} everywhere"
+        gain = f" with gain {p:.4g}" if what == "gain" else ""
+        return f"{self}: {text}{gain}"
+
+
+def default_(t, gain: float = 1.0, generator=None):
+    """The default rule of ``Dense``/``Linear``/``Conv``: U(-g/sqrt(fan_in), g/sqrt(fan_in)) (g = 1: PyTorch's
+    ``nn.Linear``, Kaiming uniform with a = sqrt(5); for a 1-D tensor fan_in is its length)."""
+    b = gain / math.sqrt(fans(t.shape)[0])
+    return uniform_(t, -b, b, generator)
+
+
+def parse_init(spec) -> Init:
+    """``"name"`` or ``"name:number"`` (or an ``Init``) as an ``Init``; ``ValueError`` naming what was expected."""
+    if isinstance(spec, Init):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"an initializer spec must be a string such as 'uniform:0.05', got {type(spec).__name__}")
+    if len(spec) > SPEC_MAX_LEN:
+        raise ValueError(f"an initializer spec is at most {SPEC_MAX_LEN} characters, got {len(spec)}")
+    name, sep, value = spec.strip().partition(":")
+    name = name.strip().lower()
+    if name not in SCHEMES:
+        raise ValueError(f"unknown initializer {name!r}; known: {sorted(SCHEMES)} (e.g. 'uniform:0.05')")
+    if not sep:
+        return Init(name)
+    try:
+        param = float(value)
+    except ValueError:
+        what = SCHEMES[name][0] or "no parameter"
+        raise ValueError(f"initializer {spec!r}: expected {name}:NUMBER (its {what}), got {value.strip()!r}") from None
+    return Init(name, param)
+
+
 def get_initializer(name):
-    """The initialiser called ``name`` (see ``INITIALIZERS``); a callable is returned unchanged."""
+    """The initialiser ``name`` names: a registered name (see ``INITIALIZERS``) gives its function, a spec with a
+    parameter (``"uniform:0.05"``) an ``Init``; a callable is returned unchanged."""
     if callable(name):
         return name
-    if name not in INITIALIZERS:
-        raise ValueError(f"unknown initializer {name!r}; known: {sorted(INITIALIZERS)}")
-    return INITIALIZERS[name]
+    if isinstance(name, str) and name in INITIALIZERS:
+        return INITIALIZERS[name]
+    return parse_init(name)
+
+
+def init_spec(init) -> str | None:
+    """The JSON form of a layer's ``init``: None for the default rule, else a spec string. A function that is not
+    registered is saved as ``"custom:NAME"``: the model's weights are saved, but rebuilding it from the file
+    cannot re-run that function (``reset_parameters`` then says so)."""
+    if init is None:
+        return None
+    if isinstance(init, Init):
+        return str(init)
+    if isinstance(init, str):
+        return str(parse_init(init)) if not init.startswith("custom:") else init[:SPEC_MAX_LEN]
+    for key, fn in INITIALIZERS.items():
+        if fn is init:
+            return key
+    name = getattr(init, "__qualname__", None) or type(init).__name__
+    return f"custom:{name}"[:SPEC_MAX_LEN]
+
+
+class CustomInit:
+    """A saved model's record of an initialiser function that was not saved: it refuses to run."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+
+    def __call__(self, t, generator=None):
+        if _SKIP.get():  # a model being loaded: its weights come from the file
+            return t
+        raise ValueError(
+            f"the initializer {self.spec!r} was a Python function, not saved with the model; pass init= a "
+            "registered name or spec (e.g. 'uniform:0.05') to reset these parameters"
+        )
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def resolve_init(init, bias: bool = False):
+    """A layer's ``init`` (or ``bias_init`` with ``bias=True``) checked and made callable: None stays None (the
+    default rule), a string is parsed (``"custom:NAME"`` becomes a ``CustomInit``), an ``Init`` or a function is kept.
+    A bias takes only ``BIAS_SCHEMES`` (the others need a weight's fan-out)."""
+    if init is None:
+        return None
+    if isinstance(init, str) and init.startswith("custom:"):
+        return CustomInit(init[:SPEC_MAX_LEN])
+    if callable(init) and not isinstance(init, Init):
+        return init
+    spec = parse_init(init)
+    if bias and spec.name not in BIAS_SCHEMES:
+        raise ValueError(
+            f"bias_init {str(spec)!r}: a bias takes one of {', '.join(BIAS_SCHEMES)} (with a parameter, e.g. "
+            "'zeros', 'constant:0.1', 'uniform:0.05', 'normal:0.01')"
+        )
+    return spec
+
+
+def init_layer_(weight, bias, init, bias_init, generator=None):
+    """Initialise a layer's ``weight`` (out, in, *kernel) and ``bias`` (out,) or None from one stream: ``init``
+    None is the default rule (``default_``), ``bias_init`` None draws the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    with the weight's fan_in (as PyTorch does), ``"default:G"`` scales that range by G."""
+    # One stream for weight and bias: passing an int seed to both would restart it, and the bias would repeat the
+    # first weight draws (both ranges are 1/sqrt(fan_in) by default).
+    rng = get_generator(generator)
+    w_init = resolve_init(init)
+    if w_init is None:
+        default_(weight, generator=rng)
+    else:
+        w_init(weight, generator=rng)
+    if bias is None:
+        return
+    b_init = resolve_init(bias_init, bias=True)
+    if b_init is None or (isinstance(b_init, Init) and b_init.name == "default"):
+        gain = 1.0 if b_init is None or b_init.param is None else b_init.param
+        b = gain / math.sqrt(fans(weight.shape)[0])
+        uniform_(bias, -b, b, generator=rng)
+    else:
+        b_init(bias, generator=rng)

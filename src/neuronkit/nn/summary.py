@@ -17,6 +17,7 @@ class Summary:
     total_params: int = 0
     trainable_params: int = 0
     input_shape: tuple = ()
+    inits: list = field(default_factory=list)  # [(layer names, weight init text, bias init text)]
 
     def __str__(self) -> str:
         w = max([len(r[0]) + len(r[1]) + 3 for r in self.rows] + [20])
@@ -27,6 +28,8 @@ class Summary:
             "-" * (w + 32),
             f"input shape {self.input_shape}; total params {self.total_params:,} (trainable {self.trainable_params:,})",
         ]
+        for names, w, b in self.inits:
+            lines.append(f"initialisation of {_names(names)}: weights {w}; biases {b}")
         return "\n".join(lines)
 
 
@@ -73,4 +76,26 @@ def summarize(model, input_shape, dtype=None, inputs=None) -> Summary:
             m.__dict__["training"] = mode
     total = sum(p.size for p in model.parameters())
     trainable = sum(p.size for p in model.parameters() if p.requires_grad)
-    return Summary(rows, total, trainable, input_shape)
+    return Summary(rows, total, trainable, input_shape, _inits(model))
+
+
+def _inits(model) -> list:
+    """The initialisers of the layers that have one (``init``/``bias_init`` attributes), grouped by setting."""
+    from .init import DEFAULT_INIT_TEXT, init_spec
+
+    groups: dict = {}
+    for name, m in model.named_modules():
+        if "init" not in m.__dict__ or not hasattr(m, "weight"):
+            continue
+        default = "default " + DEFAULT_INIT_TEXT.split(" for ")[0]
+        w = default if m.init is None else init_spec(m.init)
+        b = default if getattr(m, "bias_init", None) is None else init_spec(m.bias_init)
+        if getattr(m, "bias", None) is None:
+            b = "none"
+        groups.setdefault((w, b), []).append(name or type(m).__name__)
+    return [(names, w, b) for (w, b), names in groups.items()]
+
+
+def _names(names: list) -> str:
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return ("layer " if len(names) == 1 else "layers ") + shown

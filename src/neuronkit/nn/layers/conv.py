@@ -3,8 +3,6 @@ input), MaxPool2d, AvgPool2d, GlobalAvgPool2d."""
 
 from __future__ import annotations
 
-import math
-
 from ... import backend as B
 from ... import ops
 from ...tensor import Tensor
@@ -26,7 +24,19 @@ class ConvNd(Module):
     ndim = 2
 
     def __init__(
-        self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator, dtype
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias,
+        generator,
+        dtype,
+        init=None,
+        bias_init=None,
     ):
         super().__init__()
         name = type(self).__name__
@@ -45,15 +55,16 @@ class ConvNd(Module):
         dt = B.DEFAULT_FLOAT if dtype is None else B.dtype(dtype)
         self.weight = Parameter(B.xp.empty((out_channels, in_channels // groups) + k, dtype=dt))
         self.bias = Parameter(B.xp.empty(out_channels, dtype=dt)) if bias else None
+        I.resolve_init(init)  # a bad spec fails here, naming what was expected
+        I.resolve_init(bias_init, bias=True)
+        self.init, self.bias_init = init, bias_init
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator=None) -> None:
-        """PyTorch's default: weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (Kaiming uniform, a = sqrt(5)) with
-        fan_in = in_channels / groups * prod(kernel_size); the bias from the same range."""
-        I.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
-        if self.bias is not None:
-            bound = 1 / math.sqrt(I.fans(self.weight.shape)[0])
-            I.uniform_(self.bias, -bound, bound, generator=generator)
+        """``init`` and ``bias_init`` as in ``Dense``; by default PyTorch's rule: weights U(-1/sqrt(fan_in),
+        1/sqrt(fan_in)) (Kaiming uniform, a = sqrt(5)) with fan_in = in_channels / groups * prod(kernel_size); the
+        bias from the same range."""
+        I.init_layer_(self.weight, self.bias, self.init, self.bias_init, generator)
 
     def _check(self, x):
         if not isinstance(x, Tensor):
@@ -73,7 +84,7 @@ class ConvNd(Module):
         return Filter(self, index % self.out_channels)
 
     def get_config(self) -> dict:
-        return {
+        config = {
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
             "kernel_size": list(self.kernel_size),
@@ -84,6 +95,10 @@ class ConvNd(Module):
             "bias": self.bias is not None,
             "dtype": self.weight.data.dtype.name,
         }
+        for key in ("init", "bias_init"):  # only when set: configs of default-initialised layers stay as they were
+            if getattr(self, key) is not None:
+                config[key] = I.init_spec(getattr(self, key))
+        return config
 
     def extra_repr(self) -> str:
         extra = "".join(
@@ -132,7 +147,7 @@ class Conv2d(ConvNd):
 
     Shape: (N, C_in, H, W) -> (N, C_out, OH, OW), ``OH = (H + 2 padding - dilation (K - 1) - 1) // stride + 1``.
     ``weight`` is (C_out, C_in / groups, KH, KW); ``layer.filter(o)`` views one output channel. Defaults: stride 1,
-    padding 0, dilation 1, groups 1, bias True, PyTorch's initialisation.
+    padding 0, dilation 1, groups 1, bias True, PyTorch's initialisation (``init``, ``bias_init``: as in ``Dense``).
 
     Fused options: ``activation="relu"`` (or an ``nn.ReLU()``) applies ReLU to the output and ``max_pool=k`` then
     max-pools it (k x k windows, stride k), the same function and gradients as ``Conv2d`` -> ``ReLU`` ->
@@ -157,6 +172,8 @@ class Conv2d(ConvNd):
         dtype: str | None = None,
         activation: str | Module | None = None,
         max_pool: int | None = None,
+        init=None,
+        bias_init=None,
     ):
         ok = (
             activation is None
@@ -172,7 +189,18 @@ class Conv2d(ConvNd):
         if max_pool is not None and (isinstance(max_pool, bool) or not isinstance(max_pool, int) or max_pool < 1):
             raise ValueError(f"Conv2d: max_pool must be None or a positive int, got {max_pool!r}")
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator, dtype
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            generator,
+            dtype,
+            init,
+            bias_init,
         )
         self.activation, self.max_pool = act, max_pool
 
@@ -230,9 +258,22 @@ class Conv1d(ConvNd):
         bias: bool = True,
         generator=None,
         dtype: str | None = None,
+        init=None,
+        bias_init=None,
     ):
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, generator, dtype
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            generator,
+            dtype,
+            init,
+            bias_init,
         )
 
     def forward(self, x):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from ... import backend as B
 from ... import ops
-from ...creation import get_generator
 from ...tensor import Tensor
 from .. import init as I
 from ..activations import ACTIVATIONS, Identity, get_activation
@@ -28,8 +26,12 @@ class Dense(Module):
         out_features: number of neurons (size of each output vector).
         bias: learn a bias per neuron (default True).
         activation: None (linear), a registered name such as ``"relu"``, or an activation module.
-        init: weight initialiser name or function; defaults to PyTorch's ``nn.Linear`` rule, U(-1/sqrt(in),
-            1/sqrt(in)) (Kaiming uniform with a = sqrt(5)); the bias always draws from that same range.
+        init: weight initialiser: a registered name (``"he_uniform"``), a spec with its parameter
+            (``"uniform:0.05"`` for U(-0.05, 0.05), ``"normal:0.01"``, ``"xavier_uniform:2"``: see ``nn.init.Init``),
+            an ``Init`` or a function ``f(tensor, generator=None)``; default None, PyTorch's ``nn.Linear`` rule
+            U(-1/sqrt(in), 1/sqrt(in)) (Kaiming uniform with a = sqrt(5); the spec ``"default"``).
+        bias_init: the bias's initialiser: ``"zeros"``, ``"constant:0.1"``, ``"uniform:0.05"``, ``"normal:0.01"``,
+            ``"default:G"``...; default None, U(-1/sqrt(in), 1/sqrt(in)) whatever ``init`` is.
         generator: seed or ``numpy.random.Generator`` for the initial weights.
         dtype: parameter dtype (default float32).
 
@@ -46,6 +48,7 @@ class Dense(Module):
         init: str | Callable | None = None,
         generator=None,
         dtype: str | None = None,
+        bias_init: str | Callable | None = None,
     ):
         super().__init__()
         for what, v in (("in_features", in_features), ("out_features", out_features)):
@@ -56,21 +59,14 @@ class Dense(Module):
         self.weight = Parameter(B.xp.empty((out_features, in_features), dtype=dt))
         self.bias = Parameter(B.xp.empty(out_features, dtype=dt)) if bias else None
         self.activation = get_activation(activation)
-        self.init = init
+        I.resolve_init(init)  # a bad spec fails here, naming what was expected
+        I.resolve_init(bias_init, bias=True)
+        self.init, self.bias_init = init, bias_init
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator=None) -> None:
         """Draw fresh initial weights (see the class docstring for the default rule)."""
-        # One stream for weight and bias: passing an int seed to both would restart it, and the bias would repeat
-        # the first weight draws (both ranges are 1/sqrt(in) by default).
-        rng = get_generator(generator)
-        if self.init is None:
-            I.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=rng)
-        else:
-            I.get_initializer(self.init)(self.weight, generator=rng)
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            I.uniform_(self.bias, -bound, bound, generator=rng)
+        I.init_layer_(self.weight, self.bias, self.init, self.bias_init, generator)
 
     def forward(self, x):
         if not isinstance(x, Tensor):
@@ -92,15 +88,19 @@ class Dense(Module):
 
     def get_config(self) -> dict:
         """Constructor arguments as JSON: sizes, bias, activation (a name, or a spec when it has non-default options),
-        the initialiser's name and the dtype name. The generator is not saved (weights are saved instead)."""
-        return {
+        the initialiser's spec (and ``bias_init``'s when set) and the dtype name. The generator is not saved (weights
+        are saved instead)."""
+        config = {
             "in_features": self.in_features,
             "out_features": self.out_features,
             "bias": self.bias is not None,
             "activation": _activation_config(self.activation),
-            "init": _init_config(type(self).__name__, self.init),
+            "init": I.init_spec(self.init),
             "dtype": self.weight.data.dtype.name,
         }
+        if self.bias_init is not None:  # only when set: configs of default-initialised layers stay as they were
+            config["bias_init"] = I.init_spec(self.bias_init)
+        return config
 
     def neuron(self, index: int):
         """A live view of neuron ``index``: its weights, bias, activation and gradients (see ``nn.Neuron``)."""
@@ -128,8 +128,11 @@ class Linear(Dense):
         init: str | Callable | None = None,
         generator=None,
         dtype: str | None = None,
+        bias_init: str | Callable | None = None,
     ):
-        super().__init__(in_features, out_features, bias=bias, init=init, generator=generator, dtype=dtype)
+        super().__init__(
+            in_features, out_features, bias=bias, init=init, generator=generator, dtype=dtype, bias_init=bias_init
+        )
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -145,16 +148,3 @@ def _activation_config(act: Module):
     if ACTIVATIONS.get(getattr(cls, "name", None)) is cls and act.get_config() == cls.defaults:
         return cls.name
     return layer_spec(act)
-
-
-def _init_config(owner: str, init):
-    """The initialiser's registered name (None for the default rule); a custom function cannot be saved."""
-    if init is None or isinstance(init, str):
-        return init
-    for key, fn in I.INITIALIZERS.items():
-        if fn is init:
-            return key
-    raise NotImplementedError(
-        f"{owner}: init={init!r} is not a registered initialiser, so the architecture cannot be saved; pass an "
-        f"initialiser name (one of {sorted(I.INITIALIZERS)}), or save only the weights with save_weights"
-    )
