@@ -4,6 +4,7 @@ per-neuron history and events, plain-language diagnostics, whole-model gradient 
 from __future__ import annotations
 
 from .callback import GradCheckCallback, ProbeCallback
+from .diagnosis import diagnose
 from .diagnostics import Finding, check_before_training, diagnose_training, report
 from .events import EventDetector
 from .gradcheck import GradientReport, ParamCheck, check_gradients
@@ -22,6 +23,7 @@ __all__ = [
     "StoredLayer",
     "check_before_training",
     "check_gradients",
+    "diagnose",
     "diagnose_training",
     "load_history",
     "report",

@@ -214,7 +214,12 @@ def _split(batch):
 
 
 def check_before_training(
-    model, batch, loss="cross_entropy", num_classes: int | None = None, when: str = "at initialisation"
+    model,
+    batch,
+    loss="cross_entropy",
+    num_classes: int | None = None,
+    when: str = "at initialisation",
+    lr: float | None = None,
 ) -> list:
     """Check a freshly initialised ``model`` on one real ``batch`` ``(x, y)`` before training it.
 
