@@ -33,7 +33,9 @@ def mlp(sizes, act="relu", init=None, bias_init=None, seed=0):
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
-        layers.append(nn.Dense(a, b, activation=None if last else act, init=init, bias_init=bias_init, generator=seed + i))
+        layers.append(
+            nn.Dense(a, b, activation=None if last else act, init=init, bias_init=bias_init, generator=seed + i)
+        )
     return nn.Sequential(*layers)
 
 
@@ -42,8 +44,8 @@ def lenet_small(seed=0):
         nn.Conv2d(1, 8, 3, padding=1, activation="relu", max_pool=2, generator=seed),
         nn.Conv2d(8, 16, 3, padding=1, activation="relu", max_pool=2, generator=seed + 1),
         nn.Flatten(),
-        nn.Dense(64, 32, activation="relu", generator=seed + 2),
-        nn.Dense(32, 10, generator=seed + 3),
+        nn.Dense(64, 64, activation="relu", generator=seed + 2),
+        nn.Dense(64, 10, generator=seed + 3),
     )
 
 
@@ -72,7 +74,7 @@ SCENARIOS = [
         "saturation",
         "Glorot & Bengio 2010 Fig. 2: sigmoid 4x hidden, U(+-1/sqrt(n)), SGD: the top layer saturates at 0",
         lambda: mlp([64] + [200] * 4 + [10], "sigmoid", "default", "zeros"),
-        {"optimizer": "sgd", "lr": 0.1, "epochs": 4, "batch_size": 10},
+        {"optimizer": "sgd", "lr": 0.3, "epochs": 8, "batch_size": 10},
     ),
     S(
         "dying_relu_big_lr",
@@ -84,8 +86,8 @@ SCENARIOS = [
     S(
         "exploding_deep_tanh",
         "exploding_gradient",
-        "Poole et al. 2016: deep tanh with weight std 3/sqrt(n) is chaotic, gradients grow backwards",
-        lambda: mlp([64] + [64] * 12 + [10], "tanh", "he_normal:3", "zeros"),
+        "Poole et al. 2016: deep tanh with weight std 6/sqrt(n) is chaotic, gradients grow backwards",
+        lambda: mlp([64] + [64] * 12 + [10], "tanh", "he_normal:6", "zeros"),
         {"optimizer": "sgd", "lr": 0.01, "epochs": 2},
     ),
     S(
@@ -115,7 +117,7 @@ SCENARIOS = [
         "underfitting",
         "by construction: a 1-unit bottleneck cannot separate 10 classes",
         lambda: mlp([64, 1, 10], "relu", "he_uniform"),
-        {"optimizer": "adam", "lr": 1e-2, "epochs": 8},
+        {"optimizer": "adam", "lr": 1e-2, "epochs": 15},
     ),
     S(
         "vanishing_deep_sigmoid",
@@ -136,15 +138,15 @@ SCENARIOS = [
         None,
         "a small LeNet (two conv + pool, two dense) with Adam",
         lenet_small,
-        {"optimizer": "adam", "lr": 2e-3, "epochs": 5},
+        {"optimizer": "adam", "lr": 1e-3, "epochs": 8},
         images=True,
     ),
     S(
         "healthy_deep_he_relu",
         None,
         "He et al. 2015: 20 ReLU layers with He init learn",
-        lambda: mlp([64] + [64] * 20 + [10], "relu", "he_normal", "zeros"),
-        {"optimizer": "sgd", "lr": 0.01, "epochs": 5},
+        lambda: mlp([64] + [128] * 20 + [10], "relu", "he_normal", "zeros"),
+        {"optimizer": "sgd", "lr": 0.02, "epochs": 6},
     ),
     S(
         "healthy_tuned_sigmoid",
@@ -191,7 +193,17 @@ def run(s: Scenario, seed: int = 0, data=None) -> Outcome:
     steps = (len(xtr) + kw["batch_size"] - 1) // kw["batch_size"] * kw["epochs"]
     cb = ProbeCallback(every=max(1, steps // 100))
     with np.errstate(all="ignore"):
-        h = fit(model, (xtr, ytr), validation=(xva, yva), metrics=["accuracy"], callbacks=[cb], progress=False, seed=seed, **kw)
-        findings = diagnose(model, (xva, yva), history=h, probe=cb, initial=initial, lr=kw["lr"])
+        h = fit(
+            model,
+            (xtr, ytr),
+            validation=(xva, yva),
+            metrics=["accuracy"],
+            callbacks=[cb],
+            progress=False,
+            seed=seed,
+            **kw,
+        )
+        lr = kw["lr"] if kw.get("optimizer") == "sgd" else None
+        findings = diagnose(model, (xva, yva), history=h, probe=cb, initial=initial, lr=lr)
     acc = h.epochs[-1].get("val_accuracy")
     return Outcome(s, findings, time.perf_counter() - t0, acc)

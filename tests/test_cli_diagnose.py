@@ -167,7 +167,8 @@ def test_try_fix_numbers_come_from_real_training(dying_run):
 
 def test_try_fix_counts_dead_and_saturated_units_exactly():
     """Dead: a ReLU unit whose output is 0 for every input, over the ReLU-like units; saturated: a sigmoid/tanh unit
-    pinned at its bounds for more than 95 % of the inputs. Each layer reads the same inputs, built so that every
+    whose slope is below a fifth of its peak (sigmoid |z| > 2.89, tanh |z| > 1.44) on more than 95 % of the inputs
+    (issue 16; it was: outputs beyond 0.01/0.99). Each layer reads the same inputs, built so that every
     count is known."""
     from neuronkit import nn
     from neuronkit.cli.tryfix import unit_fractions
@@ -196,9 +197,9 @@ def test_try_fix_counts_dead_and_saturated_units_exactly():
         dense(6, "relu", [-1, -1, -38.5, 1, 1, 1], {2: 1}),  # 0 and 1 never fire; 2 fires only for sample 39
         dense(2, "relu6", [-1, 3]),  # 0 never fires
         dense(5, "leaky_relu", -100),  # never positive, yet alive: a leaky unit cannot die
-        # pinned high, pinned low, 0.5, 0.95; 100 (x - 20): pinned except at x = 20 (39 of 40, 97.5 %);
-        # 3 (x - 20): not pinned at x = 19, 20, 21 (37 of 40, 92.5 %)
-        dense(6, "sigmoid", [50, -50, 0, 3, -2000, -60], {4: 100, 5: 3}),
+        # pinned high, pinned low, 0.5, 0.88 (slope 0.42 of its peak); 100 (x - 20): pinned except at x = 20 (39 of
+        # 40, 97.5 %); x - 20: not saturated at x = 18 to 22 (35 of 40, 87.5 %)
+        dense(6, "sigmoid", [50, -50, 0, 2, -2000, -20], {4: 100, 5: 1}),
         dense(3, "tanh", [5, 0, -5]),  # tanh(5) = 0.99991 and tanh(-5) pinned, tanh(0) not
         dense(3, None, 0),  # no activation: not counted
     )

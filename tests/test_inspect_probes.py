@@ -51,10 +51,10 @@ def test_statistics_equal_direct_numpy(act):
     np.testing.assert_allclose(h["out_std"][0], o.std(0), **tol)
     if act == "relu":
         active = (z > 0).mean(0)
-    elif act == "sigmoid":
-        active = 1 - ((o < 0.01) | (o > 0.99)).mean(0)
+    elif act == "sigmoid":  # saturated: the slope below a fifth of its peak (issue 16; was: outside 0.01-0.99)
+        active = 1 - (4 * o * (1 - o) < 0.2).mean(0)
     else:
-        active = 1 - (np.abs(o) > 0.99).mean(0)
+        active = 1 - (1 - o * o < 0.2).mean(0)
     np.testing.assert_allclose(h["active_frac"][0], active)
     np.testing.assert_allclose(h["weight_norm"][0], np.linalg.norm(w, axis=1), rtol=1e-6)
     np.testing.assert_allclose(h["bias"][0], b)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .. import creation
-from ..inspect.probes import RELU_LIKE, SIGMOID_LIKE, TANH_LIKE
+from ..inspect.probes import RELU_LIKE, SATURATION_SLOPE, SIGMOID_LIKE, TANH_LIKE, relative_slope
 from ..nn.activations import Identity
 from ..nn.layers.dense import Dense
 from ..tensor import Tensor
@@ -132,7 +132,7 @@ def unit_fractions(model, x) -> tuple:
             dead += int((o <= 0).all(0).sum()) if act in ("relu", "relu6") else 0
             dead_n += o.shape[1]
         elif act in SIGMOID_LIKE or act in TANH_LIKE:
-            pinned = ((o < 0.01) | (o > 0.99)) if act in SIGMOID_LIKE else (np.abs(o) > 0.99)
+            pinned = relative_slope(act, o.astype(np.float64)) < SATURATION_SLOPE
             sat += int((pinned.mean(0) > 0.95).sum())
             sat_n += o.shape[1]
     return (dead / dead_n if dead_n else None), (sat / sat_n if sat_n else None)

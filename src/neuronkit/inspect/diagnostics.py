@@ -37,11 +37,13 @@ from ..nn.layers.conv import ConvNd
 from ..nn.losses import get_loss
 from ..tensor import Tensor
 from .arrays import as_numpy, per_unit
+from .depth import check_depth
 from .findings import (  # noqa: F401 (re-exported: the names this module has always offered)
     ACT_RATIO_HIGH,
     ACT_RATIO_LOW,
     CLASSIFICATION_LOSSES,
     DEAD_CAPABLE,
+    DEAD_MIN_SAMPLES,
     FIX_FLAGS,
     GRAD_RATIO_HIGH,
     GRAD_RATIO_LOW,
@@ -53,6 +55,7 @@ from .findings import (  # noqa: F401 (re-exported: the names this module has al
     SATURATED_FRAC,
     SATURATING,
     SEVERITIES,
+    STEP_LOW,
     Finding,
     act_name_of,
     dead_finding,
@@ -60,6 +63,7 @@ from .findings import (  # noqa: F401 (re-exported: the names this module has al
     saturation_finding,
 )
 from .history_checks import diagnose_training
+from .probes import SATURATION_SLOPE, relative_slope
 
 __all__ = ["Finding", "check_before_training", "diagnose_training", "report"]
 
@@ -101,6 +105,7 @@ def check_before_training(
     num_classes: int | None = None,
     when: str = "at initialisation",
     lr: float | None = None,
+    min_dead_samples: int = DEAD_MIN_SAMPLES,
 ) -> list:
     """Check a freshly initialised ``model`` on one real ``batch`` ``(x, y)`` before training it.
 
@@ -108,7 +113,11 @@ def check_before_training(
     The gradients the parameters had before the call are put back afterwards (``None`` for a fresh model), and the
     weights are not changed. ``num_classes`` defaults to the size of the output's last axis. Returns a list of
     ``Finding`` (see the module docstring); an empty list means nothing looked wrong. ``when`` is how the messages
-    name the moment checked (e.g. ``"after training"`` for the layer checks of a trained model).
+    name the moment checked (e.g. ``"after training"`` for the layer checks of a trained model). ``lr``: the learning
+    rate of a plain gradient step, to judge how far one step moves the weights (None: not judged; leave it None for
+    optimizers that normalise their steps, such as Adam). ``min_dead_samples``: how many inputs it takes to call a
+    ReLU unit dead (pass ``len(x)`` when ``batch`` is a whole validation or test split); on fewer, silent units are
+    information only.
     """
     x, y = _split(batch)
     loss_name = loss.lower() if isinstance(loss, str) else type(loss).__name__.lower()
@@ -147,9 +156,15 @@ def check_before_training(
             p.grad = g
     findings: list = []
     with np.errstate(all="ignore"):
+        in_std = float(np.std(x.astype(np.float64)))
         findings += _check_output(logits, loss_value, loss_name, num_classes, when)
-        findings += _check_layers(records, float(np.std(x.astype(np.float64))), when)
-        findings += _check_grads(grads)
+        findings += _check_layers(records, in_std, when, len(x) >= min_dead_samples)
+        grad_rows = _grad_rows(grads)
+        findings += _check_grads(grad_rows, lr)
+        findings += check_depth(records, grad_rows, in_std, when, lr)
+    phase = "init" if when == "at initialisation" else "trained"
+    for f in findings:
+        f.phase = f.phase or phase
     return findings
 
 
@@ -213,7 +228,7 @@ def _check_output(logits, loss_value, loss_name, num_classes, when) -> list:
     return out
 
 
-def _check_layers(records, in_std, when) -> list:
+def _check_layers(records, in_std, when, enough: bool = True) -> list:
     out = []
     base = in_std if in_std > 0 and math.isfinite(in_std) else 1.0
     conv_context = False
@@ -260,51 +275,63 @@ def _check_layers(records, in_std, when) -> list:
         if act in DEAD_CAPABLE:
             dead = np.flatnonzero((u <= 0).all(1)).tolist()
             if dead:
-                out.append(dead_finding(name, dead, u.shape[0], f"in this batch {when}"))
+                out.append(dead_finding(name, dead, u.shape[0], f"of these {u.shape[1]} {when}", enough=enough))
         elif act in SATURATING:
-            lo, hi = SATURATING[act]
-            sat = np.flatnonzero(((u < lo) | (u > hi)).mean(1) > SATURATED_FRAC).tolist()
+            slope = relative_slope(act, u)
+            sat = np.flatnonzero((slope < SATURATION_SLOPE).mean(1) > SATURATED_FRAC).tolist()
             if sat:
-                out.append(saturation_finding(name, act, sat, u.shape[0], when))
+                low = int((u[sat].mean(1) < SATURATING[act]).sum())
+                out.append(saturation_finding(name, act, sat, u.shape[0], when, low))
     return out
 
 
-def _check_grads(grads) -> list:
-    out = []
+def _grad_rows(grads) -> list:
+    """(name, weight norm, gradient norm, ratio) of each layer with a weight gradient, in forward order."""
     rows = []
     for name, (w, g) in grads.items():
         if g is None:
             continue
         wn, gn = float(np.linalg.norm(w)), float(np.linalg.norm(g))
         rows.append((name, wn, gn, gn / wn if wn > 0 else (math.inf if gn > 0 else 0.0)))
+    return rows
+
+
+def _check_grads(rows, lr=None) -> list:
+    """Per layer: a non-finite gradient (error), and a gradient too small to learn from, judged absolutely
+    (``|g| / |w| < GRAD_RATIO_LOW``, or one step at ``lr`` moving the weights by less than ``STEP_LOW`` of their norm)
+    or against the best-fed layer (``GRAD_RATIO_SPREAD``). Growth with depth is ``check_depth``'s."""
+    out = []
     finite = [r[3] for r in rows if math.isfinite(r[3])]
     best = max(finite) if finite else 0.0
     for name, wn, gn, ratio in rows:
-        low = ratio < GRAD_RATIO_LOW or (len(rows) >= 2 and ratio < GRAD_RATIO_SPREAD * best)
-        if not math.isfinite(ratio) or ratio > GRAD_RATIO_HIGH:
+        if not math.isfinite(ratio):
             out.append(
                 Finding(
                     "exploding_gradient",
-                    "error" if not math.isfinite(ratio) else "warning",
+                    "error",
                     {"layer": name, "grad_norm": gn, "weight_norm": wn, "ratio": ratio},
-                    f"the weight gradient of layer {name} is {ratio:.3g} times as large as its "
-                    f"weights (norm {gn:.3g} vs "
-                    f"{wn:.3g}): one step at an ordinary learning rate would change the weights beyond recognition.",
+                    f"the weight gradient of layer {name} is not finite (norm {gn:.3g}, weights {wn:.3g}): the "
+                    "first step would destroy the weights.",
                     "use a smaller learning rate (--lr), gradient clipping (--clip-grad-norm 1), a standard "
                     "initialiser (--init he_uniform), or normalisation layers.",
                     {"clip_grad_norm": 1.0, "init": "he_uniform"},
                 )
             )
-        elif low:
+            continue
+        step = None if lr is None else lr * ratio
+        low = ratio < GRAD_RATIO_LOW or (step is not None and step < STEP_LOW)
+        low = low or (len(rows) >= 2 and ratio < GRAD_RATIO_SPREAD * best)
+        if low:
             rel = f", {ratio / best:.2g} of the best-fed layer's" if best > 0 else ""
+            moves = "" if step is None else f"; one step at learning rate {lr:g} moves them by {step:.2g} of their norm"
             out.append(
                 Finding(
                     "vanishing_gradient",
                     "warning",
                     {"layer": name, "grad_norm": gn, "weight_norm": wn, "ratio": ratio},
                     f"the weight gradient of layer {name} is only {ratio:.2g} of its weights (norm {gn:.3g} vs "
-                    f"{wn:.3g}{rel}): almost no learning signal reaches this layer, so it will barely change during "
-                    "training.",
+                    f"{wn:.3g}{rel}{moves}): almost no learning signal reaches this layer, so it will barely change "
+                    "during training.",
                     "use relu-like activations with He initialisation (--activation relu --init he_uniform), "
                     "smaller initial weights for sigmoid/tanh (--init xavier_uniform), normalisation layers, or "
                     "residual connections.",

@@ -7,10 +7,11 @@ when its condition turns on (once per onset; an exploded unit is reported once).
 
 - dead: a ReLU-like unit whose output was never > 0 over the last ``window`` records. ``step`` is the first record of
   that inactive streak (when it stopped firing); ``detected_at`` is the record that completed the window.
-- saturated: a sigmoid/tanh-like unit with more than ``saturation`` (95%) of its outputs pinned at the bounds
-  (sigmoid < 0.01 or > 0.99, |tanh| > 0.99).
-- exploding: the RMS of its pre-activation or its weight norm grew more than ``explode_factor`` (100x) over its first
-  record, or became non-finite.
+- saturated: a sigmoid/tanh-like unit whose slope is below 20% of its peak (``probes.SATURATION_SLOPE``) on more than
+  ``saturation`` (95%) of its inputs; the message says at which end (outputs near 0 / -1, or near 1).
+- exploding: the RMS of its pre-activation or its weight norm grew more than ``explode_factor`` (100x) over its
+  baseline, or became non-finite. The baseline is the unit's first record but at least the layer's median first record
+  (``probes.robust_baseline``): a unit that starts near 0 does not "explode" by reaching its layer's ordinary scale.
 - silent: its output does not vary over the batch (std <= ``silent_std``) while it is neither dead nor saturated.
 """
 
@@ -140,15 +141,18 @@ def _message(rec, row, ev, from_start: bool) -> str:
             )
         return f"{who} stopped firing at step {step}{_after(ev)}"
     if ev["kind"] == "saturated":
+        low = u["out_mean"][row, unit] < (0.5 if rec.activation in SIGMOID_LIKE else 0.0)
+        end = ("near 0" if rec.activation in SIGMOID_LIKE else "near -1") if low else "near 1"
         return (
-            f"{who} saturated at step {step}: {u['saturated_frac'][row, unit]:.0%} of its {rec.activation} "
-            f"outputs are pinned at the bounds, so its gradient vanishes (weight norm "
+            f"{who} saturated at step {step}: on {u['saturated_frac'][row, unit]:.0%} of its inputs its "
+            f"{rec.activation} output sits {end} (mean {u['out_mean'][row, unit]:.3g}), where its slope is under a "
+            f"fifth of its peak, so its gradient vanishes (weight norm "
             f"{u['weight_norm'][row, unit]:.3g}){_after(ev)}"
         )
     if ev["kind"] == "exploding":
         return (
-            f"{who} exploded at step {step}: pre-activation magnitude {u['pre_rms'][row, unit]:.3g} (first "
-            f"{rec.first['pre_rms'][unit]:.3g}), weight norm {u['weight_norm'][row, unit]:.3g} (first "
+            f"{who} exploded at step {step}: pre-activation magnitude {u['pre_rms'][row, unit]:.3g} (baseline "
+            f"{rec.first['pre_rms'][unit]:.3g}), weight norm {u['weight_norm'][row, unit]:.3g} (baseline "
             f"{rec.first['weight_norm'][unit]:.3g}){_after(ev)}"
         )
     return (

@@ -54,8 +54,14 @@ def diagnose_training(history, probe=None, window: int = 3, plateau_epochs: int 
         if probe is not None:
             probe = getattr(probe, "probe", probe)  # a ProbeCallback holds its Probe
             if probe is not None:
-                findings += _diagnose_probe(probe, epochs, window)
-        findings += _diagnose_history(epochs, plateau_epochs)
+                findings += _phase(_diagnose_probe(probe, epochs, window), "training")
+        findings += _phase(_diagnose_history(epochs, plateau_epochs), "history")
+    return findings
+
+
+def _phase(findings, phase: str) -> list:
+    for f in findings:
+        f.phase = f.phase or phase
     return findings
 
 
@@ -114,7 +120,10 @@ def _diagnose_probe(probe, epochs, window) -> list:
         if fin.size == 0:
             continue
         first, now = float(fin[0]), float(fin[-1])
-        if fin.size >= 2 and first > 0 and now > GRAD_TREND * first:
+        # growth counts from a fed start (a layer whose first gradient was vanishing may grow 100x and be healthy)
+        # to a gradient as large as the weights: the absolute expectation, not the layer's own first record
+        fed = first / wn >= GRAD_RATIO_LOW if wn > 0 else first > 0
+        if fin.size >= 2 and first > 0 and fed and now > GRAD_TREND * first and wn > 0 and now > wn:
             out.append(
                 Finding(
                     "exploding_gradient",
@@ -126,7 +135,11 @@ def _diagnose_probe(probe, epochs, window) -> list:
                     {**fix_lr, "clip_grad_norm": 1.0},
                 )
             )
-        elif wn > 0 and (now / wn < GRAD_RATIO_LOW or (len(ratios) >= 2 and now / wn < GRAD_RATIO_SPREAD * best)):
+        elif (
+            wn > 0
+            and not converging  # a model that has fitted its training data has small gradients by right
+            and (now / wn < GRAD_RATIO_LOW or (len(ratios) >= 2 and now / wn < GRAD_RATIO_SPREAD * best))
+        ):
             out.append(
                 Finding(
                     "vanishing_gradient",
@@ -251,7 +264,8 @@ def _diagnose_history(epochs, plateau_epochs) -> list:
                     lower,
                 )
             )
-    out += _overfitting(epochs, losses)
+    over = _overfitting(epochs, losses)
+    out += over or _underfitting(epochs, losses, lr_low)
     return out
 
 
@@ -298,3 +312,40 @@ def _overfitting(epochs, losses) -> list:
                 )
             )
     return out
+
+
+UNDERFIT_SETTLED = 0.01  # the loss falls by less than this fraction per epoch over the last third of the epochs
+UNDERFIT_ACCURACY = 0.9  # ... while the training accuracy is still below this
+UNDERFIT_GAP = 0.05  # ... and within this of the validation accuracy (else it is overfitting)
+
+
+def _underfitting(epochs, losses, lr_low: bool) -> list:
+    """The training loss has settled well above zero, with training accuracy low and close to validation accuracy:
+    the model cannot fit even the data it trains on (too small, or too constrained). Needs the accuracies."""
+    n = len(losses)
+    acc, vacc = _series(epochs, "accuracy"), _series(epochs, "val_accuracy")
+    if lr_low or n < 4 or not acc or not math.isfinite(acc[-1]):
+        return []
+    scale = 100.0 if acc[-1] > 1.0 else 1.0
+    a = acc[-1] / scale
+    va = vacc[-1] / scale if vacc and math.isfinite(vacc[-1]) else a
+    start = n - max(2, n // 3) - 1
+    k = n - 1 - start
+    settled = losses[start] > 0 and (losses[start] - losses[-1]) / losses[start] / k < UNDERFIT_SETTLED
+    learned = losses[-1] < 0.9 * losses[0]  # it did learn something: not a learning rate or signal problem
+    if not (settled and learned and a < UNDERFIT_ACCURACY and a - va < UNDERFIT_GAP):
+        return []
+    return [
+        Finding(
+            "underfitting",
+            "warning",
+            {"scope": "training", "accuracy": a, "val_accuracy": va},
+            f"the training loss has settled at {losses[-1]:.3g} (from {losses[0]:.3g}; falling by less than "
+            f"{UNDERFIT_SETTLED:.0%} per epoch over the last {k} epochs) with training accuracy "
+            f"{a:.1%}, close to validation accuracy {va:.1%}: the model cannot fit even the data it trains on, so it "
+            "is too small or too constrained for the task.",
+            "give the model more capacity (--hidden, e.g. --hidden 256 or --hidden 256,128), less regularisation "
+            "(--weight-decay, --dropout), or better input features.",
+            {},
+        )
+    ]

@@ -8,14 +8,16 @@ on each layer output measures the gradient flowing back into the layer, and ``co
 the optimizer's update) reads the weights, biases and weight gradients and writes one record per layer into a ring
 buffer of ``max_records`` preallocated rows.
 
-Per neuron (arrays of shape (records, units)): ``pre_mean``, ``pre_std``, ``pre_rms`` (of the pre-activation over
-the batch, and for a convolution also over positions), ``out_mean``, ``out_std``, ``active_frac`` (output > 0 for
-ReLU-like and linear units; not saturated for sigmoid/tanh-like ones), ``saturated_frac`` (sigmoid < 0.01 or > 0.99,
-|tanh| > 0.99; 0 for other activations), ``weight_norm`` (L2 norm of the neuron's weights), ``bias``, ``grad_norm``
-(L2 norm of its weight gradient), ``update_ratio`` (norm of the change of its weights since the previous record
-divided by its current weight norm; NaN on the first record) and ``bias_delta`` (the change of its bias since the
-previous record). Per layer: ``layer_grad_norm`` (records,), ``out_grad_norm`` (records,: the norm of the gradient
-reaching the layer's output), ``hist`` (records, bins) of the layer outputs over fixed ``hist_edges``.
+Per neuron (arrays of shape (records, units)): ``pre_mean``, ``pre_std``, ``pre_rms`` (of the pre-activation over the
+batch, and for a convolution also over positions), ``out_mean``, ``out_std``, ``active_frac`` (output > 0 for ReLU-like
+and linear units; not saturated for sigmoid/tanh-like ones), ``saturated_frac`` (the fraction of inputs on which the
+activation's slope is below ``SATURATION_SLOPE`` = 20% of its peak: sigmoid outputs below 0.053 or above 0.947, |tanh|
+above 0.894, i.e. the pre-activation deep in the flat part; 0 for other activations), ``weight_norm`` (L2 norm of the
+neuron's weights), ``bias``, ``grad_norm`` (L2 norm of its weight gradient), ``update_ratio`` (norm of the change of its
+weights since the previous record divided by its current weight norm; NaN on the first record) and ``bias_delta`` (the
+change of its bias since the previous record). Per layer: ``layer_grad_norm`` (records,), ``out_grad_norm`` (records,:
+the norm of the gradient reaching the layer's output), ``hist`` (records, bins) of the layer outputs over fixed
+``hist_edges``.
 
 Nothing in ``nn`` knows about probes: everything attaches through ``register_forward_hook``,
 ``register_forward_pre_hook`` and ``Tensor.register_hook``.
@@ -61,6 +63,36 @@ _RANGES = {
 }
 
 
+SATURATION_SLOPE = 0.2
+"""A sigmoid/tanh-like unit is saturated on an input where its slope is below this fraction of the slope's peak: there
+it passes back less than a fifth of the gradient it passes at its steepest point."""
+
+
+def relative_slope(activation: str, out):
+    """The slope of a sigmoid/tanh-like ``activation`` divided by its peak slope, from its outputs ``out`` (any shape;
+    None for another activation): sigmoid 4 s (1 - s), tanh 1 - t^2, softsign (1 - |y|)^2, and 1 inside / 0 outside the
+    linear part of hard_sigmoid and hard_tanh."""
+    if activation == "sigmoid":
+        return 4.0 * out * (1.0 - out)
+    if activation == "tanh":
+        return 1.0 - out * out
+    if activation == "softsign":
+        return np.square(1.0 - np.abs(out))
+    if activation == "hard_sigmoid":
+        return ((out > 0) & (out < 1)).astype(np.float64)
+    if activation == "hard_tanh":
+        return (np.abs(out) < 1).astype(np.float64)
+    return None
+
+
+def robust_baseline(first):
+    """Per-unit baseline of a magnitude: the unit's first value, but at least the layer's median first value, so a
+    unit that happens to start near 0 is not said to explode when it reaches the layer's ordinary scale."""
+    first = np.asarray(first, dtype=np.float64)
+    fin = first[np.isfinite(first)]
+    return np.maximum(first, np.median(fin) if fin.size else 0.0)
+
+
 def activation_name(module) -> str:
     """The name of a layer's activation module (``Dense``'s, or the one fused into ``Conv2d(..., activation="relu")``),
     or ``"linear"`` for none."""
@@ -87,7 +119,9 @@ class LayerRecord:
         self.layer = {s: np.full(k, np.nan) for s in LAYER_STATS}
         self.hist = np.zeros((k, bins), dtype=np.int64)
         self.count = 0  # records written so far (the newest is at (count - 1) % max_records)
-        self.first = None  # the first record's pre_rms and weight_norm: the baseline for "explodes"
+        self.first = (
+            None  # the first record's pre_rms and weight_norm (see robust_baseline): the baseline of "explodes"
+        )
         self.prev_weight = None  # (units, fan_in) copy of the weights at the previous record
         self.prev_bias = None
         self.pending: dict = {}
@@ -202,12 +236,8 @@ class Probe:
         p["pre_mean"], p["pre_std"] = z.mean(1), z.std(1)
         p["pre_rms"] = np.sqrt((z * z).mean(1))
         p["out_mean"], p["out_std"] = o.mean(1), o.std(1)
-        if rec.activation in SIGMOID_LIKE:
-            sat = (o < 0.01) | (o > 0.99)
-        elif rec.activation in TANH_LIKE:
-            sat = np.abs(o) > 0.99
-        else:
-            sat = None
+        slope = relative_slope(rec.activation, o)
+        sat = None if slope is None else slope < SATURATION_SLOPE
         if sat is None:
             p["saturated_frac"] = np.zeros(rec.units)
             p["active_frac"] = (o > 0).mean(1)
@@ -278,8 +308,8 @@ class Probe:
         rec.layer["out_grad_norm"][i] = p.get("out_grad_norm", np.nan)
         rec.hist[i] = p["hist"]
         rec.steps[i], rec.lr[i] = self.step, lr
-        if rec.first is None:
-            rec.first = {"pre_rms": p["pre_rms"].copy(), "weight_norm": wn.copy()}
+        if rec.first is None:  # the baseline of "exploding": robust to a unit that starts near 0
+            rec.first = {"pre_rms": robust_baseline(p["pre_rms"]), "weight_norm": robust_baseline(wn)}
         rec.count += 1
         rec.pending = {}
 
@@ -314,8 +344,8 @@ class Probe:
             rec.count = n
             if n:
                 rec.first = {
-                    "pre_rms": old.unit["pre_rms"][keep[0]].copy(),
-                    "weight_norm": old.unit["weight_norm"][keep[0]].copy(),
+                    "pre_rms": robust_baseline(old.unit["pre_rms"][keep[0]]),
+                    "weight_norm": robust_baseline(old.unit["weight_norm"][keep[0]]),
                 }
         self.events = [e for e in saved.events if upto_step is None or (e.get("step") or 0) <= upto_step]
 
