@@ -36,8 +36,8 @@ def test_diagnose_a_healthy_run_exits_0_and_prints_a_report(digits_run):
     assert stderr == ""
     lines = stdout.strip().splitlines()
     assert lines[0].startswith(
-        f"{digits_run}: the model at initialisation and after training on 64 samples of digits (test split)"
-    )
+        f"{digits_run}: the model at initialisation and after training on 359 samples of digits (test split)"
+    )  # by default the whole test split (issue 16: dead units are judged on a large sample, no longer on 64)
     assert "2 epochs of history" in lines[0]
     # Healthy by a wide margin: on this batch the least active of the 128 ReLU units reaches a pre-activation of 0.65
     # at initialisation and 1.17 after training (far from 0 for any kernel's rounding), and 2 epochs are too few for

@@ -65,56 +65,76 @@ def _history_epochs(run) -> list:
     return epochs
 
 
-def _findings(run, cfg, info, model, x, y, loss) -> tuple:
-    """``(findings, epochs, probes)``: diagnostics of the run's initial model (rebuilt from its seed: the same start
-    its training had), of its trained model (layers only: trained outputs are meant to be confident), and of its
-    history and saved probes."""
-    from ..inspect.diagnostics import check_before_training, diagnose_training
+DIAGNOSE_SAMPLES = 2000  # test samples the diagnosis looks at by default: the whole split of most datasets
+
+
+def _findings(run, cfg, info, model, x, y, loss, whole_split: bool = True) -> tuple:
+    """``(ranked findings, epochs, probes)``: ``inspect.diagnose`` of the run: its initial model (rebuilt from its seed:
+    the same start its training had), its trained model on ``(x, y)`` (``whole_split``: all of the test split, or at
+    least ``DEAD_MIN_SAMPLES`` of it, so that units silent on it are dead), its history and its saved probes."""
+    from ..inspect import diagnose
+    from ..inspect.findings import DEAD_MIN_SAMPLES
     from ..train.history import History
 
     epochs = _history_epochs(run)
     creation.manual_seed(cfg.seed)
     initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
-    findings = check_before_training(initial, (x, y), loss=loss)
-    model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
-    findings += [
-        f
-        for f in check_before_training(model, (x, y), loss=loss, when="after training")
-        if f.kind not in ("output_scale", "initial_loss")
-    ]
     probes = probe_history(run)
-    findings += diagnose_training(History.from_state({"epochs": epochs}), probes)
+    lr = cfg.lr if cfg.optimizer == "sgd" else None  # a plain step's size is judged only for SGD
+    findings = diagnose(
+        model,
+        (x, y),
+        history=History.from_state({"epochs": epochs}),
+        probe=probes,
+        initial=initial,
+        loss=loss,
+        lr=lr,
+        whole_split=whole_split or len(x) >= DEAD_MIN_SAMPLES,
+    )
     return findings, epochs, probes
 
 
-def cmd_diagnose(args) -> int:
-    from ..inspect.diagnostics import report
-
-    if args.batch_size < 1:
+def _diagnose_batch(args, cfg, info) -> tuple:
+    """The test samples ``diagnose``/``report`` look at: ``--batch-size`` of them, by default the whole test split up
+    to ``DIAGNOSE_SAMPLES``; and whether that is the whole split."""
+    if args.batch_size is not None and args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    n = DIAGNOSE_SAMPLES if args.batch_size is None else args.batch_size
+    x, y, where, loss, loaded = _test_data(cfg, info, args.data_dir, n)
+    return x, y, where, loss, loaded, len(x) == len(loaded.x_test)
+
+
+def cmd_diagnose(args) -> int:
+    from ..inspect.diagnosis import render
+
     if args.fix_epochs is not None and args.fix_epochs < 1:
         raise CLIError(f"--fix-epochs must be at least 1, got {args.fix_epochs}")
     run, cfg, info, model = load_run(args.run_dir)
-    x, y, where, loss = _test_batch(args, cfg, info)
-    findings, epochs, probes = _findings(run, cfg, info, model, x, y, loss)
+    x, y, where, loss, _, whole = _diagnose_batch(args, cfg, info)
+    findings, epochs, probes = _findings(run, cfg, info, model, x, y, loss, whole)
+    if getattr(args, "json", False):
+        print(io.dumps_json({"run": str(run.path), "findings": [f.to_dict() for f in findings]}))
+        return 1 if any(f.severity == "error" for f in findings) else 0
     print(
         f"{run.path}: the model at initialisation and after training on {len(x)} samples of {where}, "
         f"{len(epochs)} epochs of history"
         + ("" if probes is None else f" and the neurons' history ({_records(probes)} probe records)")
     )
-    print(report(findings))
+    verbose = getattr(args, "verbose", False)
+    print(render(findings, limit=None if verbose else 10, verbose=verbose))
     if args.try_fix:
         if not any(f.fix for f in findings):
             print("try-fix: no finding proposes a remedy to try")
         else:
-            from .tryfix import loaded_for, render, trial_epochs, try_fixes
+            from .tryfix import loaded_for, trial_epochs, try_fixes
+            from .tryfix import render as render_trials
 
             n_epochs, why = trial_epochs(findings, epochs, cfg.epochs, args.fix_epochs)
             if why:
                 print(f"try-fix: {why}", file=sys.stderr)
             held, trials = try_fixes(cfg, loaded_for(cfg, args.data_dir), findings, n_epochs, stream=sys.stderr)
             print()
-            print(render(trials, n_epochs, held, cfg.seed))
+            print(render_trials(trials, n_epochs, held, cfg.seed))
     return 1 if any(f.severity == "error" for f in findings) else 0
 
 
@@ -138,12 +158,12 @@ def cmd_report(args) -> int:
     from ..train import predict
     from .models import image_shape
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     run, cfg, info, model = load_run(args.run_dir)
     x_test, y_test, _, loss, loaded = _test_data(cfg, info, args.data_dir)
-    n = min(args.batch_size, len(x_test))
-    findings, epochs, probes = _findings(run, cfg, info, model, x_test[:n], y_test[:n], loss)
+    n = min(DIAGNOSE_SAMPLES if args.batch_size is None else args.batch_size, len(x_test))
+    findings, epochs, probes = _findings(run, cfg, info, model, x_test[:n], y_test[:n], loss, n == len(x_test))
     classification = info["task"] == "classification"
     img = image_shape(tuple(info["sample_shape"]))
     first = _first_layer(model)
@@ -246,7 +266,13 @@ def add_parsers(sub) -> None:
         "an error.",
     )
     dg.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
-    dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
+    dg.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"test samples to look at (default: the whole test split, up to {DIAGNOSE_SAMPLES})",
+    )
+    dg.add_argument("--verbose", "-v", action="store_true", help="every finding, with the ones each line groups")
+    dg.add_argument("--json", action="store_true", help="the ranked findings as JSON, for tools")
     dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     dg.add_argument(
         "--try-fix",
@@ -272,7 +298,11 @@ def add_parsers(sub) -> None:
     )
     r.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     r.add_argument("--out", "-o", help="where to write the page (default RUN_DIR/report.html)")
-    r.add_argument("--batch-size", type=int, default=64, help="test samples the diagnostics look at (default 64)")
+    r.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"test samples the diagnostics look at (default: the whole test split, up to {DIAGNOSE_SAMPLES})",
+    )
     r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     r.set_defaults(func=cmd_report)
 

@@ -63,7 +63,7 @@ EXPLAINS = {
     "lr_too_high": ("exploding_gradient", "dead_relu", "saturation", "plateau", "underfitting", "vanishing_gradient"),
     "vanishing_gradient": ("lr_too_low", "plateau", "underfitting", "saturation", "vanishing_activation"),
     "saturation": ("vanishing_gradient", "lr_too_low", "plateau", "underfitting"),
-    "dead_relu": ("vanishing_gradient", "lr_too_high", "lr_too_low", "plateau", "underfitting"),
+    "dead_relu": ("vanishing_gradient", "vanishing_activation", "lr_too_high", "lr_too_low", "plateau", "underfitting"),
     "underfitting": ("plateau",),
 }
 """``root: symptoms``: a serious finding of the root kind absorbs serious findings of these kinds, subject to
@@ -184,12 +184,17 @@ def _phases(group) -> str:
 
 def _group(kind: str, members: list) -> Finding:
     """One finding for all ``members`` (same kind, same seriousness)."""
-    worst = min(members, key=lambda f: SEVERITIES.index(f.severity))
+    worst = min(members, key=_worst_key)
     if len(members) == 1:
         return worst
+    fix: dict = {}
+    for f in sorted(members, key=_worst_key):  # every member's remedy settings, the worst member's values first
+        for k, v in f.fix.items():
+            fix.setdefault(k, v)
+    remedy = max(members, key=lambda f: (len(f.fix), -_worst_key(f)[0])).remedy
     layers = list(dict.fromkeys(n for f in members for n in _layers_of(f)))
     if len(layers) <= 1:  # one place seen in several phases: the worst one speaks for all
-        out = Finding(kind, worst.severity, dict(worst.where), worst.message, worst.remedy, dict(worst.fix))
+        out = Finding(kind, worst.severity, dict(worst.where), worst.message, remedy, fix)
         out.phase, out.details = worst.phase, [f for f in members if f is not worst]
         out.message = _with_phases(worst.message, members)
         return out
@@ -200,8 +205,14 @@ def _group(kind: str, members: list) -> Finding:
     text = f"{layers_text(layers)} {_phases(members)}: the worst, {worst.place}: {worst.message}" + (
         f" ({units} units in all)" if units else ""
     )
-    out = Finding(kind, worst.severity, where, text, worst.remedy, dict(worst.fix), worst.phase, members)
+    out = Finding(kind, worst.severity, where, text, remedy, fix, worst.phase, members)
     return out
+
+
+def _worst_key(f: Finding):
+    """Severity first, then the larger share of a layer's units, then the smaller gradient ratio."""
+    share = len(f.where.get("units", [])) / f.where["total"] if f.where.get("total") else 0.0
+    return (SEVERITIES.index(f.severity), -share, f.where.get("ratio", 0.0) or 0.0)
 
 
 def _with_phases(message: str, members: list) -> str:

@@ -276,7 +276,8 @@ def _overfitting(epochs, losses) -> list:
     if len(val) >= 3 and len(val) == len(losses) and all(math.isfinite(v) for v in val):
         best = int(np.argmin(val))
         rises = len(val) - 1 - best
-        if rises >= 2 and val[-1] > val[-2] and val[-1] > val[best] * 1.02 and losses[-1] < losses[best]:
+        gap = losses[-1] < OVERFIT_GAP * val[best]  # it fits its training data better than it ever did unseen data
+        if rises >= 2 and val[-1] > val[-2] and val[-1] > val[best] * 1.02 and losses[-1] < losses[best] and gap:
             out.append(
                 Finding(
                     "overfitting",
@@ -314,6 +315,7 @@ def _overfitting(epochs, losses) -> list:
     return out
 
 
+OVERFIT_GAP = 0.9  # overfitting needs the training loss below this fraction of the best validation loss
 UNDERFIT_SETTLED = 0.01  # the loss falls by less than this fraction per epoch over the last third of the epochs
 UNDERFIT_ACCURACY = 0.9  # ... while the training accuracy is still below this
 UNDERFIT_GAP = 0.05  # ... and within this of the validation accuracy (else it is overfitting)

@@ -185,7 +185,16 @@ def confusion_plot(y: np.ndarray, pred: np.ndarray, classes: list) -> F.Plot:
     return F.confusion(matrix, labels, note=note, extra={"shown": shown.tolist(), "total_classes": c})
 
 
+def _details_html(details) -> str:
+    """The findings a ranked finding groups or explains, folded away under it."""
+    if not details:
+        return ""
+    rows = "".join(f"<li>{_esc(str(d))}</li>" for d in details)
+    return f"<details><summary>{len(details)} grouped or explained findings</summary><ul>{rows}</ul></details>"
+
+
 def _findings_html(findings) -> str:
+    """The findings in the order given: ``inspect.diagnose``'s ranking, root causes first."""
     if not findings:
         return "<p>No problems found.</p>"
     items = []
@@ -194,7 +203,7 @@ def _findings_html(findings) -> str:
         items.append(
             f'<li class="finding {f.severity}"><span class="badge" style="background:{color}">'
             f"{_esc(f.severity.upper())}</span> <b>{_esc(f.place)}</b>: {_esc(f.message)} "
-            f"<i>Try: {_esc(f.remedy)}</i></li>"
+            f"<i>Try: {_esc(f.remedy)}</i>{_details_html(getattr(f, 'details', []))}</li>"
         )
     return f'<ul class="findings">{"".join(items)}</ul>'
 
