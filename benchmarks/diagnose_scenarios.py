@@ -34,18 +34,18 @@ def mlp(sizes, act="relu", init=None, bias_init=None, seed=0):
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         layers.append(
-            nn.Dense(a, b, activation=None if last else act, init=init, bias_init=bias_init, generator=seed + i)
+            nn.Dense(a, b, activation=None if last else act, init=init, bias_init=bias_init, generator=1000 * seed + i)
         )
     return nn.Sequential(*layers)
 
 
 def lenet_small(seed=0):
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1, activation="relu", max_pool=2, generator=seed),
-        nn.Conv2d(8, 16, 3, padding=1, activation="relu", max_pool=2, generator=seed + 1),
+        nn.Conv2d(1, 8, 3, padding=1, activation="relu", max_pool=2, generator=1000 * seed),
+        nn.Conv2d(8, 16, 3, padding=1, activation="relu", max_pool=2, generator=1000 * seed + 1),
         nn.Flatten(),
-        nn.Dense(64, 64, activation="relu", init="he_uniform", generator=seed + 2),
-        nn.Dense(64, 10, generator=seed + 3),
+        nn.Dense(64, 64, activation="relu", init="he_uniform", generator=1000 * seed + 2),
+        nn.Dense(64, 10, generator=1000 * seed + 3),
     )
 
 
@@ -54,7 +54,7 @@ class Scenario:
     name: str
     expected: str | None  # the finding kind a correct diagnosis ranks first; None: healthy
     source: str  # where the cause is known from
-    build: object  # () -> model
+    build: object  # (seed) -> model
     fit: dict = field(default_factory=dict)  # fit() arguments
     train_size: int = 1400
     images: bool = False
@@ -66,49 +66,49 @@ SCENARIOS = [
         "he2015_xavier_relu30",
         "vanishing_signal",
         "He et al. 2015 Fig. 3: 30 ReLU layers with Xavier init do not learn",
-        lambda: mlp([64] + [64] * 30 + [10], "relu", "xavier_uniform", "zeros"),
+        lambda seed: mlp([64] + [64] * 30 + [10], "relu", "xavier_uniform", "zeros", seed=seed),
         {"optimizer": "sgd", "lr": 0.01, "epochs": 3},
     ),
     S(
         "glorot2010_sigmoid",
         "saturation",
         "Glorot & Bengio 2010 Fig. 2: sigmoid 4x hidden, U(+-1/sqrt(n)), SGD: the top layer saturates at 0",
-        lambda: mlp([64] + [200] * 4 + [10], "sigmoid", "default", "zeros"),
+        lambda seed: mlp([64] + [200] * 4 + [10], "sigmoid", "default", "zeros", seed=seed),
         {"optimizer": "sgd", "lr": 0.3, "epochs": 8, "batch_size": 10},
     ),
     S(
         "dying_relu_big_lr",
         "dead_relu",
         "by construction: Adam at lr 0.05 pushes ReLU biases negative",
-        lambda: mlp([64, 128, 128, 10], "relu"),
+        lambda seed: mlp([64, 128, 128, 10], "relu", seed=seed),
         {"optimizer": "adam", "lr": 0.05, "epochs": 3},
     ),
     S(
         "exploding_deep_tanh",
         "exploding_gradient",
         "Poole et al. 2016: deep tanh with weight std 6/sqrt(n) is chaotic, gradients grow backwards",
-        lambda: mlp([64] + [64] * 12 + [10], "tanh", "he_normal:6", "zeros"),
+        lambda seed: mlp([64] + [64] * 12 + [10], "tanh", "he_normal:6", "zeros", seed=seed),
         {"optimizer": "sgd", "lr": 0.01, "epochs": 2},
     ),
     S(
         "lr_too_high",
         "lr_too_high",
         "by construction: SGD at lr 3 on an MLP",
-        lambda: mlp([64, 64, 10], "relu", "he_uniform"),
+        lambda seed: mlp([64, 64, 10], "relu", "he_uniform", seed=seed),
         {"optimizer": "sgd", "lr": 3.0, "epochs": 4},
     ),
     S(
         "lr_too_low",
         "lr_too_low",
         "by construction: SGD at lr 1e-5",
-        lambda: mlp([64, 64, 10], "relu", "he_uniform"),
+        lambda seed: mlp([64, 64, 10], "relu", "he_uniform", seed=seed),
         {"optimizer": "sgd", "lr": 1e-5, "epochs": 4},
     ),
     S(
         "overfitting_tiny_set",
         "overfitting",
         "by construction: 40 training samples, 256 hidden units, 60 epochs",
-        lambda: mlp([64, 256, 256, 10], "relu", "he_uniform"),
+        lambda seed: mlp([64, 256, 256, 10], "relu", "he_uniform", seed=seed),
         {"optimizer": "adam", "lr": 3e-3, "epochs": 60, "batch_size": 40},
         train_size=40,
     ),
@@ -116,21 +116,21 @@ SCENARIOS = [
         "underfitting_tiny_model",
         "underfitting",
         "by construction: a 1-unit bottleneck cannot separate 10 classes",
-        lambda: mlp([64, 1, 10], "relu", "he_uniform"),
+        lambda seed: mlp([64, 1, 10], "relu", "he_uniform", seed=seed),
         {"optimizer": "adam", "lr": 1e-2, "epochs": 15},
     ),
     S(
         "vanishing_deep_sigmoid",
         "vanishing_gradient",
         "Hochreiter 1991: sigmoid' <= 1/4, the gradient shrinks through each of 12 sigmoid layers",
-        lambda: mlp([64] + [64] * 12 + [10], "sigmoid"),
+        lambda seed: mlp([64] + [64] * 12 + [10], "sigmoid", seed=seed),
         {"optimizer": "sgd", "lr": 0.1, "epochs": 3},
     ),
     S(
         "healthy_mlp_he_adam",
         None,
         "MLP with He init and Adam",
-        lambda: mlp([64, 128, 64, 10], "relu", "he_uniform"),
+        lambda seed: mlp([64, 128, 64, 10], "relu", "he_uniform", seed=seed),
         {"optimizer": "adam", "lr": 1e-3, "epochs": 8},
     ),
     S(
@@ -145,14 +145,14 @@ SCENARIOS = [
         "healthy_deep_he_relu",
         None,
         "He et al. 2015: 16 ReLU layers with He init learn",
-        lambda: mlp([64] + [96] * 16 + [10], "relu", "he_normal", "zeros"),
+        lambda seed: mlp([64] + [96] * 16 + [10], "relu", "he_normal", "zeros", seed=seed),
         {"optimizer": "sgd", "lr": 0.02, "epochs": 5},
     ),
     S(
         "healthy_tuned_sigmoid",
         None,
         "sigmoid MLP with Xavier init and Adam",
-        lambda: mlp([64, 64, 64, 10], "sigmoid", "xavier_uniform"),
+        lambda seed: mlp([64, 64, 64, 10], "sigmoid", "xavier_uniform", seed=seed),
         {"optimizer": "adam", "lr": 3e-3, "epochs": 10},
     ),
 ]
@@ -187,9 +187,9 @@ def run(s: Scenario, seed: int = 0, data=None) -> Outcome:
     xtr, ytr = xtr[: s.train_size], ytr[: s.train_size]
     t0 = time.perf_counter()
     creation.manual_seed(seed)
-    model = s.build()
+    model = s.build(seed)
     creation.manual_seed(seed)
-    initial = s.build()
+    initial = s.build(seed)
     kw = {"batch_size": 32, **s.fit}
     steps = (len(xtr) + kw["batch_size"] - 1) // kw["batch_size"] * kw["epochs"]
     cb = ProbeCallback(every=max(1, steps // 100))

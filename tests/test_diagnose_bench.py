@@ -109,7 +109,7 @@ def test_glorot_bengio_probes_see_the_collapse_as_it_happens(data):
     xtr, ytr, _, _ = data
     s = next(s for s in D.SCENARIOS if s.name == "glorot2010_sigmoid")
     creation.manual_seed(0)
-    model = s.build()
+    model = s.build(0)
     cb = ProbeCallback(every=20)
     fit(model, (xtr, ytr), callbacks=[cb], progress=False, seed=0, **{**s.fit, "epochs": 6})
     h = cb.probe.history("3")

@@ -316,7 +316,8 @@ def _overfitting(epochs, losses) -> list:
 
 
 OVERFIT_GAP = 0.9  # overfitting needs the training loss below this fraction of the best validation loss
-UNDERFIT_SETTLED = 0.01  # the loss falls by less than this fraction per epoch over the last third of the epochs
+UNDERFIT_SETTLED = 0.02  # the loss falls by less than this fraction per epoch over the last third of the epochs
+UNDERFIT_FLATTENED = 5.0  # ... and this many times more slowly than in the first epoch: the curve has flattened
 UNDERFIT_ACCURACY = 0.9  # ... while the training accuracy is still below this
 UNDERFIT_GAP = 0.05  # ... and within this of the validation accuracy (else it is overfitting)
 
@@ -333,7 +334,9 @@ def _underfitting(epochs, losses, lr_low: bool) -> list:
     va = vacc[-1] / scale if vacc and math.isfinite(vacc[-1]) else a
     start = n - max(2, n // 3) - 1
     k = n - 1 - start
-    settled = losses[start] > 0 and (losses[start] - losses[-1]) / losses[start] / k < UNDERFIT_SETTLED
+    late = (losses[start] - losses[-1]) / losses[start] / k if losses[start] > 0 else 0.0
+    early = (losses[0] - losses[1]) / losses[0] if losses[0] > 0 else 0.0
+    settled = late < UNDERFIT_SETTLED and late * UNDERFIT_FLATTENED < early
     learned = losses[-1] < 0.9 * losses[0]  # it did learn something: not a learning rate or signal problem
     if not (settled and learned and a < UNDERFIT_ACCURACY and a - va < UNDERFIT_GAP):
         return []
@@ -342,8 +345,8 @@ def _underfitting(epochs, losses, lr_low: bool) -> list:
             "underfitting",
             "warning",
             {"scope": "training", "accuracy": a, "val_accuracy": va},
-            f"the training loss has settled at {losses[-1]:.3g} (from {losses[0]:.3g}; falling by less than "
-            f"{UNDERFIT_SETTLED:.0%} per epoch over the last {k} epochs) with training accuracy "
+            f"the training loss has settled at {losses[-1]:.3g} (from {losses[0]:.3g}; falling by {late:.1%} per epoch "
+            f"over the last {k} epochs, {early:.0%} in the first) with training accuracy "
             f"{a:.1%}, close to validation accuracy {va:.1%}: the model cannot fit even the data it trains on, so it "
             "is too small or too constrained for the task.",
             "give the model more capacity (--hidden, e.g. --hidden 256 or --hidden 256,128), less regularisation "
