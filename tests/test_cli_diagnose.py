@@ -217,3 +217,30 @@ def test_try_fix_with_nothing_to_fix(digits_run):
 def test_try_fix_rejects_a_bad_epoch_count(dying_run):
     rc, _, stderr = run_cli("diagnose", dying_run, "--try-fix", "--fix-epochs", "0")
     assert rc == 1 and stderr.strip() == "neuronkit: error: --fix-epochs must be at least 1, got 0"
+
+
+def test_diagnose_ranks_groups_and_offers_json_and_verbose(dying_run, tmp_path):
+    """Issue 16: one line per kind naming its layers, the root cause first, at most 10 lines by default; --json for
+    tools, --verbose for every grouped finding; the report page lists the findings in the same order."""
+    rc, text, _ = run_cli("diagnose", dying_run)
+    lines = text.strip().splitlines()[1:]
+    assert rc == 1 and 1 <= len(lines) <= 11
+    assert lines[0].startswith("ERROR layer 1: 64 of 64 ReLU units in layer 1") and "It explains:" in lines[0]
+    rc, js, _ = run_cli("diagnose", dying_run, "--json")
+    doc = json.loads(js)
+    kinds = [f["kind"] for f in doc["findings"]]
+    assert (
+        rc == 1
+        and kinds[0] == "dead_relu"
+        and len(kinds) == len(set((k, f["severity"] in ("warning", "error")) for k, f in zip(kinds, doc["findings"])))
+    )
+    assert doc["findings"][0]["details"] and doc["findings"][0]["fix"]["lr"] == pytest.approx(0.3)
+    _, verbose, _ = run_cli("diagnose", dying_run, "--verbose")
+    assert len(verbose.splitlines()) > len(text.splitlines())
+    out = tmp_path / "report.html"
+    assert run_cli("report", dying_run, "--out", out)[0] == 0
+    html = out.read_text()
+    import html as _html
+
+    positions = [html.find(_html.escape(f["message"][:60])) for f in doc["findings"]]
+    assert -1 not in positions and positions == sorted(positions)

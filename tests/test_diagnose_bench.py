@@ -145,3 +145,23 @@ def test_a_unit_starting_near_zero_does_not_explode():
         probe.events += det.check(probe)
     exploded = {e["unit"] for e in probe.events if e["kind"] == "exploding"}
     assert exploded == {1}
+
+
+def test_saturation_is_judged_by_the_slope_not_by_outputs_beyond_0_01():
+    """Issue 16: sigmoid outputs sitting at 0.047 (z = -3, slope 18% of its peak) read saturated_frac 0.00 under the
+    old 0.01/0.99 rule; by the slope they are saturated, at the low end. At z = -2 (slope 42%) they are not."""
+    from neuronkit import nn
+    from neuronkit.inspect import Probe
+
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    model = nn.Sequential(nn.Dense(8, 2, activation="sigmoid", generator=0))
+    model[0].weight.data[:] = 0
+    model[0].bias.data[:] = [-3.0, -2.0]
+    probe = Probe(model, every=1)
+    probe.begin(1)
+    model(x).sum().backward()
+    probe.commit(lr=0.1)
+    assert probe.history("0")["saturated_frac"][0].tolist() == [1.0, 0.0]
+    found = check_before_training(nn.Sequential(model[0], nn.Dense(2, 3, generator=1)), (x, np.zeros(64, np.int64)))
+    sat = [f for f in found if f.kind == "saturation"]
+    assert len(sat) == 1 and sat[0].where["units"] == [0] and "at the low end (outputs near 0)" in sat[0].message
