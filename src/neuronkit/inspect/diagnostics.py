@@ -9,15 +9,22 @@ layer (removed afterwards; the parameters' gradients are put back as they were) 
   starts confident before it has learned anything;
 - ``vanishing_activation`` / ``exploding_activation``: a layer's output std is below ``1e-2`` or above ``1e2`` times
   the input's std (the forward signal dies out or blows up for the chosen initialiser);
-- ``vanishing_gradient`` / ``exploding_gradient``: a layer's weight-gradient norm divided by its weight norm is below
-  ``1e-6`` (or below ``1e-3`` times that ratio in the best-fed layer: the signal fades on its way back) or above
-  ``1``;
-- ``dead_relu``: ReLU units whose output is 0 for every example of the batch;
-- ``saturation``: sigmoid/tanh units pinned at their bounds (more than 95% of the batch) from the start.
+- ``vanishing_gradient``: a layer's weight-gradient norm divided by its weight norm is below ``1e-4`` (healthy
+  networks show 1e-2 to 2), one plain step at ``lr`` would move the weights by less than ``1e-6`` of their norm, or the
+  ratio is below ``1e-3`` times the best-fed layer's; ``exploding_gradient``: a non-finite gradient;
+- ``vanishing_signal`` and ``exploding_gradient`` with depth (``inspect.depth``): the activations fade layer after
+  layer until the output hardly depends on the input (He et al. 2015's 30 Xavier-initialised ReLU layers), or the
+  weight gradients grow more than 100x from the last hidden layer back to the first;
+- ``dead_relu``: ReLU units whose output is 0 for every example (a warning only on ``min_dead_samples`` inputs or a
+  whole split, and from a quarter of a layer; fewer inputs: information);
+- ``saturation``: sigmoid/tanh units whose slope is below a fifth of its peak on more than 95% of the inputs (the
+  message says at which end).
 
-``diagnose_training(history, probe)`` reads a ``History`` (per-epoch loss, val_loss, accuracy, val_accuracy, lr) and
-optionally a ``Probe`` (or ``ProbeCallback``) and reports ``dead_relu``, ``saturation``, ``vanishing_gradient``,
-``exploding_gradient``, ``lr_too_high``, ``lr_too_low``, ``plateau`` and ``overfitting``.
+``diagnose_training(history, probe)`` (``inspect.history_checks``) reads a ``History`` (per-epoch loss, val_loss,
+accuracy, val_accuracy, lr) and optionally a ``Probe`` (or ``ProbeCallback``) and reports ``dead_relu``,
+``saturation``, ``vanishing_gradient``, ``exploding_gradient``, ``lr_too_high``, ``lr_too_low``, ``plateau``,
+``overfitting`` and ``underfitting``. ``inspect.diagnose`` runs both on a trained run and ranks the findings, root
+cause first (``inspect.diagnosis``).
 
 Each ``Finding`` names where (layer and units), says what happens and why it matters, proposes a remedy in words, and
 carries a machine-usable ``fix`` (``{"lr": 0.001}``, ``{"activation": "leaky_relu"}``, ...) that ``neuronkit diagnose

@@ -53,9 +53,11 @@ class Finding:
 
     ``kind``: what was found (``"dead_relu"``, ``"saturation"``, ``"vanishing_gradient"``, ``"exploding_gradient"``,
     ``"vanishing_activation"``, ``"exploding_activation"``, ``"lr_too_high"``, ``"lr_too_low"``, ``"plateau"``,
-    ``"overfitting"``, ``"output_scale"``, ``"initial_loss"``). ``severity``: ``"info"``, ``"warning"`` or
-    ``"error"``. ``where``: e.g. ``{"layer": "0", "units": [3, 17]}`` (``{}`` for the whole run). ``message``: what
-    happens and why it matters. ``remedy``: what to try, in words. ``fix``: the same as settings a program can apply.
+    ``"overfitting"``, ``"output_scale"``, ``"initial_loss"``, ``"vanishing_signal"``, ``"underfitting"``).
+    ``severity``: ``"info"``, ``"warning"`` or ``"error"``. ``where``: e.g. ``{"layer": "0", "units": [3, 17]}``
+    (``{}`` for the whole run). ``message``: what happens and why it matters. ``remedy``: what to try, in words.
+    ``fix``: the same as settings a program can apply. ``phase``: when it was seen (``"init"``, ``"trained"``,
+    ``"training"``, ``"history"``). ``details``: the findings a ranked finding groups or explains.
     """
 
     kind: str
