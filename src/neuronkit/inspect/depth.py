@@ -70,8 +70,7 @@ def _vanishing_signal(weighted, rows, base, when, lr) -> list:
             f"{per_layer:.2g} per layer, from {hidden[0]:.3g} after layer {names[0]} to {hidden[-1]:.3g} after layer "
             f"{names[-2]} ({layers_text(faded)} under {ACT_RATIO_LOW:.0%} of the input's), the outputs vary by only "
             f"{stds[-1]:.2g}, and the weight gradients are {med:.2g} of the weights (median over layers{step}): the "
-            "output hardly depends on the input, so the network cannot learn. This also explains units that never "
-            "fire and gradients too small to learn from in these layers.",
+            "output hardly depends on the input, so the network cannot learn.",
             f"initialise for the depth: {scheme} keeps the signal's scale from layer to layer (--init {init}); or "
             "use fewer layers (--hidden), normalisation layers, or residual connections.",
             {"init": init},

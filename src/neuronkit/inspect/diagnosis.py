@@ -17,7 +17,7 @@ returns ``rank(findings)``:
 from __future__ import annotations
 
 from .diagnostics import check_before_training, diagnose_training
-from .findings import DEAD_WARN_FRAC, SEVERITIES, Finding, fraction_severity, layers_text
+from .findings import DEAD_WARN_FRAC, SEVERITIES, Finding, fraction_severity
 
 __all__ = ["EXPLAINS", "PRIORITY", "diagnose", "rank", "render"]
 
@@ -212,9 +212,8 @@ def _group(kind: str, members: list) -> Finding:
     units = sum(len(f.where.get("units", [])) for f in members if f.phase == worst.phase)
     if units:
         where["units"] = units
-    text = f"{layers_text(layers)} {_phases(members)}: the worst, {worst.place}: {worst.message}" + (
-        f" ({units} units in all)" if units else ""
-    )
+    text = f"{len(layers)} layers, seen {_phases(members)}" + (f", {units} units in all" if units else "")
+    text += f"; the worst, {worst.place}: {worst.message}"
     out = Finding(kind, worst.severity, where, text, remedy, fix, worst.phase, members)
     return out
 
