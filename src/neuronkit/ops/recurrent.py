@@ -35,7 +35,7 @@ class RNNFn(Function):
 
     name = "rnn"
 
-    def forward(self, x, w_ih, w_hh, *opt, has_bias, has_h0, batch_sizes, reverse, relu):
+    def forward(self, x, w_ih, w_hh, *opt, has_bias, has_h0, batch_sizes, reverse, relu, record=None):
         xp = B.xp
         hid, b = w_hh.shape[1], batch_sizes[0]
         sched = schedule(batch_sizes, reverse)
@@ -56,6 +56,8 @@ class RNNFn(Function):
                 xp.tanh(yt, out=yt)
         self.x, self.w_ih, self.w_hh, self.y, self.h0 = x, w_ih, w_hh, y, h0
         self.sched, self.relu, self.has_bias, self.has_h0 = sched, relu, has_bias, has_h0
+        if record is not None:
+            record.append({"hidden": y.copy()})
         return y
 
     def backward(self, g):
@@ -126,7 +128,9 @@ def _check(who, gates, x, w_ih, w_hh, b_ih, b_hh, states, batch: int):
     tensors = [x, w_ih, w_hh, b_ih, b_hh, *(t for _, t in states)]
     dtypes = {t.dtype for t in tensors if t is not None}
     if len(dtypes) != 1 or x.dtype.kind != "f":
-        raise TypeError(f"{who}: input, weights and states must share one floating dtype, got {sorted(map(str, dtypes))}")
+        raise TypeError(
+            f"{who}: input, weights and states must share one floating dtype, got {sorted(map(str, dtypes))}"
+        )
 
 
 def _run(fn_cls, who, gates, x, w_ih, w_hh, b_ih, b_hh, states, batch_sizes, reverse, **kw):
@@ -141,9 +145,7 @@ def _run(fn_cls, who, gates, x, w_ih, w_hh, b_ih, b_hh, states, batch_sizes, rev
     rows = x if tm_shape is None else reshape(x, (tm_shape[0] * tm_shape[1], tm_shape[2]))
     inputs = [rows, w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else []) + [t for _, t in states if t is not None]
     flags = {f"has_{what}": t is not None for what, t in states}
-    out = fn_cls.apply(
-        *inputs, has_bias=b_ih is not None, batch_sizes=sizes, reverse=bool(reverse), **flags, **kw
-    )
+    out = fn_cls.apply(*inputs, has_bias=b_ih is not None, batch_sizes=sizes, reverse=bool(reverse), **flags, **kw)
     return out, sizes, tm_shape
 
 
@@ -161,7 +163,18 @@ def _outputs(y, sizes, tm_shape, reverse, hid):
 
 
 @register("rnn")
-def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, batch_sizes=None, reverse: bool = False, nonlinearity="tanh"):
+def rnn(
+    x,
+    w_ih,
+    w_hh,
+    b_ih=None,
+    b_hh=None,
+    h0=None,
+    batch_sizes=None,
+    reverse: bool = False,
+    nonlinearity="tanh",
+    record=None,
+):
     """One direction of an Elman RNN layer: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``.
 
     Args:
@@ -171,6 +184,9 @@ def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, batch_sizes=None, reverse:
         batch_sizes: the packed layout's steps (``SequenceLayout.batch_sizes``), or None.
         reverse: run from the last step to the first (each sequence starts at its own last step).
         nonlinearity: "tanh" (default) or "relu".
+        record: None, or a list to which the forward appends a dict of copies of its inner activations, (N, H) arrays
+            in the rows' layout: ``hidden`` (every cell), the gates (LSTM ``input``, ``forget``, ``cell``,
+            ``output`` and ``cell_state``; GRU ``reset``, ``update``, ``new``). Not differentiable; for inspection.
 
     Returns: (output, h_n): output (T, B, H) or (N, H), laid out like ``x``; h_n (B, H) the state after each
     sequence's last processed step.
@@ -178,13 +194,25 @@ def rnn(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, batch_sizes=None, reverse:
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     y, sizes, tm = _run(
-        RNNFn, "rnn", 1, x, w_ih, w_hh, b_ih, b_hh, [("h0", h0)], batch_sizes, reverse, relu=nonlinearity == "relu"
+        RNNFn,
+        "rnn",
+        1,
+        x,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        [("h0", h0)],
+        batch_sizes,
+        reverse,
+        relu=nonlinearity == "relu",
+        record=record,
     )
     return _outputs(y, sizes, tm, reverse, y.shape[1])
 
 
 @register("gru")
-def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, batch_sizes=None, reverse: bool = False):
+def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, batch_sizes=None, reverse: bool = False, record=None):
     """One direction of a GRU layer, with PyTorch's equations and gate order (reset r, update z, new n)::
 
         r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)      z = sigmoid(x W_iz^T + b_iz + h W_hz^T + b_hz)
@@ -192,12 +220,12 @@ def gru(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, batch_sizes=None, reverse:
 
     Shapes as ``rnn`` with 3 gate blocks: w_ih (3H, in), w_hh (3H, H), b_ih/b_hh (3H,). Returns (output, h_n).
     """
-    y, sizes, tm = _run(GRUFn, "gru", 3, x, w_ih, w_hh, b_ih, b_hh, [("h0", h0)], batch_sizes, reverse)
+    y, sizes, tm = _run(GRUFn, "gru", 3, x, w_ih, w_hh, b_ih, b_hh, [("h0", h0)], batch_sizes, reverse, record=record)
     return _outputs(y, sizes, tm, reverse, y.shape[1])
 
 
 @register("lstm")
-def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, batch_sizes=None, reverse: bool = False):
+def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, batch_sizes=None, reverse: bool = False, record=None):
     """One direction of an LSTM layer, with PyTorch's equations and gate order (input i, forget f, cell g, output o)::
 
         i, f, o = sigmoid(x W_i*^T + b_i* + h W_h*^T + b_h*)    g = tanh(x W_ig^T + b_ig + h W_hg^T + b_hg)
@@ -207,7 +235,7 @@ def lstm(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, batch_sizes=None
     Returns (output, h_n, c_n).
     """
     states = [("h0", h0), ("c0", c0)]
-    out, sizes, tm = _run(LSTMFn, "lstm", 4, x, w_ih, w_hh, b_ih, b_hh, states, batch_sizes, reverse)
+    out, sizes, tm = _run(LSTMFn, "lstm", 4, x, w_ih, w_hh, b_ih, b_hh, states, batch_sizes, reverse, record=record)
     n, hid = sum(sizes), out.shape[1]
     y = getitem(out, slice(0, n))  # the Function's output is the rows, then c_n: one node, one backward
     c_n = getitem(out, slice(n, None))

@@ -41,7 +41,7 @@ class LSTMFn(Function):
 
     name = "lstm"
 
-    def forward(self, x, w_ih, w_hh, *opt, has_bias, has_h0, has_c0, batch_sizes, reverse):
+    def forward(self, x, w_ih, w_hh, *opt, has_bias, has_h0, has_c0, batch_sizes, reverse, record=None):
         xp = B.xp
         dt, rows, hid, b = x.dtype, x.shape[0], w_hh.shape[1], batch_sizes[0]
         h2, h3 = 2 * hid, 3 * hid
@@ -81,6 +81,10 @@ class LSTMFn(Function):
         self.x, self.w_ih, self.w_hh, self.h0, self.c0 = x, wi, wh, h0, c0
         self.gates, self.cs, self.tcs, self.y = gates, cs, tcs, y
         self.sched, self.perm, self.has_bias, self.has_h0, self.has_c0 = sched, perm, has_bias, has_h0, has_c0
+        if record is not None:
+            parts = {"input": gates[:, :hid], "forget": gates[:, hid:h2], "cell": gates[:, h3:]}
+            parts.update(output=gates[:, h2:h3], cell_state=cs, hidden=y)
+            record.append({k: v.copy() for k, v in parts.items()})
         return out
 
     def backward(self, grad):
@@ -133,7 +137,7 @@ class GRUFn(Function):
 
     name = "gru"
 
-    def forward(self, x, w_ih, w_hh, *opt, has_bias, has_h0, batch_sizes, reverse):
+    def forward(self, x, w_ih, w_hh, *opt, has_bias, has_h0, batch_sizes, reverse, record=None):
         xp = B.xp
         dt, rows, hid, b = x.dtype, x.shape[0], w_hh.shape[1], batch_sizes[0]
         h2 = 2 * hid
@@ -177,6 +181,9 @@ class GRUFn(Function):
             yt += nt  # n + z (h - n) = (1 - z) n + z h
         self.x, self.w_ih, self.w_hh, self.h0, self.y = x, wi, wh, h0, y
         self.gates, self.ghn, self.sched, self.has_bias, self.has_h0 = gates, ghn, sched, has_bias, has_h0
+        if record is not None:
+            parts = {"reset": gates[:, :hid], "update": gates[:, hid:h2], "new": gates[:, h2:], "hidden": y}
+            record.append({k: v.copy() for k, v in parts.items()})
         return y
 
     def backward(self, dy):
@@ -214,7 +221,5 @@ class GRUFn(Function):
             dh[:n] += dhz[:n]
         dxg[:, :h2] = dgh[:, :h2]
         grads = weight_grads(self, dxg, dgh, y, dh)
-        for i in (1, 2, 3, 4) if self.has_bias else (1, 2):
-            if grads[i] is not None:
-                grads[i][:h2] *= 0.5
+        _unscale(grads, (1, 2, 3, 4) if self.has_bias else (1, 2), None, h2)
         return tuple(grads)

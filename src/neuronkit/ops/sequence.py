@@ -111,7 +111,7 @@ def _layout(layout, x_shape, batch_first: bool) -> SequenceLayout:
     return layout
 
 
-# -- pack ---------------------------------------------------------------------------------------------------------------
+# -- pack -------------------------------------------------------------------------------------------------------
 
 
 class PackSequence(Function):
@@ -154,7 +154,7 @@ def pack_sequence(x, layout, batch_first: bool = True) -> Tensor:
     return PackSequence.apply(x, layout=layout, batch_first=bool(batch_first))
 
 
-# -- unpack -------------------------------------------------------------------------------------------------------------
+# -- unpack -----------------------------------------------------------------------------------------------------
 
 
 class UnpackSequence(Function):
