@@ -225,9 +225,9 @@ class _RNNBase(Module):
         """Array elements the constructor allocates (for the loader's memory guard): every weight and bias."""
         i, h = int(config.get("input_size", 1)), int(config.get("hidden_size", 1))
         layers, d = int(config.get("num_layers", 1)), 2 if config.get("bidirectional") else 1
-        g = cls._gates * h
-        first = g * (i + h + 2)  # one direction of layer 0: W_ih, W_hh, two biases
-        rest = g * (d * h + h + 2)  # one direction of each later layer
+        g, nb = cls._gates * h, 2 if config.get("bias", True) else 0
+        first = g * (i + h + nb)  # one direction of layer 0: W_ih, W_hh, two biases
+        rest = g * (d * h + h + nb)  # one direction of each later layer
         return d * (first + (layers - 1) * rest)
 
     def extra_repr(self) -> str:
