@@ -165,13 +165,13 @@ def memory_child(side: str, data_dir: str, limit) -> None:
 
     ids, labels, vocab = load_sst2(data_dir)
     batches, init = make_batches(ids, labels, limit), init_params(vocab)
-    run = {"neuronkit": lambda: epoch_neuronkit(init, vocab, batches), "pytorch": lambda: epoch_torch(init, vocab, batches)}
+    run = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch}[side]
     before = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM (the peak resident set) to the current resident set
     if side == "neuronkit":
         tracemalloc.start()
-    run[side]()
+    run(init, vocab, batches)
     traced = tracemalloc.get_traced_memory()[1] / 2**20 if side == "neuronkit" else float("nan")
     print(f"{(_rss_kib('VmHWM') - before) / 1024:.1f} {traced:.1f}")
 

@@ -375,3 +375,36 @@ def test_summary_lists_a_recurrent_layer():
     model = nn.LSTM(IN, HID, generator=0)
     s = model.summary((B, T, IN))
     assert s.total_params == sum(p.size for p in model.parameters())
+
+
+def test_gradient_per_time_step_through_plain_hooks():
+    """What a probe of gradients through time needs comes from the ordinary hooks: a forward pre-hook sees the
+    input tensor and registers a gradient hook on it, giving dL/dx_t for every step (zero in the padding)."""
+    layer = nn.LSTM(IN, HID, generator=0, dtype="float64")
+    grads = []
+
+    def watch_input(module, inputs):
+        inputs[0].register_hook(lambda g: grads.append(g.data))
+
+    layer.register_forward_pre_hook(watch_input)
+    x = nk.Tensor(np.random.default_rng(0).standard_normal((B, T, IN)), requires_grad=True)
+    out, _ = layer(x, lengths=LENGTHS)
+    out[:, 0].sum().backward()  # a loss on the first step only: later inputs cannot influence it
+    (g,) = grads
+    np.testing.assert_array_equal(g, x.grad.data)
+    per_step = np.linalg.norm(g, axis=2)  # (B, T)
+    assert (per_step[:, 0] > 0).all() and not per_step[:, 1:].any()
+
+
+def test_backward_twice_with_a_retained_graph():
+    layer = nn.GRU(IN, HID, bidirectional=True, generator=0, dtype="float64")
+    x = nk.Tensor(np.random.default_rng(0).standard_normal((B, T, IN)), requires_grad=True)
+    out, hn = layer(x, lengths=LENGTHS)
+    loss = (out * out).sum() + hn.sum()
+    loss.backward(retain_graph=True)
+    first = {n: p.grad.data.copy() for n, p in layer.named_parameters()}
+    gx = x.grad.data.copy()
+    loss.backward()  # the saved activations were not overwritten by the first backward
+    np.testing.assert_allclose(x.grad.data, 2 * gx, rtol=1e-12)
+    for n, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad.data, 2 * first[n], rtol=1e-12, atol=1e-15)
