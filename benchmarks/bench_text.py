@@ -3,9 +3,9 @@
 Model (issue 12): embedding 128 (vocabulary of the training split, about 15k words, padding row 0), a bidirectional
 LSTM with hidden size 128 (1 layer), masked mean pooling of its outputs over the valid steps, and a linear classifier
 256 -> 2; softmax cross-entropy, plain SGD (lr 0.1), batch 64, float32, identical initial weights. Data: the 67,349
-phrases of GLUE SST-2 ``train_full.tsv`` (``--data-dir``, default ``../shared/data`` from the repository root),
-split on whitespace, in one seeded shuffled order; each batch is padded to its longest phrase and passed with its
-lengths. Both sides see exactly the same batches:
+phrases of GLUE SST-2 ``train_full.tsv`` (``--data-dir``, default ``$NEURONKIT_DATA`` or ``../shared/data`` from the
+repository root), split on whitespace, in one seeded shuffled order; each batch is padded to its longest phrase and
+passed with its lengths. Both sides see exactly the same batches:
 
 - neuronkit: ``nn.Embedding``, ``nn.LSTM(bidirectional=True)`` called with ``lengths`` (it packs the batch, so
   padded positions are never computed), the sum of the (zero-padded) outputs over time divided by the lengths,
@@ -44,7 +44,7 @@ import neuronkit as nk
 
 EMB, HID, BATCH, LR, SEED = 128, 128, 64, 0.1, 0
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_DATA = os.path.join(HERE, "..", "..", "..", "shared", "data")
+DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data")  # ../shared/data from the repository root
 
 
 def load_sst2(data_dir: str):
