@@ -30,10 +30,10 @@ from .index import getitem
 from .linalg import linear, matmul
 from .nn import cross_entropy, log_softmax, softmax
 from .norm import batch_norm, embedding, layer_norm
+from .packing import SequenceLayout, pack_sequence, unpack_sequence
 from .recurrent import gru, lstm, rnn
 from .reduce import logsumexp, max, mean, min, std, sum, var
 from .registry import DIFFERENTIABLE, NON_DIFFERENTIABLE
-from .sequence import SequenceLayout, pack_sequence, unpack_sequence
 from .shape import (
     broadcast_to,
     concatenate,

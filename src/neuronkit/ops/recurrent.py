@@ -6,7 +6,7 @@ Each is ONE ``Function``: its forward runs the whole sequence and its backward t
   ``h_{t-1} @ W_hh.T`` per step, in buffers allocated once per call (no Tensor, no graph node per step).
 - Backward walks the steps in reverse with one GEMM per step for the gradient reaching ``h_{t-1}``; the weight
   gradients are one GEMM each at the end, over all steps: ``dW_ih = dG.T @ x``, ``dW_hh = dG.T @ H_prev``.
-- Inputs are packed rows (``ops.sequence``): step t is the block of ``batch_sizes[t]`` rows of the sequences longer
+- Inputs are packed rows (``ops.packing``): step t is the block of ``batch_sizes[t]`` rows of the sequences longer
   than t, so padded positions are never computed and never change a state. Without ``batch_sizes`` the input is a
   plain time-major (T, B, features) tensor.
 - Weights, biases and gate order are PyTorch's: ``w_ih`` (G*H, in), ``w_hh`` (G*H, H), ``b_ih``/``b_hh`` (G*H,)
@@ -178,7 +178,7 @@ def rnn(
     """One direction of an Elman RNN layer: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``.
 
     Args:
-        x: time-major input (T, B, in), or packed rows (N, in) when ``batch_sizes`` is given (see ``ops.sequence``).
+        x: time-major input (T, B, in), or packed rows (N, in) when ``batch_sizes`` is given (see ``ops.packing``).
         w_ih: (H, in); w_hh: (H, H); b_ih, b_hh: (H,) or both None.
         h0: (B, H) initial state (B = batch_sizes[0], packed order), or None for zeros.
         batch_sizes: the packed layout's steps (``SequenceLayout.batch_sizes``), or None.

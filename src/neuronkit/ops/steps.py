@@ -1,6 +1,6 @@
 """The step bookkeeping shared by the recurrent ops: which packed rows each step reads and writes.
 
-Packed rows (``ops.sequence``): step t is the block ``offsets[t] : offsets[t] + batch_sizes[t]`` of the sequences
+Packed rows (``ops.packing``): step t is the block ``offsets[t] : offsets[t] + batch_sizes[t]`` of the sequences
 longer than t, longest first. A forward direction runs t = 0, 1, ...; its state for the n rows of step t comes from
 the first n rows of step t - 1 (there are at least n of them). A reverse direction runs t = T-1, ..., 0; step t has at
 least as many rows as step t + 1, and the rows that step t + 1 lacks start a sequence here, from the initial state.

@@ -14,7 +14,7 @@ import math
 from ... import backend as B
 from ... import ops
 from ...creation import get_generator
-from ...ops.sequence import SequenceLayout, check_lengths
+from ...ops.packing import SequenceLayout, check_lengths
 from ...tensor import Tensor
 from .. import init as I
 from ..module import Module

@@ -19,7 +19,7 @@ warm-up, with the median of the per-round ratios beside it. ``--memory`` instead
 epoch of each side in a fresh subprocess: the peak resident set (VmHWM, reset after the set-up) minus the resident
 set before the epoch, and for neuronkit also the peak of NumPy's allocations (tracemalloc).
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_text.py [--repeats N]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_rnn.py [--repeats N]
         [--batches N] [--threads N] [--memory]
 """
 
