@@ -111,6 +111,21 @@ EXAMPLES = {
     ),
     "LSTM": lambda dt: _x(L("LSTM")(3, 4, num_layers=2, batch_first=False, generator=0, dtype=dt), (5, 2, 3)),
     "GRU": lambda dt: _x(L("GRU")(3, 4, bias=False, bidirectional=True, generator=0, dtype=dt), (2, 5, 3)),
+    # a text model takes (tokens, lengths): its example input is that pair
+    "TextClassifier": lambda dt: (
+        L("TextClassifier")(
+            L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt), L("SequencePool")("max"), _dense(dt)
+        ),
+        (nk.Tensor(np.array([[1, 9, 3], [2, 2, 0]])), nk.Tensor(np.array([3, 2]))),
+    ),
+    "SequencePool": lambda dt: (
+        L("TextClassifier")(
+            L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt),
+            L("SequencePool")("mean"),
+            nn.Sequential(_dense(dt), nn.ReLU(), _dense(dt, 6, 2, seed=3)),
+        ),
+        (nk.Tensor(np.array([[4, 5, 0, 0], [7, 8, 9, 1]])), nk.Tensor(np.array([2, 4]))),
+    ),
 }
 
 
@@ -118,7 +133,7 @@ def _out(model, x):
     """The model's output array; for a model that returns several tensors (a recurrent layer's (output, h_n) or
     (output, (h_n, c_n))), all of them flattened into one array."""
     with nk.no_grad():
-        y = model(x)
+        y = model(*x) if isinstance(x, tuple) else model(x)
     if isinstance(y, nk.Tensor):
         return y.data
     flat, todo = [], [y]

@@ -41,7 +41,9 @@ from .layers import (
     LayerNorm,
     Linear,
     MaxPool2d,
+    SequencePool,
     Sequential,
+    TextClassifier,
 )
 from .losses import (
     LOSSES,

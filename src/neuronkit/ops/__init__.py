@@ -34,6 +34,7 @@ from .packing import SequenceLayout, pack_sequence, unpack_sequence
 from .recurrent import gru, lstm, rnn
 from .reduce import logsumexp, max, mean, min, std, sum, var
 from .registry import DIFFERENTIABLE, NON_DIFFERENTIABLE
+from .sequence import masked_max_pool, masked_mean_pool
 from .shape import (
     broadcast_to,
     concatenate,

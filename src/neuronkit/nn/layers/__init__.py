@@ -6,6 +6,7 @@ from .dense import Dense, Linear
 from .embedding import Embedding
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .recurrent import GRU, LSTM, RNN
+from .sequence import SequencePool, TextClassifier
 
 __all__ = [
     "AvgPool2d",
@@ -26,4 +27,6 @@ __all__ = [
     "MaxPool2d",
     "RNN",
     "Sequential",
+    "SequencePool",
+    "TextClassifier",
 ]
