@@ -497,6 +497,128 @@ OPS = [
 ]
 
 
+# -- recurrent ops: one direction of one layer each, against the same weights in torch's nn.RNN/LSTM/GRU (a
+# bidirectional torch module whose forward half is left out gives the reverse direction); outputs, h_n (and c_n)
+# are compared flattened into one tensor
+_BS = (3, 2, 2, 1)  # packed batch_sizes: three sequences of lengths 4, 3 and 1
+_LENS = np.array([2, 4, 1])  # padded (3, 4) batch: distinct lengths, so the packed order is torch's too
+
+
+def _nk_rnn(op, reverse=False, packed=False, **kw):
+    def ours(x, w_ih, w_hh, b_ih, b_hh, *states):
+        sizes = _BS if packed else None
+        out = getattr(nk, op)(x, w_ih, w_hh, b_ih, b_hh, *states, batch_sizes=sizes, reverse=reverse, **kw)
+        return nk.concatenate([t.reshape(-1) for t in out], axis=0)
+
+    return ours
+
+
+def _torch_rnn(op, reverse=False, packed=False, **kw):
+    def ref(x, w_ih, w_hh, b_ih, b_hh, *states):
+        hid = w_hh.shape[1]
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[op]
+        m = cls(w_ih.shape[1], hid, bidirectional=reverse, dtype=x.dtype, **kw)
+        sfx = "_reverse" if reverse else ""
+        names = [f"weight_ih_l0{sfx}", f"weight_hh_l0{sfx}", f"bias_ih_l0{sfx}", f"bias_hh_l0{sfx}"]
+        batch = _BS[0] if packed else x.shape[1]
+        given = list(states) + [torch.zeros(batch, hid, dtype=x.dtype)] * (1 + (op == "lstm") - len(states))
+        hx = [torch.stack([torch.zeros_like(s), s]) if reverse else s[None] for s in given]
+        inp = torch.nn.utils.rnn.PackedSequence(x, torch.tensor(_BS)) if packed else x
+        hx = tuple(hx) if op == "lstm" else hx[0]
+        out, hn = torch.func.functional_call(m, dict(zip(names, (w_ih, w_hh, b_ih, b_hh))), (inp, hx))
+        out = out.data if packed else out
+        parts = [out[..., hid:] if reverse else out] + [h[-1] for h in (hn if op == "lstm" else (hn,))]
+        return torch.cat([p.reshape(-1) for p in parts])
+
+    return ref
+
+
+def _rnn_shapes(gates, with_states, n_states=1, feat=2, hid=3):
+    """(time-major case, packed case) input shapes: x, w_ih, w_hh, b_ih, b_hh and the initial states."""
+    w = [(gates * hid, feat), (gates * hid, hid), (gates * hid,), (gates * hid,)]
+    tm = [(3, 2, feat), *w] + [(2, hid)] * (n_states if with_states else 0)
+    packed = [(sum(_BS), feat), *w] + [(_BS[0], hid)] * (n_states if with_states else 0)
+    return tuple(tm), tuple(packed)
+
+
+def _rnn_specs(op, gates, n_states=1, **kw):
+    """Four lines per op: time-major and packed input, forward and reverse direction, with and without states."""
+    tm_h, packed_h = _rnn_shapes(gates, True, n_states)
+    tm, packed = _rnn_shapes(gates, False, n_states)
+    name = op if not kw else f"{op}_{kw['nonlinearity']}"
+    specs = []
+    for reverse, packed_input, cases in (
+        (0, 0, [tm_h, tm]),
+        (1, 0, [tm_h]),
+        (0, 1, [packed_h, packed]),
+        (1, 1, [packed_h]),
+    ):
+        flags = {"reverse": bool(reverse), "packed": bool(packed_input)}
+        sid = name + "_packed" * packed_input + "_reverse" * reverse
+        specs.append(OpSpec(op, cases, _nk_rnn(op, **flags, **kw), _torch_rnn(op, **flags, **kw), id=sid))
+    return specs
+
+
+def _padded(x, lens, batch_first=True):
+    return torch.nn.utils.rnn.pack_padded_sequence(x, T(lens), batch_first=batch_first, enforce_sorted=False).data
+
+
+def _unpadded(d, lens, batch_first=True):
+    lay = nk.ops.SequenceLayout(lens, 4)
+    seq = torch.nn.utils.rnn.PackedSequence(
+        d, T(np.array(lay.batch_sizes)), T(lay.sorted_indices), T(lay.unsorted_indices)
+    )
+    return torch.nn.utils.rnn.pad_packed_sequence(seq, batch_first=batch_first, total_length=4)[0]
+
+
+OPS += [
+    *_rnn_specs("rnn", 1, nonlinearity="tanh"),
+    *_rnn_specs("rnn", 1, nonlinearity="relu"),
+    *_rnn_specs("lstm", 4, n_states=2),
+    *_rnn_specs("gru", 3),
+    OpSpec(
+        "pack_sequence",
+        [((3, 4, 2),), ((3, 4),)],
+        lambda x: nk.pack_sequence(x, _LENS) * 2,
+        lambda x: _padded(x, _LENS) * 2,
+    ),
+    OpSpec(
+        "pack_sequence",
+        [((4, 3, 2),)],
+        lambda x: nk.pack_sequence(x, _LENS, batch_first=False) * 2,
+        lambda x: _padded(x, _LENS, batch_first=False) * 2,
+        id="pack_sequence_time_major",
+    ),
+    OpSpec(
+        "pack_sequence",
+        [((3, 4, 2),)],
+        lambda x: nk.pack_sequence(x, None) * 2,
+        lambda x: _padded(x, np.array([4, 4, 4])) * 2,
+        id="pack_sequence_full_length",
+    ),
+    OpSpec(
+        "unpack_sequence",
+        [((7, 2),), ((7,),)],
+        lambda d: nk.unpack_sequence(d, nk.ops.SequenceLayout(_LENS, 4)),
+        lambda d: _unpadded(d, _LENS),
+    ),
+    OpSpec(
+        "unpack_sequence",
+        [((7, 2),)],
+        lambda d: nk.unpack_sequence(d, nk.ops.SequenceLayout(_LENS, 4), batch_first=False),
+        lambda d: _unpadded(d, _LENS, batch_first=False),
+        id="unpack_sequence_time_major",
+    ),
+    OpSpec(
+        "unpack_sequence",
+        [((12, 2),)],
+        lambda d: nk.unpack_sequence(d, nk.ops.SequenceLayout(None, 4, batch=3)),
+        lambda d: _unpadded(d, np.array([4, 4, 4])),
+        id="unpack_sequence_full_length",
+    ),
+]
+
+
 @pytest.mark.parametrize("spec", OPS, ids=[s.id for s in OPS])
 def test_op(spec):
     check_op(spec)

@@ -24,6 +24,9 @@ from .activations import (
     get_activation,
 )
 from .layers import (
+    GRU,
+    LSTM,
+    RNN,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,

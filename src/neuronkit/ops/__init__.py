@@ -30,6 +30,8 @@ from .index import getitem
 from .linalg import linear, matmul
 from .nn import log_softmax, softmax, softmax_cross_entropy
 from .norm import batch_norm, embedding, layer_norm
+from .packing import SequenceLayout, pack_sequence, unpack_sequence
+from .recurrent import gru, lstm, rnn
 from .reduce import logsumexp, max, mean, min, std, sum, var
 from .registry import DIFFERENTIABLE, NON_DIFFERENTIABLE
 from .sequence import masked_max_pool, masked_mean_pool
