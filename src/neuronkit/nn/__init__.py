@@ -36,9 +36,15 @@ from .layers import (
     Flatten,
     GlobalAvgPool2d,
     LayerNorm,
+    LearnedPositionalEmbedding,
     Linear,
     MaxPool2d,
+    MultiHeadAttention,
     Sequential,
+    SinusoidalPositionalEncoding,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    padding_mask,
 )
 from .losses import (
     LOSSES,

@@ -1,10 +1,13 @@
 """Layers: dense, convolution and pooling, normalisation, embedding, containers, shape and regularisation."""
 
+from .attention import MultiHeadAttention, padding_mask
 from .basic import Dropout, Flatten, Sequential
 from .conv import AvgPool2d, Conv1d, Conv2d, Filter, GlobalAvgPool2d, MaxPool2d
 from .dense import Dense, Linear
 from .embedding import Embedding
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "AvgPool2d",
@@ -19,7 +22,13 @@ __all__ = [
     "Flatten",
     "GlobalAvgPool2d",
     "LayerNorm",
+    "LearnedPositionalEmbedding",
     "Linear",
     "MaxPool2d",
+    "MultiHeadAttention",
     "Sequential",
+    "SinusoidalPositionalEncoding",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "padding_mask",
 ]
