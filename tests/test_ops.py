@@ -32,11 +32,17 @@ _fmask = np.random.default_rng(3).standard_normal((4, 6))  # an additive float m
 _kpm = np.array([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]  # key padding of lengths 5 and 3
 
 
+def _keep(shape, p, seed):
+    """The dropout mask neuronkit draws from ``default_rng(seed)``: raw 32-bit words >= round(p * 2^32)."""
+    n = int(np.prod(shape))
+    words = np.random.default_rng(seed).bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    return T((words >= round(p * 2**32)).reshape(shape))
+
+
 def _sdpa_dropout_ref(q, k, v, p=0.3, seed=7):
     """softmax(q k^T / sqrt(D)) with the dropout mask nk draws from the same seed, times v (torch ops)."""
-    keep = np.random.default_rng(seed).random((*q.shape[:-1], k.shape[-2]), dtype=str(q.dtype)[6:]) >= p
     w = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, -1)
-    return (w * T(keep).to(q.dtype) / (1 - p)) @ v
+    return (w * _keep((*q.shape[:-1], k.shape[-2]), p, seed).to(q.dtype) / (1 - p)) @ v
 
 
 def _packed_ref(qkv, heads, mask=None, causal=False):
@@ -257,6 +263,19 @@ OPS = [
         lambda a: nk.log_softmax(a, axis=0),
         lambda a: F.log_softmax(a, dim=0),
         id="log_softmax_axis0",
+    ),
+    OpSpec(
+        "dropout",
+        [((40, 30),), ((3, 4, 5),)],
+        lambda a: nk.dropout(a, 0.3, generator=np.random.default_rng(4)),
+        lambda a: a * _keep(a.shape, 0.3, 4).to(a.dtype) / 0.7,
+    ),
+    OpSpec(
+        "dropout",
+        [((3, 4),), ((),)],
+        lambda a: nk.dropout(a, 0.5, training=False) * 2,
+        lambda a: a * 2,
+        id="dropout_eval",
     ),
     # attention (fused, hand-written backward)
     OpSpec(

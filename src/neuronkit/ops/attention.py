@@ -5,7 +5,7 @@ Forward, for queries ``q`` (L, D), keys ``k`` (S, D) and values ``v`` (S, Dv) of
 
     A = q k^T * scale + mask           (L, S)   scale = 1 / sqrt(D) by default; mask additive (0 or -inf)
     P = softmax(A) along S             each row sums to 1, or is all 0 when every key of the row is masked
-    Pd = P * M / (1 - p)               dropout on P (training only): M ~ Bernoulli(1 - p), elementwise
+    Pd = P * M / (1 - p)               dropout on P (training only): M ~ Bernoulli(1 - p), elementwise (``dropout``)
     O = Pd v                           (L, Dv)
 
 Backward, given dO: ``dv = Pd^T dO``; ``dPd = dO v^T``; ``dP = dPd * M / (1 - p)``; the softmax backward
@@ -30,6 +30,7 @@ from ..autograd.function import Function
 from ..creation import get_generator
 from ..tensor import Tensor
 from ._util import as_tensor
+from .dropout import dropout_mask
 from .registry import register
 
 # -- the kernel shared by both ops ------------------------------------------------------------------------------------
@@ -50,18 +51,6 @@ def _softmax_rows_(s, masked: bool) -> None:
     s *= z
 
 
-def _dropout_mask(shape, dtype, p: float, rng):
-    """A (shape) array of ``dtype`` holding ``1 / (1 - p)`` where a uniform draw is >= p (kept) and 0 elsewhere."""
-    xp = B.xp
-    if dtype == xp.float32 or dtype == xp.float64:
-        u = rng.random(shape, dtype=dtype)
-        xp.greater_equal(u, dtype.type(p), out=u)  # reuse the draw's memory for the 0/1 mask
-    else:
-        u = (rng.random(shape) >= p).astype(dtype)
-    u *= dtype.type(1.0 / (1.0 - p))
-    return u
-
-
 class _Attend(Function):
     """Shared forward and backward of the attention ops (subclasses lay out the inputs and outputs)."""
 
@@ -77,7 +66,7 @@ class _Attend(Function):
         _softmax_rows_(s, mask is not None)
         pd, keep = s, None
         if dropout_p > 0.0:
-            keep = _dropout_mask(s.shape, dt, dropout_p, rng)
+            keep = dropout_mask(s.shape, dt, dropout_p, rng)
             pd = xp.multiply(s, keep)
         xp.matmul(pd, v, out=out)
         self.qs, self.k, self.v, self.p, self.pd, self.keep, self.out, self.scale = qs, k, v, s, pd, keep, out, scale

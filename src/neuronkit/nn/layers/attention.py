@@ -277,7 +277,5 @@ def attention_with_weights(q, k, v, mask, dropout_p: float, rng):
         weights = ops.mul(weights, alive)
     dropped = weights
     if dropout_p > 0:
-        dt = weights.dtype
-        keep = rng.random(weights.shape) >= dropout_p
-        dropped = ops.mul(weights, Tensor((keep / (1.0 - dropout_p)).astype(dt)))
+        dropped = ops.dropout(weights, dropout_p, generator=rng)  # the same draws as the fused op's
     return ops.matmul(dropped, v), weights
