@@ -1,13 +1,13 @@
 """How fast does a small transformer encoder train? One SST-2 epoch, neuronkit vs PyTorch (CPU), in one process.
 
 Model (issue 12): token embedding (vocabulary of the training phrases, 128) + positions (learned by default, or
-``--positions sinusoidal``), a 2-layer transformer encoder (d_model 128, 4 heads, feed-forward 512, ReLU, dropout
-0.1, post-norm, key padding masks), masked mean pooling over the real tokens, a linear classifier to 2 classes;
-softmax cross-entropy, Adam lr 1e-3, batch 64, float32. Data: the 67,349 phrases of GLUE SST-2 ``train_full.tsv``,
-tokenized by whitespace after lower-casing, shuffled once (seeded) and padded per batch to the batch's longest
-phrase: the same batches for both libraries. PyTorch runs ``nn.TransformerEncoder`` (``enable_nested_tensor=False``:
-training takes the same path either way) and ``torch.optim.Adam``; both models start from the same weights (copied
-from PyTorch's initialisation) at every epoch.
+``--positions sinusoidal``), a 2-layer transformer encoder (d_model 128, 4 heads, feed-forward 512, ReLU, dropout 0.1,
+post-norm, key padding masks), mean pooling over the real tokens (``neuronkit.masked_mean_pool``; the same formula
+inline in PyTorch), a linear classifier to 2 classes; softmax cross-entropy, Adam lr 1e-3, batch 64, float32. Data: the
+67,349 phrases of GLUE SST-2 ``train_full.tsv``, tokenized by whitespace after lower-casing, shuffled once (seeded) and
+padded per batch to the batch's longest phrase: the same batches for both libraries. PyTorch runs
+``nn.TransformerEncoder`` (``enable_nested_tensor=False``: training takes the same path either way) and
+``torch.optim.Adam``; both models start from the same weights (copied from PyTorch's initialisation) at every epoch.
 
 Epochs are interleaved between the libraries (order alternated each round); the figure is the median of
 ``--repeats`` rounds. Peak memory is measured separately, each library in a fresh subprocess running ``--memory-steps``
@@ -122,9 +122,7 @@ def neuronkit_model(vocab: int, positions: str):
         def forward(self, tokens, lengths):
             pad = nn.padding_mask(lengths, tokens.shape[1])  # (B, T), True = padding
             h = self.encoder(self.pos(self.embed(tokens)), src_key_padding_mask=pad)
-            keep = nk.Tensor((~pad.data)[:, :, None].astype(h.dtype))
-            n = nk.Tensor(np.maximum(lengths.data, 1)[:, None].astype(h.dtype))
-            return self.head((h * keep).sum(axis=1) / n)  # masked mean pooling, inline (no library layer yet)
+            return self.head(nk.masked_mean_pool(h, lengths))  # mean over each phrase's real tokens
 
     return Classifier()
 

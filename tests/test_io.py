@@ -122,12 +122,27 @@ EXAMPLES = {
     "LearnedPositionalEmbedding": lambda dt: _x(
         L("LearnedPositionalEmbedding")(4, max_len=7, std=0.5, generator=0, dtype=dt), (2, 5, 4)
     ),
+    # a text model takes (tokens, lengths): its example input is that pair
+    "TextClassifier": lambda dt: (
+        L("TextClassifier")(
+            L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt), L("SequencePool")("max"), _dense(dt)
+        ),
+        (nk.Tensor(np.array([[1, 9, 3], [2, 2, 0]])), nk.Tensor(np.array([3, 2]))),
+    ),
+    "SequencePool": lambda dt: (
+        L("TextClassifier")(
+            L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt),
+            L("SequencePool")("mean"),
+            nn.Sequential(_dense(dt), nn.ReLU(), _dense(dt, 6, 2, seed=3)),
+        ),
+        (nk.Tensor(np.array([[4, 5, 0, 0], [7, 8, 9, 1]])), nk.Tensor(np.array([2, 4]))),
+    ),
 }
 
 
 def _out(model, x):
     with nk.no_grad():
-        return model(x).data
+        return (model(*x) if isinstance(x, tuple) else model(x)).data
 
 
 def test_every_registered_layer_has_an_example():

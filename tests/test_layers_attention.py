@@ -421,9 +421,7 @@ class TinyTextModel(nn.Module):
     def forward(self, tokens, lengths):
         mask = nn.padding_mask(lengths, tokens.shape[1])
         h = self.encoder(self.pos(self.embed(tokens)), src_key_padding_mask=mask)  # (B, T, d)
-        keep = nk.Tensor((~mask.data)[:, :, None].astype(h.dtype))
-        pooled = (h * keep).sum(axis=1) / nk.Tensor(np.maximum(lengths.data, 1)[:, None].astype(h.dtype))
-        return self.head(pooled)
+        return self.head(nk.masked_mean_pool(h, lengths))
 
 
 def _contains_three(n=320, seed=0):

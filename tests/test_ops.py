@@ -53,6 +53,31 @@ def _packed_ref(qkv, heads, mask=None, causal=False):
     return out.transpose(1, 2).reshape(b, n, e)
 
 
+# sequence lengths by batch size: a full row, a padded row and an empty one (which pools to zeros)
+_seq_len = {3: np.array([5, 2, 0]), 2: np.array([1, 4])}
+
+
+def _len_of(x):
+    return _seq_len[x.shape[0]]
+
+
+def _torch_masked(x, fill):
+    lengths = T(_len_of(x))
+    mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None])[:, :, None]  # (B, T, 1)
+    return torch.where(mask, x, torch.tensor(fill, dtype=x.dtype)), lengths
+
+
+def _torch_mean_pool(x):
+    xm, lengths = _torch_masked(x, 0.0)
+    return xm.sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)
+
+
+def _torch_max_pool(x):
+    xm, lengths = _torch_masked(x, float("-inf"))
+    out = xm.max(dim=1).values
+    return torch.where((lengths > 0)[:, None], out, torch.zeros((), dtype=x.dtype))
+
+
 def T(x):
     return torch.tensor(x)
 
@@ -536,6 +561,19 @@ OPS = [
         lambda w: nk.embedding(_emb_idx[0, 1], w),
         lambda w: F.embedding(T(_emb_idx[0, 1]), w),
         id="embedding_0d_index",
+    ),
+    # pooling over time with a length mask (padding never contributes, an empty row pools to zeros)
+    OpSpec(
+        "masked_mean_pool",
+        [((3, 5, 4),), ((2, 4, 3),)],
+        lambda x: nk.masked_mean_pool(x, _len_of(x)),
+        _torch_mean_pool,
+    ),
+    OpSpec(
+        "masked_max_pool",
+        [((3, 5, 4),), ((2, 4, 3),)],
+        lambda x: nk.masked_max_pool(x, _len_of(x)),
+        _torch_max_pool,
     ),
     # the padding row is looked up but gets no gradient, so central differences would disagree: torch only
     OpSpec(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CLIError
+from .models import MODELS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,6 +77,14 @@ class TrainConfig:
     probe_every: int | None = None  # record per-neuron statistics every N steps (0: off; None: about 200 records)
     gradcheck_every: int = 0  # float64 gradient check of the whole model every N steps (0: off)
     out: str | None = None  # run directory; default runs/<data>-<timestamp>
+    # text runs (a text dataset, or a CSV/TSV with --text columns)
+    text: list | None = None  # the text column(s) of a CSV/TSV, joined with a space; None: not a text file
+    tokenizer: str = "word"  # word | char | bpe | wordpiece (neuronkit.data.text.TOKENIZERS)
+    lowercase: bool | None = None  # lower-case the text first; None: the tokenizer's default (on; off for char)
+    min_freq: int | None = None  # occurrences a token needs in the training split; None: 1 (2 for subwords)
+    vocab_size: int | None = None  # at most this many token ids; None: every token (8000 for subwords)
+    max_len: int | None = None  # tokens kept per text; None: 256 (1024 for char)
+    embed_dim: int | None = None  # size of the token embeddings; None: 64
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -146,7 +155,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         cfg.target = str(_int("target", cfg.target))
     cfg.task = _str("task", cfg.task, choices=TASKS)
     cfg.model = _str("model", cfg.model)
-    if cfg.model not in ("mlp", "lenet"):
+    if cfg.model not in MODELS:
         sizes = parse_sizes("model (mlp, lenet or layer sizes such as 784-128-10)", cfg.model)
         if len(sizes) < 2:
             raise CLIError(
@@ -179,7 +188,25 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     cfg.probe_every = _int("probe_every", cfg.probe_every, 0, allow_none=True)
     cfg.gradcheck_every = _int("gradcheck_every", cfg.gradcheck_every, 0)
     cfg.out = _str("out", cfg.out, allow_none=True)
+    _validate_text(cfg)
     return cfg
+
+
+def _validate_text(cfg: TrainConfig) -> None:
+    from ..data.text import TOKENIZERS
+
+    if cfg.text is not None:
+        cols = [cfg.text] if isinstance(cfg.text, str) else cfg.text
+        if not isinstance(cols, list) or not cols or not all(isinstance(c, str) and c for c in cols):
+            raise CLIError(f"text must be a column name or a list of column names, got {cfg.text!r}")
+        cfg.text = list(cols)
+    cfg.tokenizer = _str("tokenizer", cfg.tokenizer, choices=TOKENIZERS)
+    if cfg.lowercase is not None and not isinstance(cfg.lowercase, bool):
+        raise CLIError(f"lowercase must be true or false, got {cfg.lowercase!r}")
+    cfg.min_freq = _int("min_freq", cfg.min_freq, 1, allow_none=True)
+    cfg.vocab_size = _int("vocab_size", cfg.vocab_size, 3, allow_none=True)
+    cfg.max_len = _int("max_len", cfg.max_len, 1, allow_none=True)
+    cfg.embed_dim = _int("embed_dim", cfg.embed_dim, 1, allow_none=True)
 
 
 def from_mapping(values: dict, where: str) -> dict:

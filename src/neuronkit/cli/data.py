@@ -139,8 +139,18 @@ def resolve_task(y: np.ndarray, task: str, where) -> str:
 def load_data(cfg) -> Loaded:
     """Load ``cfg.data`` (a DATASETS name or a file) as train and test splits; see ``TrainConfig``."""
     spec = cfg.data
+    if getattr(cfg, "text", None):  # text runs read their data through cli/text.py
+        raise CLIError(
+            f"{spec} is read as text (--text): this command does not read text runs yet (train, evaluate, predict "
+            f"and summary do)"
+        )
     if spec in DATASETS:
         info = DATASETS[spec]
+        if info.kind == "text":
+            raise CLIError(
+                f"{spec} is a text dataset: this command does not read text runs yet (train, evaluate, predict and "
+                f"summary do)"
+            )
         kw = {"data_dir": cfg.data_dir, "download": cfg.download} if info.kind == "idx" else {}
         if info.kind == "idx" and cfg.data_dir is not None and not Path(cfg.data_dir).expanduser().is_dir():
             raise FileNotFoundError(f"data directory not found: {cfg.data_dir}")

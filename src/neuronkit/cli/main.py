@@ -5,10 +5,13 @@
     neuronkit train --data digits                         # mlp 64-128-10, adam 1e-3, 20 epochs: ~97% test accuracy
     neuronkit train --data mnist --data-dir DIR --model lenet --epochs 3
     neuronkit train --data my.csv --target label --hidden 64,32 --out runs/mine
+    neuronkit train --data sst2 --data-dir DIR --model bow    # text: see cli/text.py
+    neuronkit train --data reviews.csv --text review --target stars
     neuronkit train --config run.toml --lr 3e-4           # flags override the file
     neuronkit train --resume runs/mine --epochs 30        # continue a stopped or interrupted run
     neuronkit evaluate runs/mine [--data other.csv --target label]
     neuronkit predict runs/mine inputs.csv [--output predictions.csv]
+    neuronkit predict runs/text-run --text "a gripping, funny film" [texts.txt]
     neuronkit datasets
     neuronkit summary runs/mine | neuronkit summary --model lenet --data mnist
     neuronkit gradcheck runs/mine [--batch-size 16]      # float64 check of backprop on a test batch; exit 1 if off
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
+import io as io_
 import json
 import os
 import sys
@@ -43,7 +48,7 @@ from ..train import (
 from ..train.callbacks import Callback
 from . import config as C
 from . import data as D
-from . import insight
+from . import insight, text
 from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
@@ -124,15 +129,22 @@ def _resolve_train_config(args) -> tuple:
 
 def cmd_train(args) -> int:
     cfg, resume_run = _resolve_train_config(args)
-    loaded = D.load_data(cfg)
-    info, train, val, test = T.prepare(cfg, loaded)
-    loss = T.loss_name(cfg, loaded.task)
+    encoder = None
+    if text.is_text_config(cfg):
+        loaded, info, train, val, test, encoder = text.prepare(cfg, resume_run)
+    else:
+        loaded = D.load_data(cfg)
+        info, train, val, test = T.prepare(cfg, loaded)
+    task = info["task"]
+    loss = T.loss_name(cfg, task)
     creation.manual_seed(cfg.seed)
-    model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
+    model = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info))
 
     run = resume_run or RunDir.create(cfg.out, loaded.name)
     cfg.out = str(run.path)
     run.write_json("config.json", {"config": cfg.to_dict(), "data": {**info, "loss": loss}, "neuronkit": __version__})
+    if encoder is not None:
+        text.save_encoder(run, encoder)
     resume = probe_history = resume_step = None
     if resume_run is not None:
         ckpt = latest_checkpoint(run.checkpoints_path) if run.checkpoints_path.exists() else None
@@ -160,9 +172,7 @@ def cmd_train(args) -> int:
     if sys.stderr.isatty():
         callbacks.append(_Bar())
     callbacks.append(EpochPrinter())
-    trainer, probe, gradcheck = T.make_trainer(
-        cfg, model, loss, loaded.task, train, callbacks, probe_history, resume_step
-    )
+    trainer, probe, gradcheck = T.make_trainer(cfg, model, loss, task, train, callbacks, probe_history, resume_step)
     print(
         f"training {cfg.model} on {loaded.name} ({info['sizes']['train']} train, {info['sizes']['validation']} "
         f"validation, {info['sizes']['test']} test samples; {sum(p.size for p in model.parameters()):,} parameters)"
@@ -192,8 +202,8 @@ def cmd_train(args) -> int:
     train_time = sum(e.get("time", 0.0) for e in history.epochs)
     metrics = {
         "split": "test",
-        "samples": len(test[0]),
-        **T.test_metrics(model, test, loaded.task, loss),
+        "samples": info["sizes"]["test"],
+        **T.test_metrics(model, test, task, loss),
         "epochs": len(history.epochs),
         "steps": trainer.step,
         "train_time_s": round(train_time, 3),
@@ -204,11 +214,12 @@ def cmd_train(args) -> int:
         print(f"neuronkit: {history.stopped_early}", file=sys.stderr)
     head = (
         f"test accuracy {metrics['accuracy']:.2%}"
-        if loaded.task == "classification"
+        if task == "classification"
         else f"test mse {metrics['mse']:.4g}, r2 {metrics['r2']:.4f}"
     )
     print(
-        f"{head} on {len(test[0])} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; run: {run.path}"
+        f"{head} on {info['sizes']['test']} held-out samples; {metrics['epochs']} epochs in {train_time:.1f}s; "
+        f"run: {run.path}"
     )
     return 0
 
@@ -217,6 +228,8 @@ def cmd_train(args) -> int:
 def evaluate_run(run_dir, data: str | None = None, target: str | None = None, data_dir: str | None = None) -> dict:
     """The run's model on its test split (or on ``data``: a dataset's test split, or every row of a file)."""
     run, cfg, info, model = load_run(run_dir)
+    if text.is_text_run(info):
+        return text.evaluate_run(run, cfg, info, model, data, target, data_dir)
     task, n_out = info["task"], info["num_outputs"]
     if data is None:
         if data_dir is not None:
@@ -278,9 +291,16 @@ def _read_predict_inputs(paths, info, target) -> np.ndarray:
     return D.read_features_file(p, target, require_target=target is not None)[0]
 
 
-def predict_run(run_dir, inputs, target=None) -> tuple:
-    """``(header, rows)`` of predictions: index, class, label, one probability per class (or index, prediction)."""
+def predict_run(run_dir, inputs, target=None, texts=None) -> tuple:
+    """``(header, rows)`` of predictions: index, class, label, one probability per class (or index, prediction);
+    for a text run, of the ``texts`` and then the texts in the ``inputs`` files, each row ending with its text."""
     run, cfg, info, model = load_run(run_dir)
+    if text.is_text_run(info):
+        return text.predict_texts(run, info, model, text.read_predict_texts(run, info, inputs, texts))
+    if texts:
+        raise CLIError(f"{run.path} is not a text run: --text needs a model trained on text")
+    if not inputs:
+        raise CLIError("predict needs input files (a .csv or .npy file, or images)")
     x = D.prepare_inputs(_read_predict_inputs(list(inputs), info, target), info, ", ".join(map(str, inputs)))
     out = np.asarray(predict(model, x), dtype=np.float64)
     if info["task"] != "classification":
@@ -296,13 +316,15 @@ def predict_run(run_dir, inputs, target=None) -> tuple:
 
 
 def cmd_predict(args) -> int:
-    header, rows = predict_run(args.run_dir, args.inputs, args.target)
-    text = "\n".join(",".join(str(v) for v in r) for r in [header, *rows]) + "\n"
+    header, rows = predict_run(args.run_dir, args.inputs, args.target, args.text)
+    buf = io_.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *rows])  # quotes a text or label holding a comma
+    out = buf.getvalue()
     if args.output:
-        Path(args.output).write_text(text)
+        Path(args.output).write_text(out, encoding="utf-8")
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(out)
     return 0
 
 
@@ -314,7 +336,7 @@ def cmd_datasets(args) -> int:
                 name,
                 info.kind,
                 "-" if info.size is None else f"{info.size:,}",
-                "x".join(map(str, info.shape)),
+                "x".join(map(str, info.shape)) or "text",
                 str(info.num_classes),
                 info.source,
             )
@@ -322,6 +344,7 @@ def cmd_datasets(args) -> int:
     widths = [max(len(r[j]) for r in rows) for j in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    print("\n".join(text.dataset_locations(args.data_dir)))
     return 0
 
 
@@ -330,6 +353,9 @@ def cmd_summary(args) -> int:
         if args.model is not None or args.data is not None:
             raise CLIError("summary takes a run directory or --model/--data, not both")
         _, _, info, model = load_run(args.run_dir)
+        if text.is_text_run(info):
+            print(model.summary(inputs=text.summary_inputs(info)))
+            return 0
         shape = tuple(info["model_input_shape"])
     else:
         if args.model is None and args.data is None:
@@ -341,6 +367,10 @@ def cmd_summary(args) -> int:
                 for k in ("model", "data", "hidden", "activation", "dropout", "target", "data_dir")
             },
         )
+        if text.is_text_config(cfg):
+            model, inputs = text.summary_model(cfg)
+            print(model.summary(inputs=inputs))
+            return 0
         if cfg.data in DATASETS:
             ds = DATASETS[cfg.data]
             sample_shape, n_out = ds.shape, ds.num_classes
@@ -362,7 +392,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_model_flags(p) -> None:
-    p.add_argument("--model", help="mlp (default), lenet, or all layer sizes such as 784-256-128-10")
+    p.add_argument("--model", help="mlp (default), lenet, bow (text), or all layer sizes such as 784-256-128-10")
     p.add_argument("--hidden", help="hidden layer sizes of the mlp, e.g. 256,128 (default 128)")
     p.add_argument("--activation", help="hidden activation (default relu)")
     p.add_argument("--dropout", type=float, help="dropout after each hidden layer (default 0)")
@@ -372,7 +402,7 @@ def _add_data_flags(p, required: bool = False) -> None:
     p.add_argument(
         "--data", required=required, help="a dataset name (see `neuronkit datasets`) or a .csv/.npy/.npz file"
     )
-    p.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    p.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     p.add_argument("--target", help="label column of a CSV (name or index; default the last column)")
 
 
@@ -428,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default runs/<data>-<timestamp>)")
     t.add_argument("--config", help="a TOML file with any of these settings")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    text.add_train_flags(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a run's model on its test split or other data")
@@ -436,14 +467,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predictions of a run's model for a CSV/NPY file or images")
+    p = sub.add_parser("predict", help="predictions of a run's model for a CSV/NPY file, images or texts")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="a .csv or .npy file, or image files (needs Pillow)")
+    p.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="*",
+        help="a .csv or .npy file, or image files (needs Pillow); for a text run, files of texts (one per line)",
+    )
+    p.add_argument("--text", action="append", help="a text run: a text to classify (repeat for several)")
     p.add_argument("--output", "-o", help="write the predictions to this CSV file (default stdout)")
     p.add_argument("--target", help="a label column in the CSV to leave out (default the run's target column)")
     p.set_defaults(func=cmd_predict)
 
-    d = sub.add_parser("datasets", help="list the built-in datasets")
+    d = sub.add_parser("datasets", help="list the built-in datasets and where their files are looked for")
+    d.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     d.set_defaults(func=cmd_datasets)
 
     s = sub.add_parser("summary", help="the layer table of a run's model, or of --model for --data")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .. import optim
-from ..data import train_test_split
+from ..data import DataLoader, train_test_split
 from ..inspect import GradCheckCallback, Probe, ProbeCallback
 from ..train import OPTIMIZERS, ClipGradNorm, StopOnNaN, Trainer, evaluate
 from ..train.callbacks import LRScheduler as ScheduleCallback
@@ -44,7 +44,7 @@ def make_trainer(
     ``probe_every`` is 0), the schedule, and the repeated gradient check (a ``GradCheckCallback`` on the first 16
     training samples, or None when ``gradcheck_every`` is 0). ``probe_history`` (a saved ``ProbeHistory``) is
     continued up to ``resume_step`` when a run resumes."""
-    n_train = len(train[0])
+    n_train = n_samples(train)
     optimizer = make_optimizer(cfg, model.parameters())
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     cbs = [StopOnNaN(), *callbacks]
@@ -63,7 +63,7 @@ def make_trainer(
         cbs.append(schedule)
     gradcheck = None
     if cfg.gradcheck_every:
-        gradcheck = GradCheckCallback((train[0][:16], train[1][:16]), every=cfg.gradcheck_every, verbose=True)
+        gradcheck = GradCheckCallback(first_samples(train, 16), every=cfg.gradcheck_every, verbose=True)
         cbs.append(gradcheck)
     trainer = Trainer(
         model,
@@ -75,6 +75,18 @@ def make_trainer(
         metrics=["accuracy"] if task == "classification" else ["mae"],
     )
     return trainer, probe, gradcheck
+
+
+def n_samples(data) -> int:
+    """Samples in training data given as ``(x, y)`` arrays or as a ``DataLoader`` (a text run's)."""
+    return len(data.dataset) if isinstance(data, DataLoader) else len(data[0])
+
+
+def first_samples(data, k: int) -> tuple:
+    """The first ``k`` samples as one batch: ``(x, y)``, or a text run's ``(tokens, lengths, labels)``."""
+    if isinstance(data, DataLoader):
+        return data.dataset.get_batch(np.arange(min(k, len(data.dataset))))
+    return data[0][:k], data[1][:k]
 
 
 def make_schedule(cfg, optimizer, steps_per_epoch: int):

@@ -190,6 +190,45 @@ class SequenceDataset:
                 )
         self.labels, self.pad_value, self.max_len = labels, int(pad_value), max_len
 
+    @classmethod
+    def from_flat(cls, tokens, lengths, labels=None, pad_value: int = 0, max_len: int | None = None):
+        """A dataset from every sequence's tokens concatenated (``tokens``, 1-D integers) and ``lengths`` (one per
+        sequence, summing to ``len(tokens)``), without building one array per sequence; ``max_len`` truncates."""
+        tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+        if tokens.ndim != 1 or lengths.ndim != 1:
+            raise ValueError(
+                f"SequenceDataset.from_flat expected 1-D tokens and lengths, got {tokens.shape}, {lengths.shape}"
+            )
+        if tokens.size and not np.issubdtype(tokens.dtype, np.integer):
+            raise TypeError(f"SequenceDataset expected integer tokens, got dtype {tokens.dtype}")
+        lengths = lengths.astype(np.int64)
+        if (lengths < 0).any() or int(lengths.sum()) != len(tokens):
+            raise ValueError(
+                f"SequenceDataset.from_flat: lengths sum to {int(lengths.sum())}, tokens hold {len(tokens)}"
+            )
+        tokens = tokens.astype(np.int64)
+        if max_len is not None:
+            if max_len < 1:
+                raise ValueError(f"max_len must be at least 1, got {max_len}")
+            if lengths.size and lengths.max() > max_len:
+                starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+                tokens = tokens[np.arange(len(tokens)) - starts < max_len]
+                lengths = np.minimum(lengths, max_len)
+        ds = cls([], pad_value=pad_value)
+        ds.tokens, ds.lengths, ds.max_len = tokens, lengths, max_len
+        ds.offsets = np.zeros(len(lengths), dtype=np.int64)
+        if len(lengths) > 1:
+            np.cumsum(lengths[:-1], out=ds.offsets[1:])
+        if labels is not None:
+            labels = np.asarray(labels)
+            if len(labels) != len(lengths):
+                raise ValueError(
+                    f"SequenceDataset expected one label per sequence, got {len(lengths)} sequences and "
+                    f"{len(labels)} labels"
+                )
+        ds.labels = labels
+        return ds
+
     def __len__(self) -> int:
         return len(self.lengths)
 

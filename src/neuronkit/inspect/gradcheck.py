@@ -155,24 +155,25 @@ def check_gradients(
     rtol: float = 1e-4,
     atol: float = 1e-6,
 ) -> GradientReport:
-    """Check ``model``'s backpropagated gradients against float64 central differences on ``batch = (x, y)``.
+    """Check ``model``'s backpropagated gradients against float64 central differences on ``batch = (x, y)``
+    (or ``(x1, ..., xk, y)`` for a model of several inputs, such as a text model's ``(tokens, lengths, labels)``).
 
     ``loss`` is a loss name (see ``neuronkit.nn.losses.get_loss``) or a loss module, called as ``loss(model(x), y)``
-    and reduced to a scalar. For each parameter that requires a gradient, up to ``max_per_param`` entries (all of
-    them when it has fewer; otherwise a sample drawn with ``numpy.random.default_rng(seed)``) are perturbed by
-    ``+-eps``. Entry errors are ``|a - n|`` and ``|a - n| / max(|a|, |n|, 1e-8)``; an entry passes when
-    ``|a - n| <= atol + rtol * max(|a|, |n|)``. The model's arrays, gradients and train/eval modes are restored
-    afterwards. Returns a :class:`GradientReport`.
+    and reduced to a scalar. Integer inputs (token ids, lengths) are passed as they are. For each parameter that
+    requires a gradient, up to ``max_per_param`` entries (all of them when it has fewer; otherwise a sample drawn
+    with ``numpy.random.default_rng(seed)``) are perturbed by ``+-eps``. Entry errors are ``|a - n|`` and
+    ``|a - n| / max(|a|, |n|, 1e-8)``; an entry passes when ``|a - n| <= atol + rtol * max(|a|, |n|)``. The
+    model's arrays, gradients and train/eval modes are restored afterwards. Returns a :class:`GradientReport`.
     """
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError(f"check_gradients: batch must be a pair (x, y), got {type(batch).__name__}")
     if eps <= 0 or max_per_param < 1:
         raise ValueError(
             f"check_gradients: need eps > 0 and max_per_param >= 1, got eps={eps}, max_per_param={max_per_param}"
         )
     loss_fn = get_loss(loss)
-    x = Tensor(_as_float64(batch[0]))
-    y = batch[1] if not isinstance(batch[1], Tensor) else batch[1].data
+    xs = [Tensor(_as_float64(v)) for v in batch[:-1]]
+    y = batch[-1] if not isinstance(batch[-1], Tensor) else batch[-1].data
     y = Tensor(_as_float64(y)) if np.asarray(y).dtype.kind == "f" else np.asarray(y)
 
     modules = dict(model.named_modules())
@@ -186,16 +187,16 @@ def check_gradients(
 
     def objective() -> float:
         with no_grad():
-            return float(np.asarray(loss_fn(model(x), y).data, dtype=np.float64).sum())
+            return float(np.asarray(loss_fn(model(*xs), y).data, dtype=np.float64).sum())
 
-    report = GradientReport(eps=eps, rtol=rtol, atol=atol, batch_size=len(x.data))
+    report = GradientReport(eps=eps, rtol=rtol, atol=atol, batch_size=len(xs[0].data))
     try:
         for t in tensors.values():
             if t.data.dtype.kind == "f":
                 t.data = t.data.astype(np.float64)
             t.grad = None
         model.eval()
-        out = loss_fn(model(x), y)
+        out = loss_fn(model(*xs), y)
         if out.data.size != 1:
             raise ValueError(f"check_gradients: the loss must reduce to a scalar, got shape {tuple(out.data.shape)}")
         report.loss = float(out.data.reshape(()))

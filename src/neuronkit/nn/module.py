@@ -289,12 +289,13 @@ class Module:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
-    def summary(self, input_shape, dtype=None):
+    def summary(self, input_shape=None, dtype=None, inputs=None):
         """A table of layers with output shapes and parameter counts for an input of ``input_shape`` (batch first).
 
         Runs one forward pass on zeros under ``no_grad`` with temporary forward hooks; returns a ``Summary`` whose
-        ``str`` is the table and whose ``total_params`` equals the number of parameter values.
+        ``str`` is the table and whose ``total_params`` equals the number of parameter values. A model that takes
+        several inputs (a text model's ``(tokens, lengths)``) is given example ``inputs`` instead: a tuple of arrays.
         """
         from .summary import summarize
 
-        return summarize(self, input_shape, dtype)
+        return summarize(self, input_shape, dtype, inputs)

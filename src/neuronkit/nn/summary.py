@@ -30,7 +30,12 @@ class Summary:
         return "\n".join(lines)
 
 
-def summarize(model, input_shape, dtype=None) -> Summary:
+def summarize(model, input_shape, dtype=None, inputs=None) -> Summary:
+    if inputs is not None:
+        inputs = tuple(B.asarray(a) for a in inputs)
+        input_shape = tuple(tuple(a.shape) for a in inputs) if len(inputs) > 1 else tuple(inputs[0].shape)
+    elif input_shape is None:
+        raise ValueError("summary needs an input_shape, or example inputs=(...)")
     input_shape = tuple(input_shape)
     rows, handles = [], []
 
@@ -57,7 +62,10 @@ def summarize(model, input_shape, dtype=None) -> Summary:
         model.eval()
         dt = B.DEFAULT_FLOAT if dtype is None else B.dtype(dtype)
         with no_grad():
-            model(Tensor(B.xp.zeros(input_shape, dtype=dt)))
+            if inputs is not None:
+                model(*[Tensor(a) for a in inputs])
+            else:
+                model(Tensor(B.xp.zeros(input_shape, dtype=dt)))
     finally:
         for h in handles:
             h.remove()

@@ -34,6 +34,7 @@ from .nn import cross_entropy, log_softmax, softmax
 from .norm import batch_norm, embedding, layer_norm
 from .reduce import logsumexp, max, mean, min, std, sum, var
 from .registry import DIFFERENTIABLE, NON_DIFFERENTIABLE
+from .sequence import masked_max_pool, masked_mean_pool
 from .shape import (
     broadcast_to,
     concatenate,

@@ -16,7 +16,7 @@ import time
 from .. import backend as B
 from .. import creation, optim
 from ..autograd.grad_mode import no_grad
-from ..data import ArrayDataset, DataLoader
+from ..data import ArrayDataset, DataLoader, SequenceDataset
 from ..nn.losses import get_loss
 from ..tensor import Tensor
 from . import checkpoint as ckpt
@@ -364,20 +364,22 @@ def evaluate(model, data, loss="cross_entropy", metrics=None, batch_size: int = 
 
 
 def predict(model, x, batch_size: int = 256):
-    """``model``'s outputs for ``x`` (an array, or a dataset whose batches' first item is the input), in eval mode."""
+    """``model``'s outputs for ``x`` (an array, or a dataset whose batches' first item is the input), in eval mode.
+
+    A ``SequenceDataset``'s batches are ``(tokens, lengths[, labels])``: the model is called as
+    ``model(tokens, lengths)``. Outputs are in the dataset's order."""
     if hasattr(x, "shape"):
         x = ArrayDataset(B.asarray(x))
     loader = as_loader(x, batch_size, False, what="prediction input")
+    n_inputs = 2 if isinstance(loader.dataset, SequenceDataset) else 1
     was = model.training
     model.eval()
     outs = []
     try:
         with no_grad():
             for batch in loader:
-                inputs = batch if not isinstance(batch, (tuple, list)) else batch[:1]
-                if isinstance(inputs, (tuple, list)):
-                    inputs = inputs[0]
-                outs.append(model(Tensor(B.asarray(inputs))).data)
+                inputs = batch[:n_inputs] if isinstance(batch, (tuple, list)) else (batch,)
+                outs.append(model(*[Tensor(B.asarray(a)) for a in inputs]).data)
     finally:
         model.train(was)
     return B.xp.concatenate(outs) if outs else B.xp.empty((0,))

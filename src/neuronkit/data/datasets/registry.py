@@ -21,9 +21,9 @@ class DatasetInfo:
 
     name: str
     loader: Callable = field(repr=False)
-    kind: str  # "toy" (generated), "embedded" (scikit-learn), "idx" (local files or download)
+    kind: str  # "toy" (generated), "embedded" (scikit-learn), "idx" (local files or download), "text" (local files)
     size: int | None  # total samples (train + test); None where it depends on n_samples
-    shape: tuple  # one sample's shape
+    shape: tuple  # one sample's shape; () for text (a sample is a string of any length)
     classes: tuple  # class names, index = label
     source: str
     license: str
@@ -90,6 +90,15 @@ def _sklearn_loader(name):
 def _idx_loader(name):
     def load(data_dir=None, download=False, **kwargs):
         return load_idx_dataset(name, data_dir=data_dir, download=download, **kwargs)
+
+    return load
+
+
+def _text_loader(name):
+    def load(data_dir=None, seed=0, verify=True):
+        from ..text import load_text_dataset  # data.text reads its files with this package's helpers
+
+        return load_text_dataset(name, data_dir=data_dir, seed=seed, verify=verify)
 
     return load
 
@@ -228,6 +237,39 @@ DATASETS: dict[str, DatasetInfo] = {
         "CC BY-SA 4.0",
         "Kuzushiji (cursive Japanese) characters, 60,000 train + 10,000 test, 28x28 grey.",
     ),
+    "sms_spam": DatasetInfo(
+        "sms_spam",
+        _text_loader("sms_spam"),
+        "text",
+        5574,
+        (),
+        ("ham", "spam"),
+        "https://archive.ics.uci.edu/dataset/228/sms+spam+collection (Almeida, Hidalgo)",
+        "CC BY 4.0",
+        "SMS Spam Collection v.1: 4,827 ham and 747 spam text messages; split 80/20 stratified with the seed.",
+    ),
+    "sentiment": DatasetInfo(
+        "sentiment",
+        _text_loader("sentiment"),
+        "text",
+        3000,
+        (),
+        ("negative", "positive"),
+        "https://archive.ics.uci.edu/dataset/331/sentiment+labelled+sentences (Kotzias et al. 2015)",
+        "CC BY 4.0",
+        "Amazon, IMDB and Yelp review sentences, 1,500 positive and 1,500 negative; split 80/20 stratified.",
+    ),
+    "sst2": DatasetInfo(
+        "sst2",
+        _text_loader("sst2"),
+        "text",
+        70042,
+        (),
+        ("negative", "positive"),
+        "GLUE SST-2 (https://gluebenchmark.com; Socher et al. 2013) and its labelled test split",
+        "none stated",
+        "Stanford Sentiment Treebank, binary: 67,349 training phrases, 872 validation and 1,821 test sentences.",
+    ),
 }
 assert set(IDX_SOURCES) <= set(DATASETS)
 
@@ -247,11 +289,16 @@ def load_dataset(name: str, data_dir=None, download: bool = False, **kwargs) -> 
 
     Returns:
         ``Splits`` with ``x_train, y_train, x_test, y_test`` and ``info``; unpacks as
-        ``(x_train, y_train), (x_test, y_test)``.
+        ``(x_train, y_train), (x_test, y_test)``. Text sets (sms_spam, sentiment, sst2; ``data_dir``, ``seed``,
+        ``verify``) return ``neuronkit.data.text.TextSplits`` instead: lists of strings and their labels.
     """
     info = DATASETS.get(name)
     if info is None:
         raise KeyError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
+    if info.kind == "text":
+        if download:
+            raise ValueError(f"{name!r} is read from local files only: it takes no download (see its error message)")
+        return info.loader(data_dir=data_dir, **kwargs)
     if info.kind == "idx":
         parts = info.loader(data_dir=data_dir, download=download, **kwargs)
     else:

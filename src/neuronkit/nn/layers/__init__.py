@@ -7,6 +7,7 @@ from .dense import Dense, Linear
 from .embedding import Embedding
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from .sequence import SequencePool, TextClassifier
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
@@ -27,7 +28,9 @@ __all__ = [
     "MaxPool2d",
     "MultiHeadAttention",
     "Sequential",
+    "SequencePool",
     "SinusoidalPositionalEncoding",
+    "TextClassifier",
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "padding_mask",
