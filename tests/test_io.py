@@ -111,6 +111,24 @@ EXAMPLES = {
     ),
     "LSTM": lambda dt: _x(L("LSTM")(3, 4, num_layers=2, batch_first=False, generator=0, dtype=dt), (5, 2, 3)),
     "GRU": lambda dt: _x(L("GRU")(3, 4, bias=False, bidirectional=True, generator=0, dtype=dt), (2, 5, 3)),
+    "MultiHeadAttention": lambda dt: _x(L("MultiHeadAttention")(8, 2, dropout=0.1, generator=0, dtype=dt), (2, 5, 8)),
+    "TransformerEncoderLayer": lambda dt: _x(
+        L("TransformerEncoderLayer")(8, 2, 16, activation="gelu", norm_first=True, generator=0, dtype=dt), (2, 5, 8)
+    ),
+    "TransformerEncoder": lambda dt: _x(
+        L("TransformerEncoder")(
+            L("TransformerEncoderLayer")(8, 2, 16, bias=False, generator=0, dtype=dt),
+            2,
+            norm=L("LayerNorm")(8, dtype=dt),
+        ),
+        (2, 5, 8),
+    ),
+    "SinusoidalPositionalEncoding": lambda dt: _x(
+        nn.Sequential(_dense(dt), L("SinusoidalPositionalEncoding")(6, max_len=10)), (2, 5, 4)
+    ),
+    "LearnedPositionalEmbedding": lambda dt: _x(
+        L("LearnedPositionalEmbedding")(4, max_len=7, std=0.5, generator=0, dtype=dt), (2, 5, 4)
+    ),
     # a text model takes (tokens, lengths): its example input is that pair
     "TextClassifier": lambda dt: (
         L("TextClassifier")(
@@ -351,6 +369,17 @@ def _write(d, arch: bytes, weights: bytes):
     (d / "model.safetensors").write_bytes(weights)
 
 
+def _fuzz_transformer():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, activation="gelu", generator=0)
+    return nn.Sequential(
+        nn.Linear(4, 8, generator=1),
+        nn.LearnedPositionalEmbedding(8, max_len=6, generator=2),
+        nn.SinusoidalPositionalEncoding(8, max_len=6),
+        nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8)),
+        nn.MultiHeadAttention(8, 2, generator=3),
+    )
+
+
 def _check_loads_or_format_error(d, x):
     try:
         m = load(d)
@@ -424,8 +453,13 @@ def _with_header(header, body: bytes, length=None):
     return (len(h) if length is None else length).to_bytes(8, "little") + h + body
 
 
-def test_fuzz_damaged_files_only_raise_format_error(tmp_path):
-    _fuzz(tmp_path, _fuzz_model(), _input((5, 4), "float32"), b'"in_features": 4', 20240611, 2000, 25)
+@pytest.mark.parametrize(
+    "make, shape, most",
+    [(_fuzz_model, (5, 4), 2000), (_fuzz_transformer, (3, 5, 4), 600)],  # a transformer takes longer to load
+    ids=["mlp", "transformer"],
+)
+def test_fuzz_damaged_files_only_raise_format_error(make, shape, most, tmp_path):
+    _fuzz(tmp_path, make(), _input(shape, "float32"), b'"in_features": 4', 20240611, most, 25)
 
 
 def test_fuzz_damaged_recurrent_files_only_raise_format_error(tmp_path):
@@ -654,6 +688,35 @@ def _linear_doc(**config):
 def test_bad_architecture_files(text, message, tmp_path, tripwires):
     _arch_case(tmp_path, text)
     with pytest.raises(FormatError, match=message):
+        load(tmp_path)
+    assert tripwires == []
+
+
+def _spec(cls, **config):
+    return {"class": cls, "config": config}
+
+
+_LAYER64 = _spec("TransformerEncoderLayer", d_model=64, nhead=2, dim_feedforward=64)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        _spec("TransformerEncoder", encoder_layer=_LAYER64, num_layers=2000),
+        _spec(
+            "TransformerEncoder", encoder_layer=_spec("TransformerEncoderLayer", d_model=2**16, nhead=2), num_layers=2
+        ),
+        _spec("MultiHeadAttention", embed_dim=2**11, num_heads=1),
+        _spec("LearnedPositionalEmbedding", d_model=8, max_len=2**40),
+    ],
+    ids=["many_layers", "wide_layer", "wide_attention", "long_positions"],
+)
+def test_attention_configs_cannot_allocate_beyond_the_file(spec, tmp_path, tripwires):
+    # the layers' config_cost counts what their constructors allocate (a stack counts its copies, attention its
+    # E^2 weights, which the product of the config's integers would miss), so a small file cannot make load build a
+    # huge model
+    _arch_case(tmp_path, json.dumps({"format": "neuronkit", "version": 1, **spec}))
+    with pytest.raises(FormatError, match="would allocate over"):
         load(tmp_path)
     assert tripwires == []
 

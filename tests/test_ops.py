@@ -26,6 +26,33 @@ _int_idx = np.array([0, 2, 2, 1])
 _rm = np.array([0.3, -0.5, 1.0], np.float32)  # running statistics for batch_norm: constants, copied per call
 _rv = np.array([0.8, 1.5, 0.6], np.float32)
 _emb_idx = np.array([[1, 3, 1], [0, 3, 3]])  # repeated indices: their gradients must accumulate
+_attn_mask = np.random.default_rng(2).random((2, 1, 4, 6)) > 0.4  # sdpa convention: True = may attend
+_attn_mask[0, 0, 1] = False  # a query with no key left: zero weights, zero output, no gradient
+_fmask = np.random.default_rng(3).standard_normal((4, 6))  # an additive float mask
+_kpm = np.array([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]  # key padding of lengths 5 and 3
+
+
+def _keep(shape, p, seed):
+    """The dropout mask neuronkit draws from ``default_rng(seed)``: raw 32-bit words >= round(p * 2^32)."""
+    n = int(np.prod(shape))
+    words = np.random.default_rng(seed).bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    return T((words >= round(p * 2**32)).reshape(shape))
+
+
+def _sdpa_dropout_ref(q, k, v, p=0.3, seed=7):
+    """softmax(q k^T / sqrt(D)) with the dropout mask nk draws from the same seed, times v (torch ops)."""
+    w = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, -1)
+    return (w * _keep((*q.shape[:-1], k.shape[-2]), p, seed).to(q.dtype) / (1 - p)) @ v
+
+
+def _packed_ref(qkv, heads, mask=None, causal=False):
+    """PyTorch's multi-head attention core on packed (B, L, 3E) projections."""
+    b, n, e = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+    q, k, v = (t.unflatten(-1, (heads, e // heads)).transpose(1, 2) for t in qkv.split(e, -1))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else T(mask), is_causal=causal)
+    return out.transpose(1, 2).reshape(b, n, e)
+
+
 # sequence lengths by batch size: a full row, a padded row and an empty one (which pools to zeros)
 _seq_len = {3: np.array([5, 2, 0]), 2: np.array([1, 4])}
 
@@ -261,6 +288,74 @@ OPS = [
         lambda a: nk.log_softmax(a, axis=0),
         lambda a: F.log_softmax(a, dim=0),
         id="log_softmax_axis0",
+    ),
+    OpSpec(
+        "dropout",
+        [((40, 30),), ((3, 4, 5),)],
+        lambda a: nk.dropout(a, 0.3, generator=np.random.default_rng(4)),
+        lambda a: a * _keep(a.shape, 0.3, 4).to(a.dtype) / 0.7,
+    ),
+    OpSpec(
+        "dropout",
+        [((3, 4),), ((),)],
+        lambda a: nk.dropout(a, 0.5, training=False) * 2,
+        lambda a: a * 2,
+        id="dropout_eval",
+    ),
+    # attention (fused, hand-written backward)
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4)), ((3, 4), (5, 4), (5, 2))],
+        nk.scaled_dot_product_attention,
+        F.scaled_dot_product_attention,
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, attn_mask=_attn_mask),
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=T(_attn_mask)),
+        id="sdpa_bool_mask_empty_row",
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, attn_mask=_fmask, scale=0.3),
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=T(_fmask).to(q.dtype), scale=0.3),
+        id="sdpa_float_mask_scale",
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 5, 3), (2, 5, 3), (2, 5, 3)), ((1, 2, 4, 3), (1, 2, 6, 3), (1, 2, 6, 2))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, is_causal=True),
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        id="sdpa_causal",
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, dropout_p=0.3, generator=np.random.default_rng(7)),
+        _sdpa_dropout_ref,
+        id="sdpa_dropout",
+    ),
+    OpSpec(
+        "packed_attention",
+        [((2, 5, 12),), ((1, 3, 6),)],
+        lambda x: nk.packed_attention(x, 2),
+        lambda x: _packed_ref(x, 2),
+    ),
+    OpSpec(
+        "packed_attention",
+        [((2, 5, 12),)],
+        lambda x: nk.packed_attention(x, 2, attn_mask=_kpm, is_causal=True),
+        lambda x: _packed_ref(x, 2, _kpm & np.tril(np.ones((5, 5), bool))),
+        id="packed_attention_padding_causal",
+    ),
+    OpSpec(
+        "packed_attention",
+        [((2, 5, 12),)],
+        lambda x: nk.packed_attention(x, 4, attn_mask=np.zeros((2, 1, 1, 5), bool)),
+        lambda x: _packed_ref(x, 4, np.zeros((2, 1, 1, 5), bool)),
+        id="packed_attention_all_masked",
     ),
     # convolution and pooling
     OpSpec("conv2d", [((2, 3, 7, 6), (4, 3, 3, 2), (4,)), ((1, 2, 5, 5), (3, 2, 1, 1), (3,))], nk.conv2d, F.conv2d),

@@ -40,11 +40,17 @@ from .layers import (
     Flatten,
     GlobalAvgPool2d,
     LayerNorm,
+    LearnedPositionalEmbedding,
     Linear,
     MaxPool2d,
+    MultiHeadAttention,
     SequencePool,
     Sequential,
+    SinusoidalPositionalEncoding,
     TextClassifier,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    padding_mask,
 )
 from .losses import (
     LOSSES,

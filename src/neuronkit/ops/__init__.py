@@ -23,8 +23,10 @@ from .activation import (
     softsign,
     tanh,
 )
+from .attention import packed_attention, scaled_dot_product_attention
 from .compare import argmax, argmin, eq, ge, gt, le, lt, ne
 from .conv import avg_pool2d, conv1d, conv2d, max_pool2d
+from .dropout import dropout
 from .elementwise import abs, add, astype, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .index import getitem
 from .linalg import linear, matmul

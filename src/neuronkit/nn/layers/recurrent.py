@@ -71,8 +71,8 @@ class _RNNBase(Module):
                     setattr(self, f"bias_ih_l{layer}{suffix}", Parameter(B.xp.empty(g, dtype=dt)))
                     setattr(self, f"bias_hh_l{layer}{suffix}", Parameter(B.xp.empty(g, dtype=dt)))
         # One stream for the initial weights and then the dropout masks: a seed makes both repeatable.
-        self._rng = get_generator(generator) if generator is not None else None
-        self.reset_parameters(self._rng)
+        self.generator = get_generator(generator) if generator is not None else None
+        self.reset_parameters(self.generator)
 
     @property
     def directions(self) -> int:
@@ -170,11 +170,8 @@ class _RNNBase(Module):
         return t if layout.uniform else t[:, layout.unsorted_indices]
 
     def _dropout(self, data):
-        rng = self._rng if self._rng is not None else get_generator(None)
-        dt = data.dtype
-        keep = rng.random(data.shape, dtype=dt if dt.itemsize >= 4 else None) >= self.dropout
-        mask = keep.astype(dt) / dt.type(1.0 - self.dropout)
-        return ops.mul(data, Tensor.from_array(mask, False))
+        rng = self.generator if self.generator is not None else get_generator(None)
+        return ops.dropout(data, self.dropout, generator=rng)  # the same fused op as nn.Dropout
 
     # -- gate hooks ---------------------------------------------------------------------------------------------------
     def register_gate_hook(self, hook):
