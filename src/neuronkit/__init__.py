@@ -24,7 +24,7 @@ from .creation import (
     zeros,
     zeros_like,
 )
-from .io import FormatError, load, save
+from .io import FormatError, export_onnx, load, save
 from .ops import *  # the functional API: neuronkit.relu, neuronkit.matmul, ...
 from .tensor import Tensor
 

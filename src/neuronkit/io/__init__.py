@@ -6,18 +6,23 @@ rebuilt through a registry.
 - ``save_weights(model, path)`` / ``load_weights(model, path)``: weights only, for any model.
 - ``save_optimizer(opt, path)`` / ``load_optimizer(opt, path)``: optimizer state (``optimizer.json`` and
   ``optimizer.safetensors``), e.g. next to the model in one checkpoint directory.
+- ``export_onnx(model, example_input, path)``: the model as an ONNX graph for other runtimes (needs the optional
+  ``onnx`` package, imported only then).
 
 A truncated, oversized, inconsistent or hostile file raises ``FormatError`` (a ``ValueError``) and nothing else.
 """
 
 from .errors import FormatError
 from .model import FORMAT_VERSION, architecture, load, load_weights, save, save_weights
+from .onnx import ExportError, export_onnx
 from .optimizer import load_optimizer, save_optimizer
 
 __all__ = [
     "FORMAT_VERSION",
+    "ExportError",
     "FormatError",
     "architecture",
+    "export_onnx",
     "load",
     "load_optimizer",
     "load_weights",
