@@ -248,6 +248,9 @@ def test_every_registered_layer_has_an_exporter_and_a_test():
         type(a).__name__ for a in ACTIVATION_CASES.values()
     }
     tested |= {"Linear", "Dropout"}  # Dropout sits inside a Sequential case; Linear is built by name above
+    tested |= {"RNN", "LSTM", "GRU"}  # tests/test_onnx_recurrent.py
+    tested |= {"MultiHeadAttention", "TransformerEncoderLayer", "TransformerEncoder"}  # tests/test_onnx_attention.py
+    tested |= {"SinusoidalPositionalEncoding", "LearnedPositionalEmbedding"}  # tests/test_onnx_attention.py
     for name in LAYERS:
         if name in NOT_EXPORTABLE:
             continue

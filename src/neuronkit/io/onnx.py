@@ -53,20 +53,22 @@ class Exporter:
     """How one registered layer class becomes ONNX nodes.
 
     ``fn(graph, module, path, *inputs: Value) -> str | list[str]`` adds the nodes and returns the name(s) of the
-    layer's output(s), in the order of the module's (flattened) outputs. ``time_input=True`` marks a model whose
-    first input is (batch, time) token ids: as the top-level model, the time axis is symbolic too.
+    layer's output(s), in the order of the module's (flattened) outputs. ``axes(module, n_inputs, n_outputs)``, used
+    when the layer is the whole model, gives the symbolic axes ``({axis: name}, ...)`` of the graph's inputs and
+    outputs (``"batch"``, ``"time"``); by default axis 0 of each is ``"batch"``.
     """
 
     fn: object
-    time_input: bool = False
+    axes: object = None
 
 
 EXPORTERS: dict[str, Exporter] = {}
 """Registered layer name -> its Exporter. Add to it with ``register_onnx``."""
 
 
-def register_onnx(*names: str, time_input: bool = False):
-    """Decorator: ``fn`` exports the layers registered under ``names`` (keys of ``nn.registry.LAYERS``).
+def register_onnx(*names: str, axes=None):
+    """Decorator: ``fn`` exports the layers registered under ``names`` (keys of ``nn.registry.LAYERS``); ``axes`` as
+    in ``Exporter``.
 
     A name that is not (yet) a registered layer is accepted, so an exporter may be listed before its layer lands.
     """
@@ -75,7 +77,7 @@ def register_onnx(*names: str, time_input: bool = False):
         for name in names:
             if name in EXPORTERS and EXPORTERS[name].fn is not fn:
                 raise ValueError(f"register_onnx: {name!r} already has an ONNX exporter")
-            EXPORTERS[name] = Exporter(fn, time_input)
+            EXPORTERS[name] = Exporter(fn, axes)
         return fn
 
     return deco
@@ -200,7 +202,7 @@ def export_onnx(model: Module, example_input, path, *, dynamic_batch: bool = Tru
             ``TextClassifier`` takes ``(tokens, lengths)``). Its shapes, bar the batch axis, are baked into the graph.
         path: the ``.onnx`` file to write (replaced atomically).
         dynamic_batch: make axis 0 of every input and output symbolic (``"batch"``), so any batch size runs
-            (default True); a text model's token axis (time) is symbolic too.
+            (default True); the time axis of a sequence model's input (a text model's tokens) is symbolic too.
         opset: the ONNX operator set version (default 17; from 17 up to what the installed ``onnx`` knows).
 
     The graph's inputs are named ``input`` (one input) or after the model's ``forward`` arguments (``tokens``,
@@ -222,21 +224,24 @@ def export_onnx(model: Module, example_input, path, *, dynamic_batch: bool = Tru
     model.eval()
     try:
         with no_grad():
-            outs = g.export(model, [Value(n, a) for n, a in zip(names, arrays)], "")
+            outs = g.export(model, [None if a is None else Value(n, a) for n, a in zip(names, arrays)], "")
     finally:
         for m, t in training.items():
             m.__dict__["training"] = t
     outs = outs if isinstance(outs, list) else [outs]
     entry = EXPORTERS[layer_name(model)]
-    axes = [{0: "batch"} for _ in arrays] if dynamic_batch else [{} for _ in arrays]
-    if dynamic_batch and entry.time_input:
-        axes[0][1] = "time"
-    graph_inputs = [_value_info(helper, n, a, ax) for n, a, ax in zip(names, arrays, axes)]
+    in_axes, out_axes = [{} for _ in arrays], [{} for _ in outs]
+    if dynamic_batch:
+        batch = lambda n: [{0: "batch"} for _ in range(n)]
+        in_axes, out_axes = (
+            entry.axes(model, len(arrays), len(outs)) if entry.axes else (batch(len(arrays)), batch(len(outs)))
+        )
+    graph_inputs = [_value_info(helper, n, a, ax) for n, a, ax in zip(names, arrays, in_axes) if a is not None]
     out_names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
     graph_outputs = []
-    for value, out_name in zip(outs, out_names):
+    for value, out_name, axes in zip(outs, out_names, out_axes):
         _name_output(g, value.name, out_name, names)
-        graph_outputs.append(_value_info(helper, out_name, value.data, {0: "batch"} if dynamic_batch else {}))
+        graph_outputs.append(_value_info(helper, out_name, value.data, axes))
     graph = helper.make_graph(g.nodes, type(model).__name__, graph_inputs, graph_outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(
@@ -274,10 +279,14 @@ def _model_dtype(model: Module) -> np.dtype:
 
 
 def _example_arrays(model: Module, example_input, dtype) -> tuple:
-    """``(arrays, names)``: the example inputs as NumPy arrays (floats in the model dtype) and the graph input names."""
+    """``(arrays, names)``: the example inputs as NumPy arrays (floats in the model dtype) and the graph input names.
+    A None stands for an optional argument left out before a given one (it is no graph input)."""
     items = list(example_input) if isinstance(example_input, (tuple, list)) else [example_input]
     arrays = []
     for i, x in enumerate(items):
+        if x is None and i > 0:
+            arrays.append(None)
+            continue
         a = x.data if isinstance(x, Tensor) else np.asarray(x)
         if a.dtype.kind == "f":
             a = a.astype(dtype)

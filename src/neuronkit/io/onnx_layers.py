@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import onnx_activations  # noqa: F401  (registers the activations)
+from . import onnx_activations, onnx_attention, onnx_recurrent  # noqa: F401  (their exporters register themselves)
 from .onnx import ExportError, Value, layer_name, register_onnx
 
 
@@ -29,7 +29,12 @@ def sequential(g, m, path, x):
     return x.name
 
 
-@register_onnx("TextClassifier", time_input=True)
+def sequence_axes(module, n_inputs: int, n_outputs: int) -> tuple:
+    """A model taking (B, T) tokens and (B,) lengths: batch and time symbolic in the inputs, batch in the outputs."""
+    return [{0: "batch", 1: "time"}] + [{0: "batch"}] * (n_inputs - 1), [{0: "batch"}] * n_outputs
+
+
+@register_onnx("TextClassifier", axes=sequence_axes)
 def text_classifier(g, m, path, tokens, lengths):
     x = g.export(m.embedding, [tokens], child(path, "embedding"))
     h = g.export(m.encoder, [x, lengths], child(path, "encoder"))
