@@ -45,6 +45,7 @@ from ..train.memory import MemoryLimitError
 from . import config as C
 from . import data as D
 from . import insight, text
+from . import playground as playground_cli
 from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     insight.add_parsers(sub)
     tour_cli.add_parser(sub)
+    playground_cli.add_parser(sub)
     return parser
 
 
