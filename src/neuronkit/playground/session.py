@@ -171,8 +171,8 @@ class Session:
         """New settings: rebuild when the data or the network changes, else update the optimizer in place."""
         rebuild = needs_rebuild(self.config, cfg)
         self.config = cfg
-        if rebuild:
-            self._rebuild = True
+        if rebuild:  # a new experiment starts paused
+            self._rebuild, self.playing = True, False
         elif self.trainer is not None:
             for g in self.trainer.optimizer.param_groups:
                 g["lr"] = cfg.lr
@@ -183,7 +183,7 @@ class Session:
     def reset(self, seed: int | None = None) -> dict:
         if seed is not None:
             self.config.seed = seed
-        self._rebuild = True
+        self._rebuild, self.playing = True, False
         return {"seed": self.config.seed}
 
     def unit(self, layer, unit) -> tuple:
@@ -307,7 +307,6 @@ class Session:
         self._masks = {}
         for i, (_, m) in enumerate(frames.dense_layers(model)):
             m.register_forward_hook(self._ablation_hook(i))
-        self.playing = False
         self.data_version += 1
         self.data_message = dumps_json(frames.data_message(data, self.data_version))
         for fn in list(self._listeners):
@@ -366,7 +365,7 @@ class Session:
 
     def _run_commands(self) -> bool:
         ran = False
-        while True:
+        while not self._rebuild:  # the commands after a rebuild act on the new model
             try:
                 fn, fut = self._commands.get_nowait()
             except queue.Empty:
@@ -377,6 +376,7 @@ class Session:
                     fut.set_result(fn())
                 except Exception as e:  # the page gets the error as its reply; the worker goes on
                     fut.set_exception(e)
+        return ran
 
     # -- frames ---------------------------------------------------------------------------------------------------
     def maybe_publish(self) -> None:
