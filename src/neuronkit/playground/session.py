@@ -100,6 +100,7 @@ class Session:
         self._wake = threading.Condition()
         self.playing = False
         self._steps = 0  # single steps asked for while paused
+        self._after_single = False
         self._rebuild = True
         self._closed = False
         self._listeners: list = []
@@ -355,10 +356,9 @@ class Session:
                     self.status = "paused"
                     self._after_single = True
                     return
-                if getattr(self, "_after_single", False):
-                    self._after_single = False
+                if self.status != "paused" or self._after_single:  # show where training stopped
+                    self.status, self._after_single = "paused", False
                     self.publish()
-                self.status = "paused"
             with self._wake:
                 if self._commands.empty() and not self._closed and not (self.playing or self._steps):
                     self._wake.wait(0.5)
