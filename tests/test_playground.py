@@ -202,7 +202,7 @@ def test_a_real_server_closes_an_oversized_frame_and_keeps_serving(session):
             assert e.value.rcvd is not None and e.value.rcvd.code == 1009
         with pytest.raises(Exception, match="403"):
             connect(f"ws://127.0.0.1:{srv.port}/ws?token=bad", open_timeout=5)
-        with connect(url, max_size=2**24, origin="http://127.0.0.1:%d" % srv.port) as ws:
+        with connect(url, max_size=2**24, origin=f"http://127.0.0.1:{srv.port}") as ws:
             ws.send(json.dumps({"type": "hello", "id": 3}))
             while (m := json.loads(ws.recv(timeout=10))).get("id") != 3:
                 pass

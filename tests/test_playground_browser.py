@@ -136,7 +136,8 @@ def test_the_playground_walkthrough_in_chromium(tmp_path):
             wait(page, f"() => document.getElementById('neuron-title').dataset.unit === '{unit}'")
             shown = page.evaluate(
                 """() => ({bias: Number(document.getElementById('bias-value').dataset.value),
-                    weights: [...document.querySelectorAll('#weights-table td.weight')].map(t => Number(t.dataset.value)),
+                    weights: [...document.querySelectorAll('#weights-table td.weight')]
+                        .map(t => Number(t.dataset.value)),
                     text: document.getElementById('bias-value').textContent})"""
             )
             dense = in_worker(srv.session, lambda: F.dense_layers(srv.session.model)[1][1])
