@@ -65,7 +65,7 @@ def in_worker(session, fn):
 
 def shot(page, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 READY = "() => !!(window.nkPlayground && window.nkPlayground.frame && window.nkPlayground.frame.layers)"

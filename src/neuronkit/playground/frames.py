@@ -20,7 +20,7 @@ from .data import PlayData, features
 
 EVAL_TRAIN, EVAL_TEST = 1000, 2000  # samples measured for each frame's metrics and flags
 MAX_EDGES = 20000  # weights sent for drawing the edges (a larger net is drawn without them)
-OUTPUT_GRID = 48  # pixels per side of the decision-boundary heatmap
+OUTPUT_GRID = 40  # pixels per side of the decision-boundary heatmap
 HIST_BINS = 30
 
 
@@ -92,7 +92,7 @@ def _quantise(v: np.ndarray, act: str) -> np.ndarray:
 
 def grid_size(n_neurons: int) -> int:
     """Pixels per side of each neuron's heatmap: smaller for larger nets, none past 1024 neurons (bounded frames)."""
-    return 24 if n_neurons <= 160 else 12 if n_neurons <= 1024 else 0
+    return 20 if n_neurons <= 160 else 12 if n_neurons <= 1024 else 0
 
 
 def plane(extent: float, g: int) -> np.ndarray:
