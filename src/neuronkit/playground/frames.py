@@ -33,7 +33,8 @@ def layer_outputs(model, x: np.ndarray) -> list:
     """The output (after its activation, and after any ablation hook) of every dense layer for inputs ``x``."""
     outs = []
     was = model.training
-    model.eval()
+    if was:  # (switching walks every module: a frame switches once, around all its passes)
+        model.eval()
     try:
         with no_grad():
             h = Tensor(np.ascontiguousarray(x, dtype=np.float32))
@@ -42,7 +43,8 @@ def layer_outputs(model, x: np.ndarray) -> list:
                 if isinstance(m, Dense):
                     outs.append(h.data)
     finally:
-        model.train(was)
+        if was:
+            model.train(True)
     return outs
 
 
@@ -60,11 +62,11 @@ def accuracy(model, x, y) -> float:
     return metrics(layer_outputs(model, x)[-1], y)["accuracy"]
 
 
-def flags(model, outs: list) -> dict:
+def flags(model, outs: list, layers=None) -> dict:
     """``dead`` (a ReLU-like unit never > 0 on the measured samples) and ``saturated`` (a sigmoid/tanh-like unit
     pinned at its bounds on more than 95 % of them): ``[layer, unit]`` pairs of the hidden layers."""
     dead, sat = [], []
-    for i, ((_, m), o) in enumerate(zip(dense_layers(model)[:-1], outs[:-1])):
+    for i, ((_, m), o) in enumerate(zip((layers or dense_layers(model))[:-1], outs[:-1])):
         act = activation_name(m)
         if act in RELU_LIKE:
             dead += [[i, int(u)] for u in np.flatnonzero((o <= 0).all(axis=0))]
@@ -91,8 +93,9 @@ def _quantise(v: np.ndarray, act: str) -> np.ndarray:
 
 
 def grid_size(n_neurons: int) -> int:
-    """Pixels per side of each neuron's heatmap: smaller for larger nets, none past 1024 neurons (bounded frames)."""
-    return 20 if n_neurons <= 160 else 12 if n_neurons <= 1024 else 0
+    """Pixels per side of each neuron's heatmap (a divisor of ``OUTPUT_GRID``): smaller for larger nets, none past
+    1024 neurons (bounded frames)."""
+    return OUTPUT_GRID // 2 if n_neurons <= 160 else OUTPUT_GRID // 4 if n_neurons <= 1024 else 0
 
 
 def plane(extent: float, g: int) -> np.ndarray:
@@ -102,21 +105,23 @@ def plane(extent: float, g: int) -> np.ndarray:
     return np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
 
 
-def heatmaps(model, data: PlayData, feature_names: list) -> dict:
-    """Every neuron's output over the plane (inputs, hidden units, and the output's probability of class 1)."""
-    layers = dense_layers(model)
-    n = sum(m.out_features for _, m in layers[:-1]) + len(feature_names)
-    g = grid_size(n)
+def heatmaps(model, data: PlayData, feature_names: list, layers=None) -> dict:
+    """Every neuron's output over the plane (inputs, hidden units, and the output's probability of class 1), from
+    one pass over the ``OUTPUT_GRID`` grid; the neurons' heatmaps keep every k-th row and column of it."""
+    layers = layers or dense_layers(model)
+    g = grid_size(sum(m.out_features for _, m in layers[:-1]) + len(feature_names))
+    x = features(plane(data.extent, OUTPUT_GRID), feature_names)
+    outs = layer_outputs(model, x)
     out = {"grid": g, "output_grid": OUTPUT_GRID}
-    pts = plane(data.extent, OUTPUT_GRID)
-    logits = layer_outputs(model, features(pts, feature_names))[-1]
-    out["output"] = _b64(_quantise(_class1(logits)[:, None], "sigmoid").ravel())
+    out["output"] = _b64(_quantise(_class1(outs[-1])[:, None], "sigmoid").ravel())
     if g:
-        pts = plane(data.extent, g)
-        x = features(pts, feature_names)
-        outs = layer_outputs(model, x)
-        out["inputs"] = _b64(_quantise(x, "linear").T.ravel())
-        out["hidden"] = [_b64(_quantise(o, activation_name(m)).T.ravel()) for (_, m), o in zip(layers[:-1], outs[:-1])]
+        k = OUTPUT_GRID // g
+
+        def sub(a):  # (OUTPUT_GRID^2, units) -> (g^2, units)
+            return a.reshape(OUTPUT_GRID, OUTPUT_GRID, -1)[::k, ::k].reshape(g * g, -1)
+
+        out["inputs"] = _b64(_quantise(sub(x), "linear").T.ravel())
+        out["hidden"] = [_b64(_quantise(sub(o), activation_name(m)).T.ravel()) for (_, m), o in zip(layers, outs[:-1])]
     return out
 
 
@@ -127,9 +132,9 @@ def _class1(logits: np.ndarray) -> np.ndarray:
     return p[:, 1] / p.sum(axis=1)
 
 
-def weights(model) -> list | None:
+def weights(model, layers=None) -> list | None:
     """Each dense layer's weights (out, in) as base64 float32 with its shape, or None past ``MAX_EDGES``."""
-    layers = dense_layers(model)
+    layers = layers or dense_layers(model)
     if sum(m.weight.data.size for _, m in layers) > MAX_EDGES:
         return None
     return [{"shape": list(m.weight.data.shape), "w": _b64(m.weight.data.astype(np.float32))} for _, m in layers]
@@ -157,22 +162,26 @@ def data_message(data: PlayData, version: int) -> dict:
     return d
 
 
-def frame(model, data: PlayData, feature_names: list, step: int, epoch: int) -> dict:
-    """One frame: step, epoch, train/test metrics, flags, edge weights and (2-D data) heatmaps."""
-    n_tr, n_te = min(EVAL_TRAIN, len(data.y_train)), min(EVAL_TEST, len(data.y_test))
-    outs = layer_outputs(model, data.x_train[:n_tr])
-    f = {
-        "type": "frame",
-        "step": step,
-        "epoch": epoch,
-        "train": metrics(outs[-1], data.y_train[:n_tr]),
-        "test": metrics(layer_outputs(model, data.x_test[:n_te])[-1], data.y_test[:n_te]),
-        "measured": {"train": n_tr, "test": n_te},
-        "flags": flags(model, outs),
-        "weights": weights(model),
-    }
-    if data.points_train is not None:
-        f["heatmaps"] = heatmaps(model, data, feature_names)
+def frame(model, data: PlayData, feature_names: list, step: int, epoch: int, full: bool = True) -> dict:
+    """One frame: step, epoch, (2-D data) heatmaps and, when ``full``, train/test metrics, flags and edge weights
+    (a page keeps the last of these it received: they need not change 40 times a second)."""
+    f = {"type": "frame", "step": step, "epoch": epoch, "full": full}
+    layers = dense_layers(model)
+    was = model.training
+    model.eval()
+    try:
+        if full:
+            n_tr, n_te = min(EVAL_TRAIN, len(data.y_train)), min(EVAL_TEST, len(data.y_test))
+            outs = layer_outputs(model, data.x_train[:n_tr])
+            f["train"] = metrics(outs[-1], data.y_train[:n_tr])
+            f["test"] = metrics(layer_outputs(model, data.x_test[:n_te])[-1], data.y_test[:n_te])
+            f["measured"] = {"train": n_tr, "test": n_te}
+            f["flags"] = flags(model, outs, layers)
+            f["weights"] = weights(model, layers)
+        if data.points_train is not None:
+            f["heatmaps"] = heatmaps(model, data, feature_names, layers)
+    finally:
+        model.train(was)
     return f
 
 

@@ -35,6 +35,7 @@ from .config import PlaygroundConfig, ProtocolError, needs_rebuild
 from .data import PlayData, from_arrays, make_2d
 
 MAX_FPS = 40.0
+FULL_FPS = 10.0  # frames with metrics, flags and weights (the others carry the heatmaps only)
 FRAME_BUDGET = 0.05  # at most this part of the worker's time goes to frames (MNIST: the page trains at >= 90 %)
 FRAME_BUDGET_2D = 0.25  # for 2-D sets, whose heatmaps are the point and whose small nets learn in seconds anyway
 PROBE_EVERY = 20  # steps between two probe records
@@ -108,6 +109,8 @@ class Session:
         self._listeners: list = []
         self._last_frame = 0.0
         self._interval = 1.0 / MAX_FPS
+        self._cost: float | None = None  # moving average of a frame's cost (seconds)
+        self._last_full = 0.0
         self.latest: str | None = None  # the newest frame, as JSON text
         self.frame_count, self.frame_seconds = 0, 0.0  # frames computed, and the worker's time they took
         self.status = "paused"
@@ -392,11 +395,12 @@ class Session:
         if not self._listeners:
             return
         t0 = time.perf_counter()
+        full = not (self.playing and self.status == "playing") or t0 - self._last_full >= 1.0 / FULL_FPS
         f = {"type": "frame", "status": self.status, "error": self.error, "config": self.config.to_dict()}
         if self.model is not None and self.trainer is not None:
             with np.errstate(all="ignore"):
                 t = self.trainer
-                f.update(frames.frame(self.model, self.data, self.config.features, t.step, t.epoch))
+                f.update(frames.frame(self.model, self.data, self.config.features, t.step, t.epoch, full))
             f["status"] = "playing" if self.playing and self.status == "playing" else self.status
             f["ablated"] = sorted(map(list, self.ablated))
             f["frozen"] = sorted(map(list, self.frozen))
@@ -408,9 +412,12 @@ class Session:
             fn("frame", text)
         now = time.perf_counter()
         self.frame_count, self.frame_seconds = self.frame_count + 1, self.frame_seconds + (now - t0)
+        self._cost = (now - t0) if self._cost is None else 0.8 * self._cost + 0.2 * (now - t0)  # full and light
         budget = FRAME_BUDGET_2D if self.data is not None and self.data.points_train is not None else FRAME_BUDGET
-        self._interval = max(1.0 / MAX_FPS, (now - t0) * (1 - budget) / budget)
+        self._interval = max(1.0 / MAX_FPS, self._cost * (1 - budget) / budget)
         self._last_frame = now
+        if full:
+            self._last_full = t0
 
 
 def _finite(name: str, v) -> float:

@@ -52,7 +52,13 @@ function send(msg) {
 }
 
 function onMessage(m) {
-  if (m.type === "frame") { state.frame = m; return; }
+  if (m.type === "frame") {
+    if (!m.full && state.frame) { // a light frame: heatmaps only; the rest stays as last received
+      for (const k of ["train", "test", "measured", "flags", "weights"]) m[k] = state.frame[k];
+    }
+    state.frame = m;
+    return;
+  }
   if (m.type === "data") { state.data = m; state.drawn = null; return; }
   if (m.id != null && state.pending.has(m.id)) {
     const resolve = state.pending.get(m.id);
@@ -506,7 +512,7 @@ function render() {
     state.stats.frames++;
     if (f.status === "error" || f.status === "diverged") setStatus(`${f.status}: ${f.error}`);
     else setStatus(f.status);
-    if (f.layers) {
+    if (f.layers && f.train) {
       $("counter").textContent = `step ${f.step} · epoch ${f.epoch}`;
       for (const s of ["train", "test"]) {
         $(`${s}-loss`).textContent = fmt(f[s].loss);
