@@ -354,6 +354,27 @@ def test_frames_carry_metrics_heatmaps_and_flags(session):
     assert f["test"]["accuracy"] == acc
 
 
+def test_data_that_fails_to_load_is_reported_and_the_session_goes_on():
+    def broken():
+        raise FileNotFoundError("mnist: train-images-idx3-ubyte.gz not found under /nowhere")
+
+    s = Session(PlaygroundConfig(**SMALL), providers={"mnist": broken}).start()
+    try:
+        got = []
+        s.add_listener(lambda kind, text: got.append(json.loads(text)))
+        wait_for(lambda: s.trainer is not None)
+        assert run_in(s, lambda: s.configure(parse_config({**SMALL, "data": "mnist"}, ("mnist",)))) == {"rebuilt": True}
+        wait_for(lambda: any(f.get("status") == "error" for f in got))
+        f = next(f for f in got if f.get("status") == "error")
+        assert f["error"] == "FileNotFoundError: mnist: train-images-idx3-ubyte.gz not found under /nowhere"
+        run_in(s, lambda: s.configure(parse_config(SMALL)))
+        wait_for(lambda: s.status == "paused" and s.config.data == "xor")
+        s.step()
+        wait_for(lambda: run_in(s, lambda: s.trainer.step) == 1)
+    finally:
+        s.close()
+
+
 def test_dead_units_are_flagged():
     cfg = parse_config({**SMALL, "hidden": [6], "activations": ["relu"]})
     from neuronkit.playground import build_model
@@ -373,18 +394,31 @@ def run_cli(*argv) -> tuple:
     return rc, out.getvalue(), err.getvalue()
 
 
-@pytest.mark.parametrize("data", ["spirals", "digits"])
+def write_csv(path, n=120):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    y = np.where(x[:, 0] + 0.5 * x[:, 1] > 0, "yes", "no")
+    path.write_text("a,b,c,label\n" + "".join(f"{r[0]:.4f},{r[1]:.4f},{r[2]:.4f},{t}\n" for r, t in zip(x, y)))
+    return path
+
+
+@pytest.mark.parametrize("data", ["spirals", "digits", "file"])
 def test_a_saved_run_is_a_normal_run_directory(tmp_path, data):
+    from neuronkit.cli.playground import file_arrays
+
     cfg = {**SMALL, "data": data, "features": ["x1", "x2", "x1x2"] if data == "spirals" else ["x1", "x2"]}
-    s = Session(
-        PlaygroundConfig(**cfg), providers={"digits": digits_arrays}, saver=lambda snap: save_run(snap, tmp_path, None)
-    ).start()
+    arrays = file_arrays(str(write_csv(tmp_path / "mine.csv")), "label")
+    assert arrays.classes == ["no", "yes"] and arrays.x_train.shape[1] == 3
+    providers = {"digits": digits_arrays, "file": lambda: arrays}
+    s = Session(PlaygroundConfig(**cfg), providers=providers, saver=lambda snap: save_run(snap, tmp_path, None)).start()
     try:
         s.play()
         wait_for(lambda: s.trainer is not None and s.trainer.epoch >= 3)
         s.play(False)
         path = run_in(s, s.save)["path"]
         acc = run_in(s, lambda: F.accuracy(s.model, s.data.x_test, s.data.y_test))
+        first = run_in(s, lambda: s.neuron(0, 1))
+        assert first["image_shape"] == ([8, 8] if data == "digits" else None)  # digits' weights drawn as an image
     finally:
         s.close()
     rc, out, err = run_cli("evaluate", path, "--json")

@@ -88,6 +88,7 @@ def click_neuron(page, layer: int, unit: int):
     page.mouse.click(x, y)
 
 
+@pytest.mark.slow  # about 10 s on a quiet machine
 def test_the_playground_walkthrough_in_chromium(tmp_path):
     require_browser()
     from playwright.sync_api import sync_playwright
@@ -158,6 +159,13 @@ def test_the_playground_walkthrough_in_chromium(tmp_path):
             )
             assert before == paused_acc and after == model_acc and after != before
             shot(page, "05-ablated")
+
+            # save the run: a run directory that neuronkit evaluate reads
+            page.click("#save")
+            wait(page, "() => document.getElementById('saved').textContent.startsWith('saved: ')")
+            run_dir = Path(page.text_content("#saved").removeprefix("saved: "))
+            assert run_dir.parent == saved and (run_dir / "config.json").is_file()
+            assert (run_dir / "model" / "model.safetensors").is_file() and (run_dir / "data.csv").is_file()
 
             # 7. reload from the URL: the same settings, the same model, the same step
             url, model = page.url, srv.session.model

@@ -264,24 +264,30 @@ class Session:
             if self._rebuild:
                 try:
                     self._build()
-                except (ValueError, MemoryError) as e:  # settings the data cannot take: say so, keep waiting
-                    self.error, self.status = str(e), "error"
-                    self._rebuild = False
-                    self.publish()
+                except Exception as e:  # data that cannot load, a model too large: say so, keep serving
+                    self._fail(e)
             if self.trainer is None or self.status == "diverged" or self.status == "error":
                 self.between_steps(None)
                 continue
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                self.trainer.fit(
-                    (self.data.x_train, self.data.y_train),
-                    epochs=EPOCHS,
-                    batch_size=self.config.batch_size,
-                    validation=(self.data.x_test, self.data.y_test),
-                )
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    self.trainer.fit(
+                        (self.data.x_train, self.data.y_train),
+                        epochs=EPOCHS,
+                        batch_size=self.config.batch_size,
+                        validation=(self.data.x_test, self.data.y_test),
+                    )
+            except Exception as e:  # e.g. the memory check of fit: the page is told, the server goes on
+                self._fail(e)
+                continue
             reason = next((c.reason for c in self.trainer.callbacks if isinstance(c, StopOnNaN) and c.reason), None)
             if reason:
                 self.status, self.error, self.playing = "diverged", reason, False
                 self.publish()
+
+    def _fail(self, e: Exception) -> None:
+        self.error, self.status, self.playing, self._rebuild = f"{type(e).__name__}: {e}", "error", False, False
+        self.publish()
 
     def _data(self) -> PlayData:
         cfg = self.config
