@@ -260,8 +260,8 @@ function layout(canvas, inputs, layers) {
   const colX = (c) => pad + 20 + (c * (W - 2 * pad - 40)) / Math.max(1, cols.length - 1);
   const nodes = cols.map((n, c) => {
     const shown = n;
-    const size = Math.max(4, Math.min(40, (H - 2 * pad) / shown - 4));
     const gap = (H - 2 * pad) / shown;
+    const size = Math.max(1, Math.min(40, gap > 8 ? gap - 4 : gap * 0.8)); // large layers: a strip of thin units
     const top = pad + Math.max(0, (H - 2 * pad - gap * shown) / 2);
     return Array.from({ length: shown }, (_, i) => ({ x: colX(c), y: top + gap * (i + 0.5), size }));
   });
@@ -344,10 +344,12 @@ function onNetClick(ev) {
   if (!state.layout) return;
   const canvas = $("net"), r = canvas.getBoundingClientRect();
   const x = ((ev.clientX - r.left) * canvas.width) / r.width, y = ((ev.clientY - r.top) * canvas.height) / r.height;
+  let best = null; // the nearest neuron within reach of the click
   state.layout.nodes.forEach((col, c) => col.forEach((n, i) => {
-    const half = Math.max(n.size / 2, 5);
-    if (c > 0 && Math.abs(x - n.x) <= half && Math.abs(y - n.y) <= half) selectNeuron(c - 1, i);
+    const d = Math.max(Math.abs(x - n.x), Math.abs(y - n.y));
+    if (c > 0 && d <= Math.max(n.size / 2, 6) && (!best || d < best.d)) best = { d, layer: c - 1, unit: i };
   }));
+  if (best) selectNeuron(best.layer, best.unit);
 }
 
 function selectNeuron(layer, unit) {
@@ -532,5 +534,7 @@ function render() {
 }
 
 bindControls();
+// a link pasted into this tab (only the part after # changed): its settings replace the current ones
+window.addEventListener("hashchange", () => { if (state.config) applyConfig(configFromHash(state.config)); });
 connect();
 requestAnimationFrame(render);
