@@ -26,6 +26,33 @@ _int_idx = np.array([0, 2, 2, 1])
 _rm = np.array([0.3, -0.5, 1.0], np.float32)  # running statistics for batch_norm: constants, copied per call
 _rv = np.array([0.8, 1.5, 0.6], np.float32)
 _emb_idx = np.array([[1, 3, 1], [0, 3, 3]])  # repeated indices: their gradients must accumulate
+_attn_mask = np.random.default_rng(2).random((2, 1, 4, 6)) > 0.4  # sdpa convention: True = may attend
+_attn_mask[0, 0, 1] = False  # a query with no key left: zero weights, zero output, no gradient
+_fmask = np.random.default_rng(3).standard_normal((4, 6))  # an additive float mask
+_kpm = np.array([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]  # key padding of lengths 5 and 3
+
+
+def _keep(shape, p, seed):
+    """The dropout mask neuronkit draws from ``default_rng(seed)``: raw 32-bit words >= round(p * 2^32)."""
+    n = int(np.prod(shape))
+    words = np.random.default_rng(seed).bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    return T((words >= round(p * 2**32)).reshape(shape))
+
+
+def _sdpa_dropout_ref(q, k, v, p=0.3, seed=7):
+    """softmax(q k^T / sqrt(D)) with the dropout mask nk draws from the same seed, times v (torch ops)."""
+    w = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, -1)
+    return (w * _keep((*q.shape[:-1], k.shape[-2]), p, seed).to(q.dtype) / (1 - p)) @ v
+
+
+def _packed_ref(qkv, heads, mask=None, causal=False):
+    """PyTorch's multi-head attention core on packed (B, L, 3E) projections."""
+    b, n, e = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+    q, k, v = (t.unflatten(-1, (heads, e // heads)).transpose(1, 2) for t in qkv.split(e, -1))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else T(mask), is_causal=causal)
+    return out.transpose(1, 2).reshape(b, n, e)
+
+
 # sequence lengths by batch size: a full row, a padded row and an empty one (which pools to zeros)
 _seq_len = {3: np.array([5, 2, 0]), 2: np.array([1, 4])}
 
@@ -262,6 +289,74 @@ OPS = [
         lambda a: F.log_softmax(a, dim=0),
         id="log_softmax_axis0",
     ),
+    OpSpec(
+        "dropout",
+        [((40, 30),), ((3, 4, 5),)],
+        lambda a: nk.dropout(a, 0.3, generator=np.random.default_rng(4)),
+        lambda a: a * _keep(a.shape, 0.3, 4).to(a.dtype) / 0.7,
+    ),
+    OpSpec(
+        "dropout",
+        [((3, 4),), ((),)],
+        lambda a: nk.dropout(a, 0.5, training=False) * 2,
+        lambda a: a * 2,
+        id="dropout_eval",
+    ),
+    # attention (fused, hand-written backward)
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4)), ((3, 4), (5, 4), (5, 2))],
+        nk.scaled_dot_product_attention,
+        F.scaled_dot_product_attention,
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, attn_mask=_attn_mask),
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=T(_attn_mask)),
+        id="sdpa_bool_mask_empty_row",
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, attn_mask=_fmask, scale=0.3),
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=T(_fmask).to(q.dtype), scale=0.3),
+        id="sdpa_float_mask_scale",
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 5, 3), (2, 5, 3), (2, 5, 3)), ((1, 2, 4, 3), (1, 2, 6, 3), (1, 2, 6, 2))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, is_causal=True),
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        id="sdpa_causal",
+    ),
+    OpSpec(
+        "scaled_dot_product_attention",
+        [((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 4))],
+        lambda q, k, v: nk.scaled_dot_product_attention(q, k, v, dropout_p=0.3, generator=np.random.default_rng(7)),
+        _sdpa_dropout_ref,
+        id="sdpa_dropout",
+    ),
+    OpSpec(
+        "packed_attention",
+        [((2, 5, 12),), ((1, 3, 6),)],
+        lambda x: nk.packed_attention(x, 2),
+        lambda x: _packed_ref(x, 2),
+    ),
+    OpSpec(
+        "packed_attention",
+        [((2, 5, 12),)],
+        lambda x: nk.packed_attention(x, 2, attn_mask=_kpm, is_causal=True),
+        lambda x: _packed_ref(x, 2, _kpm & np.tril(np.ones((5, 5), bool))),
+        id="packed_attention_padding_causal",
+    ),
+    OpSpec(
+        "packed_attention",
+        [((2, 5, 12),)],
+        lambda x: nk.packed_attention(x, 4, attn_mask=np.zeros((2, 1, 1, 5), bool)),
+        lambda x: _packed_ref(x, 4, np.zeros((2, 1, 1, 5), bool)),
+        id="packed_attention_all_masked",
+    ),
     # convolution and pooling
     OpSpec("conv2d", [((2, 3, 7, 6), (4, 3, 3, 2), (4,)), ((1, 2, 5, 5), (3, 2, 1, 1), (3,))], nk.conv2d, F.conv2d),
     OpSpec(
@@ -493,6 +588,128 @@ OPS = [
         lambda w: F.embedding(T(_emb_idx), w, padding_idx=3),
         gradcheck=False,
         id="embedding_padding",
+    ),
+]
+
+
+# -- recurrent ops: one direction of one layer each, against the same weights in torch's nn.RNN/LSTM/GRU (a
+# bidirectional torch module whose forward half is left out gives the reverse direction); outputs, h_n (and c_n)
+# are compared flattened into one tensor
+_BS = (3, 2, 2, 1)  # packed batch_sizes: three sequences of lengths 4, 3 and 1
+_LENS = np.array([2, 4, 1])  # padded (3, 4) batch: distinct lengths, so the packed order is torch's too
+
+
+def _nk_rnn(op, reverse=False, packed=False, **kw):
+    def ours(x, w_ih, w_hh, b_ih, b_hh, *states):
+        sizes = _BS if packed else None
+        out = getattr(nk, op)(x, w_ih, w_hh, b_ih, b_hh, *states, batch_sizes=sizes, reverse=reverse, **kw)
+        return nk.concatenate([t.reshape(-1) for t in out], axis=0)
+
+    return ours
+
+
+def _torch_rnn(op, reverse=False, packed=False, **kw):
+    def ref(x, w_ih, w_hh, b_ih, b_hh, *states):
+        hid = w_hh.shape[1]
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[op]
+        m = cls(w_ih.shape[1], hid, bidirectional=reverse, dtype=x.dtype, **kw)
+        sfx = "_reverse" if reverse else ""
+        names = [f"weight_ih_l0{sfx}", f"weight_hh_l0{sfx}", f"bias_ih_l0{sfx}", f"bias_hh_l0{sfx}"]
+        batch = _BS[0] if packed else x.shape[1]
+        given = list(states) + [torch.zeros(batch, hid, dtype=x.dtype)] * (1 + (op == "lstm") - len(states))
+        hx = [torch.stack([torch.zeros_like(s), s]) if reverse else s[None] for s in given]
+        inp = torch.nn.utils.rnn.PackedSequence(x, torch.tensor(_BS)) if packed else x
+        hx = tuple(hx) if op == "lstm" else hx[0]
+        out, hn = torch.func.functional_call(m, dict(zip(names, (w_ih, w_hh, b_ih, b_hh))), (inp, hx))
+        out = out.data if packed else out
+        parts = [out[..., hid:] if reverse else out] + [h[-1] for h in (hn if op == "lstm" else (hn,))]
+        return torch.cat([p.reshape(-1) for p in parts])
+
+    return ref
+
+
+def _rnn_shapes(gates, with_states, n_states=1, feat=2, hid=3):
+    """(time-major case, packed case) input shapes: x, w_ih, w_hh, b_ih, b_hh and the initial states."""
+    w = [(gates * hid, feat), (gates * hid, hid), (gates * hid,), (gates * hid,)]
+    tm = [(3, 2, feat), *w] + [(2, hid)] * (n_states if with_states else 0)
+    packed = [(sum(_BS), feat), *w] + [(_BS[0], hid)] * (n_states if with_states else 0)
+    return tuple(tm), tuple(packed)
+
+
+def _rnn_specs(op, gates, n_states=1, **kw):
+    """Four lines per op: time-major and packed input, forward and reverse direction, with and without states."""
+    tm_h, packed_h = _rnn_shapes(gates, True, n_states)
+    tm, packed = _rnn_shapes(gates, False, n_states)
+    name = op if not kw else f"{op}_{kw['nonlinearity']}"
+    specs = []
+    for reverse, packed_input, cases in (
+        (0, 0, [tm_h, tm]),
+        (1, 0, [tm_h]),
+        (0, 1, [packed_h, packed]),
+        (1, 1, [packed_h]),
+    ):
+        flags = {"reverse": bool(reverse), "packed": bool(packed_input)}
+        sid = name + "_packed" * packed_input + "_reverse" * reverse
+        specs.append(OpSpec(op, cases, _nk_rnn(op, **flags, **kw), _torch_rnn(op, **flags, **kw), id=sid))
+    return specs
+
+
+def _padded(x, lens, batch_first=True):
+    return torch.nn.utils.rnn.pack_padded_sequence(x, T(lens), batch_first=batch_first, enforce_sorted=False).data
+
+
+def _unpadded(d, lens, batch_first=True):
+    lay = nk.ops.SequenceLayout(lens, 4)
+    seq = torch.nn.utils.rnn.PackedSequence(
+        d, T(np.array(lay.batch_sizes)), T(lay.sorted_indices), T(lay.unsorted_indices)
+    )
+    return torch.nn.utils.rnn.pad_packed_sequence(seq, batch_first=batch_first, total_length=4)[0]
+
+
+OPS += [
+    *_rnn_specs("rnn", 1, nonlinearity="tanh"),
+    *_rnn_specs("rnn", 1, nonlinearity="relu"),
+    *_rnn_specs("lstm", 4, n_states=2),
+    *_rnn_specs("gru", 3),
+    OpSpec(
+        "pack_sequence",
+        [((3, 4, 2),), ((3, 4),)],
+        lambda x: nk.pack_sequence(x, _LENS) * 2,
+        lambda x: _padded(x, _LENS) * 2,
+    ),
+    OpSpec(
+        "pack_sequence",
+        [((4, 3, 2),)],
+        lambda x: nk.pack_sequence(x, _LENS, batch_first=False) * 2,
+        lambda x: _padded(x, _LENS, batch_first=False) * 2,
+        id="pack_sequence_time_major",
+    ),
+    OpSpec(
+        "pack_sequence",
+        [((3, 4, 2),)],
+        lambda x: nk.pack_sequence(x, None) * 2,
+        lambda x: _padded(x, np.array([4, 4, 4])) * 2,
+        id="pack_sequence_full_length",
+    ),
+    OpSpec(
+        "unpack_sequence",
+        [((7, 2),), ((7,),)],
+        lambda d: nk.unpack_sequence(d, nk.ops.SequenceLayout(_LENS, 4)),
+        lambda d: _unpadded(d, _LENS),
+    ),
+    OpSpec(
+        "unpack_sequence",
+        [((7, 2),)],
+        lambda d: nk.unpack_sequence(d, nk.ops.SequenceLayout(_LENS, 4), batch_first=False),
+        lambda d: _unpadded(d, _LENS, batch_first=False),
+        id="unpack_sequence_time_major",
+    ),
+    OpSpec(
+        "unpack_sequence",
+        [((12, 2),)],
+        lambda d: nk.unpack_sequence(d, nk.ops.SequenceLayout(None, 4, batch=3)),
+        lambda d: _unpadded(d, np.array([4, 4, 4])),
+        id="unpack_sequence_full_length",
     ),
 ]
 

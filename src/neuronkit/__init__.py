@@ -26,7 +26,7 @@ from .creation import (
     zeros_like,
 )
 from .gradcheck import GradcheckResult, gradcheck
-from .io import FormatError, load, save
+from .io import FormatError, export_onnx, load, save
 from .nn.losses import cross_entropy  # PyTorch's cross_entropy; the fused op is neuronkit.softmax_cross_entropy
 from .ops import *  # the functional API: neuronkit.relu, neuronkit.matmul, ...
 from .tensor import Tensor

@@ -18,6 +18,7 @@
     neuronkit summary runs/mine | neuronkit summary --model lenet --data mnist
     neuronkit gradcheck runs/mine [--batch-size 16]      # float64 check of backprop on a test batch; exit 1 if off
     neuronkit diagnose runs/mine [--batch-size 64]       # problems in the model and its history; exit 1 on an error
+    neuronkit export runs/mine --onnx mine.onnx          # the model as ONNX (pip install 'neuronkit[onnx]')
 
 A user mistake prints one line, ``neuronkit: error: ...``, on stderr and exits with status 1 (2 for bad usage);
 ``main(argv)`` returns the exit status, so tests can call it in-process.
@@ -44,6 +45,7 @@ from ..train import predict
 from ..train.memory import MemoryLimitError
 from . import config as C
 from . import data as D
+from . import export as export_cli
 from . import insight, text
 from . import playground as playground_cli
 from . import training as T
@@ -318,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_summary)
 
     insight.add_parsers(sub)
+    export_cli.add_parser(sub)
     tour_cli.add_parser(sub)
     playground_cli.add_parser(sub)
     return parser

@@ -9,6 +9,8 @@ rebuilt through a registry.
 - The careful file primitives the rest of neuronkit writes and reads its files with: ``atomic_write``,
   ``write_json`` / ``dumps_json`` (strict JSON, NaN written as null), ``read_json`` (bounded by ``JsonLimits``,
   checked by ``check_json``), ``read_safetensors`` / ``write_safetensors``.
+- ``export_onnx(model, example_input, path)``: the model as an ONNX graph for other runtimes (needs the optional
+  ``onnx`` package, imported only then).
 
 A truncated, oversized, inconsistent or hostile file raises ``FormatError`` (a ``ValueError``) and nothing else, at
 the cost of reading its header: caps on sizes and counts and the header's consistency with the file's size are
@@ -21,12 +23,14 @@ from .errors import FormatError, NonFiniteWarning, WriteError
 from .files import atomic_write, fsync_dir
 from .jsonio import SMALL, JsonLimits, Range, check_json, dumps_json, read_json, read_jsonl, write_json
 from .model import FORMAT_VERSION, architecture, load, load_weights, save, save_weights
+from .onnx import ExportError, export_onnx
 from .optimizer import load_optimizer, save_optimizer
 from .tensorfile import read_safetensors, write_safetensors
 
 __all__ = [
     "FORMAT_VERSION",
     "SMALL",
+    "ExportError",
     "FormatError",
     "JsonLimits",
     "NonFiniteWarning",
@@ -37,6 +41,7 @@ __all__ = [
     "check_json",
     "dumps_json",
     "fsync_dir",
+    "export_onnx",
     "load",
     "load_optimizer",
     "load_weights",

@@ -24,6 +24,9 @@ from .activations import (
     get_activation,
 )
 from .layers import (
+    GRU,
+    LSTM,
+    RNN,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
@@ -37,11 +40,17 @@ from .layers import (
     Flatten,
     GlobalAvgPool2d,
     LayerNorm,
+    LearnedPositionalEmbedding,
     Linear,
     MaxPool2d,
+    MultiHeadAttention,
     SequencePool,
     Sequential,
+    SinusoidalPositionalEncoding,
     TextClassifier,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    padding_mask,
 )
 from .losses import (
     LOSSES,

