@@ -70,6 +70,11 @@ def test_the_page_needs_the_token(client):
     assert r.status_code == 200 and TOKEN in r.text  # the page carries its token to its script and its WebSocket
 
 
+def test_a_query_with_too_many_fields_is_refused_not_an_error(client):
+    fields = "&".join(f"a{i}=1" for i in range(100))
+    assert client.get(f"/?token={TOKEN}&{fields}").status_code == 403
+
+
 @pytest.mark.parametrize("path", ["/static/app.js", "/static/style.css", "/nowhere", "/ws"])
 def test_every_path_needs_the_token(client, path):
     assert client.get(path).status_code == 403
