@@ -179,7 +179,9 @@ def save_run(snap, root: str, data_dir) -> str:
         "loss": "cross_entropy",
     }
     run.write_json("config.json", {"config": cfg.to_dict(), "data": info, "neuronkit": __version__})
-    run.write_json("playground.json", {"playground": snap.config.to_dict(), "step": snap.step, "epoch": snap.epoch})
+    page = {"playground": snap.config.to_dict(), "step": snap.step, "epoch": snap.epoch}
+    # the page's ablations act through a hook, not the weights: the saved model is the one without them
+    run.write_json("playground.json", {**page, "ablated_in_page": snap.ablated, "frozen_in_page": snap.frozen})
     io.save(snap.model, run.model_path)
     run.write_text("history.jsonl", "".join(io.dumps_json({"kind": "epoch", **e}) + "\n" for e in snap.epochs))
     test = (d.x_test, d.y_test)

@@ -16,6 +16,7 @@ however slow the machine. They are only computed while someone listens; the page
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import queue
 import threading
 import time
@@ -55,6 +56,8 @@ class Snapshot:
     probe: object
     step: int
     epoch: int
+    ablated: list = dataclasses.field(default_factory=list)  # [layer, unit] silenced in the page (not in the model)
+    frozen: list = dataclasses.field(default_factory=list)
 
 
 def build_model(cfg: PlaygroundConfig, n_inputs: int, n_classes: int) -> nn.Sequential:
@@ -255,6 +258,8 @@ class Session:
             self.probe.probe,
             self.trainer.step,
             self.trainer.epoch,
+            sorted(map(list, self.ablated)),
+            sorted(map(list, self.frozen)),
         )
         return {"type": "saved", "path": str(self.saver(snap))}
 
