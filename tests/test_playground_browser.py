@@ -180,6 +180,10 @@ def test_the_playground_walkthrough_in_chromium(tmp_path):
 
             # 8. the same URL on a fresh server: the same experiment from the same seed
             fresh = Running(Session(providers={"digits": digits_arrays}).start())
+            page.goto(fresh.url + "#hidden=99999&activations=tanh")  # a link the caps refuse: said, not obeyed
+            wait(page, "() => !document.getElementById('message').hidden")
+            assert "hidden[0]: expected an integer in [1, 512], got 99999" in page.text_content("#message")
+            assert fresh.session.config.hidden == [8, 8]
             page.goto(fresh.url + "#" + urlsplit(url).fragment)
             wait(page, READY)
             wait(page, frame_is("layers", "[8,8,8,2]"))

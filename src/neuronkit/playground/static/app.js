@@ -124,7 +124,9 @@ async function onHello(reply) {
     feats.append(label);
   }
   $("save").hidden = !reply.options.can_save;
-  await applyConfig(configFromHash(reply.config));
+  state.config = reply.config; // the server's settings stand while a link's settings are refused
+  const r = await applyConfig(configFromHash(reply.config));
+  if (r.type === "error") writeHash(state.config);
 }
 
 function fillSelect(sel, names) {
