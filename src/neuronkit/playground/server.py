@@ -200,7 +200,10 @@ class Connection:
             for kind in ("data", "frame"):  # the data before the frames drawn on it
                 text = self.slots.pop(kind, None)
                 if text is not None:
-                    await self.send(text)
+                    try:
+                        await self.send(text)
+                    except (WebSocketDisconnect, RuntimeError, OSError):  # the page went away: the receive loop ends
+                        return
 
     async def run(self) -> None:
         self.session.add_listener(self.listener)
