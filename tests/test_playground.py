@@ -37,7 +37,8 @@ def session():
 
 @pytest.fixture
 def client(session):
-    return TestClient(create_app(session, TOKEN), base_url=BASE)
+    with TestClient(create_app(session, TOKEN), base_url=BASE) as c:  # one event loop, closed at the end
+        yield c
 
 
 def ws_url(token=TOKEN, host="127.0.0.1:8765"):
