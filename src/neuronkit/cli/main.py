@@ -47,6 +47,7 @@ from . import config as C
 from . import data as D
 from . import export as export_cli
 from . import insight, text
+from . import playground as playground_cli
 from . import training as T
 from .errors import CLIError
 from .models import build_model, model_input_shape
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     insight.add_parsers(sub)
     export_cli.add_parser(sub)
     tour_cli.add_parser(sub)
+    playground_cli.add_parser(sub)
     return parser
 
 
