@@ -13,6 +13,7 @@ from . import training as T
 from .errors import CLIError
 from .models import build_model
 from .rundir import RUN_JSON_LIMITS, load_run
+from .text import is_text_run, summary_inputs, vocab_size
 
 
 def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
@@ -20,12 +21,39 @@ def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
     model takes them, where they come from, the run's loss name, and the loaded dataset (raw inputs included)."""
     if data_dir is not None:
         cfg.data_dir = data_dir
+    if is_text_run(info):  # x: the encoded test texts (a SequenceDataset), or the (tokens, lengths) of the first n
+        from .textinsight import loss_of, test_split
+
+        tt = test_split(run_of(cfg), cfg, info)
+        return (tt.dataset if n is None else tt.batch(n)[:2]), tt.y[:n], tt.where, loss_of(cfg, info), tt
     loaded = D.load_data(cfg)
     where = f"{cfg.data} (test split)"
     n = len(loaded.x_test) if n is None else min(n, len(loaded.x_test))
     x = D.prepare_inputs(loaded.x_test[:n], info, where)
     y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
     return x, y, where, info.get("loss") or T.loss_name(cfg, info["task"]), loaded
+
+
+def run_of(cfg):
+    from .rundir import RunDir
+
+    return RunDir(cfg.out)
+
+
+def _head(x, n: int):
+    """The first ``n`` inputs: rows of an array, or the padded ``(tokens, lengths)`` of a text dataset's first n."""
+    if hasattr(x, "get_batch") and not hasattr(x, "shape"):
+        return tuple(x.get_batch(np.arange(min(n, len(x))))[:2])
+    return x[:n]
+
+
+def _batch(x, y) -> tuple:
+    """``(x, y)``, or ``(tokens, lengths, y)`` for a text model's inputs."""
+    return (*x, y) if isinstance(x, tuple) else (x, y)
+
+
+def _n(x) -> int:
+    return len(x[0]) if isinstance(x, tuple) else len(x)
 
 
 def _test_batch(args, cfg, info):
@@ -42,7 +70,7 @@ def cmd_gradcheck(args) -> int:
         )
     run, cfg, info, model = load_run(args.run_dir)
     x, y, where, loss = _test_batch(args, cfg, info)
-    report = check_gradients(model, (x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
+    report = check_gradients(model, _batch(x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
     print(f"{run.path}: {where}")
     print(report)
     return 0 if report.ok else 1
@@ -74,12 +102,12 @@ def _findings(run, cfg, info, model, x, y, loss) -> tuple:
 
     epochs = _history_epochs(run)
     creation.manual_seed(cfg.seed)
-    initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
-    findings = check_before_training(initial, (x, y), loss=loss)
+    initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"], vocab_size(info))
+    findings = check_before_training(initial, _batch(x, y), loss=loss)
     model.eval()  # as evaluate and predict use it: dropout off, batch norm on its running statistics
     findings += [
         f
-        for f in check_before_training(model, (x, y), loss=loss, when="after training")
+        for f in check_before_training(model, _batch(x, y), loss=loss, when="after training")
         if f.kind not in ("output_scale", "initial_loss")
     ]
     probes = probe_history(run)
@@ -98,7 +126,7 @@ def cmd_diagnose(args) -> int:
     x, y, where, loss = _test_batch(args, cfg, info)
     findings, epochs, probes = _findings(run, cfg, info, model, x, y, loss)
     print(
-        f"{run.path}: the model at initialisation and after training on {len(x)} samples of {where}, "
+        f"{run.path}: the model at initialisation and after training on {_n(x)} samples of {where}, "
         f"{len(epochs)} epochs of history"
         + ("" if probes is None else f" and the neurons' history ({_records(probes)} probe records)")
     )
@@ -142,8 +170,8 @@ def cmd_report(args) -> int:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     run, cfg, info, model = load_run(args.run_dir)
     x_test, y_test, _, loss, loaded = _test_data(cfg, info, args.data_dir)
-    n = min(args.batch_size, len(x_test))
-    findings, epochs, probes = _findings(run, cfg, info, model, x_test[:n], y_test[:n], loss)
+    n = min(args.batch_size, len(y_test))
+    findings, epochs, probes = _findings(run, cfg, info, model, _head(x_test, n), y_test[:n], loss)
     classification = info["task"] == "classification"
     img = image_shape(tuple(info["sample_shape"]))
     first = _first_layer(model)
@@ -155,7 +183,9 @@ def cmd_report(args) -> int:
         f"validation and {info['sizes']['test']} test samples; {len(epochs)} epochs",
         settings=settings,
         metrics={k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
-        summary=model.summary((1, *info["model_input_shape"])),
+        summary=model.summary(inputs=summary_inputs(info))
+        if is_text_run(info)
+        else model.summary((1, *info["model_input_shape"])),
         epochs=epochs,
         probes=probes,
         first_layer=first,
@@ -192,6 +222,10 @@ def cmd_inspect(args) -> int:
     from .models import image_shape
 
     run, cfg, info, model = load_run(args.run_dir)
+    if is_text_run(info):
+        from .textinsight import inspect_text
+
+        return inspect_text(args, run, cfg, info, model, probe_history(run))
     layers = probed_layers(model)
     if args.layer is None or args.layer not in layers:
         what = "--layer is required" if args.layer is None else f"no layer {args.layer!r} with units"
@@ -292,3 +326,7 @@ def add_parsers(sub) -> None:
     i.add_argument("--no-image", action="store_true", help="print only; write no picture")
     i.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
     i.set_defaults(func=cmd_inspect)
+
+    from .textinsight import add_explain_parser
+
+    add_explain_parser(sub)

@@ -3,6 +3,7 @@ per-neuron history and events, plain-language diagnostics, whole-model gradient 
 
 from __future__ import annotations
 
+from .attribution import Attribution, integrated_gradients
 from .callback import GradCheckCallback, ProbeCallback
 from .diagnostics import Finding, check_before_training, diagnose_training, report
 from .events import EventDetector
@@ -10,6 +11,7 @@ from .gradcheck import GradientReport, ParamCheck, check_gradients
 from .probes import LayerRecord, Probe, ProbeHistory, StoredLayer, load_history
 
 __all__ = [
+    "Attribution",
     "EventDetector",
     "Finding",
     "GradCheckCallback",
@@ -23,6 +25,7 @@ __all__ = [
     "check_before_training",
     "check_gradients",
     "diagnose_training",
+    "integrated_gradients",
     "load_history",
     "report",
 ]
