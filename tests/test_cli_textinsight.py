@@ -123,3 +123,14 @@ def test_explain_needs_a_text_run(tmp_path):
     assert rc == 0, err
     rc, _, err = run_cli("explain", out, "--text", "hello")
     one_line_error(rc, err, "is not a text run: explain needs a model trained on text")
+
+
+def test_diagnose_says_when_the_maximum_length_cuts_the_texts(tmp_path):
+    out = tmp_path / "short"
+    args = ("--epochs", "1", "--embed-dim", "8", "--hidden", "8", "--max-len", "6")
+    rc, _, err = run_cli("train", "--data", "sentiment", "--data-dir", TEXT, *args, "--out", out)
+    assert rc == 0, err
+    rc, text, err = run_cli("diagnose", out)
+    assert rc in (0, 1) and err == "", err
+    line = next(ln for ln in text.splitlines() if "longer than the maximum length of 6 tokens" in ln)
+    assert line.startswith("WARNING data:") and re.search(r"--max-len \d+", line)

@@ -112,6 +112,10 @@ def _findings(run, cfg, info, model, x, y, loss) -> tuple:
     ]
     probes = probe_history(run)
     findings += diagnose_training(History.from_state({"epochs": epochs}), probes)
+    if is_text_run(info):  # recurrent gates, gradients through time, attention heads, texts cut by max_len
+        from .textinsight import text_findings
+
+        findings += text_findings(run, cfg, info, model, _batch(x, y), loss)
     return findings, epochs, probes
 
 

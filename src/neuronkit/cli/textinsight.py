@@ -172,3 +172,15 @@ def inspect_text(args, run, cfg, info, model, probes) -> int:
         print(f"  the {len(hits)} test texts (of {len(tt.texts)}) that excite it most, [[the token {peak}]]:")
         print(format_phrases(hits, words_of, what, classes, per_token=per_token))
     return 0
+
+
+# -- diagnose -----------------------------------------------------------------------------------------------------
+def text_findings(run, cfg, info, model, batch, loss) -> list:
+    """The text-specific findings on the trained model and the run's test texts: gradients vanishing through time,
+    saturated forget gates, collapsed attention heads (``inspect.sequence``), and texts cut by the maximum length."""
+    from ..inspect.sequence import check_sequences, check_truncation, measure_sequences
+
+    findings = check_sequences(measure_sequences(model, batch, loss))
+    encoder = load_encoder(run)
+    _, lengths = encoder.encode(load_text(cfg).test[0])
+    return findings + check_truncation(lengths, encoder.max_len)

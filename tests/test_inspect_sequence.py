@@ -1,0 +1,123 @@
+"""Inside the layers that read sequences: gate saturation, the gradient reaching each time step, attention heads,
+and the findings drawn from them, each on a model built so that the finding must (or must not) appear."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_inspect_attribution import LastHidden, bow, lstm
+
+from neuronkit import nn
+from neuronkit.inspect.sequence import attention_weights, check_sequences, check_truncation, measure_sequences
+from neuronkit.nn.layers.attention import padding_mask
+
+VOCAB, E = 30, 6
+
+
+class Attend(nn.Module):
+    """A test encoder: one transformer layer over the padded tokens, then their mean."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer, self.pool = layer, nn.SequencePool("mean")
+
+    def forward(self, x, lengths):
+        t = x.shape[1]
+        return self.pool(self.layer(x, src_key_padding_mask=padding_mask(lengths, t)), lengths)
+
+
+def _batch(t=50, b=16, seed=0, short=True):
+    rng = np.random.default_rng(seed)
+    lengths = np.full(b, t)
+    if short:
+        lengths[::3] = rng.integers(2, t, size=len(lengths[::3]))
+    tokens = rng.integers(1, VOCAB, size=(b, t)) * (np.arange(t)[None] < lengths[:, None])
+    return tokens.astype(np.int64), lengths.astype(np.int64), rng.integers(0, 3, size=b)
+
+
+def rnn_model(scale):
+    m = nn.TextClassifier(
+        nn.Embedding(VOCAB, E, padding_idx=0, generator=0, dtype="float64"),
+        LastHidden(nn.RNN(E, 5, generator=1, dtype="float64")),
+        nn.Dense(5, 3, generator=2, dtype="float64"),
+    )
+    m.encoder.rnn.weight_hh_l0.data *= scale
+    return m
+
+
+def test_gradients_vanishing_through_time_are_found_in_a_plain_rnn_and_not_in_a_bag_of_embeddings():
+    batch = _batch()
+    weak = measure_sequences(rnn_model(0.2), batch)
+    assert np.median(weak.first_last) < 1e-6  # contracting recurrence: the signal dies over 50 steps
+    assert [f.kind for f in check_sequences(weak)] == ["vanishing_through_time"]
+    flat = measure_sequences(bow("float64"), batch)
+    # a mean of embeddings: every token of a text gets the same gradient
+    np.testing.assert_allclose(flat.first_last, 1.0)
+    assert not flat.recurrent and check_sequences(flat) == []
+
+
+def test_shut_forget_gates_are_found_and_default_ones_are_not():
+    batch, h = _batch(t=12), 5
+    model = lstm("float64")
+    stats = measure_sequences(model, batch)
+    assert set(stats.gates["encoder.rnn.l0"]) == {"input", "forget", "output"}
+    assert stats.gates["encoder.rnn.l0"]["forget"]["shut"].shape == (h,)
+    assert not [f for f in check_sequences(stats) if f.kind == "saturated_forget_gate"]
+    model.encoder.rnn.bias_ih_l0.data[h : 2 * h] = -20.0  # gate order i, f, g, o: the forget gates shut
+    found = [f for f in check_sequences(measure_sequences(model, batch)) if f.kind == "saturated_forget_gate"]
+    assert len(found) == 1 and found[0].where["units"] == list(range(h))
+
+
+def _transformer(seed=0):
+    layer = nn.TransformerEncoderLayer(E, 2, 12, dropout=0.0, generator=seed, dtype="float64")
+    return nn.TextClassifier(
+        nn.Embedding(VOCAB, E, padding_idx=0, generator=seed, dtype="float64"),
+        Attend(layer),
+        nn.Dense(E, 3, generator=seed, dtype="float64"),
+    )
+
+
+def test_attention_weights_are_the_layers_own():
+    model = _transformer()
+    tokens, lengths, _ = _batch(t=9)
+    x = model.embedding(tokens)
+    mha = model.encoder.layer.self_attn
+    _, theirs = mha(x, x, x, key_padding_mask=padding_mask(lengths, 9), need_weights=True, average_attn_weights=False)
+    ours = attention_weights(mha, np.asarray(x.data), np.asarray(x.data), lengths)
+    theirs = np.asarray(theirs.data)
+    for i, n in enumerate(lengths):  # padded queries are not compared: no text reads them
+        np.testing.assert_allclose(ours[i, :, :n], theirs[i, :, :n], atol=1e-12)
+
+
+def test_a_head_that_gives_all_its_attention_to_one_token_is_found():
+    model = _transformer()
+    batch = _batch(t=10)
+    stats = measure_sequences(model, batch)
+    (layer,) = stats.heads
+    assert layer == "encoder.layer.self_attn" and stats.heads[layer]["entropy"].shape == (2,)
+    assert check_sequences(stats) == []  # random projections: the attention is spread
+    # head 0: the same query everywhere (bias only) and large keys: every query picks the same token
+    w = model.encoder.layer.self_attn.in_proj_weight.data
+    b = model.encoder.layer.self_attn.in_proj_bias.data
+    w[0:3] = 0.0
+    b[0:3] = 1.0
+    w[E : E + 3] *= 1e3
+    stats = measure_sequences(model, batch)
+    assert stats.heads[layer]["top_share"][0] > 0.9 and stats.heads[layer]["entropy"][0] < 0.2
+    (f,) = check_sequences(stats)
+    assert f.kind == "collapsed_head" and f.where["heads"] == [0] and f.severity == "info"
+
+
+def test_texts_cut_by_the_maximum_length():
+    assert check_truncation(np.arange(1, 101), 96) == []  # 4 % cut
+    (f,) = check_truncation(np.arange(1, 101), 80)
+    assert f.kind == "truncated_sequences" and f.fix == {"max_len": 95} and "--max-len 95" in f.remedy
+
+
+def test_the_model_is_left_as_it_was():
+    model = rnn_model(1.0)
+    model.train()
+    measure_sequences(model, _batch(t=6))
+    assert model.training and all(p.grad is None for _, p in model.named_parameters())
+    with pytest.raises(ValueError, match="batch must be"):
+        measure_sequences(model, _batch(t=6)[:2])
