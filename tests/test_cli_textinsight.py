@@ -39,6 +39,11 @@ def test_diagnose_on_a_text_run_reads_its_test_texts(spam_run):
     assert "after training on 32 samples of sms_spam (test split), 3 epochs of history" in out
 
 
+def wrong_count(run) -> int:
+    m = json.loads((run / "metrics.json").read_text())
+    return round((1 - m["accuracy"]) * m["samples"])
+
+
 def test_report_on_a_text_run(spam_run, tmp_path):
     page = tmp_path / "report.html"
     rc, out, err = run_cli("report", spam_run, "--out", page)
@@ -47,6 +52,10 @@ def test_report_on_a_text_run(spam_run, tmp_path):
     assert "Confusion matrix" in html and "Embedding" in html and "bow on sms_spam" in html
     sizes = json.loads((spam_run / "config.json").read_text())["data"]["sizes"]
     assert f"{sizes['test']} test samples" in html
+    # the text section: confidently wrong texts with coloured tokens, and the phrases of head.0's first units
+    assert "<h2>Reading the texts</h2>" in html and "href='#reading-the-texts'" in html
+    assert html.count("<li><b>true ") == min(8, wrong_count(spam_run)) and 'class="tok"' in html
+    assert [f"layer head.0, unit {u}" in html for u in range(3)] == [True] * 3 and html.count("<mark>") >= 3
 
 
 def test_inspect_a_dense_unit_shows_the_test_texts_that_excite_it_with_the_peak_token(spam_run):

@@ -11,6 +11,7 @@ import neuronkit as nk
 from neuronkit import nn
 from neuronkit.inspect import integrated_gradients
 from neuronkit.inspect.attribution import format_attribution
+from neuronkit.nn.layers.attention import padding_mask
 
 VOCAB, E, H, C = 30, 6, 5, 3
 TOKENS = np.array([4, 17, 9, 2, 25, 1, 13])
@@ -26,6 +27,18 @@ class LastHidden(nn.Module):
     def forward(self, x, lengths):
         _, h = self.rnn(x, lengths)
         return (h[0] if isinstance(h, tuple) else h)[-1]
+
+
+class Attend(nn.Module):
+    """A test encoder: one transformer layer over the padded tokens, then their mean."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer, self.pool = layer, nn.SequencePool("mean")
+
+    def forward(self, x, lengths):
+        t = x.shape[1]
+        return self.pool(self.layer(x, src_key_padding_mask=padding_mask(lengths, t)), lengths)
 
 
 def bow(dtype="float32", seed=0):
@@ -130,3 +143,21 @@ def test_display_is_coloured_only_when_asked():
     colored = format_attribution(a, words, ["a", "b", "c"], color=True)
     assert "\x1b[" not in plain and "\x1b[48;5;" in colored
     assert "completeness error" in plain and f"w0({a.scores[0]:+.3g})" in plain
+
+
+def test_a_steep_path_is_refined_where_it_is_steep():
+    # post-norm transformer: LayerNorm(alpha x) hardly depends on alpha except within about 1e-3 of the zero
+    # baseline, where the score jumps; equal steps miss the jump, refined ones find it
+    model = nn.TextClassifier(
+        nn.Embedding(VOCAB, E, padding_idx=0, generator=2, dtype="float64"),
+        Attend(nn.TransformerEncoderLayer(E, 2, 12, dropout=0.0, generator=2, dtype="float64")),
+        nn.Dense(E, C, generator=2, dtype="float64"),
+    )
+    even = integrated_gradients(model, TOKENS, target=0, steps=64, max_steps=64)
+    refined = integrated_gradients(model, TOKENS, target=0, steps=64, max_steps=4096, tol=1e-3)
+    assert even.error > 0.1 and refined.ok and refined.steps < 1024
+    # each token's share converges too: the same as a far finer refinement (equal steps would need more than 2^16
+    # points to get each token within 1e-3 here: measured)
+    fine = integrated_gradients(model, TOKENS, target=0, steps=64, max_steps=2**15, tol=1e-6)
+    assert fine.ok and fine.steps > refined.steps
+    np.testing.assert_allclose(refined.scores, fine.scores, atol=2e-3 * np.abs(fine.scores).max())

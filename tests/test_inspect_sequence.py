@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_inspect_attribution import LastHidden, bow, lstm
+from test_inspect_attribution import Attend, LastHidden, bow, lstm
 
 from neuronkit import nn
 from neuronkit.inspect.sequence import attention_weights, check_sequences, check_truncation, measure_sequences
 from neuronkit.nn.layers.attention import padding_mask
 
 VOCAB, E = 30, 6
-
-
-class Attend(nn.Module):
-    """A test encoder: one transformer layer over the padded tokens, then their mean."""
-
-    def __init__(self, layer):
-        super().__init__()
-        self.layer, self.pool = layer, nn.SequencePool("mean")
-
-    def forward(self, x, lengths):
-        t = x.shape[1]
-        return self.pool(self.layer(x, src_key_padding_mask=padding_mask(lengths, t)), lengths)
 
 
 def _batch(t=50, b=16, seed=0, short=True):

@@ -169,6 +169,8 @@ def cmd_report(args) -> int:
     from ..report import ReportData, write_report
     from ..train import predict
     from .models import image_shape
+    from .text import load_encoder
+    from .textinsight import text_report
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -180,6 +182,7 @@ def cmd_report(args) -> int:
     img = image_shape(tuple(info["sample_shape"]))
     first = _first_layer(model)
     metrics = run.read_json("metrics.json") if run.metrics_path.is_file() else {}
+    outputs = predict(model, x_test) if classification else None
     settings = {k: v for k, v in cfg.to_dict().items() if v is not None and k not in ("out",)}
     data = ReportData(
         title=f"neuronkit run: {run.path.name}",
@@ -195,9 +198,10 @@ def cmd_report(args) -> int:
         first_layer=first,
         image_shape=img[1:] if img and img[0] == 1 else img,
         classes=info.get("classes") if classification else None,
-        test=(loaded.x_test, y_test, predict(model, x_test)) if classification else None,
+        test=(loaded.x_test, y_test, outputs) if classification else None,
         findings=findings,
         events=list(probes.events) if probes is not None else [],
+        text=text_report(load_encoder(run), model, loaded, outputs, info["classes"]) if is_text_run(info) else None,
     )
     out = args.out if args.out is not None else run.path / "report.html"
     write_report(out, data)

@@ -116,13 +116,13 @@ def add_explain_parser(sub) -> None:
         description="Attribute a text run's output to the tokens of a text by integrated gradients on the "
         "embeddings (baseline: every token's vector zero, as a padding token's). The attributions add up to the "
         "difference of the class score (logit) between the text and the baseline; the steps of the integral are "
-        "doubled until they do within 1 %, and the remaining error is shown.",
+        "refined where the path is steep until they do within 1 %, and the remaining error is shown.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--text", action="append", required=True, help="a text to explain (repeat for several)")
     e.add_argument("--target", help="the class to explain (default: the predicted class)")
-    e.add_argument("--steps", type=int, default=32, help="steps of the integral to start with (default 32)")
-    e.add_argument("--max-steps", type=int, default=4096, help="the most steps tried (default 4096)")
+    e.add_argument("--steps", type=int, default=32, help="equal steps of the integral to start from (default 32)")
+    e.add_argument("--max-steps", type=int, default=4096, help="the most steps after refinement (default 4096)")
     e.add_argument(
         "--color",
         choices=("auto", "always", "never"),
@@ -184,3 +184,45 @@ def text_findings(run, cfg, info, model, batch, loss) -> list:
     encoder = load_encoder(run)
     _, lengths = encoder.encode(load_text(cfg).test[0])
     return findings + check_truncation(lengths, encoder.max_len)
+
+
+# -- report -------------------------------------------------------------------------------------------------------
+REPORT_MISTAKES, REPORT_UNITS, REPORT_ATTENTION = 8, 3, 3
+
+
+def _words(encoder, tt: TextTest, i: int) -> list:
+    return token_strings(encoder, tt.dataset.get_batch(np.array([i]))[0][0], int(tt.dataset.lengths[i]))
+
+
+def text_report(encoder, model, tt: TextTest, outputs, classes):
+    """The report's "Reading the texts" (``report.text.TextReport``): the most confidently wrong test texts with
+    their attributions, attention maps of the first test texts (when the model attends), and the test texts that
+    excite the first units of the first layer after the embedding."""
+    from ..inspect.attribution import integrated_gradients
+    from ..inspect.sequence import measure_sequences
+    from ..inspect.textunits import text_layers, top_phrases
+    from ..nn.layers.attention import MultiHeadAttention
+    from ..nn.layers.embedding import Embedding
+    from ..report.page import predicted_confidence
+    from ..report.text import Mistake, TextReport, UnitPhrases, attention_plot
+
+    t = TextReport()
+    pred, conf = predicted_confidence(outputs)
+    wrong = np.flatnonzero(pred != tt.y)
+    for i in wrong[np.argsort(-conf[wrong], kind="stable")][:REPORT_MISTAKES]:
+        toks, lens = tt.dataset.get_batch(np.array([i]))[:2]
+        a = integrated_gradients(model, toks, lens, target=int(pred[i]), steps=32, max_steps=512)
+        t.mistakes.append(
+            Mistake(int(i), _words(encoder, tt, i), a.scores, classes[tt.y[i]], classes[pred[i]], conf[i], a.error)
+        )
+    layers = [(n, m, u) for n, (m, u) in text_layers(model).items() if not isinstance(m, Embedding)]
+    if layers:
+        name, _, units = layers[0]
+        for unit in range(min(REPORT_UNITS, units)):
+            hits = top_phrases(model, name, unit, tt.dataset, top=3)
+            t.units.append(UnitPhrases(name, unit, [(_words(encoder, tt, h.index), h.peak, h.response) for h in hits]))
+    if any(isinstance(m, MultiHeadAttention) for _, m in model.named_modules()):
+        stats = measure_sequences(model, tt.batch(REPORT_ATTENTION), keep_attention=REPORT_ATTENTION)
+        for layer, w in stats.attention.items():
+            t.attention += [attention_plot(w[i], _words(encoder, tt, i), layer, i) for i in range(len(w))]
+    return t

@@ -6,11 +6,15 @@ attribution of token ``t`` is (Sundararajan et al. 2017, "Axiomatic Attribution 
 
     a_t = sum_e (x[t, e] - x'[t, e]) * integral_0^1 dF/dx[t, e] (x' + alpha (x - x')) d alpha
 
-The integral is a midpoint Riemann sum over ``m`` steps, ``alpha_k = (k + 1/2) / m``. Completeness: the
-attributions add up to ``F(x) - F(x')`` exactly for the true integral; the sum's error measures how well ``m`` steps
-approximate it, so ``m`` is doubled until it is within ``tol`` (1 % by default) or ``max_steps`` is reached, and the
-remaining error is reported. Everything attaches through a forward hook on the embedding layer that replaces its
-output by the points on the path: nothing in ``nn`` knows about it.
+The integral is a midpoint Riemann sum, first over ``steps`` equal intervals of ``alpha``. Completeness: the
+attributions add up to ``F(x) - F(x')`` exactly for the true integral, and on every interval ``[a, b]`` of the path
+their share adds up to ``F(b x) - F(a x)``; while the whole is not within ``tol`` (1 % by default), the intervals that
+miss their own difference most are halved (adaptive quadrature, at most ``max_steps`` intervals), and the remaining
+error is reported. The refinement matters where the path is steep: with a layer norm after the embeddings, F jumps
+within ``alpha`` of about 1e-3 of the zero baseline, which equal steps would need thousands of points to see.
+
+Everything attaches through a forward hook on the embedding layer that replaces its output by the points on the
+path: nothing in ``nn`` knows about it.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ class Attribution:
 
     ``scores`` (T,): each token's push on the target's logit (positive: towards the class). ``output`` = F(x),
     ``baseline_output`` = F(x') (the all-zero embeddings), ``error`` = ``|sum(scores) - (output - baseline_output)|``
-    relative to ``max(|output - baseline_output|, 1e-3)``, after ``steps`` Riemann steps; ``ok`` when within ``tol``.
-    ``probabilities`` (C,): the softmax of the text's outputs.
+    relative to ``max(|output - baseline_output|, 1e-3)``, with ``steps`` intervals (gradient evaluations); ``ok``
+    when within ``tol``. ``probabilities`` (C,): the softmax of the text's outputs.
     """
 
     tokens: np.ndarray
@@ -112,15 +116,56 @@ class _Path:
             self.replace = None
 
 
-def _riemann(path: _Path, m: int, target: int) -> np.ndarray:
-    """``(T,)``: the midpoint-rule integrated gradients over ``m`` steps, summed over the embedding axis."""
+def _chunks(path: _Path, n: int) -> int:
     t, e = path.vectors.shape[1:]
-    chunk = max(1, min(m, CHUNK_VALUES // max(1, t * e)))
-    total = np.zeros((t, e))
-    for s in range(0, m, chunk):
-        alphas = (np.arange(s, min(m, s + chunk)) + 0.5) / m
-        total += path.outputs(alphas, grad_of=target)[1].sum(0)
-    return (np.asarray(path.vectors[0], dtype=np.float64) * total / m).sum(1)
+    return max(1, min(n, CHUNK_VALUES // max(1, t * e)))
+
+
+def _midpoints(path: _Path, lo: np.ndarray, hi: np.ndarray, target: int) -> np.ndarray:
+    """``(n, T)``: each interval's share of the integral, ``(hi - lo) * sum_e x * dF/dx`` at its midpoint."""
+    mid, out = (lo + hi) / 2, []
+    step = _chunks(path, len(mid))
+    for s in range(0, len(mid), step):
+        out.append(path.outputs(mid[s : s + step], grad_of=target)[1])
+    g = np.concatenate(out) * (hi - lo)[:, None, None]
+    return (np.asarray(path.vectors, dtype=np.float64) * g).sum(-1)
+
+
+def _scores_at(path: _Path, alphas: np.ndarray, target: int) -> np.ndarray:
+    step = _chunks(path, len(alphas))
+    return np.concatenate([path.outputs(alphas[s : s + step])[0][:, target] for s in range(0, len(alphas), step)])
+
+
+def _integrate(path: _Path, steps: int, max_steps: int, tol: float, target: int, delta: float) -> tuple:
+    """``(scores (T,), intervals, error)``: the path integral by the midpoint rule on ``steps`` equal intervals,
+    refined where it is needed: each interval's share must add up to ``F(hi) - F(lo)`` (completeness on every piece
+    of the path), and while the pieces' errors add up to more than ``tol`` (relative to the whole difference), the
+    intervals missing it most are halved, as long as ``max_steps`` intervals are not exceeded. ``error`` is the
+    whole's completeness error. A path with a steep part (a layer norm near the zero baseline,
+    a saturating unit) gets its points where F changes, not spread evenly."""
+    edges = np.linspace(0.0, 1.0, steps + 1)
+    lo, hi = edges[:-1], edges[1:]
+    f = _scores_at(path, edges, target)
+    share, fl, fh = _midpoints(path, lo, hi, target), f[:-1], f[1:]
+    scale = max(abs(delta), MIN_DELTA)
+    while True:
+        error = abs(float(share.sum()) - delta) / scale
+        local = np.abs(share.sum(1) - (fh - fl))
+        # done when every piece of the path is complete (their errors summed without cancelling out, which bounds
+        # the whole's error and keeps each token's share from hiding errors that cancel in the sum)
+        if local.sum() <= tol * scale or len(lo) >= max_steps:
+            return share.sum(0), len(lo), error
+        budget = max_steps - len(lo)  # each halving adds one interval
+        split = np.argsort(-local, kind="stable")[: max(1, min(budget, int((local > tol * scale / len(lo)).sum())))]
+        keep = np.setdiff1d(np.arange(len(lo)), split)
+        mid = (lo[split] + hi[split]) / 2
+        fm = _scores_at(path, mid, target)
+        nlo, nhi = np.concatenate([lo[split], mid]), np.concatenate([mid, hi[split]])
+        nfl, nfh = np.concatenate([fl[split], fm]), np.concatenate([fm, fh[split]])
+        nshare = _midpoints(path, nlo, nhi, target)
+        lo, hi = np.concatenate([lo[keep], nlo]), np.concatenate([hi[keep], nhi])
+        fl, fh = np.concatenate([fl[keep], nfl]), np.concatenate([fh[keep], nfh])
+        share = np.concatenate([share[keep], nshare])
 
 
 def integrated_gradients(
@@ -129,8 +174,8 @@ def integrated_gradients(
     """Attribute ``model(tokens, lengths)[target]`` (the target class's logit) to the tokens of one text.
 
     ``tokens``: the text's ids, (T,) or (1, T) (positions past ``lengths`` are dropped); ``target``: the class to
-    explain (default: the predicted one). ``steps`` Riemann steps are doubled until the completeness error is at most
-    ``tol`` or ``max_steps`` would be passed (see the module docstring). The model is run in eval mode and its
+    explain (default: the predicted one). ``steps`` equal intervals are refined until the completeness error is at
+    most ``tol`` or there are ``max_steps`` intervals (see the module docstring). The model is run in eval mode and its
     parameters' gradients are put back as they were. Returns an :class:`Attribution`.
     """
     if steps < 1 or max_steps < steps or not 0 < tol:
@@ -151,13 +196,7 @@ def integrated_gradients(
             raise ValueError(f"integrated_gradients: target must be a class 0 to {out.shape[-1] - 1}, got {target}")
         base = float(path.outputs(np.zeros(1))[0][0, target])
         delta = float(out[target]) - base
-        m = steps
-        while True:
-            scores = _riemann(path, m, target)
-            error = abs(float(scores.sum()) - delta) / max(abs(delta), MIN_DELTA)
-            if error <= tol or 2 * m > max_steps:
-                break
-            m *= 2
+        scores, m, error = _integrate(path, steps, max_steps, tol, target, delta)
     finally:
         path.handle.remove()
         for p, g in saved:
