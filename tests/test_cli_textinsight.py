@@ -143,3 +143,9 @@ def test_diagnose_says_when_the_maximum_length_cuts_the_texts(tmp_path):
     assert rc in (0, 1) and err == "", err
     line = next(ln for ln in text.splitlines() if "longer than the maximum length of 6 tokens" in ln)
     assert line.startswith("WARNING data:") and re.search(r"--max-len \d+", line)
+    # the remedy is re-run: a trial reads the texts again with the longer maximum length
+    rc, text, err = run_cli("diagnose", out, "--try-fix", "--fix-epochs", "1")
+    assert rc in (0, 1) and "does not read text runs" not in err, err
+    m = re.search(r"remedy (\d+) \(proposed for truncated_sequences\): max_len=(\d+)", text)
+    assert m and int(m.group(2)) > 6, text
+    assert re.search(rf"  remedy {m.group(1)} +\d\.\d{{4}} +\d\.\d{{4}} +\d+\.\d%", text), text

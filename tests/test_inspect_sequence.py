@@ -3,6 +3,8 @@ and the findings drawn from them, each on a model built so that the finding must
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from test_inspect_attribution import Attend, LastHidden, bow, lstm
@@ -109,3 +111,28 @@ def test_the_model_is_left_as_it_was():
     assert model.training and all(p.grad is None for _, p in model.named_parameters())
     with pytest.raises(ValueError, match="batch must be"):
         measure_sequences(model, _batch(t=6)[:2])
+
+
+def test_every_text_finding_names_flags_that_exist_with_the_values_it_would_try():
+    from test_diagnose_advice import CONCEPTS, train_flags
+
+    from neuronkit.inspect.diagnostics import FIX_FLAGS
+    from neuronkit.inspect.sequence import SequenceStats
+
+    stats = SequenceStats(
+        gates={"rnn.l0": {"forget": {"shut": np.ones(4), "open": np.zeros(4)}}},
+        first_last=np.full(5, 1e-9),
+        heads={"attn": {"entropy": np.zeros(2), "top_share": np.ones(2)}},
+        recurrent=True,
+    )
+    findings = check_sequences(stats) + check_truncation(np.arange(1, 101), 50)
+    kinds = ["vanishing_through_time", "saturated_forget_gate", "collapsed_head", "truncated_sequences"]
+    assert [f.kind for f in findings] == kinds
+    flags = train_flags()
+    for f in findings:
+        assert set(re.findall(r"--[a-z][a-z-]*", f.remedy)) <= flags, f.remedy
+        for key, value in f.fix.items():
+            flag = FIX_FLAGS[key]
+            assert (f"{flag} {value:.3g}" if isinstance(value, float) else f"{flag} {value}") in f.remedy
+        for words, flag in CONCEPTS.items():
+            assert not re.search(words, f.remedy) or flag in f.remedy, (f.kind, words)

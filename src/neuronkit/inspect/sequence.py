@@ -182,7 +182,7 @@ def check_sequences(stats: SequenceStats, when: str = "after training") -> list:
                 "way back through time, so what the first words say can hardly be learned.",
                 "use gated recurrent layers (--model lstm or --model gru) or a bidirectional one (--model bilstm), "
                 "shorter texts (--max-len), or attention (--model transformer); clip the gradient norm "
-                "(--clip-grad-norm 1) so a larger learning rate stays stable.",
+                "(--clip-grad-norm 1) so that the exploding side of the same problem stays bounded.",
                 {"clip_grad_norm": 1.0},
             )
         )
