@@ -136,3 +136,24 @@ def test_every_text_finding_names_flags_that_exist_with_the_values_it_would_try(
             assert (f"{flag} {value:.3g}" if isinstance(value, float) else f"{flag} {value}") in f.remedy
         for words, flag in CONCEPTS.items():
             assert not re.search(words, f.remedy) or flag in f.remedy, (f.kind, words)
+
+
+def test_the_sequence_probe_records_while_training_and_reports_each_finding_once():
+    from neuronkit.data import DataLoader, SequenceDataset
+    from neuronkit.inspect.sequence_callback import SequenceProbeCallback
+    from neuronkit.train import fit
+
+    tokens, lengths, y = _batch(t=30, b=32, short=False)
+    ds = SequenceDataset(list(tokens), labels=y)
+    model = lstm("float64")
+    model.encoder.rnn.bias_ih_l0.data[5:10] = -20.0  # forget gates shut from the start
+    probe = SequenceProbeCallback(ds.get_batch(np.arange(8)), every=2)
+    fit(model, DataLoader(ds, batch_size=8, shuffle=True, seed=0), epochs=2, callbacks=[probe], progress=False)
+    h = probe.history
+    assert list(h["step"]) == [1, 2, 4, 6, 8]  # 4 steps per epoch, 2 epochs
+    assert h["forget_shut"]["encoder.rnn.l0"].shape == (5, 5) and (h["forget_shut"]["encoder.rnn.l0"] == 1).all()
+    kinds = [e["kind"] for e in probe.events]
+    assert kinds.count("saturated_forget_gate") == 1 and probe.events[0]["step"] == 1  # once, when first seen
+    assert "at step 1" in probe.events[0]["message"] and probe.events[0]["remedy"]
+    with pytest.raises(ValueError, match="every"):
+        SequenceProbeCallback(ds.get_batch(np.arange(2)), every=0)

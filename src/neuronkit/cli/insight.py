@@ -24,7 +24,7 @@ def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
     if is_text_run(info):  # x: the encoded test texts (a SequenceDataset), or the (tokens, lengths) of the first n
         from .textinsight import loss_of, test_split
 
-        tt = test_split(run_of(cfg), cfg, info)
+        tt = test_split(_run_of(cfg), cfg, info)
         return (tt.dataset if n is None else tt.batch(n)[:2]), tt.y[:n], tt.where, loss_of(cfg, info), tt
     loaded = D.load_data(cfg)
     where = f"{cfg.data} (test split)"
@@ -34,7 +34,7 @@ def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
     return x, y, where, info.get("loss") or T.loss_name(cfg, info["task"]), loaded
 
 
-def run_of(cfg):
+def _run_of(cfg):
     from .rundir import RunDir
 
     return RunDir(cfg.out)
@@ -276,7 +276,7 @@ def add_parsers(sub) -> None:
     g.add_argument("--batch-size", type=int, default=16, help="test samples in the batch (default 16)")
     g.add_argument("--max-per-param", type=int, default=20, help="entries checked per parameter (default 20)")
     g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
-    g.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    g.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     g.set_defaults(func=cmd_gradcheck)
 
     dg = sub.add_parser(
@@ -289,7 +289,7 @@ def add_parsers(sub) -> None:
     )
     dg.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     dg.add_argument("--batch-size", type=int, default=64, help="test samples in the batch (default 64)")
-    dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    dg.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     dg.add_argument(
         "--try-fix",
         action="store_true",
@@ -315,7 +315,7 @@ def add_parsers(sub) -> None:
     r.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories")
     r.add_argument("--out", "-o", help="where to write the page (default RUN_DIR/report.html)")
     r.add_argument("--batch-size", type=int, default=64, help="test samples the diagnostics look at (default 64)")
-    r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    r.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     r.set_defaults(func=cmd_report)
 
     i = sub.add_parser(
@@ -332,7 +332,7 @@ def add_parsers(sub) -> None:
     i.add_argument("--top", type=int, default=8, help="how many most-exciting test inputs to show (default 8; 0: none)")
     i.add_argument("--out", "-o", help="the picture's path (default RUN_DIR/inspect-layerL-unitU.png)")
     i.add_argument("--no-image", action="store_true", help="print only; write no picture")
-    i.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    i.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     i.set_defaults(func=cmd_inspect)
 
     from .textinsight import add_explain_parser

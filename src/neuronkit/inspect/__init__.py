@@ -9,6 +9,7 @@ from .diagnostics import Finding, check_before_training, diagnose_training, repo
 from .events import EventDetector
 from .gradcheck import GradientReport, ParamCheck, check_gradients
 from .probes import LayerRecord, Probe, ProbeHistory, StoredLayer, load_history
+from .sequence_callback import SequenceProbeCallback
 
 __all__ = [
     "Attribution",
@@ -21,6 +22,7 @@ __all__ = [
     "Probe",
     "ProbeCallback",
     "ProbeHistory",
+    "SequenceProbeCallback",
     "StoredLayer",
     "check_before_training",
     "check_gradients",
