@@ -13,6 +13,7 @@ from . import training as T
 from .errors import CLIError
 from .models import build_model
 from .rundir import RUN_JSON_LIMITS, load_run
+from .text import is_text_run, summary_inputs, vocab_size
 
 
 def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
@@ -20,12 +21,39 @@ def _test_data(cfg, info, data_dir=None, n: int | None = None) -> tuple:
     model takes them, where they come from, the run's loss name, and the loaded dataset (raw inputs included)."""
     if data_dir is not None:
         cfg.data_dir = data_dir
+    if is_text_run(info):  # x: the encoded test texts (a SequenceDataset), or the (tokens, lengths) of the first n
+        from .textinsight import loss_of, test_split
+
+        tt = test_split(_run_of(cfg), cfg, info)
+        return (tt.dataset if n is None else tt.batch(n)[:2]), tt.y[:n], tt.where, loss_of(cfg, info), tt
     loaded = D.load_data(cfg)
     where = f"{cfg.data} (test split)"
     n = len(loaded.x_test) if n is None else min(n, len(loaded.x_test))
     x = D.prepare_inputs(loaded.x_test[:n], info, where)
     y = D.check_labels(loaded.y_test[:n], info["task"], info["num_outputs"], where)
     return x, y, where, info.get("loss") or T.loss_name(cfg, info["task"]), loaded
+
+
+def _run_of(cfg):
+    from .rundir import RunDir
+
+    return RunDir(cfg.out)
+
+
+def _head(x, n: int):
+    """The first ``n`` inputs: rows of an array, or the padded ``(tokens, lengths)`` of a text dataset's first n."""
+    if hasattr(x, "get_batch") and not hasattr(x, "shape"):
+        return tuple(x.get_batch(np.arange(min(n, len(x))))[:2])
+    return x[:n]
+
+
+def _batch(x, y) -> tuple:
+    """``(x, y)``, or ``(tokens, lengths, y)`` for a text model's inputs."""
+    return (*x, y) if isinstance(x, tuple) else (x, y)
+
+
+def _n(x) -> int:
+    return len(x[0]) if isinstance(x, tuple) else len(x)
 
 
 def _test_batch(args, cfg, info):
@@ -42,7 +70,7 @@ def cmd_gradcheck(args) -> int:
         )
     run, cfg, info, model = load_run(args.run_dir)
     x, y, where, loss = _test_batch(args, cfg, info)
-    report = check_gradients(model, (x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
+    report = check_gradients(model, _batch(x, y), loss=loss, max_per_param=args.max_per_param, seed=args.seed)
     print(f"{run.path}: {where}")
     print(report)
     return 0 if report.ok else 1
@@ -78,19 +106,23 @@ def _findings(run, cfg, info, model, x, y, loss, whole_split: bool = True) -> tu
 
     epochs = _history_epochs(run)
     creation.manual_seed(cfg.seed)
-    initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"])
+    initial = build_model(cfg, tuple(info["model_input_shape"]), info["num_outputs"], vocab_size(info))
     probes = probe_history(run)
     lr = cfg.lr if cfg.optimizer == "sgd" else None  # a plain step's size is judged only for SGD
     findings = diagnose(
         model,
-        (x, y),
+        _batch(x, y),
         history=History.from_state({"epochs": epochs}),
         probe=probes,
         initial=initial,
         loss=loss,
         lr=lr,
-        whole_split=whole_split or len(x) >= DEAD_MIN_SAMPLES,
+        whole_split=whole_split or _n(x) >= DEAD_MIN_SAMPLES,
     )
+    if is_text_run(info):  # recurrent gates, gradients through time, attention heads, texts cut by max_len
+        from .textinsight import text_findings
+
+        findings += text_findings(run, cfg, info, model, _batch(x, y), loss)
     return findings, epochs, probes
 
 
@@ -101,7 +133,8 @@ def _diagnose_batch(args, cfg, info) -> tuple:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     n = DIAGNOSE_SAMPLES if args.batch_size is None else args.batch_size
     x, y, where, loss, loaded = _test_data(cfg, info, args.data_dir, n)
-    return x, y, where, loss, loaded, len(x) == len(loaded.x_test)
+    total = len(loaded.y) if is_text_run(info) else len(loaded.x_test)
+    return x, y, where, loss, loaded, _n(x) == total
 
 
 def cmd_diagnose(args) -> int:
@@ -116,7 +149,7 @@ def cmd_diagnose(args) -> int:
         print(io.dumps_json({"run": str(run.path), "findings": [f.to_dict() for f in findings]}))
         return 1 if any(f.severity == "error" for f in findings) else 0
     print(
-        f"{run.path}: the model at initialisation and after training on {len(x)} samples of {where}, "
+        f"{run.path}: the model at initialisation and after training on {_n(x)} samples of {where}, "
         f"{len(epochs)} epochs of history"
         + ("" if probes is None else f" and the neurons' history ({_records(probes)} probe records)")
     )
@@ -157,17 +190,20 @@ def cmd_report(args) -> int:
     from ..report import ReportData, write_report
     from ..train import predict
     from .models import image_shape
+    from .text import load_encoder
+    from .textinsight import text_report
 
     if args.batch_size is not None and args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     run, cfg, info, model = load_run(args.run_dir)
     x_test, y_test, _, loss, loaded = _test_data(cfg, info, args.data_dir)
-    n = min(DIAGNOSE_SAMPLES if args.batch_size is None else args.batch_size, len(x_test))
-    findings, epochs, probes = _findings(run, cfg, info, model, x_test[:n], y_test[:n], loss, n == len(x_test))
+    n = min(DIAGNOSE_SAMPLES if args.batch_size is None else args.batch_size, len(y_test))
+    findings, epochs, probes = _findings(run, cfg, info, model, _head(x_test, n), y_test[:n], loss, n == len(y_test))
     classification = info["task"] == "classification"
     img = image_shape(tuple(info["sample_shape"]))
     first = _first_layer(model)
     metrics = run.read_json("metrics.json") if run.metrics_path.is_file() else {}
+    outputs = predict(model, x_test) if classification else None
     settings = {k: v for k, v in cfg.to_dict().items() if v is not None and k not in ("out",)}
     data = ReportData(
         title=f"neuronkit run: {run.path.name}",
@@ -175,15 +211,18 @@ def cmd_report(args) -> int:
         f"validation and {info['sizes']['test']} test samples; {len(epochs)} epochs",
         settings=settings,
         metrics={k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
-        summary=model.summary((1, *info["model_input_shape"])),
+        summary=model.summary(inputs=summary_inputs(info))
+        if is_text_run(info)
+        else model.summary((1, *info["model_input_shape"])),
         epochs=epochs,
         probes=probes,
         first_layer=first,
         image_shape=img[1:] if img and img[0] == 1 else img,
         classes=info.get("classes") if classification else None,
-        test=(loaded.x_test, y_test, predict(model, x_test)) if classification else None,
+        test=(loaded.x_test, y_test, outputs) if classification else None,
         findings=findings,
         events=list(probes.events) if probes is not None else [],
+        text=text_report(load_encoder(run), model, loaded, outputs, info["classes"]) if is_text_run(info) else None,
     )
     out = args.out if args.out is not None else run.path / "report.html"
     write_report(out, data)
@@ -212,6 +251,10 @@ def cmd_inspect(args) -> int:
     from .models import image_shape
 
     run, cfg, info, model = load_run(args.run_dir)
+    if is_text_run(info):
+        from .textinsight import inspect_text
+
+        return inspect_text(args, run, cfg, info, model, probe_history(run))
     layers = probed_layers(model)
     if args.layer is None or args.layer not in layers:
         what = "--layer is required" if args.layer is None else f"no layer {args.layer!r} with units"
@@ -254,7 +297,7 @@ def add_parsers(sub) -> None:
     g.add_argument("--batch-size", type=int, default=16, help="test samples in the batch (default 16)")
     g.add_argument("--max-per-param", type=int, default=20, help="entries checked per parameter (default 20)")
     g.add_argument("--seed", type=int, default=0, help="seed of the sampled entries (default 0)")
-    g.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    g.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     g.set_defaults(func=cmd_gradcheck)
 
     dg = sub.add_parser(
@@ -273,7 +316,7 @@ def add_parsers(sub) -> None:
     )
     dg.add_argument("--verbose", "-v", action="store_true", help="every finding, with the ones each line groups")
     dg.add_argument("--json", action="store_true", help="the ranked findings as JSON, for tools")
-    dg.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    dg.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     dg.add_argument(
         "--try-fix",
         action="store_true",
@@ -303,7 +346,7 @@ def add_parsers(sub) -> None:
         type=int,
         help=f"test samples the diagnostics look at (default: the whole test split, up to {DIAGNOSE_SAMPLES})",
     )
-    r.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    r.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     r.set_defaults(func=cmd_report)
 
     i = sub.add_parser(
@@ -320,5 +363,9 @@ def add_parsers(sub) -> None:
     i.add_argument("--top", type=int, default=8, help="how many most-exciting test inputs to show (default 8; 0: none)")
     i.add_argument("--out", "-o", help="the picture's path (default RUN_DIR/inspect-layerL-unitU.png)")
     i.add_argument("--no-image", action="store_true", help="print only; write no picture")
-    i.add_argument("--data-dir", help="folder holding the MNIST-family files (default $NEURONKIT_DATA)")
+    i.add_argument("--data-dir", help="folder holding the MNIST-family or text files (default $NEURONKIT_DATA)")
     i.set_defaults(func=cmd_inspect)
+
+    from .textinsight import add_explain_parser
+
+    add_explain_parser(sub)

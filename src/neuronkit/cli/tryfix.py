@@ -23,6 +23,7 @@ from ..nn.layers.dense import Dense
 from ..tensor import Tensor
 from . import config as C
 from . import data as D
+from . import text
 from . import training as T
 from .models import build_model
 
@@ -36,6 +37,7 @@ APPLICABLE = {
     "dropout": "dropout",
     "weight_decay": "weight_decay",
     "clip_grad_norm": "clip_grad_norm",
+    "max_len": "max_len",  # text runs: tokens kept per text
 }
 
 
@@ -115,9 +117,12 @@ def unit_fractions(model, x) -> tuple:
                 )
             )
     model.eval()
+    batches = (
+        (b[:2] for b in x) if hasattr(x, "dataset") else ((Tensor(x[s : s + 512]),) for s in range(0, len(x), 512))
+    )
     try:
-        for s in range(0, len(x), 512):
-            model(Tensor(x[s : s + 512]))
+        for inputs in batches:  # arrays 512 rows at a time, or a text loader's (tokens, lengths)
+            model(*inputs)
     finally:
         for h in handles:
             h.remove()
@@ -139,7 +144,8 @@ def unit_fractions(model, x) -> tuple:
 
 
 def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> Trial:
-    """Train a fresh model from ``cfg`` (with ``changes`` applied) and measure it on ``held`` = (x, y)."""
+    """Train a fresh model from ``cfg`` (with ``changes`` applied) and measure it on ``held`` = (x, y). A text run
+    (``train`` None) reads its texts again with the trial's settings (a remedy may change ``max_len``)."""
     settings = {
         **cfg.to_dict(),
         **{APPLICABLE[k]: v for k, v in changes.items()},
@@ -149,13 +155,16 @@ def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> T
         "gradcheck_every": 0,
     }
     c = C.validate(C.TrainConfig(**settings))
+    if train is None:
+        _, info, train, val, test, _ = text.prepare(c)
+        held = val if val is not None else test
     creation.manual_seed(c.seed)
-    model = build_model(c, tuple(info["model_input_shape"]), info["num_outputs"])
+    model = build_model(c, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info))
     trainer = T.make_trainer(c, model, loss, info["task"], train)[0]
     with np.errstate(all="ignore"):
         history = trainer.fit(train, epochs=c.epochs, batch_size=c.batch_size)
         result = trainer.evaluate(held)
-        dead, sat = unit_fractions(model, held[0])
+        dead, sat = unit_fractions(model, held if hasattr(held, "dataset") else held[0])
     last = history.epochs[-1]["loss"] if history.epochs else float("nan")
     acc = result.get("accuracy") if info["task"] == "classification" else None
     return Trial(label, changes, float(last), float(result["loss"]), acc, dead, sat, history.stopped_early)
@@ -164,9 +173,16 @@ def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> T
 def try_fixes(cfg, loaded, findings, epochs: int, stream=None) -> tuple:
     """``(where, trials)``: the original settings and each distinct fix, trained ``epochs`` epochs each (a schedule
     spans those epochs, for every trial alike). A line per trial goes to ``stream`` (e.g. stderr) when given."""
-    info, train, val, test = T.prepare(cfg, loaded)
-    loss = T.loss_name(cfg, loaded.task)
-    held, where = (val, "validation split") if val is not None else (test, "test split")
+    if loaded is None:  # a text run: each trial reads its texts (see run_trial)
+        _, info, _, val, test, _ = text.prepare(dataclasses.replace(cfg))
+        loss, train = T.loss_name(cfg, "classification"), None
+        held, where = (val, "validation split") if val is not None else (test, "test split")
+        size = len(held.dataset)
+    else:
+        info, train, val, test = T.prepare(cfg, loaded)
+        loss = T.loss_name(cfg, loaded.task)
+        held, where = (val, "validation split") if val is not None else (test, "test split")
+        size = len(held[0])
     short = dataclasses.replace(cfg, epochs=epochs)
     plan = [("original settings", {})]
     for kinds, changes, skipped in distinct_fixes(findings):
@@ -185,7 +201,7 @@ def try_fixes(cfg, loaded, findings, epochs: int, stream=None) -> tuple:
                 file=stream,
                 flush=True,
             )
-    return f"{where}, {len(held[0])} samples", trials
+    return f"{where}, {size} samples", trials
 
 
 def _num(v, pct=False) -> str:
@@ -262,7 +278,8 @@ def verdict(base: Trial, t: Trial) -> str:
 
 
 def loaded_for(cfg, data_dir):
-    """The run's data again (``data_dir`` overrides the saved folder of the MNIST-family files)."""
+    """The run's data again (``data_dir`` overrides the saved folder of the data files); None for a text run, whose
+    trials each read their texts."""
     if data_dir is not None:
         cfg.data_dir = data_dir
-    return D.load_data(cfg)
+    return None if text.is_text_config(cfg) else D.load_data(cfg)

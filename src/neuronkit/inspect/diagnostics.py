@@ -94,15 +94,23 @@ def _layers(model):
 
 
 def _split(batch):
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+    """``(inputs, y)``: the batch's inputs (one array, or several such as a text model's tokens and lengths) and
+    its targets, as NumPy arrays."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError(
-            "check_before_training: batch must be a tuple (x, y) of one real batch of inputs and "
-            f"targets, got {type(batch).__name__}"
+            "check_before_training: batch must be a tuple (x, y) (or (x1, ..., xk, y) for a model of several inputs, "
+            f"such as a text model's (tokens, lengths, labels)) of one real batch, got {type(batch).__name__}"
         )
-    x, y = batch
-    x = np.asarray(as_numpy(x))
-    y = np.asarray(as_numpy(y))
-    return x, y
+    inputs = [np.asarray(as_numpy(v)) for v in batch[:-1]]
+    return inputs, np.asarray(as_numpy(batch[-1]))
+
+
+def _input_std(inputs, records) -> float:
+    """The scale the layers' outputs are compared with: the float input's std; for integer inputs (token ids),
+    the std of the first layer's output (the embedding vectors), which is where the signal starts."""
+    if inputs[0].dtype.kind == "f":
+        return float(np.std(inputs[0].astype(np.float64)))
+    return float(np.std(records[0][2])) if records else 1.0
 
 
 def check_before_training(
@@ -114,7 +122,8 @@ def check_before_training(
     lr: float | None = None,
     min_dead_samples: int = DEAD_MIN_SAMPLES,
 ) -> list:
-    """Check a freshly initialised ``model`` on one real ``batch`` ``(x, y)`` before training it.
+    """Check a freshly initialised ``model`` on one real ``batch`` ``(x, y)`` before training it (``(x1, ..., xk,
+    y)`` for a model of several inputs: a text model's ``(tokens, lengths, labels)``).
 
     One forward (with forward hooks on every layer, removed afterwards) and one backward of ``loss(model(x), y)``.
     The gradients the parameters had before the call are put back afterwards (``None`` for a fresh model), and the
@@ -126,7 +135,7 @@ def check_before_training(
     ReLU unit dead (pass ``len(x)`` when ``batch`` is a whole validation or test split); on fewer, silent units are
     information only.
     """
-    x, y = _split(batch)
+    inputs, y = _split(batch)
     loss_name = loss.lower() if isinstance(loss, str) else type(loss).__name__.lower()
     loss_fn = get_loss(loss) if isinstance(loss, str) else loss
     records: list = []  # (name, module, output array) in forward order
@@ -143,7 +152,7 @@ def check_before_training(
     for _, p in params:
         p.grad = None
     try:
-        out = model(Tensor(x))
+        out = model(*[Tensor(v) for v in inputs])
         target = y if y.dtype.kind in "iub" else Tensor(y)
         value = loss_fn(out, target)
         value.backward()
@@ -163,9 +172,9 @@ def check_before_training(
             p.grad = g
     findings: list = []
     with np.errstate(all="ignore"):
-        in_std = float(np.std(x.astype(np.float64)))
+        in_std = _input_std(inputs, records)
         findings += _check_output(logits, loss_value, loss_name, num_classes, when)
-        findings += _check_layers(records, in_std, when, len(x) >= min_dead_samples)
+        findings += _check_layers(records, in_std, when, len(y) >= min_dead_samples)
         grad_rows = _grad_rows(grads)
         findings += _check_grads(grad_rows, lr)
         findings += check_depth(records, grad_rows, in_std, when, lr)

@@ -37,6 +37,7 @@ FIX_FLAGS = {
     "weight_decay": "--weight-decay",
     "clip_grad_norm": "--clip-grad-norm",
     "early_stopping": "--patience",
+    "max_len": "--max-len",
 }
 """The ``neuronkit train`` flag that applies each ``Finding.fix`` key (``early_stopping``, the best epoch, is applied
 by ``--patience``: stop when the validation loss has not improved for that many epochs, keeping the best weights)."""

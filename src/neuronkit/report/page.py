@@ -36,7 +36,7 @@ class ReportData:
     in, or None to draw them as inputs when those are images)``. ``image_shape``: the (H, W) or
     (C, H, W) shape of one input when inputs are images. ``test``: ``(inputs, labels, outputs)`` of the test data for
     the confusion matrix and the most confidently wrong examples (classification). ``findings``: diagnostics
-    (``inspect.Finding``); ``events``: the probe's events (dicts).
+    (``inspect.Finding``); ``events``: the probe's events (dicts). ``text``: a text run's ``report.text.TextReport``.
     """
 
     title: str
@@ -52,6 +52,7 @@ class ReportData:
     test: tuple | None = None
     findings: list = field(default_factory=list)
     events: list = field(default_factory=list)
+    text: object = None  # a text run's report.text.TextReport: mistakes with attributions, attention, unit phrases
 
 
 def _esc(v) -> str:
@@ -208,6 +209,18 @@ def _findings_html(findings) -> str:
     return f'<ul class="findings">{"".join(items)}</ul>'
 
 
+def _reading_html(t) -> str:
+    """The section on a text run's texts (``report.text``), or "" when there is none."""
+    if t is None:
+        return ""
+    from .text import text_section_html
+
+    body = text_section_html(t)
+    if t.attention:
+        body += "<h3>Attention</h3><div class='plots'>" + "".join(_plot_html(p) for p in t.attention) + "</div>"
+    return f"<section id='reading-the-texts'><h2>Reading the texts</h2>{body}</section>" if body else ""
+
+
 def _events_html(events) -> str:
     if not events:
         return "<p>No unit died, saturated, exploded or went silent while it was watched.</p>"
@@ -234,7 +247,8 @@ display:block}figcaption{font-size:13px;color:#555;max-width:480px;margin-top:6p
 table{border-collapse:collapse;background:#fff;font-size:14px}td,th{border:1px solid #ddd;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f0f3f6}pre{background:#fff;border:1px solid #ddd;padding:10px;
 overflow:auto;font-size:13px}.badge{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px}
-ul.findings li{margin-bottom:8px}.cols{display:flex;flex-wrap:wrap;gap:24px}
+ul.findings li{margin-bottom:8px}
+.tok{padding:0 2px;border-radius:2px}ol.mistakes li{margin-bottom:10px}.cols{display:flex;flex-wrap:wrap;gap:24px}
 """
 
 
@@ -258,6 +272,8 @@ def build_report(d: ReportData) -> str:
                 + "".join(_plot_html(p) for p in plots)
                 + "</div></section>"
             )
+    reading = _reading_html(d.text)
+    parts.append(reading)
     parts.append(f"<section id='diagnostics'><h2>Diagnostics</h2>{_findings_html(d.findings)}</section>")
     parts.append(f"<section id='events'><h2>Events</h2>{_events_html(d.events)}</section>")
     nav = "".join(
@@ -265,6 +281,7 @@ def build_report(d: ReportData) -> str:
         for s, t in [
             ("overview", "Overview"),
             *[(t.lower().replace(" ", "-"), t) for t, p in sections.items() if p],
+            *([("reading-the-texts", "Reading the texts")] if reading else []),
             ("diagnostics", "Diagnostics"),
             ("events", "Events"),
         ]
