@@ -80,7 +80,9 @@ def test_evaluate_predict_and_summary_on_a_text_run(sentiment_run, tmp_path):
     assert rc == 0, err and out2 == out
     rc, out, err = run_cli("summary", run)
     assert rc == 0, err
-    assert "embedding (Embedding)" in out and "encoder (SequencePool)" in out and "head.1 (Dense)" in out
+    assert (
+        "embedding (Embedding)" in out and "encoder (SequencePool)" in out and "head.2 (Dense)" in out
+    )  # head.1: Dropout(0.5)
     rc, out, err = run_cli("predict", run)
     one_line_error(rc, err, "nothing to predict")
 
