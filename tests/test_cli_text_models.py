@@ -16,7 +16,7 @@ import pytest
 
 import neuronkit as nk
 from neuronkit.cli import main
-from neuronkit.cli.textmodels import DEFAULT_TEXT_MODEL, TEXT_DEFAULTS, TEXT_MODELS
+from neuronkit.cli.textmodels import DEFAULT_TEXT_MODEL, TEXT_DEFAULTS, TEXT_MODELS, auto_epochs
 
 DATA = Path(os.environ.get("NEURONKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 TEXT = DATA / "text"
@@ -143,9 +143,19 @@ def test_a_text_run_without_model_gets_the_default_text_model(reviews, tmp_path)
     from neuronkit.cli import config as C
 
     cfg = C.resolve(None, {"data": str(reviews), "text": ["review"]})
-    assert cfg.model == DEFAULT_TEXT_MODEL and cfg.epochs == TEXT_DEFAULTS[DEFAULT_TEXT_MODEL]["epochs"]
+    assert cfg.model == DEFAULT_TEXT_MODEL and cfg.epochs is None  # None: auto_epochs, once the data is read
     cfg = C.resolve(None, {"data": "digits"})  # other runs keep their defaults and take no text-model setting
     assert (cfg.model, cfg.epochs, cfg.dropout, cfg.pool, cfg.hidden_size) == ("mlp", 20, 0.0, None, None)
+
+
+def test_default_epochs_make_about_2100_steps_whatever_the_data_size(reviews, tmp_path):
+    assert [auto_epochs(n) for n in (1053, 63, 700, 5000, 3)] == [2, 34, 3, 2, 50]  # SST-2, SMS spam, ..., capped
+    rc, _, err = _train(reviews, "bow", tmp_path / "run", "--batch-size", "64")  # 173 texts: 3 steps an epoch
+    assert rc == 0, err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["epochs"] == 50
+    assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 50
+    rc, out, err = run_cli("train", "--resume", tmp_path / "run")  # the resolved number is the run's: nothing to add
+    assert rc == 0 and "its 50 epochs are done" in out, err
 
 
 def test_text_model_settings_from_toml(reviews, tmp_path):

@@ -70,7 +70,7 @@ class TrainConfig:
     weight_decay: float | None = None  # the optimizer's weight decay (L2; decoupled for adamw); None: its default
     clip_grad_norm: float | None = None  # rescale the gradients to at most this global norm each step (None: off)
     schedule: str = "none"  # none | cosine | step | onecycle | warmup-cosine
-    epochs: int = 20
+    epochs: int | None = 20  # None (text models' default): about 2,100 steps, in 2..50 epochs (textmodels.auto_epochs)
     batch_size: int = 32
     seed: int = 0  # one seed: initial weights, shuffling, dropout, and the splits of a file
     val_fraction: float = 0.1  # validation split carved from the training split (stratified); 0: none
@@ -196,7 +196,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.clip_grad_norm is not None:
         cfg.clip_grad_norm = _float("clip_grad_norm", cfg.clip_grad_norm, 0.0, low_open=True)
     cfg.schedule = _str("schedule", cfg.schedule, choices=SCHEDULES)
-    cfg.epochs = _int("epochs", cfg.epochs, 1)
+    cfg.epochs = _int("epochs", cfg.epochs, 1, allow_none=True)  # None: a text run's auto_epochs
     cfg.batch_size = _int("batch_size", cfg.batch_size, 1)
     cfg.seed = _int("seed", cfg.seed, 0)
     cfg.val_fraction = _float("val_fraction", cfg.val_fraction, 0.0, 1.0, high_open=True)

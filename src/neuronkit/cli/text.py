@@ -21,7 +21,7 @@ from ..data import DATASETS, DataLoader, split_indices
 from ..data.text import TEXT_SOURCES, TOKENIZERS, TextEncoder, load_text_dataset, locate, read_text_table
 from ..data.text.datasets import data_root
 from .errors import CLIError
-from .textmodels import DEFAULT_MAX_LEN, DEFAULT_TEXT_MODEL, TEXT_MODELS
+from .textmodels import DEFAULT_MAX_LEN, DEFAULT_TEXT_MODEL, TEXT_MODELS, auto_epochs
 
 TOKENIZER_FILE = "tokenizer.json"
 EVAL_BATCH = 256
@@ -184,6 +184,8 @@ def prepare(cfg, run=None) -> tuple:
         },
     }
     train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, bucket=True)
+    if cfg.epochs is None:  # the text model's default: about TRAIN_STEPS steps, whatever the data's size
+        cfg.epochs = auto_epochs(len(train))
     return data, info, train, _sorted_loader(val_ds), _sorted_loader(test_ds), encoder
 
 
