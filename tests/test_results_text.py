@@ -54,10 +54,11 @@ def test_sst2_bow_reaches_80_percent_on_the_1821_test_sentences(tmp_path):
 
 @pytest.mark.slow
 def test_sst2_default_model_on_the_1821_test_sentences(tmp_path):
-    """The README's best row, as a user gets it: ``neuronkit train --data sst2`` (bilstm, 2 epochs; about 2 minutes
-    of CPU). Measured 84.13 % (seed 0) and SEED1 % (seed 1); asserted at 83.5 %, not at the 84 % it was measured
-    above, since a different BLAS kernel takes a different trajectory and 0.1 % is two sentences."""
+    """The README's default row, as a user gets it: ``neuronkit train --data sst2`` (bilstm, 2 epochs; about 90 s of
+    CPU). Measured 84.13 % (seed 0, this test's run) and 81.99 % (seed 1): asserted at 81 %, below both, since another
+    BLAS kernel takes another trajectory and the two seeds show how far one can land (the 84 % of seed 0 is a
+    measurement, not a guarantee). A broken recurrent path, or a default that stops learning, falls far below."""
     m = _train(tmp_path, "sst2-default", *BEST)
     config = json.loads((tmp_path / "sst2-default" / "config.json").read_text())["config"]
     assert (config["model"], config["epochs"], m["samples"]) == ("bilstm", 2, 1821)
-    assert m["accuracy"] >= 0.835, m
+    assert m["accuracy"] >= 0.81, m
