@@ -19,7 +19,20 @@ import pytest
 from neuronkit.cli.main import main
 
 DATA = Path(os.environ.get("NEURONKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-SMS = ("--data", "sms_spam", "--model", "bow", "--tokenizer", "bpe", "--dropout", "0.5", "--epochs", "3")
+SMS = (
+    "--data",
+    "sms_spam",
+    "--model",
+    "bow",
+    "--tokenizer",
+    "bpe",
+    "--dropout",
+    "0.5",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+)
 SST2 = ("--data", "sst2", "--model", "bow", "--dropout", "0.5", "--batch-size", "64", "--epochs", "1")
 BEST = ("--data", "sst2")  # no --model: the default text model (bilstm) with its default settings
 
