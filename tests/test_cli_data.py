@@ -239,7 +239,8 @@ def test_an_npz_whose_members_are_not_npy_arrays_is_one_line(tmp_path):
         ("784--10", r"model 784--10: '' is not a layer size"),
         (
             "mpl",
-            r"model 'mpl' is not known: expected mlp, lenet, bow, or layer sizes such as 784-128-10; "
+            r"model 'mpl' is not known: expected mlp, lenet, bow, textcnn, lstm, bilstm, gru, transformer, or layer "
+            r"sizes such as 784-128-10; "
             r"did you mean 'mlp'",
         ),
     ],

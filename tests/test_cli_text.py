@@ -18,7 +18,20 @@ from neuronkit.cli import main
 
 DATA = Path(os.environ.get("NEURONKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 TEXT = DATA / "text"
-FAST = ("--epochs", "2", "--batch-size", "64", "--embed-dim", "16", "--hidden", "16", "--probe-every", "5")
+FAST = (
+    "--model",
+    "bow",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--embed-dim",
+    "16",
+    "--hidden",
+    "16",
+    "--probe-every",
+    "5",
+)
 
 
 def run_cli(*argv) -> tuple:
@@ -48,7 +61,7 @@ def test_train_on_a_text_dataset_writes_the_run_with_its_tokenizer(sentiment_run
     for name in ("config.json", "tokenizer.json", "model/architecture.json", "metrics.json", "probes/probes.json"):
         assert (run / name).is_file(), name
     config = json.loads((run / "config.json").read_text())
-    assert config["config"]["model"] == "bow"  # the default model of a text run
+    assert config["config"]["model"] == "bow"
     assert config["data"]["text"]["kind"] == "word" and config["data"]["classes"] == ["negative", "positive"]
     assert config["data"]["sizes"] == {"train": 2160, "validation": 240, "test": 600}
     metrics = json.loads((run / "metrics.json").read_text())
@@ -80,7 +93,9 @@ def test_evaluate_predict_and_summary_on_a_text_run(sentiment_run, tmp_path):
     assert rc == 0, err and out2 == out
     rc, out, err = run_cli("summary", run)
     assert rc == 0, err
-    assert "embedding (Embedding)" in out and "encoder (SequencePool)" in out and "head.1 (Dense)" in out
+    assert (
+        "embedding (Embedding)" in out and "encoder (SequencePool)" in out and "head.2 (Dense)" in out
+    )  # head.1: Dropout(0.5)
     rc, out, err = run_cli("predict", run)
     one_line_error(rc, err, "nothing to predict")
 
@@ -135,7 +150,20 @@ def test_train_on_your_own_csv_with_joined_text_columns(tmp_path):
 
 
 def test_resume_a_text_run_equals_an_uninterrupted_one(tmp_path):
-    common = ("--data", "sentiment", "--data-dir", TEXT, "--batch-size", "64", "--embed-dim", "8", "--hidden", "8")
+    common = (
+        "--data",
+        "sentiment",
+        "--data-dir",
+        TEXT,
+        "--model",
+        "bow",
+        "--batch-size",
+        "64",
+        "--embed-dim",
+        "8",
+        "--hidden",
+        "8",
+    )
     assert run_cli("train", *common, "--epochs", "1", "--out", tmp_path / "a")[0] == 0
     rc, _, err = run_cli("train", "--resume", tmp_path / "a", "--epochs", "2")
     assert rc == 0, err

@@ -136,6 +136,34 @@ EXAMPLES = {
         ),
         (nk.Tensor(np.array([[1, 9, 3], [2, 2, 0]])), nk.Tensor(np.array([3, 2]))),
     ),
+    "ConvEncoder": lambda dt: (
+        L("TextClassifier")(
+            L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt),
+            L("ConvEncoder")(4, 3, [1, 2, 4], generator=1, dtype=dt),
+            _dense(dt, 9, 2),
+        ),
+        (nk.Tensor(np.array([[4, 5, 0, 0, 0], [7, 8, 9, 1, 3]])), nk.Tensor(np.array([2, 5]))),
+    ),
+    "RecurrentEncoder": lambda dt: (
+        L("TextClassifier")(
+            L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt),
+            L("RecurrentEncoder")(L("LSTM")(4, 3, bidirectional=True, generator=1, dtype=dt), "last"),
+            _dense(dt, 6, 2),
+        ),
+        (nk.Tensor(np.array([[4, 5, 0], [7, 8, 9]])), nk.Tensor(np.array([2, 3]))),
+    ),
+    "TransformerTextEncoder": lambda dt: (
+        L("TextClassifier")(
+            L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt),
+            L("TransformerTextEncoder")(
+                L("TransformerEncoder")(L("TransformerEncoderLayer")(4, 2, 8, generator=1, dtype=dt), 1),
+                L("LearnedPositionalEmbedding")(4, max_len=6, std=0.5, generator=2, dtype=dt),
+                "max",
+            ),
+            _dense(dt, 4, 2),
+        ),
+        (nk.Tensor(np.array([[4, 5, 0], [7, 8, 9]])), nk.Tensor(np.array([2, 3]))),
+    ),
     "SequencePool": lambda dt: (
         L("TextClassifier")(
             L("Embedding")(10, 4, padding_idx=0, generator=0, dtype=dt),

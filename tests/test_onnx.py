@@ -104,6 +104,16 @@ def randomize_norm(layer, seed=0):
     return layer
 
 
+def nonempty(make):
+    """Sequences whose every length is at least 1 (recurrent layers and attention need one real step per row)."""
+
+    def wrapped(n):
+        x, lengths = make(n)
+        return x, np.maximum(lengths, 1)
+
+    return wrapped
+
+
 def one(make):
     return lambda n: (make(n),)
 
@@ -175,6 +185,63 @@ LAYER_CASES = {
             nn.Sequential(nn.Dense(6, 8, activation="relu", generator=1), nn.Dense(8, 3, generator=2)),
         ),
         sequences(7, 0, vocab=20),
+    ),
+    "ConvEncoder": (
+        lambda: nn.TextClassifier(
+            nn.Embedding(20, 6, padding_idx=0, generator=0),
+            nn.ConvEncoder(6, 4, [2, 3, 5], generator=1),  # width 5 > some texts and than a batch of 3 steps
+            nn.Dense(12, 3, generator=2),
+        ),
+        sequences(7, 0, vocab=20),
+    ),
+    "RecurrentEncoder-bilstm-max": (
+        lambda: nn.TextClassifier(
+            nn.Embedding(20, 6, padding_idx=0, generator=0),
+            nn.RecurrentEncoder(nn.LSTM(6, 4, num_layers=2, bidirectional=True, generator=1), "max"),
+            nn.Dense(8, 3, generator=2),
+        ),
+        nonempty(sequences(7, 0, vocab=20)),
+    ),
+    "RecurrentEncoder-gru-last": (
+        lambda: nn.TextClassifier(
+            nn.Embedding(20, 6, padding_idx=0, generator=0),
+            nn.RecurrentEncoder(nn.GRU(6, 4, num_layers=2, bidirectional=True, generator=1), "last"),
+            nn.Dense(8, 3, generator=2),
+        ),
+        nonempty(sequences(7, 0, vocab=20)),
+    ),
+    "RecurrentEncoder-lstm-mean": (
+        lambda: nn.TextClassifier(
+            nn.Embedding(20, 6, padding_idx=0, generator=0),
+            nn.RecurrentEncoder(nn.LSTM(6, 4, generator=1), "mean"),
+            nn.Dense(4, 3, generator=2),
+        ),
+        nonempty(sequences(7, 0, vocab=20)),
+    ),
+    "TransformerTextEncoder": (
+        lambda: nn.TextClassifier(
+            nn.Embedding(20, 8, padding_idx=0, generator=0),
+            nn.TransformerTextEncoder(
+                nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, generator=1), 2),
+                nn.LearnedPositionalEmbedding(8, max_len=16, generator=2),
+                "mean",
+            ),
+            nn.Dense(8, 3, generator=3),
+        ),
+        nonempty(sequences(7, 0, vocab=20)),
+    ),
+    "TransformerTextEncoder-sinusoidal-max-unscaled": (
+        lambda: nn.TextClassifier(
+            nn.Embedding(20, 8, padding_idx=0, generator=0),
+            nn.TransformerTextEncoder(
+                nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, norm_first=True, generator=1), 1),
+                nn.SinusoidalPositionalEncoding(8, max_len=16),
+                "max",
+                scale=False,
+            ),
+            nn.Dense(8, 3, generator=3),
+        ),
+        nonempty(sequences(7, 0, vocab=20)),
     ),
 }
 
@@ -251,6 +318,7 @@ def test_every_registered_layer_has_an_exporter_and_a_test():
     tested |= {"RNN", "LSTM", "GRU"}  # tests/test_onnx_recurrent.py
     tested |= {"MultiHeadAttention", "TransformerEncoderLayer", "TransformerEncoder"}  # tests/test_onnx_attention.py
     tested |= {"SinusoidalPositionalEncoding", "LearnedPositionalEmbedding"}  # tests/test_onnx_attention.py
+    tested |= {"ConvEncoder", "RecurrentEncoder", "TransformerTextEncoder"}  # inside the TextClassifier cases above
     for name in LAYERS:
         if name in NOT_EXPORTABLE:
             continue
@@ -292,6 +360,16 @@ def test_static_batch(tmp_path):
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [3, 4]
     with pytest.raises(Exception, match="[Ii]nvalid|dimension"):
         session(path).run(None, {"input": np.zeros((5, 4), np.float32)})
+
+
+@pytest.mark.parametrize("case", ["ConvEncoder", "RecurrentEncoder-bilstm-max", "TransformerTextEncoder"])
+def test_text_encoders_have_a_dynamic_time_axis(case, tmp_path):
+    build, _ = LAYER_CASES[case]
+    model = build()
+    _, path = export(model, nonempty(sequences(7, 0, vocab=20))(4), tmp_path)
+    sess = session(path)
+    for t in (1, 3, 12):
+        max_diff(model, nonempty(sequences(t, 0, vocab=20, seed=t))(5), sess)
 
 
 def test_text_model_has_a_dynamic_time_axis(tmp_path):

@@ -19,8 +19,22 @@ import pytest
 from neuronkit.cli.main import main
 
 DATA = Path(os.environ.get("NEURONKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-SMS = ("--data", "sms_spam", "--model", "bow", "--tokenizer", "bpe", "--dropout", "0.5", "--epochs", "3")
+SMS = (
+    "--data",
+    "sms_spam",
+    "--model",
+    "bow",
+    "--tokenizer",
+    "bpe",
+    "--dropout",
+    "0.5",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+)
 SST2 = ("--data", "sst2", "--model", "bow", "--dropout", "0.5", "--batch-size", "64", "--epochs", "1")
+BEST = ("--data", "sst2")  # no --model: the default text model (bilstm) with its default settings
 
 
 def _train(tmp_path, name, *args):
@@ -49,3 +63,15 @@ def test_sst2_bow_reaches_80_percent_on_the_1821_test_sentences(tmp_path):
     m = _train(tmp_path, "sst2", *SST2)
     assert m["samples"] == 1821
     assert m["accuracy"] >= 0.80, m
+
+
+@pytest.mark.slow
+def test_sst2_default_model_on_the_1821_test_sentences(tmp_path):
+    """The README's default row, as a user gets it: ``neuronkit train --data sst2`` (bilstm, 2 epochs; about 90 s of
+    CPU). Measured 84.13 % (seed 0, this test's run) and 81.99 % (seed 1): asserted at 81 %, below both, since another
+    BLAS kernel takes another trajectory and the two seeds show how far one can land (the 84 % of seed 0 is a
+    measurement, not a guarantee). A broken recurrent path, or a default that stops learning, falls far below."""
+    m = _train(tmp_path, "sst2-default", *BEST)
+    config = json.loads((tmp_path / "sst2-default" / "config.json").read_text())["config"]
+    assert (config["model"], config["epochs"], m["samples"]) == ("bilstm", 2, 1821)
+    assert m["accuracy"] >= 0.81, m

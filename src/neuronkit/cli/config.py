@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import CLIError
 from .models import MODELS
+from .textmodels import TEXT_MODELS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,7 +55,7 @@ class TrainConfig:
     weight_decay: float | None = None  # the optimizer's weight decay (L2; decoupled for adamw); None: its default
     clip_grad_norm: float | None = None  # rescale the gradients to at most this global norm each step (None: off)
     schedule: str = "none"  # none | cosine | step | onecycle | warmup-cosine
-    epochs: int = 20
+    epochs: int | None = 20  # None (text models' default): about 2,100 steps, in 2..50 epochs (textmodels.auto_epochs)
     batch_size: int = 32
     seed: int = 0  # one seed: initial weights, shuffling, dropout, and the splits of a file
     val_fraction: float = 0.1  # validation split carved from the training split (stratified); 0: none
@@ -71,7 +72,11 @@ class TrainConfig:
     min_freq: int | None = None  # occurrences a token needs in the training split; None: 1 (2 for subwords)
     vocab_size: int | None = None  # at most this many token ids; None: every token (8000 for subwords)
     max_len: int | None = None  # tokens kept per text; None: 256 (1024 for char)
-    embed_dim: int | None = None  # size of the token embeddings; None: 64
+    embed_dim: int | None = None  # size of the token embeddings; None: the text model's default (64 bow, else 128)
+    hidden_size: int | None = None  # textcnn: filters per width; lstm/bilstm/gru: state size; transformer: feed-forward
+    layers: int | None = None  # stacked recurrent or transformer layers; None: the model's default
+    heads: int | None = None  # attention heads of the transformer (a divisor of embed_dim)
+    pool: str | None = None  # how a text becomes one vector: mean | max (bow, transformer), max | mean | last (rnns)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -190,7 +195,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.clip_grad_norm is not None:
         cfg.clip_grad_norm = _float("clip_grad_norm", cfg.clip_grad_norm, 0.0, low_open=True)
     cfg.schedule = _str("schedule", cfg.schedule, choices=SCHEDULES)
-    cfg.epochs = _int("epochs", cfg.epochs, 1)
+    cfg.epochs = _int("epochs", cfg.epochs, 1, allow_none=True)  # None: a text run's auto_epochs
     cfg.batch_size = _int("batch_size", cfg.batch_size, 1)
     cfg.seed = _int("seed", cfg.seed, 0)
     cfg.val_fraction = _float("val_fraction", cfg.val_fraction, 0.0, 1.0, high_open=True)
@@ -223,6 +228,10 @@ def _validate_text(cfg: TrainConfig) -> None:
     cfg.vocab_size = _int("vocab_size", cfg.vocab_size, 3, allow_none=True)
     cfg.max_len = _int("max_len", cfg.max_len, 1, allow_none=True)
     cfg.embed_dim = _int("embed_dim", cfg.embed_dim, 1, allow_none=True)
+    cfg.hidden_size = _int("hidden_size", cfg.hidden_size, 1, allow_none=True)
+    cfg.layers = _int("layers", cfg.layers, 1, allow_none=True)
+    cfg.heads = _int("heads", cfg.heads, 1, allow_none=True)
+    cfg.pool = _str("pool", cfg.pool, allow_none=True, choices=("mean", "max", "last"))
 
 
 def from_mapping(values: dict, where: str) -> dict:
@@ -263,4 +272,18 @@ def resolve(file_values: dict | None = None, flags: dict | None = None, where: s
         except CLIError as e:
             raise CLIError(f"{where}: {e}") from None
     merged = {**(file_values or {}), **{k: v for k, v in (flags or {}).items() if v is not None}}
-    return validate(TrainConfig(**merged))
+    cfg = validate(TrainConfig(**merged))
+    return _model_defaults(cfg, set(merged))
+
+
+def _model_defaults(cfg: TrainConfig, given: set) -> TrainConfig:
+    """A text run: the settings not ``given`` come from its text model's defaults (``textmodels.TEXT_DEFAULTS``);
+    another run must leave the text-model settings out."""
+    from .text import is_text_config
+    from .textmodels import apply_defaults, refuse_text_keys
+
+    if cfg.model in TEXT_MODELS or is_text_config(cfg):
+        apply_defaults(cfg, given)
+        return validate(cfg)
+    refuse_text_keys(cfg)
+    return cfg

@@ -221,10 +221,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_model_flags(p) -> None:
-    p.add_argument("--model", help="mlp (default), lenet, bow (text), or all layer sizes such as 784-256-128-10")
-    p.add_argument("--hidden", help="hidden layer sizes of the mlp, e.g. 256,128 (default 128)")
+    p.add_argument(
+        "--model",
+        help="mlp (default), lenet, all layer sizes such as 784-256-128-10; text: bow, textcnn, lstm, bilstm, gru, "
+        "transformer",
+    )
+    p.add_argument(
+        "--hidden", help="hidden layer sizes of the mlp (or a text model's head), e.g. 256,128 (default 128)"
+    )
     p.add_argument("--activation", help="hidden activation (default relu)")
-    p.add_argument("--dropout", type=float, help="dropout after each hidden layer (default 0)")
+    p.add_argument("--dropout", type=float, help="dropout after each hidden layer (default 0; text models 0.5)")
 
 
 def _add_data_flags(p, required: bool = False) -> None:

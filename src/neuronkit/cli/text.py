@@ -4,7 +4,7 @@ training split and saved with the run (``RUN/tokenizer.json``), length-bucketed 
 
 ::
 
-    neuronkit train --data sst2 --data-dir DIR --model bow
+    neuronkit train --data sst2 --data-dir DIR --model textcnn
     neuronkit train --data reviews.csv --text title --text review --target stars --tokenizer bpe
     neuronkit predict RUN --text "a gripping, funny film"
 """
@@ -21,7 +21,7 @@ from ..data import DATASETS, DataLoader, split_indices
 from ..data.text import TEXT_SOURCES, TOKENIZERS, TextEncoder, load_text_dataset, locate, read_text_table
 from ..data.text.datasets import data_root
 from .errors import CLIError
-from .models import DEFAULT_MAX_LEN, DEFAULT_TEXT_MODEL, TEXT_MODELS
+from .textmodels import DEFAULT_MAX_LEN, DEFAULT_TEXT_MODEL, TEXT_MODELS, auto_epochs
 
 TOKENIZER_FILE = "tokenizer.json"
 EVAL_BATCH = 256
@@ -45,7 +45,20 @@ def add_train_flags(p) -> None:
     p.add_argument("--min-freq", type=int, help="text runs: a token needs this many occurrences (default 1; 2 subword)")
     p.add_argument("--vocab-size", type=int, help="text runs: at most this many token ids (default all; 8000 subword)")
     p.add_argument("--max-len", type=int, help="text runs: tokens kept per text (default 256; 1024 for char)")
-    p.add_argument("--embed-dim", type=int, help="text runs: size of the token embeddings (default 64)")
+    p.add_argument("--embed-dim", type=int, help="text runs: size of the token embeddings (default 64 bow, else 128)")
+    p.add_argument(
+        "--hidden-size",
+        type=int,
+        help="text runs: textcnn filters per width (100), lstm/bilstm/gru state size (128), transformer feed-forward "
+        "size (256)",
+    )
+    p.add_argument("--layers", type=int, help="text runs: stacked recurrent (default 1) or transformer (2) layers")
+    p.add_argument("--heads", type=int, help="text runs: attention heads of the transformer (default 4)")
+    p.add_argument(
+        "--pool",
+        choices=("mean", "max", "last"),
+        help="text runs: a text's vector: mean/max over its steps, or the recurrent final states (last)",
+    )
 
 
 def is_text_config(cfg) -> bool:
@@ -171,6 +184,8 @@ def prepare(cfg, run=None) -> tuple:
         },
     }
     train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, bucket=True)
+    if cfg.epochs is None:  # the text model's default: about TRAIN_STEPS steps, whatever the data's size
+        cfg.epochs = auto_epochs(len(train))
     return data, info, train, _sorted_loader(val_ds), _sorted_loader(test_ds), encoder
 
 

@@ -197,3 +197,6 @@ def sequence_pool(g, m, path, x, lengths):
     top = g.reduce("ReduceMax", masked, [1])
     empty = g.unsqueeze(g.op("Equal", n, g.const(np.array(0, np.int64), "zero")), [1])
     return g.op("Where", empty, g.scalar(0.0), top)
+
+
+from . import onnx_encoders  # noqa: E402, F401  (registers itself; it uses step_mask and sequence_pool above)

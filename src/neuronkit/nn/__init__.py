@@ -32,6 +32,7 @@ from .layers import (
     BatchNorm2d,
     Conv1d,
     Conv2d,
+    ConvEncoder,
     ConvNd,
     Dense,
     Dropout,
@@ -44,12 +45,14 @@ from .layers import (
     Linear,
     MaxPool2d,
     MultiHeadAttention,
+    RecurrentEncoder,
     SequencePool,
     Sequential,
     SinusoidalPositionalEncoding,
     TextClassifier,
     TransformerEncoder,
     TransformerEncoderLayer,
+    TransformerTextEncoder,
     padding_mask,
 )
 from .losses import (

@@ -5,6 +5,7 @@ from .basic import Dropout, Flatten, Sequential
 from .conv import AvgPool2d, Conv1d, Conv2d, ConvNd, Filter, GlobalAvgPool2d, MaxPool2d
 from .dense import Dense, Linear
 from .embedding import Embedding
+from .encoders import ConvEncoder, RecurrentEncoder, TransformerTextEncoder
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .recurrent import GRU, LSTM, RNN
@@ -17,6 +18,7 @@ __all__ = [
     "BatchNorm2d",
     "Conv1d",
     "Conv2d",
+    "ConvEncoder",
     "ConvNd",
     "Dense",
     "Dropout",
@@ -31,6 +33,7 @@ __all__ = [
     "Linear",
     "MaxPool2d",
     "RNN",
+    "RecurrentEncoder",
     "MultiHeadAttention",
     "Sequential",
     "SequencePool",
@@ -38,5 +41,6 @@ __all__ = [
     "TextClassifier",
     "TransformerEncoder",
     "TransformerEncoderLayer",
+    "TransformerTextEncoder",
     "padding_mask",
 ]
