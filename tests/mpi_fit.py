@@ -4,7 +4,8 @@
 (Dense+BatchNorm1d+Dropout) or ``lenet`` (Conv2d+BatchNorm2d+pool+Dropout) on the first S digits with SGD+momentum,
 seed 0. Rank 0 writes OUT/weights.npz and OUT/history.json; every rank writes OUT/digest-RANK.json, the SHA-256 of
 its weights after every epoch. ``--checkpoint`` saves checkpoints in OUT/ckpt, ``--resume`` continues from them;
-``--die-at STEP`` makes the last rank kill itself (SIGKILL) at that step.
+``--die-at STEP`` makes the last rank kill itself (SIGKILL) at that step, ``--hang-at STEP`` makes it sleep there
+(a rank that hangs); ``--bad-val RANK`` gives that rank (-1: every rank) a malformed validation set.
 """
 
 import argparse
@@ -12,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -43,13 +45,16 @@ def build(model: str):
 class Digests(Callback):
     """Every rank: the SHA-256 of its weights after each epoch; optionally dies at a step."""
 
-    def __init__(self, parallel, die_at):
-        self.parallel, self.die_at, self.digests = parallel, die_at, []
+    def __init__(self, parallel, die_at, hang_at):
+        self.parallel, self.die_at, self.hang_at, self.digests = parallel, die_at, hang_at, []
 
     def on_step_end(self, trainer, logs):
-        last = trainer.comm.size - 1
-        if self.die_at is not None and trainer.step == self.die_at and trainer.comm.rank == last:
+        if trainer.comm.rank != trainer.comm.size - 1:
+            return
+        if trainer.step == self.die_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if trainer.step == self.hang_at:
+            time.sleep(600)
 
     def on_epoch_end(self, trainer, logs):
         self.digests.append(self.parallel.weights_digest())
@@ -65,13 +70,18 @@ def main():
     ap.add_argument("--checkpoint", action="store_true")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--die-at", type=int, default=None)
+    ap.add_argument("--hang-at", type=int, default=None)
+    ap.add_argument("--bad-val", type=int, default=None)
     a = ap.parse_args()
     (x, y), _ = nk.data.load_dataset("digits")
     model, shape = build(a.model)
     x = shape(x[: a.samples].astype(np.float32) / 16.0)
     y = y[: a.samples]
     comm = get_communicator("auto")
-    digests = Digests(DataParallel(comm, model), a.die_at)
+    digests = Digests(DataParallel(comm, model), a.die_at, a.hang_at)
+    val = (x[:40], y[:40])
+    if a.bad_val in (-1, comm.rank):
+        val = (x[:40], y[:40], y[:40])
     ckpt = os.path.join(a.out, "ckpt")
     cbs = [digests] + ([ModelCheckpoint(ckpt)] if a.checkpoint else [])
     opt = nk.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -81,7 +91,7 @@ def main():
         optimizer=opt,
         epochs=a.epochs,
         batch_size=a.batch,
-        validation=(x[:40], y[:40]),
+        validation=val,
         callbacks=cbs,
         seed=0,
         progress=False,
