@@ -178,3 +178,48 @@ def test_shard_dropout_masks_are_rows_of_the_global_batch_mask():
         with batch_rows(lo, hi, 10):
             part = dropout_mask((hi - lo, 4), np.dtype(np.float32), 0.5, np.random.default_rng(5))
         np.testing.assert_array_equal(part, full[lo:hi])
+
+
+# -- the command line ------------------------------------------------------------------------------------------------
+NEURONKIT = str(Path(sys.executable).parent / "neuronkit")
+
+
+def train_cli(n: int, *args, timeout=180):
+    cmd = ([MPIEXEC, "-n", str(n)] if n else []) + [NEURONKIT, "train", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+@pytest.mark.slow  # two runs of neuronkit train, one under mpiexec
+def test_mpiexec_neuronkit_train_is_the_run_of_one_process(tmp_path):
+    """Adam, dropout, 82 steps on digits: the same weights (to 1e-5), history and test accuracy; rank 0 alone
+    prints and writes one run directory."""
+    from safetensors.numpy import load_file
+
+    flags = ["--data", "digits", "--epochs", "2", "--dropout", "0.2", "--hidden", "32"]
+    one = train_cli(0, *flags, "--out", tmp_path / "one")
+    two = train_cli(2, *flags, "--out", tmp_path / "two")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    assert "data-parallel training on 2 processes" in two.stdout
+    assert two.stdout.count("test accuracy") == 1 and two.stdout.count("epoch 2/2") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+    a = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "model" / "model.safetensors")
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=0, atol=ATOL, err_msg=k)
+    ha = [json.loads(x) for x in (tmp_path / "one" / "history.jsonl").read_text().splitlines()]
+    hb = [json.loads(x) for x in (tmp_path / "two" / "history.jsonl").read_text().splitlines()]
+    for ea, eb in zip(ha, hb, strict=True):
+        assert eb["loss"] == pytest.approx(ea["loss"], abs=1e-5)
+        assert abs(eb["val_accuracy"] - ea["val_accuracy"]) <= 1 / 144
+    ma = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert abs(mb["accuracy"] - ma["accuracy"]) <= 1 / 359
+
+
+@pytest.mark.slow  # an mpiexec run
+def test_mpiexec_neuronkit_train_reports_a_bad_flag_once(tmp_path):
+    r = train_cli(3, "--data", "no-such-data", "--out", tmp_path / "x", timeout=60)
+    assert r.returncode != 0
+    errors = [ln for ln in r.stderr.splitlines() if "no-such-data" in ln]
+    assert len(errors) == 1, r.stderr
+    assert "Traceback" not in r.stderr

@@ -87,7 +87,7 @@ class MPICommunicator(Communicator):
         self.comm = comm if comm is not None else self.MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = float(timeout if timeout is not None else os.environ.get(TIMEOUT_ENV, 300))
-        self.name = f"MPI ({self.MPI.Get_library_version().splitlines()[0].strip()})"
+        self.name = "MPI, " + " ".join(self.MPI.Get_library_version().splitlines()[0].split())
 
     def allreduce(self, buf):
         self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), "summing gradients")
