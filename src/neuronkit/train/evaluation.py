@@ -25,7 +25,7 @@ def as_loader(data, batch_size: int, shuffle: bool, seed=None, what: str = "data
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 
-def _split_batch(batch):
+def split_batch(batch):
     """``(inputs, target)`` of a batch: ``(x, y)`` and longer tuples or lists end with the target; anything else is
     one input without a target."""
     if type(batch) is tuple and len(batch) == 2:  # the usual (x, y): no slicing
@@ -35,28 +35,28 @@ def _split_batch(batch):
     return (batch if not isinstance(batch, (tuple, list)) else batch[0],), None
 
 
-def _forward(model, inputs):
+def forward_inputs(model, inputs):
     """``model`` applied to the batch's input arrays, each wrapped as a Tensor."""
     if len(inputs) == 1:
         return model(Tensor(B.asarray(inputs[0])))
     return model(*[Tensor(B.asarray(a)) for a in inputs])
 
 
-def _target(y):
+def as_target(y):
     if y is None:
         return None
     y = B.asarray(y)
     return y if y.dtype.kind in "iub" else Tensor(y)
 
 
-def _plain(v):
+def plain(v):
     """Metric values as JSON-able Python numbers or lists."""
     if hasattr(v, "tolist"):
         return v.tolist()
     return float(v) if isinstance(v, (int, float)) else v
 
 
-def _evaluate(model, loss_fn, metrics: list, data, batch_size: int, parallel=None) -> dict:
+def run_evaluation(model, loss_fn, metrics: list, data, batch_size: int, parallel=None) -> dict:
     """Loss and ``metrics`` (updated in place) on ``data``, in eval mode without a graph; the mode is restored.
     With ``parallel`` (a ``DataParallel``), each rank evaluates its shard of every batch and the sums are reduced."""
     loader = as_loader(data, batch_size, False, what="evaluation data")
@@ -68,12 +68,12 @@ def _evaluate(model, loss_fn, metrics: list, data, batch_size: int, parallel=Non
     try:
         with no_grad():
             for batch in loader:
-                inputs, y = _split_batch(batch)
+                inputs, y = split_batch(batch)
                 k = len(y)
                 if k == 0:  # an empty shard
                     continue
-                out = _forward(model, inputs)
-                total += float(loss_fn(out, _target(y)).item()) * k
+                out = forward_inputs(model, inputs)
+                total += float(loss_fn(out, as_target(y)).item()) * k
                 n += k
                 for m in metrics:
                     m.update(y, out.data)
@@ -84,7 +84,7 @@ def _evaluate(model, loss_fn, metrics: list, data, batch_size: int, parallel=Non
         parallel.reduce_metrics(metrics)
     result = {"loss": total / max(n, 1)}
     for m in metrics:
-        result[m.name] = _plain(m.compute())
+        result[m.name] = plain(m.compute())
     return result
 
 

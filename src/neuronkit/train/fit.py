@@ -21,7 +21,7 @@ from ..nn.losses import get_loss
 from . import checkpoint as ckpt
 from .callbacks import Callback, LRScheduler, ModelCheckpoint, ProgressBar
 from .distributed import get_communicator
-from .evaluation import _evaluate, _forward, _plain, _split_batch, _target, as_loader, predict
+from .evaluation import as_loader, as_target, forward_inputs, plain, predict, run_evaluation, split_batch
 from .history import History
 from .memory import check_fit_memory
 from .metrics import get_metric
@@ -75,16 +75,16 @@ class Trainer:
         Returns the loss. The update is ``optimizer.step_and_zero_grad()``; a callback returning False from
         ``after_backward`` vetoes it (the gradients are dropped, the metrics not updated).
         """
-        inputs, y = _split_batch(batch)
+        inputs, y = split_batch(batch)
         if self.parallel is None:
-            out = _forward(self.model, inputs)
-            loss = self.loss_fn(out, _target(y))
+            out = forward_inputs(self.model, inputs)
+            loss = self.loss_fn(out, as_target(y))
             loss.backward()
             value = float(loss.item())
         else:  # this rank's shard; the gradients and the loss come back summed over the global batch
             out, value = self.parallel.forward_backward(
-                lambda: _forward(self.model, inputs),
-                lambda o: self.loss_fn(o, _target(y)),
+                lambda: forward_inputs(self.model, inputs),
+                lambda o: self.loss_fn(o, as_target(y)),
                 self.loader.batch_rows,
                 len(inputs[0]),
                 self._interrupts > 0,
@@ -200,7 +200,7 @@ class Trainer:
         if self.parallel is not None:
             self.parallel.reduce_metrics(self.metrics)
         for m in self.metrics:
-            logs[m.name] = _plain(m.compute())
+            logs[m.name] = plain(m.compute())
         if val_loader is not None:
             for k, v in self.evaluate(val_loader).items():
                 logs[f"val_{k}"] = v
@@ -219,7 +219,7 @@ class Trainer:
     def evaluate(self, data, batch_size: int = 256) -> dict:
         """Loss and metrics on ``data`` with the model in eval mode and no graph recorded (mode restored after)."""
         metrics = [get_metric(m.name) for m in self.metrics]
-        return _evaluate(self.model, self.loss_fn, metrics, data, batch_size, self.parallel)
+        return run_evaluation(self.model, self.loss_fn, metrics, data, batch_size, self.parallel)
 
     def predict(self, x, batch_size: int = 256):
         """The model's outputs for inputs ``x`` (array or dataset), batch by batch, in eval mode; a NumPy array."""
@@ -329,7 +329,7 @@ def fit(
 def evaluate(model, data, loss="cross_entropy", metrics=None, batch_size: int = 256) -> dict:
     """Loss and metrics of ``model`` on ``data`` (eval mode, no graph); ``loss`` and ``metrics`` as for ``fit``."""
     loss_name, loss_fn = _loss(loss)
-    return _evaluate(model, loss_fn, _metrics(metrics, loss_name), data, batch_size)
+    return run_evaluation(model, loss_fn, _metrics(metrics, loss_name), data, batch_size)
 
 
 def _loss(loss) -> tuple:
