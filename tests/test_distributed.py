@@ -223,3 +223,16 @@ def test_mpiexec_neuronkit_train_reports_a_bad_flag_once(tmp_path):
     errors = [ln for ln in r.stderr.splitlines() if "no-such-data" in ln]
     assert len(errors) == 1, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_neuronkit_train_under_a_launcher_without_mpi4py_says_how_to_install(monkeypatch, capsys, tmp_path):
+    from neuronkit.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    monkeypatch.setattr(distributed, "_WORLD", None)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    rc = main(["train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc != 0 and len(err.splitlines()) == 1, err
+    assert err.rstrip().endswith("install them: pip install 'neuronkit[mpi]'")
+    assert not (tmp_path / "run").exists()

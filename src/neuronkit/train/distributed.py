@@ -69,7 +69,8 @@ def import_mpi():
     try:
         from mpi4py import MPI
     except ImportError as e:
-        raise MPIUnavailable(f"data-parallel training needs mpi4py and an MPI library ({e}): {INSTALL}") from None
+        why = f"data-parallel training needs mpi4py and an MPI library ({e}); install them: {INSTALL}"
+        raise MPIUnavailable(why) from None
     return MPI
 
 
@@ -153,7 +154,7 @@ def get_communicator(kind="auto") -> Communicator:
             _WORLD = MPICommunicator()
         except MPIUnavailable as e:
             n = world_size()
-            why = f"{e} (this process is one of {n} started by an MPI launcher)" if n > 1 else str(e)
+            why = f"this process is one of {n} started by an MPI launcher, but {e}" if n > 1 else str(e)
             raise MPIUnavailable(why) from None
     return _WORLD
 
