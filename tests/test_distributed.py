@@ -236,3 +236,9 @@ def test_neuronkit_train_under_a_launcher_without_mpi4py_says_how_to_install(mon
     assert rc != 0 and len(err.splitlines()) == 1, err
     assert err.rstrip().endswith("install them: pip install 'neuronkit[mpi]'")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf", "nan"])
+def test_a_bad_timeout_is_one_clear_error(value):
+    with pytest.raises(ValueError, match=f"NEURONKIT_MPI_TIMEOUT: expected a number of seconds > 0, got '{value}'"):
+        distributed._timeout(value)

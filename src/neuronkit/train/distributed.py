@@ -12,7 +12,9 @@ Started as ``mpiexec -n N python script.py`` (or ``mpiexec -n N neuronkit train 
   same update to the same weights;
 - dropout masks are drawn for the whole global batch from the (identical) generators and cut to the shard's rows
   (``ops.dropout.batch_rows``), and batch norm uses the global batch's statistics (``ops.norm.batch_stats_sum``):
-  N ranks train the same model as one process, up to float32 rounding of the reductions;
+  N ranks train the same model as one process, up to float32 rounding of the reductions. (A mask whose first axis is
+  not the batch, as recurrent dropout on packed sequences, is drawn per rank: the ranks still hold identical weights,
+  but the run is then not the one-process run draw for draw);
 - epoch metrics and validation are reduced over all ranks' samples (metrics with ``additive`` statistics:
   accuracy, top-k, MSE, MAE, log-loss), so rank 0's history describes the global model;
 - callbacks that write (``Callback.writes``: checkpoints, logs, progress) run on rank 0 only.
@@ -87,7 +89,7 @@ class MPICommunicator(Communicator):
         self.MPI = import_mpi()
         self.comm = comm if comm is not None else self.MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.timeout = float(timeout if timeout is not None else os.environ.get(TIMEOUT_ENV, 300))
+        self.timeout = _timeout(timeout)
         self.name = "MPI, " + " ".join(self.MPI.Get_library_version().splitlines()[0].split())
 
     def allreduce(self, buf):
@@ -123,6 +125,18 @@ class MPICommunicator(Communicator):
             if waited > 1e-3:
                 pause = min(max(pause * 2, 2e-5), 1e-3)
                 time.sleep(pause)
+
+
+def _timeout(given) -> float:
+    """The collectives' deadline in seconds: ``given``, else the environment's ``NEURONKIT_MPI_TIMEOUT``, else 300."""
+    value = given if given is not None else os.environ.get(TIMEOUT_ENV, "300")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{TIMEOUT_ENV}: expected a number of seconds > 0, got {value!r}")
+    return seconds
 
 
 def world_size() -> int:

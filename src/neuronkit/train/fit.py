@@ -31,7 +31,10 @@ _CLASSIFICATION = {"cross_entropy", "nll", "hinge", "CrossEntropyLoss", "NLLLoss
 
 
 class Trainer:
-    """One training run; see the module docstring. ``fit(model, train, ...)`` builds one and calls ``fit``."""
+    """One training run; see the module docstring. ``fit(model, train, ...)`` builds one and calls ``fit``.
+
+    ``comm`` chooses data-parallel training (``train.distributed``): by default it is on when the process was started
+    by ``mpiexec``/``srun`` with more than one process; ``parallel`` is then the ``DataParallel`` helper, else None."""
 
     def __init__(
         self,
