@@ -242,3 +242,30 @@ def test_neuronkit_train_under_a_launcher_without_mpi4py_says_how_to_install(mon
 def test_a_bad_timeout_is_one_clear_error(value):
     with pytest.raises(ValueError, match=f"NEURONKIT_MPI_TIMEOUT: expected a number of seconds > 0, got '{value}'"):
         distributed._timeout(value)
+
+
+@pytest.mark.slow  # two mpiexec runs of neuronkit train
+def test_ctrl_c_stops_every_rank_at_the_same_step_and_the_run_resumes_on_another_n(tmp_path):
+    """Ctrl-C reaches every rank (mpiexec forwards it) at different moments; the ranks agree on it through the
+    gradient sum, so they stop after the same step: one message, one checkpoint, exit 130. Resumed on 3 ranks."""
+    import signal
+
+    out = tmp_path / "run"
+    cmd = [MPIEXEC, "-n", "2", NEURONKIT, "train", "--data", "digits", "--epochs", "500", "--out", str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.monotonic() + 90
+        for line in p.stdout:  # wait until training runs
+            if line.startswith("epoch") or time.monotonic() > deadline:
+                break
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert err.count("neuronkit: interrupted at epoch") == 1, err
+    epoch = int(err.split("neuronkit: interrupted at epoch ")[1].split(",")[0])
+    r = train_cli(3, "--resume", out, "--epochs", epoch)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"epoch {epoch}/{epoch}" in r.stdout and r.stdout.count("test accuracy") == 1
