@@ -5,7 +5,8 @@
 seed 0. Rank 0 writes OUT/weights.npz and OUT/history.json; every rank writes OUT/digest-RANK.json, the SHA-256 of
 its weights after every epoch. ``--checkpoint`` saves checkpoints in OUT/ckpt, ``--resume`` continues from them;
 ``--die-at STEP`` makes the last rank kill itself (SIGKILL) at that step, ``--hang-at STEP`` makes it sleep there
-(a rank that hangs); ``--bad-val RANK`` gives that rank (-1: every rank) a malformed validation set.
+(a rank that hangs); ``--bad-val RANK`` gives that rank (-1: every rank) a malformed validation set; ``--no-seed``
+trains with ``seed=None``, ``--unseeded-dropout`` gives the Dropout layer an unseeded generator of its own.
 """
 
 import argparse
@@ -72,9 +73,13 @@ def main():
     ap.add_argument("--die-at", type=int, default=None)
     ap.add_argument("--hang-at", type=int, default=None)
     ap.add_argument("--bad-val", type=int, default=None)
+    ap.add_argument("--no-seed", action="store_true")
+    ap.add_argument("--unseeded-dropout", action="store_true")
     a = ap.parse_args()
     (x, y), _ = nk.data.load_dataset("digits")
     model, shape = build(a.model)
+    if a.unseeded_dropout:
+        next(m for m in model.modules() if isinstance(m, nn.Dropout)).generator = np.random.default_rng()
     x = shape(x[: a.samples].astype(np.float32) / 16.0)
     y = y[: a.samples]
     comm = get_communicator("auto")
@@ -93,7 +98,7 @@ def main():
         batch_size=a.batch,
         validation=val,
         callbacks=cbs,
-        seed=0,
+        seed=None if a.no_seed else 0,
         progress=False,
         resume=ckpt if a.resume else None,
     )

@@ -269,3 +269,13 @@ def test_ctrl_c_stops_every_rank_at_the_same_step_and_the_run_resumes_on_another
     r = train_cli(3, "--resume", out, "--epochs", epoch)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"epoch {epoch}/{epoch}" in r.stdout and r.stdout.count("test accuracy") == 1
+
+
+@pytest.mark.slow  # mpiexec runs
+def test_without_a_seed_the_ranks_still_draw_alike_and_unseeded_generators_are_refused(tmp_path):
+    got = trained(tmp_path / "noseed", 3, "mlp", "--no-seed")
+    assert got["digests"][1] == got["digests"][0] == got["digests"][2]
+    (tmp_path / "bad").mkdir()
+    r = run(3, "mlp", tmp_path / "bad", "--unseeded-dropout", timeout=60)
+    assert r.returncode != 0
+    assert r.stderr.count("the random generators ['3'] differ between ranks") == 1, r.stderr

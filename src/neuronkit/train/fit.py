@@ -118,6 +118,8 @@ class Trainer:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
         if self.seed is not None:
             creation.manual_seed(self.seed)
+        elif self.parallel is not None:  # unseeded, but the same draws on every rank
+            creation.manual_seed(self.parallel.common_seed())
         try:
             val_loader = self._set_up(train, epochs, batch_size, shuffle, validation, resume)
         except Exception as e:
@@ -126,6 +128,8 @@ class Trainer:
             self.parallel.agree_on_setup(e)  # raises on the lowest failing rank; the others exit quietly
         if self.parallel is not None:  # one model: rank 0's weights everywhere; each rank reads its shards
             self.parallel.agree_on_setup(None)
+            gens = {"loader": self.loader.generator, "default": creation.get_generator(None)}
+            self.parallel.agree_on_setup(self.parallel.randomness_error({**gens, **_module_generators(self.model)}))
             self.parallel.broadcast_weights()
             self.loader.shard = (self.comm.rank, self.comm.size)
         try:

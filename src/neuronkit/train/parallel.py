@@ -59,6 +59,36 @@ class DataParallel:
             h.update(np.ascontiguousarray(v).tobytes())
         return h.hexdigest()
 
+    # -- randomness --------------------------------------------------------------------------------------------------
+    def common_seed(self) -> int:
+        """A fresh random seed drawn on rank 0 and given to every rank (for ``fit(seed=None)``: the ranks must still
+        shuffle alike and draw the same dropout masks)."""
+        box = np.array([np.random.SeedSequence().entropy % 2**62 if self.rank == 0 else 0], dtype=np.int64)
+        self.comm.broadcast(box, root=0)
+        return int(box[0])
+
+    def randomness_error(self, generators: dict) -> ValueError | None:
+        """A ``ValueError`` (the same on every rank) when ``generators`` (name -> numpy Generator: the loader's, the
+        default one, the modules') are not in the same state on every rank, else None."""
+        import hashlib
+
+        mine = []
+        for _, g in sorted(generators.items()):
+            digest = hashlib.sha256(repr(g.bit_generator.state).encode()).digest()
+            mine.append(int.from_bytes(digest[:7], "little"))
+        box = np.array(mine, dtype=np.int64)
+        ref = box.copy()
+        self.comm.broadcast(ref, root=0)
+        differs = (box != ref).astype(np.float64)
+        self.comm.allreduce(differs)
+        names = [name for name, d in zip(sorted(generators), differs) if d]
+        if not names:
+            return None
+        return ValueError(
+            f"data-parallel training: the random generators {names} differ between ranks (shuffles or dropout masks "
+            "would differ): give fit a seed, and modules and loaders int seeds, not unseeded generators"
+        )
+
     # -- one step -----------------------------------------------------------------------------------------------
     def _sum64(self, a):
         return self.comm.allreduce(np.ascontiguousarray(a, dtype=np.float64))
