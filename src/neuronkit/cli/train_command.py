@@ -184,14 +184,17 @@ def callbacks(cfg, run: RunDir) -> list:
     """The callbacks that write the run and show its progress. Order matters at an epoch's end: the checkpoint
     before the log line (a logged epoch is always resumable), the progress bar clears its line before the epoch's
     line is printed."""
-    cbs = [ModelCheckpoint(run.checkpoints_path), JSONLLogger(run.history_path)]
-    if cfg.patience is not None:
-        cbs.insert(0, EarlyStopping(monitor="val_loss", patience=cfg.patience))
+    cbs = [*quiet_callbacks(cfg), ModelCheckpoint(run.checkpoints_path), JSONLLogger(run.history_path)]
     cbs.append(WarnOnOversubscription(prefix="neuronkit: warning: "))
     if sys.stderr.isatty():
         cbs.append(_Bar())
     cbs.append(EpochPrinter())
     return cbs
+
+
+def quiet_callbacks(cfg) -> list:
+    """The callbacks that write nothing but decide (early stopping): every data-parallel rank runs them."""
+    return [EarlyStopping(monitor="val_loss", patience=cfg.patience)] if cfg.patience is not None else []
 
 
 def start_line(cfg, s: Setup, run: RunDir, resume: Resume | None) -> str:
@@ -282,6 +285,11 @@ def finish(cfg, s: Setup, run: RunDir, trainer, history) -> int:
 
 
 def cmd_train(args) -> int:
+    from .train_parallel import cmd_train_parallel, launcher_communicator
+
+    comm = launcher_communicator()
+    if comm.size > 1:  # started by mpiexec/srun with several processes
+        return cmd_train_parallel(args, comm)
     cfg, resume_run = resolve_train_config(args)
     s = set_up(cfg, resume_run)
     run = resume_run or RunDir.create(cfg.out, s.loaded.name)

@@ -30,6 +30,6 @@ from .datasets import (
     read_idx,
     write_idx,
 )
-from .loader import DataLoader, default_collate
+from .loader import DataLoader, default_collate, shard_bounds
 from .split import split_indices, train_test_split, train_val_test_split
 from .transforms import Compose, MinMaxScale, OneHot, Standardize

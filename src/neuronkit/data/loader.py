@@ -10,7 +10,15 @@ import numpy as np
 
 from .dataset import ArrayDataset, GeneratorDataset
 
-__all__ = ["DataLoader", "default_collate"]
+__all__ = ["DataLoader", "default_collate", "shard_bounds"]
+
+
+def shard_bounds(n: int, rank: int, size: int) -> tuple:
+    """``(lo, hi)``: rank ``rank``'s contiguous part of ``n`` items split over ``size`` ranks; the first ``n % size``
+    ranks get one more item, so the parts differ by at most 1 (``numpy.array_split``'s rule)."""
+    q, r = divmod(n, size)
+    lo = rank * q + min(rank, r)
+    return lo, lo + q + (rank < r)
 
 
 def default_collate(samples: list):
@@ -83,6 +91,10 @@ class DataLoader:
             comes exactly once per epoch, in batches whose composition changes from epoch to epoch. Without
             ``shuffle``, the whole dataset is sorted by length (stable). Defaults to False.
         bucket_chunk: batches per sorted chunk (see ``bucket``). Larger chunks pad less and mix less. Defaults to 50.
+        shard: ``(rank, size)``: yield only rank's contiguous part of every batch (``shard_bounds``), for
+            data-parallel training; the batches, their order and the generator's draws are those of the unsharded
+            loader, so ``size`` loaders with the same seed together yield exactly its batches. ``batch_rows`` is then
+            ``(lo, hi, total)`` for the batch last yielded. Defaults to ``(0, 1)``: whole batches.
 
     ``len(loader)`` is the number of batches per epoch: ``ceil(N / batch_size)``, or ``floor`` with ``drop_last``.
     ``state_dict()`` holds the generator state and the position within the epoch (JSON-able); a loader given it by
@@ -103,6 +115,7 @@ class DataLoader:
         prefetch: bool = False,
         bucket: bool = False,
         bucket_chunk: int = 50,
+        shard: tuple = (0, 1),
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -126,6 +139,8 @@ class DataLoader:
                     f"SequenceDataset has); {type(dataset).__name__} has none"
                 )
         self.bucket_chunk = int(bucket_chunk)
+        self.shard = shard
+        self.batch_rows = None  # (lo, hi, total) of the batch last yielded, with a shard
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
                 raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -143,6 +158,26 @@ class DataLoader:
         self._in_epoch = False
         self._epoch_start_state = None  # generator state before this epoch's permutation was drawn
         self._resume_pos = None
+
+    @property
+    def shard(self) -> tuple:
+        return self._shard
+
+    @shard.setter
+    def shard(self, value) -> None:
+        ok = isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, np.integer)) for v in value)
+        if not ok or not 0 <= value[0] < value[1]:
+            raise ValueError(f"DataLoader: shard must be (rank, size) with 0 <= rank < size, got {value!r}")
+        self._shard = (int(value[0]), int(value[1]))
+
+    def _cut(self, items):
+        """This shard's part of one batch's ``items`` (indices or samples); records ``batch_rows``."""
+        rank, size = self._shard
+        if size == 1:
+            return items
+        lo, hi = shard_bounds(len(items), rank, size)
+        self.batch_rows = (lo, hi, len(items))
+        return items[lo:hi]
 
     # -- sizes -------------------------------------------------------------------------------------------------
     def _num_samples(self) -> int:
@@ -176,25 +211,27 @@ class DataLoader:
         take = self.dataset._take if getattr(type(self.dataset), "get_batch", None) is ArrayDataset.get_batch else None
         bs = self.batch_size
 
+        sharded = self._shard[1] > 1
+
         def make(b):
             lo, hi = b * bs, min((b + 1) * bs, n)
-            if batches is not None and get_batch is not None:
-                batch = get_batch(batches[b]) if take is None else take(batches[b])
-                return batch if self.collate_fn is None else self.collate_fn(batch)
             if batches is not None:
-                return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in batches[b]])
+                idx = self._cut(batches[b])
+            elif order is not None:
+                idx = self._cut(order[lo:hi])
+            elif sharded:
+                cut = self._cut(range(lo, hi))
+                idx = slice(cut.start, cut.stop) if get_batch is not None else cut
+            else:
+                idx = slice(lo, hi) if get_batch is not None else range(lo, hi)
             if get_batch is not None:
-                if order is None:
-                    batch = get_batch(slice(lo, hi))
-                else:
-                    batch = get_batch(order[lo:hi]) if take is None else take(order[lo:hi])
+                batch = get_batch(idx) if take is None or isinstance(idx, slice) else take(idx)
                 return batch if self.collate_fn is None else self.collate_fn(batch)
-            idx = order[lo:hi] if order is not None else range(lo, hi)
             return (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])
 
         # With prefetch, the next batch is gathered in a background thread while the caller trains on this one
         # (NumPy releases the GIL while it copies): a shuffled gather of scattered rows then costs no step time.
-        pool = _prefetcher() if self.prefetch and get_batch is not None and nb - start > 1 else None
+        pool = _prefetcher() if self.prefetch and get_batch is not None and nb - start > 1 and not sharded else None
         pending = pool.submit(make, start) if pool is not None and start < nb else None
         for b in range(start, nb):
             if pending is not None:
@@ -232,10 +269,10 @@ class DataLoader:
         for sample in self.dataset:
             buf.append(sample)
             if len(buf) == self.batch_size:
-                yield collate(buf)
+                yield collate(self._cut(buf))
                 buf = []
         if buf and not self.drop_last:
-            yield collate(buf)
+            yield collate(self._cut(buf))
         self.epoch += 1
 
     # -- resumable state ---------------------------------------------------------------------------------------

@@ -2,10 +2,17 @@
 
 Composing these from mean/var/sub/div would cost a dozen full passes over the activations and as many saved
 temporaries; the fused forms save one normalised array and do the backward in about three passes.
+
+Synchronised batch norm: data-parallel training (``train.distributed``) sets ``batch_stats_sum(fn)``, where
+``fn(a)`` returns the elementwise sum of the float64 array ``a`` over all ranks. Batch norm in training then uses the
+statistics of the global batch: the per-channel sums and counts of the forward, and the sums of ``g`` and ``g xhat``
+of the backward, are summed over the ranks (three small reductions per layer and step), so N ranks normalise exactly
+as one process does on the whole batch, up to float rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from .. import backend as B
@@ -19,6 +26,38 @@ def _data(t):
     return t.data if isinstance(t, Tensor) else t
 
 
+_SUM = None  # while set (batch_stats_sum), batch norm statistics are summed over all data-parallel ranks
+
+
+@contextlib.contextmanager
+def batch_stats_sum(fn):
+    """Within this context, training-mode batch norm uses global-batch statistics; ``fn(a)`` sums a float64 array
+    over all ranks (every rank must run the same layers in the same order). Not thread-safe."""
+    global _SUM
+    previous, _SUM = _SUM, fn
+    try:
+        yield
+    finally:
+        _SUM = previous
+
+
+def batch_stats_synchronised() -> bool:
+    """True while training-mode batch norm uses the global batch's statistics (inside ``batch_stats_sum``)."""
+    return _SUM is not None
+
+
+def _summed(fn, *arrays):
+    """``arrays`` (same dtype) summed over the ranks by one call of ``fn`` in float64, split back in their dtype."""
+    flat = B.xp.concatenate([B.xp.asarray(a, dtype=B.xp.float64).reshape(-1) for a in arrays])
+    total = fn(flat)
+    out, at = [], 0
+    for a in arrays:
+        k = B.xp.size(a)
+        out.append(total[at : at + k].astype(B.xp.asarray(a).dtype).reshape(B.xp.shape(a)))
+        at += k
+    return out
+
+
 # -- batch norm ---------------------------------------------------------------------------------------------------
 
 
@@ -28,16 +67,27 @@ class BatchNorm(Function):
     def forward(self, x, *params, has_w, has_b, running_mean, running_var, training, momentum, eps):
         xp = B.xp
         n, c = x.shape[0], x.shape[1]
-        x3 = x.reshape(n, c, -1)  # (N, C, L): one layout for (N, C), (N, C, L) and (N, C, H, W)
+        x3 = x.reshape(n, c, math.prod(x.shape[2:]))  # (N, C, L): one layout for (N, C), (N, C, L) and (N, C, H, W)
         m = x3.shape[0] * x3.shape[2]  # values per channel
         w = params[0] if has_w else None
         b = params[has_w] if has_b else None
-        self.has_w, self.training, self.m = has_w, training, m
+        self.has_w, self.training, self.sync = has_w, training, _SUM if training else None
         if training:
-            mean = x3.mean(axis=(0, 2))  # (C,)
+            if self.sync is None:
+                mean = x3.mean(axis=(0, 2))  # (C,)
+            else:  # the global batch's count and mean
+                total, count = _summed(self.sync, x3.sum(axis=(0, 2)), xp.asarray([m], dtype=xp.float64))
+                m = int(round(float(count[0])))
+                if m <= 1:
+                    raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got {m}")
+                mean = total / x.dtype.type(m)
             xc = x3 - mean[:, None]  # (N, C, L)
             y = xp.multiply(xc, xc)
-            var = y.sum(axis=(0, 2)) / x.dtype.type(m)  # biased: the variance used to normalise
+            sq = y.sum(axis=(0, 2))
+            if self.sync is not None:
+                (sq,) = _summed(self.sync, sq)
+            var = sq / x.dtype.type(m)  # biased: the variance used to normalise
+            self.m = m
             invstd = 1.0 / xp.sqrt(var + eps)
             xhat = xp.multiply(xc, invstd[:, None], out=xc)
             if running_mean is not None:
@@ -67,22 +117,24 @@ class BatchNorm(Function):
     def backward(self, g):
         xp = B.xp
         n, c = g.shape[0], g.shape[1]
-        g3 = g.reshape(n, c, -1)
+        g3 = g.reshape(n, c, math.prod(g.shape[2:]))  # explicit: an empty shard has n = 0
         w, invstd = self.w, self.invstd
         want_x = self.next[0] is not None
         want_w = self.has_w and self.next[1] is not None
         gb = g3.sum(axis=(0, 2))  # (C,)
         gx = gw = None
         if self.training:
-            # d x = (w invstd) (g - mean(g) - xhat mean(g xhat)), with the means per channel.
+            # d x = (w invstd) (g - mean(g) - xhat mean(g xhat)), with the means per channel (over the global batch
+            # when synchronised; the parameters' gradients stay this rank's part, summed later with the others').
             xhat = self.xhat
             tmp = xp.multiply(g3, xhat)
             gw = tmp.sum(axis=(0, 2))  # (C,)
+            gws, gbs = (gw, gb) if self.sync is None else _summed(self.sync, gw, gb)
             if want_x:
                 m = g.dtype.type(self.m)
-                xp.multiply(xhat, (gw / m)[:, None], out=tmp)
+                xp.multiply(xhat, (gws / m)[:, None], out=tmp)
                 xp.subtract(g3, tmp, out=tmp)
-                tmp -= (gb / m)[:, None]
+                tmp -= (gbs / m)[:, None]
                 tmp *= (invstd if w is None else w * invstd)[:, None]
                 gx = tmp.reshape(g.shape)
         else:
@@ -137,7 +189,7 @@ def batch_norm(
             raise ValueError(f"batch_norm: {what} must have shape ({c},) for input {tuple(x.shape)}, got {v.shape}")
     if not training and rm is None:
         raise ValueError("batch_norm: evaluation mode (training=False) needs running_mean and running_var")
-    if training and x.size // c <= 1:
+    if training and x.size // c <= 1 and _SUM is None:  # synchronised: the global count is checked in forward
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
         )

@@ -4,6 +4,9 @@ progress). Each hook receives the ``Trainer``; setting ``trainer.stop_reason`` e
 Hooks, in order: ``on_train_begin``, then per epoch ``on_epoch_begin``, per step ``after_backward`` (may return
 False to skip the update of this step), ``on_step_end``, then ``on_epoch_end`` (after validation), and finally
 ``on_train_end``.
+
+In data-parallel training (``train.distributed``) every rank runs the callbacks, with the same (global) logs, except
+those whose ``writes`` is True (files, the terminal: checkpoints, loggers, progress), which run on rank 0 only.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from .checkpoint import clean_leftovers
 
 
 class Callback:
+    writes = False  # True: writes files or the terminal, so runs on rank 0 only in data-parallel training
+
     def on_train_begin(self, trainer) -> None: ...
 
     def on_epoch_begin(self, trainer) -> None: ...
@@ -157,6 +162,8 @@ class ModelCheckpoint(Callback):
     behind (``checkpoint.clean_leftovers``). After a save fails (disk full), the end of training does not try again:
     the error propagates once, and the previous checkpoint is the one to resume from."""
 
+    writes = True
+
     def __init__(self, directory, every_steps: int | None = None, every_epoch: bool = True, keep: int = 2):
         self.directory, self.every_steps, self.every_epoch = os.fspath(directory), every_steps, every_epoch
         self.keep = keep
@@ -189,6 +196,8 @@ class ModelCheckpoint(Callback):
 class JSONLLogger(Callback):
     """Append one strict-JSON line per epoch (and per step with ``steps=True``) to ``path``, flushed at each epoch's
     end. A write that fails (disk full) raises ``io.WriteError`` naming the file, once."""
+
+    writes = True
 
     def __init__(self, path, steps: bool = False):
         self.path, self.steps, self._f = os.fspath(path), steps, None
@@ -228,6 +237,8 @@ class JSONLLogger(Callback):
 class CSVLogger(Callback):
     """One CSV row per epoch (columns from the first epoch's logs) to ``path``."""
 
+    writes = True
+
     def __init__(self, path):
         self.path, self._cols = os.fspath(path), None
 
@@ -243,6 +254,8 @@ class CSVLogger(Callback):
 
 class ProgressBar(Callback):
     """A one-line progress bar on stderr with loss, metrics and time left; silent when stderr is not a terminal."""
+
+    writes = True
 
     def __init__(self, stream=None, force: bool = False):
         self.stream = stream or sys.stderr

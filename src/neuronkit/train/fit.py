@@ -16,61 +16,25 @@ import time
 
 from .. import backend as B
 from .. import creation, optim
-from ..autograd.grad_mode import no_grad
-from ..data import ArrayDataset, DataLoader, SequenceDataset
 from ..io import FormatError
 from ..nn.losses import get_loss
-from ..tensor import Tensor
 from . import checkpoint as ckpt
 from .callbacks import Callback, LRScheduler, ModelCheckpoint, ProgressBar
+from .distributed import get_communicator
+from .evaluation import as_loader, as_target, forward_inputs, plain, predict, run_evaluation, split_batch
 from .history import History
 from .memory import check_fit_memory
 from .metrics import get_metric
+from .parallel import DataParallel
 
 _CLASSIFICATION = {"cross_entropy", "nll", "hinge", "CrossEntropyLoss", "NLLLoss", "HingeLoss"}
 
 
-def as_loader(data, batch_size: int, shuffle: bool, seed=None, what: str = "data") -> DataLoader:
-    """A DataLoader for ``data``: a DataLoader, a dataset, or a tuple ``(x, y)`` of arrays."""
-    if isinstance(data, DataLoader):
-        return data
-    if isinstance(data, tuple):
-        if len(data) != 2:
-            raise ValueError(f"{what}: expected a tuple (x, y), got a tuple of {len(data)} items")
-        data = ArrayDataset(*data)
-    if not hasattr(data, "__len__"):
-        raise TypeError(f"{what}: expected a DataLoader, a dataset or a tuple (x, y), got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError(f"{what}: the dataset is empty")
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed)
-
-
-def _split_batch(batch):
-    """``(inputs, target)`` of a batch: ``(x, y)`` and longer tuples or lists end with the target; anything else is
-    one input without a target."""
-    if type(batch) is tuple and len(batch) == 2:  # the usual (x, y): no slicing
-        return (batch[0],), batch[1]
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return tuple(batch[:-1]), batch[-1]
-    return (batch if not isinstance(batch, (tuple, list)) else batch[0],), None
-
-
-def _forward(model, inputs):
-    """``model`` applied to the batch's input arrays, each wrapped as a Tensor."""
-    if len(inputs) == 1:
-        return model(Tensor(B.asarray(inputs[0])))
-    return model(*[Tensor(B.asarray(a)) for a in inputs])
-
-
-def _target(y):
-    if y is None:
-        return None
-    y = B.asarray(y)
-    return y if y.dtype.kind in "iub" else Tensor(y)
-
-
 class Trainer:
-    """One training run; see the module docstring. ``fit(model, train, ...)`` builds one and calls ``fit``."""
+    """One training run; see the module docstring. ``fit(model, train, ...)`` builds one and calls ``fit``.
+
+    ``comm`` chooses data-parallel training (``train.distributed``): by default it is on when the process was started
+    by ``mpiexec``/``srun`` with more than one process; ``parallel`` is then the ``DataParallel`` helper, else None."""
 
     def __init__(
         self,
@@ -83,8 +47,11 @@ class Trainer:
         scheduler=None,
         seed: int | None = None,
         progress: bool = True,
+        comm="auto",
     ):
         self.model = model
+        self.comm = get_communicator(comm)
+        self.parallel = DataParallel(self.comm, model) if self.comm.size > 1 else None
         self.loss_name, self.loss_fn = _loss(loss)
         self.optimizer = optim.make_optimizer(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
         self.metrics = _metrics(metrics, self.loss_name)
@@ -93,6 +60,8 @@ class Trainer:
             self.callbacks.append(scheduler if isinstance(scheduler, Callback) else LRScheduler(scheduler))
         if progress and not any(isinstance(c, ProgressBar) for c in self.callbacks):
             self.callbacks.append(ProgressBar())
+        if self.comm.rank != 0:  # data-parallel: only rank 0 writes files and to the terminal
+            self.callbacks = [cb for cb in self.callbacks if not cb.writes]
         self.seed = seed
         self.history = History()
         self.step = self.epoch = self.step_in_epoch = 0
@@ -109,11 +78,20 @@ class Trainer:
         Returns the loss. The update is ``optimizer.step_and_zero_grad()``; a callback returning False from
         ``after_backward`` vetoes it (the gradients are dropped, the metrics not updated).
         """
-        inputs, y = _split_batch(batch)
-        out = _forward(self.model, inputs)
-        loss = self.loss_fn(out, _target(y))
-        loss.backward()
-        value = float(loss.item())
+        inputs, y = split_batch(batch)
+        if self.parallel is None:
+            out = forward_inputs(self.model, inputs)
+            loss = self.loss_fn(out, as_target(y))
+            loss.backward()
+            value = float(loss.item())
+        else:  # this rank's shard; the gradients and the loss come back summed over the global batch
+            out, value = self.parallel.forward_backward(
+                lambda: forward_inputs(self.model, inputs),
+                lambda o: self.loss_fn(o, as_target(y)),
+                self.loader.batch_rows,
+                len(inputs[0]),
+                self._interrupts > 0,
+            )
         apply = True
         for cb in self.callbacks:  # every callback sees the gradients, even after one has vetoed the update
             if cb.after_backward(self, value) is False:
@@ -140,6 +118,29 @@ class Trainer:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
         if self.seed is not None:
             creation.manual_seed(self.seed)
+        elif self.parallel is not None:  # unseeded, but the same draws on every rank
+            creation.manual_seed(self.parallel.common_seed())
+        try:
+            val_loader = self._set_up(train, epochs, batch_size, shuffle, validation, resume)
+        except Exception as e:
+            if self.parallel is None:
+                raise
+            self.parallel.agree_on_setup(e)  # raises on the lowest failing rank; the others exit quietly
+        if self.parallel is not None:  # one model: rank 0's weights everywhere; each rank reads its shards
+            self.parallel.agree_on_setup(None)
+            gens = {"loader": self.loader.generator, "default": creation.get_generator(None)}
+            self.parallel.agree_on_setup(self.parallel.randomness_error({**gens, **_module_generators(self.model)}))
+            self.parallel.broadcast_weights()
+            self.loader.shard = (self.comm.rank, self.comm.size)
+        try:
+            return self._loop(epochs, val_loader)
+        except Exception as e:
+            if self.parallel is None:
+                raise
+            self.parallel.fail(e)  # this rank alone: the others would wait for it
+
+    def _set_up(self, train, epochs, batch_size, shuffle, validation, resume):
+        """The loaders, the memory check and the restored checkpoint; returns the validation loader (or None)."""
         self.loader = as_loader(train, batch_size, shuffle, seed=self.seed, what="training data")
         val_loader = (
             None if validation is None else as_loader(validation, max(batch_size, 1024), False, what="validation data")
@@ -148,6 +149,9 @@ class Trainer:
         check_fit_memory(self.model, self.loader, self.optimizer, 0 if val_loader is None else val_loader.batch_size)
         if resume is not None:
             self._restore(resume)
+        return val_loader
+
+    def _loop(self, epochs, val_loader) -> History:
         previous = self._install_sigint()
         try:
             for cb in self.callbacks:
@@ -189,7 +193,7 @@ class Trainer:
             self.history.steps.append(logs)
             for cb in self.callbacks:
                 cb.on_step_end(self, logs)
-            if self._interrupts:
+            if self._interrupts if self.parallel is None else self.parallel.interrupted:  # all ranks stop together
                 self.stop_reason = "interrupted by Ctrl-C"
                 self.history.interrupted = True
             if self.stop_reason is not None:
@@ -200,12 +204,16 @@ class Trainer:
         self.step_in_epoch = 0
         self._partial = (0.0, 0)
         logs = {"epoch": self.epoch, "loss": loss_sum / max(count, 1)}
+        if self.parallel is not None:
+            self.parallel.reduce_metrics(self.metrics)
         for m in self.metrics:
-            logs[m.name] = _plain(m.compute())
+            logs[m.name] = plain(m.compute())
         if val_loader is not None:
             for k, v in self.evaluate(val_loader).items():
                 logs[f"val_{k}"] = v
         logs.update(lr=self.lr, time=time.perf_counter() - t0, steps=self.step)
+        if self.parallel is not None:
+            logs = self.parallel.agree(logs)
         self.history.epochs.append(logs)
         for cb in self.callbacks:
             cb.on_epoch_end(self, logs)
@@ -217,7 +225,8 @@ class Trainer:
     # -- evaluation -------------------------------------------------------------------------------------------------
     def evaluate(self, data, batch_size: int = 256) -> dict:
         """Loss and metrics on ``data`` with the model in eval mode and no graph recorded (mode restored after)."""
-        return _evaluate(self.model, self.loss_fn, [get_metric(m.name) for m in self.metrics], data, batch_size)
+        metrics = [get_metric(m.name) for m in self.metrics]
+        return run_evaluation(self.model, self.loss_fn, metrics, data, batch_size, self.parallel)
 
     def predict(self, x, batch_size: int = 256):
         """The model's outputs for inputs ``x`` (array or dataset), batch by batch, in eval mode; a NumPy array."""
@@ -291,13 +300,6 @@ def _module_generators(model) -> dict:
     return {name: g for name, m in model.named_modules() if B.is_generator(g := getattr(m, "generator", None))}
 
 
-def _plain(v):
-    """Metric values as JSON-able Python numbers or lists."""
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    return float(v) if isinstance(v, (int, float)) else v
-
-
 def fit(
     model,
     train,
@@ -314,6 +316,7 @@ def fit(
     seed: int | None = None,
     resume=None,
     progress: bool = True,
+    comm="auto",
 ) -> History:
     """Train ``model`` on ``train`` and return its ``History`` (see ``Trainer`` for every argument).
 
@@ -321,8 +324,10 @@ def fit(
     ``"sgd"``, ...) with ``lr``, or an ``optim.Optimizer``. ``metrics``: names (default accuracy for classification
     losses, MAE otherwise). ``scheduler``: an ``optim`` schedule stepped every epoch (wrap it in
     ``callbacks.LRScheduler(s, per="step")`` for per-step schedules). ``seed`` makes the run repeatable.
+    ``comm``: ``"auto"`` (data-parallel over MPI when started by ``mpiexec -n N`` with N > 1, see
+    ``train.distributed``), ``"mpi"``, ``"single"``, or a ``distributed.Communicator``.
     """
-    trainer = Trainer(model, loss, optimizer, lr, metrics, callbacks, scheduler, seed, progress)
+    trainer = Trainer(model, loss, optimizer, lr, metrics, callbacks, scheduler, seed, progress, comm)
     return trainer.fit(
         train, epochs=epochs, batch_size=batch_size, shuffle=shuffle, validation=validation, resume=resume
     )
@@ -331,7 +336,7 @@ def fit(
 def evaluate(model, data, loss="cross_entropy", metrics=None, batch_size: int = 256) -> dict:
     """Loss and metrics of ``model`` on ``data`` (eval mode, no graph); ``loss`` and ``metrics`` as for ``fit``."""
     loss_name, loss_fn = _loss(loss)
-    return _evaluate(model, loss_fn, _metrics(metrics, loss_name), data, batch_size)
+    return run_evaluation(model, loss_fn, _metrics(metrics, loss_name), data, batch_size)
 
 
 def _loss(loss) -> tuple:
@@ -346,52 +351,6 @@ def _metrics(metrics, loss_name: str) -> list:
     if metrics is None:
         metrics = ["accuracy"] if loss_name in _CLASSIFICATION else ["mae"]
     return [get_metric(m) for m in metrics]
-
-
-def _evaluate(model, loss_fn, metrics: list, data, batch_size: int) -> dict:
-    """Loss and ``metrics`` (updated in place) on ``data``, in eval mode without a graph; the mode is restored."""
-    loader = as_loader(data, batch_size, False, what="evaluation data")
-    was = model.training
-    model.eval()
-    total, n = 0.0, 0
-    try:
-        with no_grad():
-            for batch in loader:
-                inputs, y = _split_batch(batch)
-                out = _forward(model, inputs)
-                k = len(y)
-                total += float(loss_fn(out, _target(y)).item()) * k
-                n += k
-                for m in metrics:
-                    m.update(y, out.data)
-    finally:
-        model.train(was)
-    result = {"loss": total / max(n, 1)}
-    for m in metrics:
-        result[m.name] = _plain(m.compute())
-    return result
-
-
-def predict(model, x, batch_size: int = 256):
-    """``model``'s outputs for ``x`` (an array, or a dataset whose batches' first item is the input), in eval mode.
-
-    A ``SequenceDataset``'s batches are ``(tokens, lengths[, labels])``: the model is called as
-    ``model(tokens, lengths)``. Outputs are in the dataset's order."""
-    if hasattr(x, "shape"):
-        x = ArrayDataset(B.asarray(x))
-    loader = as_loader(x, batch_size, False, what="prediction input")
-    n_inputs = 2 if isinstance(loader.dataset, SequenceDataset) else 1
-    was = model.training
-    model.eval()
-    outs = []
-    try:
-        with no_grad():
-            for batch in loader:
-                inputs = batch[:n_inputs] if isinstance(batch, (tuple, list)) else (batch,)
-                outs.append(model(*[Tensor(B.asarray(a)) for a in inputs]).data)
-    finally:
-        model.train(was)
-    return B.xp.concatenate(outs) if outs else B.xp.empty((0,))
 
 
 __all__ = ["ModelCheckpoint", "Trainer", "evaluate", "fit", "predict"]

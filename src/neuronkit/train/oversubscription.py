@@ -138,6 +138,8 @@ class WarnOnOversubscription(Callback):
     (default ``time.perf_counter``, ``time.process_time``), replaceable in tests. Time outside the steps (validation,
     the epoch's end) is not counted."""
 
+    writes = True
+
     def __init__(self, stream=None, detector: ContentionDetector | None = None, prefix: str = "warning: ", clocks=None):
         self.stream, self.prefix = stream, prefix
         self.detector = detector if detector is not None else ContentionDetector()

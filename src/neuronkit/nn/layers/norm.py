@@ -78,7 +78,7 @@ class _BatchNorm(Module):
             )
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            if x.size // x.shape[1] <= 1:
+            if x.size // x.shape[1] <= 1 and not ops.norm.batch_stats_synchronised():  # else: the global count
                 raise ValueError(
                     f"{name} got input of shape {tuple(x.shape)}: training needs more than 1 value per channel "
                     "(use a bigger batch, or eval())"

@@ -41,6 +41,9 @@ class Metric:
 
     name: str = "metric"
     greater_is_better: bool = True
+    # The attributes that hold sums over samples: a metric over several parts of the data (data-parallel ranks) is
+    # the metric of their element-wise sums. Empty: the statistics cannot be combined by summing.
+    additive: tuple = ()
 
     def __init__(self) -> None:
         self.reset()
@@ -74,6 +77,7 @@ class Accuracy(Metric):
     """Streaming ``accuracy``: counts correct predictions and samples. Output (B,) labels or (B, C) scores."""
 
     name = "accuracy"
+    additive = ("correct", "total")
 
     def reset(self) -> None:
         self.correct, self.total = 0, 0
@@ -107,6 +111,8 @@ class TopK(Metric):
 
     Output: (B, C) scores. ``name`` is ``"top{k}"``.
     """
+
+    additive = ("hits", "total")
 
     def __init__(self, k: int = 5) -> None:
         self.k = check_k(k, "TopK")
@@ -242,6 +248,7 @@ class MeanSquaredError(_RegressionMetric):
     """Streaming ``mse``: accumulates the sum of squared errors and the element count (float64)."""
 
     name = "mse"
+    additive = ("sum", "count")
 
     def reset(self) -> None:
         self.sum, self.count, self.trailing = 0.0, 0, None
@@ -307,6 +314,7 @@ class LogLoss(Metric):
 
     name = "log_loss"
     greater_is_better = False
+    additive = ("sum", "total")
 
     def reset(self) -> None:
         self.sum, self.total = 0.0, 0
