@@ -85,7 +85,7 @@ def test_inspect_an_embedding_unit_shows_its_value_over_the_tokens(spam_run):
     "args, parts",
     [
         (["--layer", "nope"], ["no layer 'nope' with units", "embedding (Embedding, ", "head.0 (Dense, 16 units)"]),
-        (["--layer", "head.1", "--unit", "2"], ["layer head.1 has units 0 to 1; got --unit 2"]),
+        (["--layer", "head.2", "--unit", "2"], ["layer head.2 has units 0 to 1; got --unit 2"]),
         (["--layer", "head.0", "--top", "-1"], ["--top must be at least 0"]),
     ],
 )
