@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from neuronkit.data import ArrayDataset, DataLoader, shard_bounds
+from neuronkit.inspect import load_history
 from neuronkit.ops.dropout import batch_rows, dropout_mask
 from neuronkit.train import distributed
 
@@ -214,6 +215,15 @@ def test_mpiexec_neuronkit_train_is_the_run_of_one_process(tmp_path):
     ma = json.loads((tmp_path / "one" / "metrics.json").read_text())
     mb = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert abs(mb["accuracy"] - ma["accuracy"]) <= 1 / 359
+    # the probes describe the global batch (each rank's shard sums added at every record), not rank 0's half
+    pa, pb = load_history(tmp_path / "one" / "probes"), load_history(tmp_path / "two" / "probes")
+    assert list(pb.layers) == list(pa.layers) and pb.layers
+    for name in pa.layers:
+        a, b = pa.history(name), pb.history(name)
+        assert b["step"].tolist() == a["step"].tolist() and len(a["step"]) >= 2
+        for s in ("pre_mean", "pre_std", "out_mean", "active_frac", "out_grad_norm"):
+            np.testing.assert_allclose(b[s], a[s], rtol=1e-4, atol=1e-5, err_msg=f"{name} {s}")
+        assert np.abs(b["hist"] - a["hist"]).sum() <= 2 * len(a["step"])  # a value on a bin edge may move by rounding
 
 
 @pytest.mark.slow  # an mpiexec run

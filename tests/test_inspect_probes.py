@@ -383,3 +383,74 @@ def test_probes_leave_a_fused_convolution_fused_and_the_run_bit_identical():
     for a, b in zip(probed.parameters(), plain.parameters()):
         np.testing.assert_array_equal(a.data, b.data)
     assert len(probe.probe.history("0")["step"]) == 6
+
+
+class _ThreadRanks:
+    """Two ranks as two threads: ``allreduce`` sums the ranks' buffers in place, as MPI's would."""
+
+    size = 2
+
+    def __init__(self):
+        import threading
+
+        self.barrier, self.slots = threading.Barrier(2, timeout=60), [None, None]
+
+    def comm(self, rank):
+        ranks = self
+
+        class Comm:
+            size = 2
+
+            def allreduce(self, buf):
+                ranks.slots[rank] = buf.copy()
+                ranks.barrier.wait()
+                total = ranks.slots[0] + ranks.slots[1]
+                ranks.barrier.wait()
+                buf[...] = total
+                return buf
+
+        return Comm()
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid"])
+def test_data_parallel_probes_record_the_global_batch(act):
+    """Two ranks, each probing its half of the batch (23 and 41 rows) and backpropagating its share of the
+    global-batch loss: after commit both hold the statistics one probe computes on the whole batch."""
+    import threading
+
+    x, y = _data(64)
+    whole = _mlp(act)
+    p_one = Probe(whole, every=1)
+    _recorded_step(whole, p_one, x, y)
+    ranks, probes, errors = _ThreadRanks(), [], []
+    shards = [(0, 23), (23, 64)]
+    models = [_mlp(act) for _ in shards]
+    for r, m in enumerate(models):
+        probes.append(Probe(m, every=1))
+        probes[r].comm = ranks.comm(r)
+
+    def rank(r):
+        try:
+            lo, hi = shards[r]
+            probes[r].begin(1)
+            out = models[r](nk.tensor(x[lo:hi]))
+            loss = nk.cross_entropy(out, nk.tensor(y[lo:hi])) * ((hi - lo) / len(x))
+            loss.backward()
+            probes[r].commit(lr=0.1)
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    for name in ("0", "1"):
+        want = p_one.history(name)
+        for p in probes:
+            got = p.history(name)
+            for s in ("pre_mean", "pre_std", "pre_rms", "out_mean", "out_std", "active_frac", "saturated_frac"):
+                np.testing.assert_allclose(got[s], want[s], rtol=1e-5, atol=1e-6, err_msg=f"{name} {s}")
+            np.testing.assert_array_equal(got["hist"], want["hist"])
+            np.testing.assert_allclose(got["out_grad_norm"], want["out_grad_norm"], rtol=1e-5)

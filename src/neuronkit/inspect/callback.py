@@ -38,6 +38,8 @@ class ProbeCallback(Callback):
     def on_train_begin(self, trainer) -> None:
         if self.probe is None or self.probe.model is not trainer.model:
             self.probe = Probe(trainer.model, every=self.every, max_records=self.max_records, bins=self.bins)
+        comm = getattr(trainer, "comm", None)
+        self.probe.comm = comm if comm is not None and comm.size > 1 else None  # statistics of the global batch
         self._arm(trainer.step + 1)
 
     def _arm(self, step: int) -> None:

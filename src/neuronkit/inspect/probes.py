@@ -35,6 +35,7 @@ from ..nn.activations import Identity
 from ..nn.layers.conv import ConvNd
 from ..nn.layers.dense import Dense
 from .arrays import as_numpy, per_unit
+from .probe_sums import reduce_pending, shard_sums
 
 UNIT_STATS = (
     "pre_mean",
@@ -188,6 +189,7 @@ class Probe:
         self.step = None
         self.work_count = 0  # how many recorded steps the hooks did work for (for overhead checks)
         self.events: list = []
+        self.comm = None  # data-parallel training: the communicator whose ranks' shards make the batch (probe_sums)
         self.layers: dict[str, LayerRecord] = {}
         self._handles = []
         for name, m in model.named_modules():
@@ -233,23 +235,31 @@ class Probe:
         conv = rec.kind == "conv"
         o, z = per_unit(out.astype(np.float64), conv), per_unit(pre.astype(np.float64), conv)
         p = rec.pending
+        slope = relative_slope(rec.activation, o)
+        sat = None if slope is None else slope < SATURATION_SLOPE
+        hist = np.histogram(np.clip(o, rec.hist_edges[0], rec.hist_edges[-1]), rec.hist_edges)[0]
+        if self.comm is not None:  # a shard of the global batch: sums, turned into statistics at commit
+            p["sums"] = shard_sums(z, o, sat, hist)
+            return
         p["pre_mean"], p["pre_std"] = z.mean(1), z.std(1)
         p["pre_rms"] = np.sqrt((z * z).mean(1))
         p["out_mean"], p["out_std"] = o.mean(1), o.std(1)
-        slope = relative_slope(rec.activation, o)
-        sat = None if slope is None else slope < SATURATION_SLOPE
         if sat is None:
             p["saturated_frac"] = np.zeros(rec.units)
             p["active_frac"] = (o > 0).mean(1)
         else:
             p["saturated_frac"] = sat.mean(1)
             p["active_frac"] = 1.0 - p["saturated_frac"]
-        p["hist"] = np.histogram(np.clip(o, rec.hist_edges[0], rec.hist_edges[-1]), rec.hist_edges)[0]
+        p["hist"] = hist
 
     def _grad_hook(self, rec):
         def hook(grad):
             if self.active:
-                rec.pending["out_grad_norm"] = float(np.sqrt(np.sum(np.square(as_numpy(grad), dtype=np.float64))))
+                sq = float(np.sum(np.square(as_numpy(grad), dtype=np.float64)))
+                if self.comm is not None:  # summed over the ranks at commit
+                    rec.pending["out_grad_sq"] = sq
+                else:
+                    rec.pending["out_grad_norm"] = math.sqrt(sq)
             return None
 
         return hook
@@ -270,6 +280,9 @@ class Probe:
 
         Returns the names of the layers recorded (those whose forward ran since ``begin``)."""
         done = []
+        if self.comm is not None:
+            with np.errstate(all="ignore"):
+                reduce_pending(self.layers, self.comm.allreduce)
         for rec in self.layers.values():
             if not rec.pending:
                 continue

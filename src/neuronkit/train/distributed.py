@@ -16,7 +16,8 @@ Started as ``mpiexec -n N python script.py`` (or ``mpiexec -n N neuronkit train 
   not the batch, as recurrent dropout on packed sequences, is drawn per rank: the ranks still hold identical weights,
   but the run is then not the one-process run draw for draw);
 - epoch metrics and validation are reduced over all ranks' samples (metrics with ``additive`` statistics:
-  accuracy, top-k, MSE, MAE, log-loss), so rank 0's history describes the global model;
+  accuracy, top-k, MSE, MAE, log-loss), so rank 0's history describes the global model; the probes add their
+  ranks' sums the same way (``inspect.probe_sums``), so the neurons' history is the global batch's too;
 - callbacks that write (``Callback.writes``: checkpoints, logs, progress) run on rank 0 only.
 
 MPI itself comes from ``mpi4py`` and an MPI library that pip installs (``pip install 'neuronkit[mpi]'``); nothing of
