@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,9 @@ import neuronkit as nk
 from neuronkit import nn
 from neuronkit.io import FormatError, load, load_optimizer, load_weights, save, save_optimizer, save_weights
 from neuronkit.nn.registry import LAYERS, register_layer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import fuzz_load  # the hostile-file mutations, shared with benchmarks/fuzz_load.py
 
 DTYPES = ["float32", "float64"]
 
@@ -420,66 +424,6 @@ def _check_loads_or_format_error(d, x):
     return "loaded"
 
 
-def _json_mutations(rng: random.Random, doc):
-    """A copy of ``doc`` with one node replaced, deleted or extended by a hostile value."""
-    hostile = [
-        None,
-        True,
-        -1,
-        0,
-        2**31,
-        10**18,
-        1e308,
-        -1e-308,
-        3.5,
-        "",
-        "os.system",
-        "__import__",
-        "float128",
-        "O",
-        [],
-        {},
-        [1, 2],
-        {"class": "Dense"},
-        {"class": "os.system", "config": {}},
-        "x" * 5000,
-        [[[[[[]]]]]],
-        {"a": {"b": {"c": 1}}},
-    ]
-    doc = json.loads(json.dumps(doc))
-    nodes = [(None, None, doc)]
-    stack = [doc]
-    while stack:
-        n = stack.pop()
-        items = n.items() if isinstance(n, dict) else enumerate(n) if isinstance(n, list) else ()
-        for k, v in items:
-            nodes.append((n, k, v))
-            stack.append(v)
-    parent, key, _ = rng.choice(nodes)
-    if parent is None:
-        return rng.choice(hostile)
-    op = rng.random()
-    if op < 0.6:
-        parent[key] = rng.choice(hostile)
-    elif op < 0.8:
-        del parent[key]
-    elif isinstance(parent, dict):
-        parent[rng.choice(["extra", "class", "config", "__class__", "generator", "dtype"])] = rng.choice(hostile)
-    else:
-        parent.append(rng.choice(hostile))
-    return doc
-
-
-def _header(weights: bytes):
-    n = int.from_bytes(weights[:8], "little")
-    return json.loads(weights[8 : 8 + n]), weights[8 + n :]
-
-
-def _with_header(header, body: bytes, length=None):
-    h = json.dumps(header).encode()
-    return (len(h) if length is None else length).to_bytes(8, "little") + h + body
-
-
 @pytest.mark.parametrize(
     "make, shape, most",
     [(_fuzz_model, (5, 4), 2000), (_fuzz_transformer, (3, 5, 4), 600)],  # a transformer takes longer to load
@@ -501,7 +445,7 @@ def _fuzz(tmp_path, model, x, size_field: bytes, seed: int, most: int, seconds: 
     arch = (good / "architecture.json").read_bytes()
     weights = (good / "model.safetensors").read_bytes()
     doc = json.loads(arch)
-    header, body = _header(weights)
+    header, body = fuzz_load.split(weights)
     rng = random.Random(seed)
     d = tmp_path / "case"
     d.mkdir()
@@ -528,10 +472,12 @@ def _fuzz(tmp_path, model, x, size_field: bytes, seed: int, most: int, seconds: 
                 i = rng.randrange(len(w) + 1)
                 w = w[:i] + blob + w[i:]
         elif kind == 4:
-            a = json.dumps(_json_mutations(rng, doc)).encode()
+            a = json.dumps(fuzz_load.json_mutation(rng, doc)).encode()
         elif kind == 5:  # safetensors header mutations, length prefix kept right or made wrong
-            h = _json_mutations(rng, header)
-            w = _with_header(h, body, None if rng.random() < 0.8 else rng.choice([0, 7, 2**32, 2**63, 2**64 - 1]))
+            h = fuzz_load.json_mutation(rng, header)
+            w = fuzz_load.with_header(
+                h, body, None if rng.random() < 0.8 else rng.choice([0, 7, 2**32, 2**63, 2**64 - 1])
+            )
         elif kind == 6:
             a, w = w, a  # swapped files
         elif kind == 7:
@@ -561,7 +507,7 @@ def _fuzz(tmp_path, model, x, size_field: bytes, seed: int, most: int, seconds: 
                     [0, 32],
                 ]
             )
-            w = _with_header(h, body)
+            w = fuzz_load.with_header(h, body)
         elif kind == 10:  # valid-looking architecture text with huge or odd sizes
             key = size_field.split(b":")[0]
             values = [b"400000000", b"4.0", b"NaN", b"1e999", b"-4", b'"4"', b"9" * 5000]
@@ -777,25 +723,31 @@ def _weights_case(tmp_path, data: bytes):
         (lambda w: (2**63).to_bytes(8, "little") + w[8:], "header length"),
         (lambda w: (len(w)).to_bytes(8, "little") + w[8:], "header length"),
         (
-            lambda w: _with_header({"weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 2**62]}}, b""),
+            lambda w: fuzz_load.with_header(
+                {"weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 2**62]}}, b""
+            ),
             "outside",
         ),
         (
-            lambda w: _with_header({"weight": {"dtype": "BOOL", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 4),
+            lambda w: fuzz_load.with_header(
+                {"weight": {"dtype": "BOOL", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 4
+            ),
             "floats and integers only",
         ),
         (
-            lambda w: _with_header({"weight": {"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]}}, b"\0" * 8),
+            lambda w: fuzz_load.with_header(
+                {"weight": {"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]}}, b"\0" * 8
+            ),
             "non-negative",
         ),
         (
-            lambda w: _with_header(
+            lambda w: fuzz_load.with_header(
                 {"weight": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 8]}}, b"\0" * 8
             ),
             "needs",
         ),
         (
-            lambda w: _with_header(
+            lambda w: fuzz_load.with_header(
                 {
                     "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                     "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
@@ -804,9 +756,9 @@ def _weights_case(tmp_path, data: bytes):
             ),
             "overlaps",
         ),
-        (lambda w: _with_header([1, 2], b""), "must be a JSON object"),
-        (lambda w: _with_header({"__metadata__": {"a": 1}}, b""), "__metadata__"),
-        (lambda w: _with_header({"weight": {"dtype": "F32", "shape": [2, 2]}}, b"\0" * 16), "expected keys"),
+        (lambda w: fuzz_load.with_header([1, 2], b""), "must be a JSON object"),
+        (lambda w: fuzz_load.with_header({"__metadata__": {"a": 1}}, b""), "__metadata__"),
+        (lambda w: fuzz_load.with_header({"weight": {"dtype": "F32", "shape": [2, 2]}}, b"\0" * 16), "expected keys"),
     ],
 )
 def test_bad_weights_files(make, message, tmp_path):
@@ -870,12 +822,12 @@ def test_optimizer_files_damaged(tmp_path, tripwires):
         with pytest.raises(FormatError):
             load_optimizer(FakeAdam([2]), tmp_path)
     (tmp_path / "optimizer.json").write_text(good)
-    _, body = _header((tmp_path / "optimizer.safetensors").read_bytes())
+    _, body = fuzz_load.split((tmp_path / "optimizer.safetensors").read_bytes())
     h = {
         "state.0.exp_avg": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
         "os.system": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]},
     }
-    (tmp_path / "optimizer.safetensors").write_bytes(_with_header(h, body))
+    (tmp_path / "optimizer.safetensors").write_bytes(fuzz_load.with_header(h, body))
     with pytest.raises(FormatError, match="not of the form"):
         load_optimizer(FakeAdam([2]), tmp_path)
     assert tripwires == []
