@@ -1,9 +1,10 @@
-"""The neuronkit tour: seven short experiments that show, with measured numbers and pictures, what a neuron is and why
+"""The neuronkit tour: eight short experiments that show, with measured numbers and pictures, what a neuron is and why
 networks work.
 
 What one neuron computes; why networks need activation functions and neurons need biases; that backpropagation gives
 the exact gradients; that gradient descent lowers the loss (and what too large a step does); and why a network must be
-judged on data it never saw; and why the scale of the initial weights decides whether a deep network learns. Each
+judged on data it never saw; why the scale of the initial weights decides whether a deep network learns; and why an
+LSTM remembers the first token of a long sequence where a plain RNN forgets it. Each
 experiment states a claim, measures, and says whether the claim holds.
 
 Run: ``python examples/tour.py [OUT_DIR] [NAME ...]`` (pictures and ``tour.json`` go to OUT_DIR, by default a new

@@ -217,3 +217,47 @@ def test_history_only_checks():
     healthy = _epochs([2.0, 1.0, 0.5, 0.3], val_loss=[2.1, 1.1, 0.6, 0.4])
     assert diagnose_training(healthy) == []
     assert diagnose_training([]) == []
+
+
+def _all(findings) -> list:
+    """The findings and every finding they group or explain."""
+    out = []
+    for f in findings:
+        out += [f, *_all(f.details)]
+    return out
+
+
+def test_the_output_layer_growing_with_confidence_is_no_exploding_activation(digits):
+    """The logits of a classifier grow as it becomes confident: the layer that gives the output is judged by
+    output_scale, not as a hidden activation; a hidden layer as large still is one."""
+    xtr, ytr, _, _ = digits
+    model = _mlp()
+    list(model)[-1].weight.data *= 3000  # logits std about 300x the input's: what the old rule called exploding
+    found = check_before_training(model, (xtr[:256], ytr[:256]))
+    logits_std = next(f for f in found if f.kind == "output_scale").where["std"]
+    assert logits_std > 100 * float(np.std(xtr[:256]))
+    assert "exploding_activation" not in _kinds(found), report(found)
+    hidden = _mlp()
+    list(hidden)[1].weight.data *= 3000  # the same growth in a hidden layer
+    layers = {
+        f.where["layer"]
+        for f in check_before_training(hidden, (xtr[:256], ytr[:256]))
+        if f.kind == "exploding_activation"
+    }
+    assert "1" in layers and "2" not in layers  # the hidden layer is; the output layer after it is not judged so
+
+
+def test_a_large_trained_hidden_layer_is_an_explosion_only_when_the_loss_did_not_fall(digits):
+    from neuronkit.inspect import diagnose
+
+    xtr, ytr, _, _ = digits
+    model = _mlp()
+    list(model)[0].weight.data *= 1000
+    falling = [{"loss": 1.5, "val_loss": 1.6}, {"loss": 0.6, "val_loss": 0.7}, {"loss": 0.3, "val_loss": 0.5}]
+    rising = [{"loss": 1.5, "val_loss": 1.6}, {"loss": 0.6, "val_loss": 0.7}, {"loss": 0.9, "val_loss": 1.1}]
+    for epochs, severity in ((falling, "info"), (rising, "warning")):
+        found = [
+            f for f in _all(diagnose(model, (xtr[:256], ytr[:256]), history=epochs)) if f.kind == "exploding_activation"
+        ]
+        assert found and {f.severity for f in found} == {severity}, report(found)
+        assert ("the training loss fell from 1.5 to 0.3" in found[0].message) == (severity == "info")

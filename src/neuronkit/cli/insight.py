@@ -120,9 +120,12 @@ def _findings(run, cfg, info, model, x, y, loss, whole_split: bool = True) -> tu
         whole_split=whole_split or _n(x) >= DEAD_MIN_SAMPLES,
     )
     if is_text_run(info):  # recurrent gates, gradients through time, attention heads, texts cut by max_len
+        from ..inspect.sequence_callback import check_sequence_history
         from .textinsight import text_findings
 
-        findings += text_findings(run, cfg, info, model, _batch(x, y), loss)
+        after = text_findings(run, cfg, info, model, _batch(x, y), loss)
+        saved = sequence_history(run)  # what the sequence probes saw during training
+        findings += after + ([] if saved is None else check_sequence_history(saved, after))
     return findings, epochs, probes
 
 
@@ -221,13 +224,32 @@ def cmd_report(args) -> int:
         classes=info.get("classes") if classification else None,
         test=(loaded.x_test, y_test, outputs) if classification else None,
         findings=findings,
-        events=list(probes.events) if probes is not None else [],
+        events=_events(run, probes),
         text=text_report(load_encoder(run), model, loaded, outputs, info["classes"]) if is_text_run(info) else None,
     )
     out = args.out if args.out is not None else run.path / "report.html"
     write_report(out, data)
     print(f"wrote {out}: open it in a browser (it needs no network)")
     return 0
+
+
+def sequence_history(run):
+    """A text run's saved sequence probes (``RUN/probes/sequence.json``), or None when it has none."""
+    from ..inspect.sequence_callback import SEQUENCE_FILE, load_sequence_history
+
+    if not (run.probes_path / SEQUENCE_FILE).is_file():
+        return None
+    try:
+        return load_sequence_history(run.probes_path)
+    except ValueError as e:
+        raise CLIError(f"{run.probes_path / SEQUENCE_FILE} is damaged: {e}") from None
+
+
+def _events(run, probes) -> list:
+    """The run's events in step order: the neurons' (``probes.json``) and the sequence probes' (``sequence.json``)."""
+    saved = sequence_history(run)
+    events = (list(probes.events) if probes is not None else []) + (saved.events if saved is not None else [])
+    return sorted(events, key=lambda e: e.get("step") or 0)
 
 
 def probe_history(run):

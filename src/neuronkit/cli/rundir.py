@@ -9,7 +9,8 @@
       history.jsonl    one JSON line per epoch: loss, training and validation metrics, lr, time
       metrics.json     the final metrics on the held-out test split, and the training time
       checkpoints/     resumable checkpoints (neuronkit.train.checkpoint), written each epoch
-      probes/          per-neuron history (probes.safetensors + probes.json, neuronkit.inspect.Probe.save)
+      probes/          per-neuron history (probes.safetensors + probes.json, neuronkit.inspect.Probe.save); a text
+                       model with recurrent or attention layers: sequence.json (SequenceProbeCallback.save)
       gradcheck.jsonl  with --gradcheck-every: one float64 gradient check per line (step, ok, per-layer errors)
       data-cache/      for CSV data: the parsed splits as .npy arrays, reused by the run's later commands (datacache)
       report.html      written by neuronkit report

@@ -143,6 +143,7 @@ class Resume:
     epoch: int = 0
     step_in_epoch: int = 0
     probe_history: object = None
+    sequence_history: object = None
 
 
 def write_run(cfg, s: Setup, run: RunDir) -> None:
@@ -175,6 +176,7 @@ def resume_point(run: RunDir) -> Resume:
     )
     try:  # the neurons' history continues too
         resume.probe_history = insight.probe_history(run)
+        resume.sequence_history = insight.sequence_history(run)
     except CLIError as e:
         print(f"neuronkit: warning: {e}; the neurons' history starts again from here", file=sys.stderr)
     return resume
@@ -218,11 +220,14 @@ def start_line(cfg, s: Setup, run: RunDir, resume: Resume | None) -> str:
 
 
 # -- after training -----------------------------------------------------------------------------------------------
-def save_insight(run: RunDir, probe, gradcheck) -> None:
-    """The neurons' history (for inspect/report) and the repeated gradient checks, when the run recorded them."""
+def save_insight(run: RunDir, probe, gradcheck, sequence=None) -> None:
+    """The neurons' history (for inspect/report), a text run's sequence probes, and the repeated gradient checks,
+    when the run recorded them."""
     if probe is not None and probe.probe is not None and probe.probe.layers:
         probe.probe.remove()
         probe.probe.save(run.probes_path)  # the neurons' history of this (part of the) run
+    if sequence is not None:
+        sequence.save(run.probes_path)  # gates, gradient through time, attention heads: probes/sequence.json
     if gradcheck is not None:
         run.write_text("gradcheck.jsonl", "".join(io.dumps_json(r) + "\n" for r in gradcheck.results))
         bad = [r["step"] for r in gradcheck.results if not r["ok"]]
@@ -302,15 +307,17 @@ def train_in_run(cfg, s: Setup, run: RunDir, resume_run: RunDir | None) -> int:
     write_run(cfg, s, run)
     resume = resume_point(run) if resume_run is not None else None
     at = resume or Resume()
+    sequence = T.make_sequence_probe(cfg, s.model, s.loss, s.train, at.sequence_history, at.step or None)
+    cbs = callbacks(cfg, run) + ([sequence] if sequence is not None else [])
     trainer, probe, gradcheck = T.make_trainer(
-        cfg, s.model, s.loss, s.task, s.train, callbacks(cfg, run), at.probe_history, at.step or None
+        cfg, s.model, s.loss, s.task, s.train, cbs, at.probe_history, at.step or None
     )
     print(start_line(cfg, s, run, resume), flush=True)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a divergence is reported in words instead
         history = trainer.fit(
             s.train, epochs=cfg.epochs, batch_size=cfg.batch_size, validation=s.val, resume=at.checkpoints
         )
-        save_insight(run, probe, gradcheck)
+        save_insight(run, probe, gradcheck, sequence)
         if history.interrupted:
             return interrupted(trainer, run)
         return finish(cfg, s, run, trainer, history)

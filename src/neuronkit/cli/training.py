@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import optim
 from ..data import DataLoader, train_test_split
-from ..inspect import GradCheckCallback, Probe, ProbeCallback
+from ..inspect import GradCheckCallback, Probe, ProbeCallback, SequenceProbeCallback
+from ..inspect.sequence_callback import has_sequence_layers
 from ..train import ClipGradNorm, StopOnNaN, Trainer, evaluate
 from ..train.callbacks import LRScheduler as ScheduleCallback
 from . import data as D
@@ -19,6 +20,8 @@ from .models import model_input_shape
 CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1"]
 REGRESSION_METRICS = ["mse", "mae", "r2"]
 PROBE_RECORDS = 200  # records a run keeps by default (probe_every = total steps / this)
+SEQUENCE_RECORDS, SEQUENCE_TEXTS = 50, 64  # a text run's sequence probes: about 50 records, on 64 training texts
+SEQUENCE_MIN_EVERY = 20  # ... and at most one per 20 steps: each costs about one step (forward and backward)
 
 
 def optimizer_options(cfg) -> dict:
@@ -36,6 +39,30 @@ def probe_every(cfg, steps_per_epoch: int) -> int:
     return max(1, (cfg.epochs * steps_per_epoch) // PROBE_RECORDS)
 
 
+def sequence_every(cfg, steps_per_epoch: int) -> int:
+    """Steps between a text run's sequence probe records: ``probe_every`` when given (0: off), else about
+    ``SEQUENCE_RECORDS`` records over the run but at most one per ``SEQUENCE_MIN_EVERY`` steps (each costs a forward
+    and a backward of ``SEQUENCE_TEXTS`` texts, about one training step)."""
+    if cfg.probe_every is not None:
+        return cfg.probe_every
+    return max(SEQUENCE_MIN_EVERY, (cfg.epochs * steps_per_epoch) // SEQUENCE_RECORDS)
+
+
+def make_sequence_probe(cfg, model, loss: str, train, saved=None, resume_step: int | None = None):
+    """A ``SequenceProbeCallback`` on the first ``SEQUENCE_TEXTS`` training texts for a text run whose model has
+    recurrent or attention layers (continuing ``saved`` up to ``resume_step``); None for other runs or when probes are
+    off."""
+    if not isinstance(train, DataLoader) or not has_sequence_layers(model):
+        return None
+    every = sequence_every(cfg, math.ceil(n_samples(train) / cfg.batch_size))
+    if every <= 0:
+        return None
+    probe = SequenceProbeCallback(first_samples(train, SEQUENCE_TEXTS), every=every, loss=loss)
+    if saved is not None:
+        probe.restore(saved, upto_step=resume_step)
+    return probe
+
+
 def make_trainer(
     cfg, model, loss: str, task: str, train, callbacks=(), probe_history=None, resume_step: int | None = None
 ) -> tuple:
@@ -43,7 +70,8 @@ def make_trainer(
     NaN guard first, then ``callbacks``, gradient clipping, the probe (a ``ProbeCallback``, or None when
     ``probe_every`` is 0), the schedule, and the repeated gradient check (a ``GradCheckCallback`` on the first 16
     training samples, or None when ``gradcheck_every`` is 0). ``probe_history`` (a saved ``ProbeHistory``) is
-    continued up to ``resume_step`` when a run resumes."""
+    continued up to ``resume_step`` when a run resumes. A text run's sequence probe (``make_sequence_probe``) is one
+    of the ``callbacks`` when the caller wants it."""
     n_train = n_samples(train)
     optimizer = optim.make_optimizer(cfg.optimizer, model.parameters(), **optimizer_options(cfg))
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)

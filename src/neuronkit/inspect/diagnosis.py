@@ -125,6 +125,7 @@ def diagnose(
     if probe is not None:
         _confirm_dead(findings)
     _judge_init_by_training(findings, history)
+    _judge_scale_by_training(findings, history)
     return rank(findings)
 
 
@@ -170,6 +171,25 @@ def _judge_init_by_training(findings, history) -> None:
             if losses and _finite(start) and all(_finite(v) for v in losses) and min(losses) < 0.5 * start:
                 f.severity = "info"
                 f.message += f" Harmless here: training brought the loss down to {min(losses):.3g}."
+
+
+def _judge_scale_by_training(findings, history) -> None:
+    """Activations that are large after training are an explosion only if training went wrong. When the training
+    loss stayed finite and fell (its last epoch below 0.9 of its first, and within 10 % of its best), a trained
+    layer's scale was learned along with a falling loss: its ``exploding_activation`` becomes information."""
+    epochs = getattr(history, "epochs", history) or []
+    losses = [e.get("loss") for e in epochs if isinstance(e, dict)]
+    if len(losses) < 2 or not all(_finite(v) for v in losses):
+        return
+    if not (losses[-1] < 0.9 * losses[0] and losses[-1] <= 1.1 * min(losses)):
+        return
+    for f in findings:
+        if f.kind == "exploding_activation" and f.phase == "trained" and _serious(f) and _finite(f.where.get("std")):
+            f.severity = "info"
+            f.message += (
+                f" Not an explosion here: the training loss fell from {losses[0]:.3g} to {losses[-1]:.3g} while this "
+                "scale was learned."
+            )
 
 
 def _finite(v) -> bool:

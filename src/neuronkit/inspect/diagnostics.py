@@ -7,8 +7,10 @@ layer (removed afterwards; the parameters' gradients are put back as they were) 
 - ``output_scale``: the standard deviation of the outputs (logits) is above ``10`` or below ``1e-3``;
 - ``initial_loss``: for a classification loss, the first loss differs from ln(classes) by more than 50%: the network
   starts confident before it has learned anything;
-- ``vanishing_activation`` / ``exploding_activation``: a layer's output std is below ``1e-2`` or above ``1e2`` times
-  the input's std (the forward signal dies out or blows up for the chosen initialiser);
+- ``vanishing_activation`` / ``exploding_activation``: a hidden layer's output std is below ``1e-2`` or above ``1e2``
+  times the input's std (the forward signal dies out or blows up for the chosen initialiser). The layer that gives the
+  model's output is left out: its scale is the logits' (``output_scale``), which a classifier that learns grows on
+  purpose as it becomes confident;
 - ``vanishing_gradient``: a layer's weight-gradient norm divided by its weight norm is below ``1e-4`` (healthy
   networks show 1e-2 to 2), one plain step at ``lr`` would move the weights by less than ``1e-6`` of their norm, or the
   ratio is below ``1e-3`` times the best-fed layer's; ``exploding_gradient``: a non-finite gradient;
@@ -174,7 +176,7 @@ def check_before_training(
     with np.errstate(all="ignore"):
         in_std = _input_std(inputs, records)
         findings += _check_output(logits, loss_value, loss_name, num_classes, when)
-        findings += _check_layers(records, in_std, when, len(y) >= min_dead_samples)
+        findings += _check_layers(records, in_std, when, len(y) >= min_dead_samples, output=logits)
         grad_rows = _grad_rows(grads)
         findings += _check_grads(grad_rows, lr)
         findings += check_depth(records, grad_rows, in_std, when, lr)
@@ -244,7 +246,12 @@ def _check_output(logits, loss_value, loss_name, num_classes, when) -> list:
     return out
 
 
-def _check_layers(records, in_std, when, enough: bool = True) -> list:
+def _is_output(a, output) -> bool:
+    """Whether a layer's output ``a`` is the model's output (the logits): the layer that gives it."""
+    return output is not None and a.shape == output.shape and np.array_equal(a, output, equal_nan=True)
+
+
+def _check_layers(records, in_std, when, enough: bool = True, output=None) -> list:
     out = []
     base = in_std if in_std > 0 and math.isfinite(in_std) else 1.0
     conv_context = False
@@ -256,7 +263,9 @@ def _check_layers(records, in_std, when, enough: bool = True) -> list:
         std = float(np.std(a))
         ratio = std / base
         act = act_name_of(module)
-        if not math.isfinite(ratio) or ratio > ACT_RATIO_HIGH:
+        if _is_output(a, output) and math.isfinite(ratio):
+            pass  # the logits' scale: output_scale judges it; a non-finite output is still an exploding one
+        elif not math.isfinite(ratio) or ratio > ACT_RATIO_HIGH:
             out.append(
                 Finding(
                     "exploding_activation",

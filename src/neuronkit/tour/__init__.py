@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import backprop, bias, descent, generalisation, linear_collapse, neuron, weights
+from . import backprop, bias, descent, generalisation, linear_collapse, memory, neuron, weights
 from .result import Result
 
 __all__ = ["EXPERIMENTS", "Result", "run_tour"]
@@ -33,6 +33,7 @@ EXPERIMENTS = {
     "descent": descent.run,  # gradient descent lowers the loss; too large a step makes it rise
     "generalisation": generalisation.run,  # fitting the training data is not the same as working on unseen data
     "weights": weights.run,  # the initial weights' scale decides whether a deep network can learn
+    "memory": memory.run,  # an LSTM's gated cell state carries the gradient through time; a plain RNN's does not
 }
 
 
