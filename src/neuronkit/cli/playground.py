@@ -113,6 +113,51 @@ def _train_config(snap, data_spec: str, data_dir, test_fraction: float, standard
     return C.resolve(values)
 
 
+def _loaded(snap, limit: int) -> D.Loaded:
+    """The page's splits, as the model inputs it trains on, as the command line's ``Loaded``: at most ``limit``
+    samples of each split (the first ones)."""
+    d = snap.data
+    return D.Loaded(
+        d.x_train[:limit],
+        d.y_train[:limit],
+        d.x_test[:limit],
+        d.y_test[:limit],
+        d.name,
+        "classification",
+        list(d.classes),
+        "dataset" if d.name in ("digits", "mnist") else "file",
+    )
+
+
+def try_fix(snap, findings, seconds: float) -> dict:
+    """``neuronkit diagnose --try-fix`` on the page's experiment (the playground's ``trier``): the settings as they
+    are and each remedy the findings propose, trained by ``cli.tryfix.try_fixes`` from the same seed on the same
+    data (the page's model inputs: at most ``TRIAL_SAMPLES`` of each split), as many epochs as the page trained (at
+    least what the command line would, at most what ``TRIAL_PASSES`` samples allow), each stopped after ``seconds``."""
+    from ..playground.trial import TRIAL_PASSES, TRIAL_SAMPLES, TimeLimit
+    from .tryfix import render, trial_epochs, try_fixes, verdict
+
+    acts = snap.config.activations
+    if len(set(acts)) > 1:
+        raise CLIError(
+            "try the fix trains the command line's mlp, which has one activation for all hidden layers; this "
+            f"network has {', '.join(acts)}"
+        )
+    loaded = _loaded(snap, TRIAL_SAMPLES)
+    n_test = len(snap.data.y_test)  # (the split is the page's: the fraction is only recorded)
+    cfg = _train_config(snap, snap.data.name, None, n_test / (n_test + len(snap.data.y_train)), False)
+    at_least = trial_epochs(findings, snap.epochs, max(1, snap.epoch))[0]
+    n = max(1, min(max(at_least, snap.epoch), TRIAL_PASSES // len(loaded.y_train)))
+    held, trials = try_fixes(cfg, loaded, findings, n, callbacks=lambda: [TimeLimit(seconds)])
+    return {
+        "epochs": n,
+        "held_out": held,
+        "trials": [t.to_dict() for t in trials],
+        "verdicts": [verdict(trials[0], t) for t in trials[1:]],
+        "text": render(trials, n, held, cfg.seed),
+    }
+
+
 def _write_csv(run: RunDir, snap) -> tuple:
     """The 2-D or file data as RUN/data.csv (inputs, then the label; training rows first) and its cache of splits."""
     d = snap.data
@@ -225,7 +270,9 @@ def cmd_playground(args) -> int:
     token = new_token()
     data_dir = args.data_dir or os.environ.get("NEURONKIT_DATA")
     runs = os.path.abspath(args.runs)
-    session = Session(PlaygroundConfig(), provided, saver=lambda snap: save_run(snap, runs, data_dir)).start()
+    session = Session(
+        PlaygroundConfig(), provided, saver=lambda snap: save_run(snap, runs, data_dir), trier=try_fix
+    ).start()
     server = make_server(create_app(session, token, ("localhost", args.host)), sock)
     link = url(args.host, sock.getsockname()[1], token)
     print(f"neuronkit playground: open {link}", flush=True)
@@ -240,4 +287,4 @@ def cmd_playground(args) -> int:
     return 0
 
 
-__all__ = ["add_parser", "cmd_playground", "save_run"]
+__all__ = ["add_parser", "cmd_playground", "save_run", "try_fix"]
