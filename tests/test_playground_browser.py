@@ -286,7 +286,8 @@ def test_the_neuron_panel_and_the_diagnosis_in_chromium():
             assert "units 0, 1, 2, 3" in text or "units 0-3" in text, text
             wait(page, "() => !document.getElementById('try-fix').disabled")
             page.click("#try-fix")
-            wait(page, "() => document.getElementById('trial-title').dataset.status === 'done'", 120)
+            wait(page, "() => ['done', 'error'].includes(document.getElementById('trial-title').dataset.status)", 120)
+            assert page.text_content("#trial-title").startswith("Try the fix: "), page.text_content("#trial-title")
             rows = page.evaluate(
                 "() => [...document.querySelectorAll('#trial-table tr.trial')].map(r => +r.dataset.accuracy)"
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 
 import numpy as np
@@ -245,7 +246,7 @@ def test_the_diagnosis_is_pushed_while_training_at_a_bounded_rate(session, ws):
 
 
 # -- try the fix ------------------------------------------------------------------------------------------------------
-def test_try_the_fix_trains_the_remedies_side_by_side_one_at_a_time(session, ws):
+def test_try_the_fix_trains_the_remedies_side_by_side(session, ws):
     session.play()
     wait_for(lambda: session.trainer.epoch > 3)
     session.play(False)
@@ -259,8 +260,6 @@ def test_try_the_fix_trains_the_remedies_side_by_side_one_at_a_time(session, ws)
     assert d["fixable"] and any(f["kind"] == "dead_relu" for f in d["findings"])
     r = call(ws, {"type": "try_fix"}, 2, seen=seen)
     assert r["type"] == "trial" and r["status"] == "running"
-    again = call(ws, {"type": "try_fix"}, 3, seen=seen)
-    assert again["type"] == "error" and "already running" in again["message"]
     done = until(ws, "trial", lambda m: m["status"] != "running", seen)
     assert done["status"] == "done", done
     trials = done["trials"]
@@ -269,6 +268,40 @@ def test_try_the_fix_trains_the_remedies_side_by_side_one_at_a_time(session, ws)
     assert len(done["verdicts"]) == len(trials) - 1 and done["text"].startswith("try-fix: ")
     assert done["epochs"] >= 1 and done["config"] == session.config.to_dict()
     assert f"seed {session.config.seed}" in done["text"]
+
+
+def test_one_trial_at_a_time_and_the_page_waits_for_it():
+    """The trial runs in the worker: the page's training waits, and commands are answered "busy" at once."""
+    gate, asked = threading.Event(), []
+
+    def trier(snap, findings, seconds):
+        asked.append((snap.step, [f.kind for f in findings], seconds))
+        gate.wait(30)
+        return {"note": "held"}
+
+    s = start(trier=trier)
+    try:
+        run_in(s, lambda: s.model[0].bias.data.__setitem__(slice(0, 3), -100.0))
+        with TestClient(create_app(s, TOKEN), base_url=BASE) as c, c.websocket_connect(WS) as ws:
+            seen = []
+            call(ws, {"type": "play"}, seen=seen)
+            assert call(ws, {"type": "try_fix"}, 2, seen=seen)["status"] == "running"
+            wait_for(lambda: asked)
+            step = s.trainer.step
+            for i, msg in enumerate([{"type": "try_fix"}, {"type": "neuron", "layer": 0, "unit": 0}], 3):
+                r = call(ws, msg, i, seen=seen)
+                assert r["type"] == "error" and "a 'try the fix' trial is running" in r["message"]
+            time.sleep(0.3)
+            assert s.trainer.step == step  # the page's training waits
+            gate.set()
+            done = until(ws, "trial", lambda m: m["status"] != "running", seen)
+            assert done["status"] == "done" and done["note"] == "held" and done["trial"] == 1
+            assert call(ws, {"type": "neuron", "layer": 0, "unit": 0}, 9)["type"] == "neuron"
+            wait_for(lambda: s.trainer.step > step)  # and goes on
+        assert asked[0][1] and "dead_relu" in asked[0][1] and asked[0][2] == trial.TRIAL_SECONDS
+    finally:
+        gate.set()
+        s.close()
 
 
 def test_try_the_fix_is_bounded_in_time(session, ws, monkeypatch):

@@ -133,9 +133,10 @@ def try_fix(snap, findings, seconds: float) -> dict:
     """``neuronkit diagnose --try-fix`` on the page's experiment (the playground's ``trier``): the settings as they
     are and each remedy the findings propose, trained by ``cli.tryfix.try_fixes`` from the same seed on the same
     data (the page's model inputs: at most ``TRIAL_SAMPLES`` of each split), as many epochs as the page trained (at
-    least what the command line would, at most what ``TRIAL_PASSES`` samples allow), each stopped after ``seconds``."""
+    least what the command line would, at most what ``TRIAL_PASSES`` samples allow), all stopped after ``seconds``
+    (each training after its share)."""
     from ..playground.trial import TRIAL_PASSES, TRIAL_SAMPLES, TimeLimit
-    from .tryfix import render, trial_epochs, try_fixes, verdict
+    from .tryfix import distinct_fixes, render, trial_epochs, try_fixes, verdict
 
     acts = snap.config.activations
     if len(set(acts)) > 1:
@@ -148,7 +149,8 @@ def try_fix(snap, findings, seconds: float) -> dict:
     cfg = _train_config(snap, snap.data.name, None, n_test / (n_test + len(snap.data.y_train)), False)
     at_least = trial_epochs(findings, snap.epochs, max(1, snap.epoch))[0]
     n = max(1, min(max(at_least, snap.epoch), TRIAL_PASSES // len(loaded.y_train)))
-    held, trials = try_fixes(cfg, loaded, findings, n, callbacks=lambda: [TimeLimit(seconds)])
+    share = seconds / (1 + len(distinct_fixes(findings)))  # the original settings and each distinct remedy
+    held, trials = try_fixes(cfg, loaded, findings, n, callbacks=lambda: [TimeLimit(share)])
     return {
         "epochs": n,
         "held_out": held,

@@ -30,6 +30,7 @@ from .config import (
     ProtocolError,
     parse_config,
 )
+from .trial import BUSY
 
 COMMAND_TIMEOUT = 60.0  # seconds a command may wait for the training thread's next step boundary
 TYPES = (
@@ -107,6 +108,8 @@ async def handle(session, text, data, max_bytes: int) -> dict:
 
 
 async def _call(session, fn) -> dict:
+    if session.trial.running:  # the worker is training the trial: say so now rather than after it
+        raise ProtocolError(BUSY)
     result = await asyncio.wait_for(asyncio.wrap_future(session.submit(fn)), COMMAND_TIMEOUT)
     return result if isinstance(result, dict) and "type" in result else {"type": "ok", **(result or {})}
 

@@ -11,6 +11,9 @@ Frames (``frames.frame``) are computed in the worker at a bounded rate: at most 
 more than ``FRAME_BUDGET`` of the worker's time (``FRAME_BUDGET_2D`` for the 2-D sets, whose heatmaps are what the
 page is for); the interval grows with what the last frame cost, so drawing never slows learning by more than that,
 however slow the machine. They are only computed while someone listens; the page draws the newest it has received.
+While playing, the diagnosis (``inspect.diagnose``) is refreshed the same way: at most every ``DIAGNOSE_EVERY`` seconds
+and at most ``DIAGNOSE_BUDGET`` of the worker's time. "Try the fix" trains in the worker too, the page's training
+waiting for it (``trial``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ FULL_FPS = 10.0  # frames with metrics, flags and weights (the others carry the 
 FRAME_BUDGET = 0.05  # at most this part of the worker's time goes to frames (MNIST: the page trains at >= 90 %)
 FRAME_BUDGET_2D = 0.25  # for 2-D sets, whose heatmaps are the point and whose small nets learn in seconds anyway
 DIAGNOSE_EVERY = 2.0  # seconds at least between two live diagnoses
-DIAGNOSE_BUDGET = 0.1  # and at most this part of the worker's time
+DIAGNOSE_BUDGET = 0.03  # and at most this part of the worker's time (with the frames' 5 %: MNIST trains at >= 90 %)
 PROBE_EVERY = 20  # steps between two probe records
 KEEP_STEPS, KEEP_EPOCHS = 1000, 5000  # the trainer's history is trimmed to these (a session runs for hours)
 REBUILD = "playground: rebuild"
@@ -287,8 +290,8 @@ class Session:
 
     def try_fix(self) -> dict:
         """Train the remedies the newest diagnosis proposes, side by side with the settings as they are, from the same
-        seed, in a thread of their own (one at a time, bounded by ``trial.TRIAL_SECONDS``); the result comes as a
-        ``trial`` message."""
+        seed, at the next step boundary (one trial at a time, bounded by ``trial.TRIAL_SECONDS``); the result comes
+        as a ``trial`` message."""
         if self.trier is None:
             raise ProtocolError("try the fix: this server was started without the command line's try-fix")
         if not self.findings:
@@ -451,6 +454,9 @@ class Session:
                 return
             if ran:
                 self.publish()
+            if self.trial.pending is not None:
+                self._run_trial()
+                continue
             if trainer is not None:
                 if self.playing:
                     self.status = "playing"
@@ -466,6 +472,14 @@ class Session:
             with self._wake:
                 if self._commands.empty() and not self._closed and not (self.playing or self._steps):
                     self._wake.wait(0.5)
+
+    def _run_trial(self) -> None:
+        """ "Try the fix", here between two steps: the page's training waits for it (see ``trial``)."""
+        status, self.status = self.status, "trying the fix"
+        self.publish()
+        self.trial.run_pending()
+        self.status = status
+        self.publish()
 
     def _run_commands(self) -> bool:
         ran = False

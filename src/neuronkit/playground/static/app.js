@@ -543,6 +543,7 @@ function showTrial(t) {
     return;
   }
   $("try-fix").disabled = !(state.diagnosis && state.diagnosis.fixable);
+  if ($("message").textContent.startsWith("busy:")) showMessage(""); // a command refused while it ran
   const table = $("trial-table"), ul = $("verdicts");
   table.textContent = ""; ul.textContent = "";
   if (t.status === "error") { title.textContent = `Try the fix failed: ${t.message}`; return; }
@@ -668,7 +669,8 @@ function render() {
       drawNetwork(f);
       drawOutput(f);
       drawCurves();
-      if (state.selected && state.playing && performance.now() - state.neuronAsked > 1000) askNeuron();
+      const trying = state.trial && state.trial.status === "running";
+      if (state.selected && state.playing && !trying && performance.now() - state.neuronAsked > 1000) askNeuron();
     }
   }
   requestAnimationFrame(render);
