@@ -526,8 +526,10 @@ class Session:
         self.frame_count, self.frame_seconds = self.frame_count + 1, self.frame_seconds + (now - t0)
         self._cost = (now - t0) if self._cost is None else 0.8 * self._cost + 0.2 * (now - t0)  # full and light
         budget = FRAME_BUDGET_2D if self.data is not None and self.data.points_train is not None else FRAME_BUDGET
-        self._interval = max(1.0 / MAX_FPS, self._cost * (1 - budget) / budget)
-        self._last_frame = now
+        # start to start: at most MAX_FPS frames a second, each followed by enough training that frames take at most
+        # the budget (a gap measured from the frame's end would add its cost to every period: 31 instead of 40 fps)
+        self._interval = max(1.0 / MAX_FPS, self._cost / budget)
+        self._last_frame = t0
         if full:
             self._last_full = t0
 
