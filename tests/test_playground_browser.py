@@ -299,3 +299,52 @@ def test_the_neuron_panel_and_the_diagnosis_in_chromium():
     finally:
         srv.stop()
     assert not problems, problems
+
+
+@pytest.mark.slow  # about 10 s on a quiet machine
+def test_a_text_set_in_chromium():
+    """sms_spam as word counts: a first-layer unit shows the test texts that excite it most, and Explain lists the
+    words of one text with their terms."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    from neuronkit.cli.playground import text_provider
+
+    data_dir = Path(os.environ.get("NEURONKIT_DATA") or ROOT.parent / "shared" / "data")
+    srv = Running(Session(providers={"sms_spam": text_provider("sms_spam", str(data_dir))}).start())
+    problems = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(srv.url + "#data=sms_spam&hidden=8&activations=relu&lr=0.01&batch_size=32")
+            wait(page, frame_is("layers", "[8,2]"))
+            page.click("#play")
+            wait(page, "() => Number(document.getElementById('test-accuracy').dataset.value) > 0.93", 60)
+            page.click("#play")
+            wait(page, frame_is("status", '"paused"'))
+            s = srv.session
+            click_neuron(page, 0, 3)
+            wait(page, "() => document.querySelectorAll('#top-inputs .thumb.text').length > 0")
+            shown = page.evaluate(
+                "() => [...document.querySelectorAll('#top-inputs .thumb.text')]"
+                ".map(t => [+t.dataset.sample, t.querySelector('q').textContent])"
+            )
+            assert [t for _, t in shown] == [s.data.test_texts[i][:300] for i, _ in shown] and len(shown) == 6
+            page.fill("#explain-sample", "3")
+            page.click("#explain")
+            wait(page, "() => document.getElementById('explain-summary').dataset.sample === '3'")
+            words = page.evaluate(
+                "() => [...document.querySelectorAll('#explain-table tr.term')].map(r => r.cells[0].textContent)"
+            )
+            x, e = in_worker(s, lambda: (s.data.x_test[3], s.model[0].neuron(3).explain(s.data.x_test[3])))
+            present = np.flatnonzero(e.products)  # the words of the text (with a weight not 0)
+            strongest = present[np.argsort(-np.abs(e.products[present]), kind="stable")][:12]
+            assert words == [s.data.input_names[i] for i in strongest] and np.all(x[strongest] > 0)
+            shot(page, "12-sms-spam")
+            browser.close()
+    finally:
+        srv.stop()
+    assert not problems, problems

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -361,3 +363,57 @@ def test_malformed_insight_messages_get_an_error_reply_and_nothing_changes(sessi
     after = run_in(session, lambda: [p.data.copy() for p in session.model.parameters()])
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     assert call(ws, {"type": "explain", "layer": 0, "unit": 0, "sample": 0}, 99)["type"] == "explain"
+
+
+# -- a text set as word counts ----------------------------------------------------------------------------------------
+def test_a_text_set_becomes_word_counts_of_the_library_encoder():
+    from neuronkit.cli.playground import text_arrays
+    from neuronkit.data.text import TextEncoder, TextSplits
+    from neuronkit.playground.data import from_arrays
+
+    train = ["win a free prize now", "free free entry", "see you at lunch", "lunch at noon ?", "a prize for you"]
+    test = ["free lunch", "zebra crossing now"]
+    splits = TextSplits(train, np.array([1, 1, 0, 0, 1]), test, np.array([0, 0]), ("ham", "spam"))
+    a = text_arrays(splits, vocab=4)
+    enc = TextEncoder("word", min_freq=2, max_size=6).fit(train)  # the same encoder, by hand
+    words = enc.vocab.lookup(np.arange(1, len(enc)))
+    assert a.input_names == words and words[0] == "<unk>" and len(words) == 5
+    for x, texts in ((a.x_train, train), (a.x_test, test)):
+        for row, text in zip(x, texts):
+            tokens = enc.tokens(text)
+            assert row.tolist() == [float(tokens.count(w)) for w in words]
+    assert a.x_test[1].tolist() == [3.0, 0.0, 0.0, 0.0, 0.0]  # zebra, crossing, now (once in training): unknown
+    d = from_arrays("toy-text", a)
+    assert d.standardize is None and np.array_equal(d.x_train, a.x_train) and d.test_texts == test
+    assert d.input_names == words and d.classes == ["ham", "spam"]
+
+
+def test_sms_spam_in_the_page_trains_and_its_units_show_texts_and_words():
+    from neuronkit.cli.playground import text_provider
+    from neuronkit.playground import parse_config
+
+    data_dir = Path(os.environ.get("NEURONKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    cfg = {**RELU, "data": "sms_spam", "hidden": [8], "activations": ["relu"], "batch_size": 32, "lr": 0.01}
+    s = Session(PlaygroundConfig(), providers={"sms_spam": text_provider("sms_spam", str(data_dir))}).start()
+    try:
+        run_in(s, lambda: s.configure(parse_config(cfg, ("sms_spam",))))
+        wait_for(lambda: s.data is not None and s.data.name == "sms_spam" and s.trainer is not None)
+        assert s.data.n_inputs == 1001 and len(s.data.test_texts) == len(s.data.y_test) == 1115
+        s.play()
+        wait_for(lambda: s.trainer.epoch >= 2, 120)
+        s.play(False)
+        acc = run_in(s, lambda: F.accuracy(s.model, s.data.x_test, s.data.y_test))
+        assert acc > 0.93  # 86.6 % of the test texts are ham; bags of words reach about 97 %
+        with TestClient(create_app(s, TOKEN), base_url=BASE) as c, c.websocket_connect(WS) as ws:
+            r = call(ws, {"type": "neuron", "layer": 0, "unit": 1, "top": True})
+            e = call(ws, {"type": "explain", "layer": 0, "unit": 1, "sample": 3}, 2)
+        top = r["top"]
+        assert top["shape"] is None and len(top["items"]) == insight.TOP_K
+        view = run_in(s, lambda: view_unit(s.model, "0", 1, inputs=s.data.x_test[: top["searched"]], top=6))
+        assert [i["sample"] for i in top["items"]] == [i for i, _, _ in view.top]
+        assert all(i["text"] == s.data.test_texts[i["sample"]][:300] for i in top["items"])
+        present = np.flatnonzero(s.data.x_test[3])  # the words of test text 3: the only non-zero terms
+        assert np.flatnonzero(e["products"]).tolist() == [i for i in present if e["weights"][i] != 0]
+        assert e["names"][present[-1]] in s.data.test_texts[3].lower() or present[-1] == 0
+    finally:
+        s.close()

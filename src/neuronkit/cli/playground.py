@@ -39,7 +39,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--data", help="your own data file (.csv/.npy/.npz) offered in the page as 'file'")
     p.add_argument("--target", help="label column of the CSV (name or index; default the last column)")
-    p.add_argument("--data-dir", help="folder holding the MNIST files (default $NEURONKIT_DATA): offers 'mnist'")
+    p.add_argument(
+        "--data-dir",
+        help="folder holding the MNIST and text files (default $NEURONKIT_DATA): offers mnist, sms_spam, sentiment",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free one)")
     p.add_argument("--runs", default="runs", help="folder where the page's 'save' writes run directories (runs)")
@@ -56,6 +59,36 @@ def mnist_provider(data_dir: str | None):
     def load() -> Arrays:
         s = load_dataset("mnist", data_dir=data_dir)
         return Arrays(s.x_train, s.y_train, s.x_test, s.y_test, [str(i) for i in range(10)], (28, 28))
+
+    return load
+
+
+TEXT_SETS = ("sms_spam", "sentiment")  # text sets offered with --data-dir (sst2's 67,349 texts: too many as counts)
+TEXT_VOCAB = 1000  # words kept (the most frequent of the training texts): one input each, plus <unk>
+
+
+def text_arrays(splits, vocab: int = TEXT_VOCAB) -> Arrays:
+    """A text set (``data.text.TextSplits``) as word counts: the library's word ``TextEncoder`` learns the ``vocab``
+    most frequent words of the training texts (at least twice each), every text becomes how often it holds each one
+    (and how many other words, ``<unk>``); the test texts come along for the page to show."""
+    from ..data.text import TextEncoder
+    from ..playground.data import bag_of_words
+
+    enc = TextEncoder("word", min_freq=2, max_size=vocab + 2)
+    x_tr = bag_of_words(*enc.fit_encode(splits.train_texts), len(enc))
+    x_te = bag_of_words(*enc.encode(splits.test_texts), len(enc))
+    names = enc.vocab.lookup(np.arange(1, len(enc)))
+    classes = [str(c) for c in splits.classes]
+    return Arrays(
+        x_tr, splits.train_labels, x_te, splits.test_labels, classes, None, names, list(splits.test_texts), False
+    )
+
+
+def text_provider(name: str, data_dir: str):
+    def load() -> Arrays:
+        from ..data.text import load_text_dataset
+
+        return text_arrays(load_text_dataset(name, data_dir=data_dir))
 
     return load
 
@@ -79,6 +112,7 @@ def providers(args) -> dict:
     data_dir = args.data_dir or os.environ.get("NEURONKIT_DATA")
     if data_dir:
         out["mnist"] = mnist_provider(data_dir)
+        out.update({name: text_provider(name, data_dir) for name in TEXT_SETS})
     if args.data:
         arrays = file_arrays(args.data, args.target)  # read now: a bad file is one line before the server starts
         out["file"] = lambda: arrays

@@ -24,6 +24,7 @@ from .frames import dense_layers, layer_outputs
 
 TOP_SEARCH = 2000  # test samples searched for the inputs that excite a unit most
 TOP_K = 6  # thumbnails shown
+TEXT_CHARS = 300  # of a text shown
 DIAGNOSE_SAMPLES = 1000  # test samples the live diagnosis looks at (the whole test split of the 2-D sets)
 FINDINGS_SHOWN = 10
 
@@ -88,22 +89,22 @@ def _thumb(x: np.ndarray) -> str:
 
 
 def top_inputs(model, data: PlayData, layer: int, unit: int, k: int = TOP_K) -> dict | None:
-    """The ``k`` test inputs (of the first ``TOP_SEARCH``) that excite a first-layer unit of an image set most, found by
-    ``view_unit`` as ``neuronkit inspect --top`` finds them, each with its response, label and thumbnail; None for
-    other layers or data."""
-    if layer != 0 or data.image_shape is None:
+    """The ``k`` test inputs (of the first ``TOP_SEARCH``) that excite a first-layer unit of an image or text set most,
+    found by ``view_unit`` as ``neuronkit inspect --top`` finds them, each with its response, label and thumbnail (or
+    its text, at most ``TEXT_CHARS`` characters); None for other layers or data."""
+    if layer != 0 or (data.image_shape is None and data.test_texts is None):
         return None
     name = dense_layers(model)[0][0]
     n = min(TOP_SEARCH, len(data.y_test))
     view = view_unit(model, name, unit, inputs=data.x_test[:n], labels=data.y_test[:n], top=k)
-    return {
-        "searched": view.samples,
-        "shape": list(data.image_shape),
-        "items": [
-            {"sample": i, "response": r, "label": data.classes[int(y)], "image": _thumb(data.x_test[i])}
-            for i, r, y in view.top
-        ],
-    }
+    items = [{"sample": i, "response": r, "label": data.classes[int(y)]} for i, r, y in view.top]
+    for it in items:
+        if data.image_shape is not None:
+            it["image"] = _thumb(data.x_test[it["sample"]])
+        else:
+            it["text"] = data.test_texts[it["sample"]][:TEXT_CHARS]
+    shape = list(data.image_shape) if data.image_shape is not None else None
+    return {"searched": view.samples, "shape": shape, "items": items}
 
 
 def finding_dict(f) -> dict:

@@ -469,12 +469,13 @@ function drawTopInputs(top) {
   box.textContent = "";
   $("top-panel").hidden = !top;
   if (!top) return;
-  const [hh, ww] = top.shape;
   for (const it of top.items) {
     const cell = document.createElement("div"), cap = document.createElement("span");
-    cell.className = "thumb"; cell.dataset.sample = it.sample; cell.dataset.response = it.response;
+    cell.className = top.shape ? "thumb" : "thumb text"; cell.dataset.sample = it.sample;
+    cell.dataset.response = it.response;
     cap.textContent = `#${it.sample} “${it.label}” ${fmt(it.response)}`;
-    cell.append(grayImage(it.image, hh, ww), cap);
+    if (top.shape) cell.append(grayImage(it.image, top.shape[0], top.shape[1]), cap);
+    else { const q = document.createElement("q"); q.textContent = it.text; cell.append(cap, q); }
     box.append(cell);
   }
   box.title = `the test inputs (of ${top.searched} searched) with the largest output of this unit`;
@@ -487,8 +488,9 @@ function showExplain(e) {
   const head = document.createElement("tr");
   for (const h of ["input", "x_i", "w_i", "w_i x_i"]) { const th = document.createElement("th"); th.textContent = h; head.append(th); }
   t.append(head);
-  const order = e.products.map((_, i) => i).sort((a, b) => Math.abs(e.products[b]) - Math.abs(e.products[a]));
-  const shown = order.slice(0, 12);
+  const order = e.products.map((_, i) => i).filter((i) => e.products[i] !== 0) // a text's absent words: 0
+    .sort((a, b) => Math.abs(e.products[b]) - Math.abs(e.products[a]));
+  const shown = order.slice(0, 12), zeros = e.products.length - order.length;
   for (const i of shown) {
     const tr = document.createElement("tr");
     tr.className = "term"; tr.dataset.index = i; tr.dataset.product = e.products[i];
@@ -503,6 +505,11 @@ function showExplain(e) {
     for (const i of order.slice(shown.length)) rest += e.products[i];
     const tr = document.createElement("tr"), td = document.createElement("td");
     td.colSpan = 4; td.textContent = `${order.length - shown.length} smaller terms: ${fmt(rest)}`;
+    tr.append(td); t.append(tr);
+  }
+  if (zeros) {
+    const tr = document.createElement("tr"), td = document.createElement("td");
+    td.colSpan = 4; td.textContent = `${zeros} terms are 0 (input or weight 0)`;
     tr.append(td); t.append(tr);
   }
   const s = $("explain-summary");
