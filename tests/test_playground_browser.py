@@ -280,7 +280,9 @@ def test_the_neuron_panel_and_the_diagnosis_in_chromium():
             shot(page, "10-revived")
 
             # diagnose: the four dead units are the first finding's; try the fix trains the remedies side by side
+            page.evaluate("() => { window.nkPlayground.diagnosis = null; }")  # wait for the answer to this click
             page.click("#diagnose")
+            wait(page, "() => !!window.nkPlayground.diagnosis")
             wait(page, "() => !!document.querySelector('#findings li[data-kind=\"dead_relu\"]')")
             text = page.text_content('#findings li[data-kind="dead_relu"]')
             assert "units 0, 1, 2, 3" in text or "units 0-3" in text, text
