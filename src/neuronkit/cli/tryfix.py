@@ -174,7 +174,7 @@ def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict, call
 def try_fixes(cfg, loaded, findings, epochs: int, stream=None, callbacks=()) -> tuple:
     """``(where, trials)``: the original settings and each distinct fix, trained ``epochs`` epochs each (a schedule
     spans those epochs, for every trial alike). A line per trial goes to ``stream`` (e.g. stderr) when given.
-    ``callbacks``: a function returning more training callbacks for each trial (fresh ones each time)."""
+    ``callbacks``: more training callbacks for each trial, or a function returning fresh ones for each."""
     if loaded is None:  # a text run: each trial reads its texts (see run_trial)
         _, info, _, val, test, _ = text.prepare(dataclasses.replace(cfg))
         loss, train = T.loss_name(cfg, "classification"), None

@@ -46,7 +46,7 @@ FULL_FPS = 10.0  # frames with metrics, flags and weights (the others carry the 
 FRAME_BUDGET = 0.05  # at most this part of the worker's time goes to frames (MNIST: the page trains at >= 90 %)
 FRAME_BUDGET_2D = 0.25  # for 2-D sets, whose heatmaps are the point and whose small nets learn in seconds anyway
 DIAGNOSE_EVERY = 2.0  # seconds at least between two live diagnoses
-DIAGNOSE_BUDGET = 0.03  # and at most this part of the worker's time (with the frames' 5 %: MNIST trains at >= 90 %)
+DIAGNOSE_BUDGET = 0.02  # and at most this part of the worker's time (with the frames' 5 %: MNIST trains at >= 90 %)
 PROBE_EVERY = 20  # steps between two probe records
 KEEP_STEPS, KEEP_EPOCHS = 1000, 5000  # the trainer's history is trimmed to these (a session runs for hours)
 REBUILD = "playground: rebuild"
@@ -274,15 +274,20 @@ class Session:
             self.model, self.data, self.trainer.history, self.probe.probe, self.initial_model(), lr
         )
         cost = time.perf_counter() - t0
+        self._pace_diagnosis(cost)
+        return {**msg, "step": self.trainer.step, "epoch": self.trainer.epoch, "seconds": round(cost, 4)}
+
+    def _pace_diagnosis(self, cost: float) -> None:
         self._last_diagnosis = time.perf_counter()
         self._diag_interval = max(DIAGNOSE_EVERY, cost * (1 - DIAGNOSE_BUDGET) / DIAGNOSE_BUDGET)
-        return {**msg, "step": self.trainer.step, "epoch": self.trainer.epoch, "seconds": round(cost, 4)}
 
     def maybe_diagnose(self) -> None:
         """While playing with someone listening: a fresh diagnosis at most every ``DIAGNOSE_EVERY`` seconds and at
         most ``DIAGNOSE_BUDGET`` of the worker's time, sent to the listeners as a ``diagnosis`` message."""
         if self._listeners and self.playing and time.perf_counter() - self._last_diagnosis >= self._diag_interval:
+            t0 = time.perf_counter()
             self.send("diagnosis", dumps_json(self.diagnose()))
+            self._pace_diagnosis(time.perf_counter() - t0)  # its whole cost, the message's JSON included
 
     def send(self, kind: str, text: str) -> None:
         for fn in list(self._listeners):
