@@ -10,7 +10,7 @@
    Target: the page at >= 90 % of ``neuronkit train``.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_playground.py \
-        --data-dir ../shared/data [--rounds 3] [--seconds 10]
+        --data-dir ../shared/data [--rounds 3] [--seconds 10]      (--rounds 0: the heatmap rate only)
 """
 
 from __future__ import annotations
@@ -118,6 +118,8 @@ def main_(argv=None):
         print(f"spirals, 6x8 tanh: {r['heatmap_updates_per_s']:.1f} heatmap updates/s over {a.seconds:.0f} s "
               f"(the server computed {r['frames_per_s']:.1f} frames/s, {r['frame_ms']:.1f} ms each; "
               f"{r['steps_per_s']:.0f} training steps/s)")  # fmt: skip
+        if a.rounds == 0:  # --rounds 0: the heatmap rate only
+            return browser.close()
         srv = Running(Session(providers={"mnist": mnist_provider(a.data_dir)}).start())
         try:
             page = open_page(browser, srv, MNIST)

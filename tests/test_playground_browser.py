@@ -10,6 +10,7 @@ Fails (never skips) when chromium or Playwright is missing in CI (``.ci/run`` in
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -76,7 +77,9 @@ def frame_is(field: str, value) -> str:
 
 
 def click_neuron(page, layer: int, unit: int):
-    """Click the middle of neuron ``unit`` of dense layer ``layer`` where the page drew it."""
+    """Click the middle of neuron ``unit`` of dense layer ``layer`` where the page drew it (scrolled into view: the
+    click is at viewport coordinates)."""
+    page.locator("#net").scroll_into_view_if_needed()
     x, y = page.evaluate(
         """([layer, unit]) => {
             const c = document.getElementById('net'), r = c.getBoundingClientRect();
@@ -207,3 +210,143 @@ def test_the_playground_walkthrough_in_chromium(tmp_path):
         allowed += (f"http://127.0.0.1:{fresh.port}/", f"ws://127.0.0.1:{fresh.port}/")
     leaving = [u for u in requests if not u.startswith(allowed) and not u.startswith("data:")]
     assert requests and not leaving, leaving
+
+
+@pytest.mark.slow  # about 10 s on a quiet machine
+def test_the_neuron_panel_and_the_diagnosis_in_chromium():
+    """Digits with a ReLU layer, as a person uses the new parts of the page: click a first-layer neuron and see the
+    test inputs that excite it most; explain its terms on one test sample; kill five units by setting their bias to
+    -100 in the panel, revive one; diagnose: the dead units are found; try the fix: the remedies' table. Each number
+    shown is checked against the library code the command line runs."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    from neuronkit.cli.playground import try_fix
+    from neuronkit.inspect.unit import view_unit
+    from neuronkit.playground import insight
+
+    srv = Running(Session(providers={"digits": digits_arrays}, trier=try_fix).start())
+    problems = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(srv.url + "#data=digits&hidden=16&activations=relu&seed=3")
+            wait(page, frame_is("layers", "[16,10]"))
+            s = srv.session
+
+            # the inputs that excite unit 2 most, as inspect --top finds them
+            click_neuron(page, 0, 2)
+            wait(page, "() => document.querySelectorAll('#top-inputs .thumb').length > 0")
+            thumbs = "() => [...document.querySelectorAll('#top-inputs .thumb')].map(t => +t.dataset.sample)"
+            shown = page.evaluate(thumbs)
+            n = min(insight.TOP_SEARCH, len(s.data.y_test))
+            view = in_worker(s, lambda: view_unit(s.model, "0", 2, inputs=s.data.x_test[:n], top=insight.TOP_K))
+            assert shown == [i for i, _, _ in view.top]
+            shot(page, "08-digits-top-inputs")
+
+            # explain its terms on test sample 5: Neuron.explain's numbers
+            page.fill("#explain-sample", "5")
+            page.click("#explain")
+            wait(page, "() => document.getElementById('explain-summary').dataset.sample === '5'")
+            got = page.evaluate("() => ({...document.getElementById('explain-summary').dataset})")
+            e = in_worker(s, lambda: s.model[0].neuron(2).explain(s.data.x_test[5]))
+            assert float(got["pre"]) == e.pre_activation and float(got["output"]) == e.output
+            assert float(got["weightedSum"]) == e.weighted_sum and float(got["bias"]) == e.bias
+            terms = page.evaluate(
+                "() => [...document.querySelectorAll('#explain-table tr.term')].map(r => +r.dataset.index)"
+            )
+            assert terms == np.argsort(-np.abs(e.products), kind="stable")[:12].tolist()
+            shot(page, "09-explain")
+
+            # kill units 0-4 through the panel; revive unit 4
+            for u in range(5):
+                click_neuron(page, 0, u)
+                wait(page, f"() => document.getElementById('neuron-title').dataset.unit === '{u}'")
+                page.fill("#bias", "-100")
+                page.click("#set-bias")
+                wait(page, "() => document.getElementById('bias-value').dataset.value === '-100'")
+            dead = in_worker(s, lambda: F.flags(s.model, F.layer_outputs(s.model, s.data.x_test))["dead"])
+            assert [[0, u] for u in range(5)] == [d for d in dead if d[1] < 5]
+            page.click("#revive")
+            wait(page, "() => document.getElementById('bias-value').dataset.value !== '-100'")
+            weights = page.evaluate(
+                "() => [...document.querySelectorAll('#weights-table td.weight')].map(t => Number(t.dataset.value))"
+            )
+            row, bias = in_worker(s, lambda: (s.model[0].weight.data[4].tolist(), float(s.model[0].bias.data[4])))
+            assert weights == row and abs(bias) <= 1 / 8  # drawn again: U(-1/sqrt(64), 1/sqrt(64))
+            shot(page, "10-revived")
+
+            # diagnose: the four dead units are the first finding's; try the fix trains the remedies side by side
+            page.evaluate("() => { window.nkPlayground.diagnosis = null; }")  # wait for the answer to this click
+            page.click("#diagnose")
+            wait(page, "() => !!window.nkPlayground.diagnosis")
+            wait(page, "() => !!document.querySelector('#findings li[data-kind=\"dead_relu\"]')")
+            text = page.text_content('#findings li[data-kind="dead_relu"]')
+            assert "units 0, 1, 2, 3" in text or "units 0-3" in text, text
+            wait(page, "() => !document.getElementById('try-fix').disabled")
+            page.click("#try-fix")
+            wait(page, "() => ['done', 'error'].includes(document.getElementById('trial-title').dataset.status)", 120)
+            assert page.text_content("#trial-title").startswith("Try the fix: "), page.text_content("#trial-title")
+            rows = page.evaluate(
+                "() => [...document.querySelectorAll('#trial-table tr.trial')].map(r => +r.dataset.accuracy)"
+            )
+            result = json.loads(s.trial.latest)
+            assert rows == [t["accuracy"] for t in result["trials"]] and len(rows) >= 2
+            assert page.locator("#verdicts li").count() == len(rows) - 1
+            shot(page, "11-try-the-fix")
+            browser.close()
+    finally:
+        srv.stop()
+    assert not problems, problems
+
+
+@pytest.mark.slow  # about 10 s on a quiet machine
+def test_a_text_set_in_chromium():
+    """sms_spam as word counts: a first-layer unit shows the test texts that excite it most, and Explain lists the
+    words of one text with their terms."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    from neuronkit.cli.playground import text_provider
+
+    data_dir = Path(os.environ.get("NEURONKIT_DATA") or ROOT.parent / "shared" / "data")
+    srv = Running(Session(providers={"sms_spam": text_provider("sms_spam", str(data_dir))}).start())
+    problems = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(srv.url + "#data=sms_spam&hidden=8&activations=relu&lr=0.01&batch_size=32")
+            wait(page, frame_is("layers", "[8,2]"))
+            page.click("#play")
+            wait(page, "() => Number(document.getElementById('test-accuracy').dataset.value) > 0.93", 60)
+            page.click("#play")
+            wait(page, frame_is("status", '"paused"'))
+            s = srv.session
+            click_neuron(page, 0, 3)
+            wait(page, "() => document.querySelectorAll('#top-inputs .thumb.text').length > 0")
+            shown = page.evaluate(
+                "() => [...document.querySelectorAll('#top-inputs .thumb.text')]"
+                ".map(t => [+t.dataset.sample, t.querySelector('q').textContent])"
+            )
+            assert [t for _, t in shown] == [s.data.test_texts[i][:300] for i, _ in shown] and len(shown) == 6
+            page.fill("#explain-sample", "3")
+            page.click("#explain")
+            wait(page, "() => document.getElementById('explain-summary').dataset.sample === '3'")
+            words = page.evaluate(
+                "() => [...document.querySelectorAll('#explain-table tr.term')].map(r => r.cells[0].textContent)"
+            )
+            x, e = in_worker(s, lambda: (s.data.x_test[3], s.model[0].neuron(3).explain(s.data.x_test[3])))
+            present = np.flatnonzero(e.products)  # the words of the text (with a weight not 0)
+            strongest = present[np.argsort(-np.abs(e.products[present]), kind="stable")][:12]
+            assert words == [s.data.input_names[i] for i in strongest] and np.all(x[strongest] > 0)
+            shot(page, "12-sms-spam")
+            browser.close()
+    finally:
+        srv.stop()
+    assert not problems, problems

@@ -39,7 +39,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--data", help="your own data file (.csv/.npy/.npz) offered in the page as 'file'")
     p.add_argument("--target", help="label column of the CSV (name or index; default the last column)")
-    p.add_argument("--data-dir", help="folder holding the MNIST files (default $NEURONKIT_DATA): offers 'mnist'")
+    p.add_argument(
+        "--data-dir",
+        help="folder holding the MNIST and text files (default $NEURONKIT_DATA): offers mnist, sms_spam, sentiment",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free one)")
     p.add_argument("--runs", default="runs", help="folder where the page's 'save' writes run directories (runs)")
@@ -56,6 +59,36 @@ def mnist_provider(data_dir: str | None):
     def load() -> Arrays:
         s = load_dataset("mnist", data_dir=data_dir)
         return Arrays(s.x_train, s.y_train, s.x_test, s.y_test, [str(i) for i in range(10)], (28, 28))
+
+    return load
+
+
+TEXT_SETS = ("sms_spam", "sentiment")  # text sets offered with --data-dir (sst2's 67,349 texts: too many as counts)
+TEXT_VOCAB = 1000  # words kept (the most frequent of the training texts): one input each, plus <unk>
+
+
+def text_arrays(splits, vocab: int = TEXT_VOCAB) -> Arrays:
+    """A text set (``data.text.TextSplits``) as word counts: the library's word ``TextEncoder`` learns the ``vocab``
+    most frequent words of the training texts (at least twice each), every text becomes how often it holds each one
+    (and how many other words, ``<unk>``); the test texts come along for the page to show."""
+    from ..data.text import TextEncoder
+    from ..playground.data import bag_of_words
+
+    enc = TextEncoder("word", min_freq=2, max_size=vocab + 2)
+    x_tr = bag_of_words(*enc.fit_encode(splits.train_texts), len(enc))
+    x_te = bag_of_words(*enc.encode(splits.test_texts), len(enc))
+    names = enc.vocab.lookup(np.arange(1, len(enc)))
+    classes = [str(c) for c in splits.classes]
+    return Arrays(
+        x_tr, splits.train_labels, x_te, splits.test_labels, classes, None, names, list(splits.test_texts), False
+    )
+
+
+def text_provider(name: str, data_dir: str):
+    def load() -> Arrays:
+        from ..data.text import load_text_dataset
+
+        return text_arrays(load_text_dataset(name, data_dir=data_dir))
 
     return load
 
@@ -79,6 +112,7 @@ def providers(args) -> dict:
     data_dir = args.data_dir or os.environ.get("NEURONKIT_DATA")
     if data_dir:
         out["mnist"] = mnist_provider(data_dir)
+        out.update({name: text_provider(name, data_dir) for name in TEXT_SETS})
     if args.data:
         arrays = file_arrays(args.data, args.target)  # read now: a bad file is one line before the server starts
         out["file"] = lambda: arrays
@@ -111,6 +145,53 @@ def _train_config(snap, data_spec: str, data_dir, test_fraction: float, standard
         "probe_every": snap.probe.every if snap.probe is not None else 0,
     }
     return C.resolve(values)
+
+
+def _loaded(snap, limit: int) -> D.Loaded:
+    """The page's splits, as the model inputs it trains on, as the command line's ``Loaded``: at most ``limit``
+    samples of each split (the first ones)."""
+    d = snap.data
+    return D.Loaded(
+        d.x_train[:limit],
+        d.y_train[:limit],
+        d.x_test[:limit],
+        d.y_test[:limit],
+        d.name,
+        "classification",
+        list(d.classes),
+        "dataset" if d.name in ("digits", "mnist") else "file",
+    )
+
+
+def try_fix(snap, findings, seconds: float) -> dict:
+    """``neuronkit diagnose --try-fix`` on the page's experiment (the playground's ``trier``): the settings as they
+    are and each remedy the findings propose, trained by ``cli.tryfix.try_fixes`` from the same seed on the same
+    data (the page's model inputs: at most ``TRIAL_SAMPLES`` of each split), as many epochs as the page trained (at
+    least what the command line would, at most what ``TRIAL_PASSES`` samples allow), all stopped after ``seconds``
+    (each training after its share)."""
+    from ..playground.trial import TRIAL_PASSES, TRIAL_SAMPLES, TimeLimit
+    from .tryfix import distinct_fixes, render, trial_epochs, try_fixes, verdict
+
+    acts = snap.config.activations
+    if len(set(acts)) > 1:
+        raise CLIError(
+            "try the fix trains the command line's mlp, which has one activation for all hidden layers; this "
+            f"network has {', '.join(acts)}"
+        )
+    loaded = _loaded(snap, TRIAL_SAMPLES)
+    n_test = len(snap.data.y_test)  # (the split is the page's: the fraction is only recorded)
+    cfg = _train_config(snap, snap.data.name, None, n_test / (n_test + len(snap.data.y_train)), False)
+    at_least = trial_epochs(findings, snap.epochs, max(1, snap.epoch))[0]
+    n = max(1, min(max(at_least, snap.epoch), TRIAL_PASSES // len(loaded.y_train)))
+    share = seconds / (1 + len(distinct_fixes(findings)))  # the original settings and each distinct remedy
+    held, trials = try_fixes(cfg, loaded, findings, n, callbacks=lambda: [TimeLimit(share)])
+    return {
+        "epochs": n,
+        "held_out": held,
+        "trials": [t.to_dict() for t in trials],
+        "verdicts": [verdict(trials[0], t) for t in trials[1:]],
+        "text": render(trials, n, held, cfg.seed),
+    }
 
 
 def _write_csv(run: RunDir, snap) -> tuple:
@@ -225,7 +306,9 @@ def cmd_playground(args) -> int:
     token = new_token()
     data_dir = args.data_dir or os.environ.get("NEURONKIT_DATA")
     runs = os.path.abspath(args.runs)
-    session = Session(PlaygroundConfig(), provided, saver=lambda snap: save_run(snap, runs, data_dir)).start()
+    session = Session(
+        PlaygroundConfig(), provided, saver=lambda snap: save_run(snap, runs, data_dir), trier=try_fix
+    ).start()
     server = make_server(create_app(session, token, ("localhost", args.host)), sock)
     link = url(args.host, sock.getsockname()[1], token)
     print(f"neuronkit playground: open {link}", flush=True)
@@ -240,4 +323,4 @@ def cmd_playground(args) -> int:
     return 0
 
 
-__all__ = ["add_parser", "cmd_playground", "save_run"]
+__all__ = ["add_parser", "cmd_playground", "save_run", "try_fix"]

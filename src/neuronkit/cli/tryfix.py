@@ -143,9 +143,10 @@ def unit_fractions(model, x) -> tuple:
     return (dead / dead_n if dead_n else None), (sat / sat_n if sat_n else None)
 
 
-def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> Trial:
+def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict, callbacks=()) -> Trial:
     """Train a fresh model from ``cfg`` (with ``changes`` applied) and measure it on ``held`` = (x, y). A text run
-    (``train`` None) reads its texts again with the trial's settings (a remedy may change ``max_len``)."""
+    (``train`` None) reads its texts again with the trial's settings (a remedy may change ``max_len``). ``callbacks``:
+    more training callbacks (the playground's time limit)."""
     settings = {
         **cfg.to_dict(),
         **{APPLICABLE[k]: v for k, v in changes.items()},
@@ -160,7 +161,7 @@ def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> T
         held = val if val is not None else test
     creation.manual_seed(c.seed)
     model = build_model(c, tuple(info["model_input_shape"]), info["num_outputs"], text.vocab_size(info))
-    trainer = T.make_trainer(c, model, loss, info["task"], train)[0]
+    trainer = T.make_trainer(c, model, loss, info["task"], train, callbacks=callbacks)[0]
     with np.errstate(all="ignore"):
         history = trainer.fit(train, epochs=c.epochs, batch_size=c.batch_size)
         result = trainer.evaluate(held)
@@ -170,9 +171,10 @@ def run_trial(cfg, info, loss: str, train, held, label: str, changes: dict) -> T
     return Trial(label, changes, float(last), float(result["loss"]), acc, dead, sat, history.stopped_early)
 
 
-def try_fixes(cfg, loaded, findings, epochs: int, stream=None) -> tuple:
+def try_fixes(cfg, loaded, findings, epochs: int, stream=None, callbacks=()) -> tuple:
     """``(where, trials)``: the original settings and each distinct fix, trained ``epochs`` epochs each (a schedule
-    spans those epochs, for every trial alike). A line per trial goes to ``stream`` (e.g. stderr) when given."""
+    spans those epochs, for every trial alike). A line per trial goes to ``stream`` (e.g. stderr) when given.
+    ``callbacks``: more training callbacks for each trial, or a function returning fresh ones for each."""
     if loaded is None:  # a text run: each trial reads its texts (see run_trial)
         _, info, _, val, test, _ = text.prepare(dataclasses.replace(cfg))
         loss, train = T.loss_name(cfg, "classification"), None
@@ -193,7 +195,8 @@ def try_fixes(cfg, loaded, findings, epochs: int, stream=None) -> tuple:
     trials = []
     for i, (label, changes) in enumerate(plan):
         t0 = time.perf_counter()
-        trials.append(run_trial(short, info, loss, train, held, label, changes))
+        extra = callbacks() if callable(callbacks) else callbacks
+        trials.append(run_trial(short, info, loss, train, held, label, changes, extra))
         if stream is not None:
             what = "original" if i == 0 else f"remedy {i}"
             print(

@@ -1,9 +1,11 @@
-"""The playground's data: the 2-D sets generated from the seed, digits, MNIST, and a file given on the command line.
+"""The playground's data: the 2-D sets generated from the seed, digits, MNIST, text sets as bags of words, and a file
+given on the command line.
 
 Every set becomes a ``PlayData``: model inputs (float32), integer labels, the class names and, for 2-D sets, the raw
 points (for drawing) and the extra input features computed from them (``x1^2``, ``x1x2``, ``sin_x1``, ...). Named
 and file data arrive as ``Arrays`` from a provider the server was started with; the page only ever names a set, never
-a path.
+a path. A text set arrives as word counts (``bag_of_words``: one input per word of its vocabulary, learned from the
+training texts), so the page's dense network, ``fit`` loop and neuron views work on it as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Arrays:
     y_test: np.ndarray
     classes: list
     image_shape: tuple | None = None  # (H, W) when samples are images: the page draws first-layer weights as images
+    input_names: list | None = None  # one per input (a text set's words); default pixel i / x_i
+    test_texts: list | None = None  # a text set's test texts, shown for the inputs that excite a unit most
+    standardize: bool = True  # False: the inputs as they are (a text set's word counts)
 
 
 @dataclass
@@ -45,6 +50,7 @@ class PlayData:
     extent: float = 1.0  # the drawn plane is [-extent, extent]^2
     image_shape: tuple | None = None
     standardize: Standardize | None = None
+    test_texts: list | None = None  # a text set's test texts (its inputs are word counts)
 
     @property
     def n_inputs(self) -> int:
@@ -116,16 +122,26 @@ def from_arrays(name: str, a: Arrays) -> PlayData:
     std for images, so a rare pixel is not blown up; per feature for tables), as ``neuronkit train`` does."""
     x_tr = np.asarray(a.x_train, dtype=np.float32).reshape(len(a.x_train), -1)
     x_te = np.asarray(a.x_test, dtype=np.float32).reshape(len(a.x_test), -1)
-    t = Standardize(per_feature=a.image_shape is None).fit(x_tr)
+    t = Standardize(per_feature=a.image_shape is None).fit(x_tr) if a.standardize else None
     names = [f"pixel {i}" for i in range(x_tr.shape[1])] if a.image_shape else [f"x{i}" for i in range(x_tr.shape[1])]
     return PlayData(
         name,
-        t(x_tr).astype(np.float32),
+        x_tr if t is None else t(x_tr).astype(np.float32),
         np.asarray(a.y_train, dtype=np.int64),
-        t(x_te).astype(np.float32),
+        x_te if t is None else t(x_te).astype(np.float32),
         np.asarray(a.y_test, dtype=np.int64),
         list(a.classes),
-        names,
+        list(a.input_names) if a.input_names is not None else names,
         image_shape=a.image_shape,
         standardize=t,
+        test_texts=a.test_texts,
     )
+
+
+def bag_of_words(ids: np.ndarray, lengths: np.ndarray, vocab_size: int) -> np.ndarray:
+    """(n, vocab_size - 1) float32: how often each token id 1.. (``<unk>`` first, then the words) occurs in each text,
+    from the concatenated ``ids`` of the texts and each text's number of tokens (``TextEncoder.encode``)."""
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    out = np.zeros((len(lengths), vocab_size - 1), dtype=np.float32)
+    np.add.at(out, (rows, ids - 1), 1.0)
+    return out

@@ -1,10 +1,13 @@
 """The WebSocket protocol: one JSON object per message, ``{"type": ..., "id": n, ...}``.
 
-From the page: ``configure {config}``, ``play``, ``pause``, ``step``, ``reset {seed?}``, ``neuron {layer, unit}``,
-``edit {layer, unit, bias | weight + value}``, ``ablate {layer, unit, on}``, ``freeze {layer, unit, on}``, ``save``,
-``hello``. Each gets one reply carrying the same ``id``: the result (``ok``, ``neuron``, ``ablated``, ``frozen``,
-``saved``, ``hello``) or ``{"type": "error", "message": ...}``. Besides the replies the server sends ``data`` (the
-points and sizes of the set, after each rebuild) and ``frame`` messages (metrics, heatmaps, weights, flags).
+From the page: ``configure {config}``, ``play``, ``pause``, ``step``, ``reset {seed?}``, ``neuron {layer, unit,
+top?}``, ``edit {layer, unit, bias | weight + value}``, ``ablate {layer, unit, on}``, ``freeze {layer, unit, on}``,
+``revive {layer, unit}``, ``explain {layer, unit, sample}``, ``diagnose``, ``try_fix``, ``save``, ``hello``. Each gets
+one reply carrying the same ``id``: the result (``ok``, ``neuron``, ``ablated``, ``frozen``, ``explain``,
+``diagnosis``, ``trial``, ``saved``, ``hello``) or ``{"type": "error", "message": ...}``. Besides the replies the
+server sends ``data`` (the points and sizes of the set, after each rebuild), ``frame`` messages (metrics, heatmaps,
+weights, flags), ``diagnosis`` messages (while training, at a bounded rate) and ``trial`` messages (a "try the fix"
+running, then its result).
 
 Nothing a message says can make the server read a file: ``save`` writes where the server was told to on the command
 line, and data sets are chosen by name among those the server offers.
@@ -27,9 +30,26 @@ from .config import (
     ProtocolError,
     parse_config,
 )
+from .trial import BUSY
 
 COMMAND_TIMEOUT = 60.0  # seconds a command may wait for the training thread's next step boundary
-TYPES = ("hello", "configure", "play", "pause", "step", "reset", "neuron", "edit", "ablate", "freeze", "save")
+TYPES = (
+    "hello",
+    "configure",
+    "play",
+    "pause",
+    "step",
+    "reset",
+    "neuron",
+    "edit",
+    "ablate",
+    "freeze",
+    "revive",
+    "explain",
+    "diagnose",
+    "try_fix",
+    "save",
+)
 
 
 def _parse(text, data, max_bytes: int) -> dict:
@@ -67,6 +87,7 @@ def options(session) -> dict:
         "inits": list(INIT_NAMES),
         "caps": {"layers": MAX_LAYERS, "units": MAX_UNITS, "batch_size": MAX_BATCH, "samples": MAX_SAMPLES},
         "can_save": session.saver is not None,
+        "can_try_fix": session.trier is not None,
     }
 
 
@@ -87,8 +108,17 @@ async def handle(session, text, data, max_bytes: int) -> dict:
 
 
 async def _call(session, fn) -> dict:
+    if session.trial.running:  # the worker is training the trial: say so now rather than after it
+        raise ProtocolError(BUSY)
     result = await asyncio.wait_for(asyncio.wrap_future(session.submit(fn)), COMMAND_TIMEOUT)
     return result if isinstance(result, dict) and "type" in result else {"type": "ok", **(result or {})}
+
+
+def _flag(obj: dict, name: str, default: bool) -> bool:
+    v = obj.get(name, default)
+    if not isinstance(v, bool):
+        raise ProtocolError(f"{name}: expected true or false, got {str(v)[:40]!r}")
+    return v
 
 
 def _args(obj: dict, *names) -> list:
@@ -113,17 +143,25 @@ async def _dispatch(session, obj: dict) -> dict:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31):
             raise ProtocolError(f"seed: expected an integer in [0, {2**31 - 1}], got {seed!r}")
         return await _call(session, lambda: session.reset(seed))
+    if kind == "diagnose":
+        return await _call(session, session.diagnose)
+    if kind == "try_fix":
+        return await _call(session, session.try_fix)
     layer, unit = _args(obj, "layer", "unit")
     if kind == "neuron":
-        return await _call(session, lambda: session.neuron(layer, unit))
+        top = _flag(obj, "top", False)
+        return await _call(session, lambda: session.neuron(layer, unit, top))
+    if kind == "revive":
+        return await _call(session, lambda: session.revive(layer, unit))
+    if kind == "explain":
+        sample = obj.get("sample")
+        return await _call(session, lambda: session.explain(layer, unit, sample))
     if kind == "edit":
         bias, weight, value = _args(obj, "bias", "weight", "value")
         if bias is None and weight is None:
             raise ProtocolError("edit: give bias, or weight (an input index) and value")
         return await _call(session, lambda: session.edit(layer, unit, bias=bias, weight=weight, value=value))
-    on = obj.get("on", True)
-    if not isinstance(on, bool):
-        raise ProtocolError(f"on: expected true or false, got {on!r}")
+    on = _flag(obj, "on", True)
     if kind == "ablate":
         return await _call(session, lambda: session.ablate(layer, unit, on))
     if kind == "freeze":

@@ -197,7 +197,7 @@ class Connection:
         while True:
             await self.ready.wait()
             self.ready.clear()
-            for kind in ("data", "frame"):  # the data before the frames drawn on it
+            for kind in ("data", "frame", "diagnosis", "trial"):  # the data before the frames drawn on it
                 text = self.slots.pop(kind, None)
                 if text is not None:
                     try:

@@ -11,11 +11,15 @@ Frames (``frames.frame``) are computed in the worker at a bounded rate: at most 
 more than ``FRAME_BUDGET`` of the worker's time (``FRAME_BUDGET_2D`` for the 2-D sets, whose heatmaps are what the
 page is for); the interval grows with what the last frame cost, so drawing never slows learning by more than that,
 however slow the machine. They are only computed while someone listens; the page draws the newest it has received.
+While playing, the diagnosis (``inspect.diagnose``) is refreshed the same way: at most every ``DIAGNOSE_EVERY`` seconds
+and at most ``DIAGNOSE_BUDGET`` of the worker's time. "Try the fix" trains in the worker too, the page's training
+waiting for it (``trial``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import dataclasses
 import queue
 import threading
@@ -27,18 +31,22 @@ import numpy as np
 from .. import creation, nn
 from ..inspect import ProbeCallback
 from ..io import dumps_json
+from ..nn.init import skip_init
 from ..optim import make_optimizer
 from ..tensor import Tensor
 from ..train import StopOnNaN, Trainer
 from ..train.callbacks import Callback
-from . import frames
+from . import frames, insight
 from .config import PlaygroundConfig, ProtocolError, needs_rebuild
 from .data import PlayData, from_arrays, make_2d
+from .trial import TrialRunner
 
 MAX_FPS = 40.0
 FULL_FPS = 10.0  # frames with metrics, flags and weights (the others carry the heatmaps only)
 FRAME_BUDGET = 0.05  # at most this part of the worker's time goes to frames (MNIST: the page trains at >= 90 %)
 FRAME_BUDGET_2D = 0.25  # for 2-D sets, whose heatmaps are the point and whose small nets learn in seconds anyway
+DIAGNOSE_EVERY = 2.0  # seconds at least between two live diagnoses
+DIAGNOSE_BUDGET = 0.02  # and at most this part of the worker's time (with the frames' 5 %: MNIST trains at >= 90 %)
 PROBE_EVERY = 20  # steps between two probe records
 KEEP_STEPS, KEEP_EPOCHS = 1000, 5000  # the trainer's history is trimmed to these (a session runs for hours)
 REBUILD = "playground: rebuild"
@@ -90,14 +98,17 @@ class Control(Callback):
         if len(trainer.history.epochs) > 2 * KEEP_EPOCHS:
             del trainer.history.epochs[:-KEEP_EPOCHS]
         s.maybe_publish()
+        s.maybe_diagnose()
         s.between_steps(trainer)
 
 
 class Session:
     """One experiment and its worker thread. ``providers``: data name -> callable returning ``data.Arrays`` (digits,
-    mnist, a file from the command line); ``saver(snapshot) -> str`` writes a run directory and returns its path."""
+    mnist, a file from the command line); ``saver(snapshot) -> str`` writes a run directory and returns its path;
+    ``trier(snapshot, findings, deadline) -> dict`` trains the findings' remedies side by side with the original
+    settings (``neuronkit diagnose --try-fix``) and returns what the page shows."""
 
-    def __init__(self, config: PlaygroundConfig | None = None, providers=None, saver=None):
+    def __init__(self, config: PlaygroundConfig | None = None, providers=None, saver=None, trier=None):
         self.config = config or PlaygroundConfig()
         self.providers = dict(providers or {})
         self.saver = saver
@@ -124,6 +135,12 @@ class Session:
         self._masks: dict = {}
         self.data_version = 0
         self.data_message: str | None = None
+        self._initial: list = []  # the parameters the model started from (the diagnosis checks that start too)
+        self._revived = 0
+        self._last_diagnosis, self._diag_interval = 0.0, DIAGNOSE_EVERY
+        self.findings: list = []  # the newest diagnosis's findings (what "try the fix" tries)
+        self.trier = trier
+        self.trial = TrialRunner(self)
         self._thread = threading.Thread(target=self._run, name="playground-trainer", daemon=True)
 
     # -- the page's side ------------------------------------------------------------------------------------------
@@ -150,6 +167,8 @@ class Session:
         def first():
             if self.data_message is not None:
                 fn("data", self.data_message)
+            if self.trial.latest is not None:
+                fn("trial", self.trial.latest)
             self.publish()
 
         self.submit(first)
@@ -208,11 +227,96 @@ class Session:
             raise ProtocolError(f"unit: expected an integer in [0, {m.out_features - 1}], got {unit!r}")
         return m, unit
 
-    def neuron(self, layer, unit) -> dict:
+    def neuron(self, layer, unit, top: bool = False) -> dict:
+        """One neuron's details; ``top``: with the inputs that excite it most (first layer of image data)."""
         self.unit(layer, unit)
         d = frames.neuron(self.model, self.data, layer, unit, self.probe.probe, self.probe.events)
         d["ablated"], d["frozen"] = (layer, unit) in self.ablated, (layer, unit) in self.frozen
+        if top:
+            d["top"] = insight.top_inputs(self.model, self.data, layer, unit)
         return d
+
+    def revive(self, layer, unit) -> dict:
+        """Fresh incoming weights and bias for a unit (a dead one starts over), from the layer's initialiser and a
+        generator drawn from the seed, the unit and how many revivals came before (so a session repeats)."""
+        m, u = self.unit(layer, unit)
+        self._revived += 1
+        rng = np.random.default_rng([self.config.seed, layer, u, self._revived])
+        insight.revive(self.model, self.trainer.optimizer, layer, u, rng)
+        if (layer, u) in self.frozen:  # a frozen neuron keeps the values it was given
+            self.frozen[(layer, u)] = (m.weight.data[u].copy(), None if m.bias is None else m.bias.data[u].copy())
+        return {**self.neuron(layer, u), "revived": True}
+
+    def explain(self, layer, unit, sample) -> dict:
+        """The terms of a neuron on test sample ``sample`` (``nn.Neuron.explain``)."""
+        self.unit(layer, unit)
+        n = len(self.data.y_test)
+        if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < n:
+            raise ProtocolError(f"sample: expected an integer in [0, {n - 1}] (a test sample), got {sample!r}")
+        return {**insight.explain(self.model, self.data, layer, unit, sample), "ablated": (layer, unit) in self.ablated}
+
+    def initial_model(self):
+        """The model as this experiment started: built without drawing (the training's random streams stay as they
+        are) and given the parameters saved at the start."""
+        with skip_init():
+            model = build_model(self.config, self.data.n_inputs, len(self.data.classes))
+        for p, a in zip(model.parameters(), self._initial):
+            p.data[...] = a
+        return model
+
+    def diagnose(self) -> dict:
+        """``inspect.diagnose`` of the live run (the findings ``neuronkit diagnose`` prints for a saved one)."""
+        if self.model is None or self.trainer is None:
+            raise ProtocolError("no model yet: the settings could not be built")
+        t0 = time.perf_counter()
+        lr = self.config.lr if self.config.optimizer == "sgd" else None
+        self.findings, msg = insight.diagnosis(
+            self.model, self.data, self.trainer.history, self.probe.probe, self.initial_model(), lr
+        )
+        cost = time.perf_counter() - t0
+        self._pace_diagnosis(cost)
+        return {**msg, "step": self.trainer.step, "epoch": self.trainer.epoch, "seconds": round(cost, 4)}
+
+    def _pace_diagnosis(self, cost: float) -> None:
+        self._last_diagnosis = time.perf_counter()
+        self._diag_interval = max(DIAGNOSE_EVERY, cost * (1 - DIAGNOSE_BUDGET) / DIAGNOSE_BUDGET)
+
+    def maybe_diagnose(self) -> None:
+        """While playing with someone listening: a fresh diagnosis at most every ``DIAGNOSE_EVERY`` seconds and at
+        most ``DIAGNOSE_BUDGET`` of the worker's time, sent to the listeners as a ``diagnosis`` message."""
+        if self._listeners and self.playing and time.perf_counter() - self._last_diagnosis >= self._diag_interval:
+            t0 = time.perf_counter()
+            self.send("diagnosis", dumps_json(self.diagnose()))
+            self._pace_diagnosis(time.perf_counter() - t0)  # its whole cost, the message's JSON included
+
+    def send(self, kind: str, text: str) -> None:
+        for fn in list(self._listeners):
+            fn(kind, text)
+
+    def try_fix(self) -> dict:
+        """Train the remedies the newest diagnosis proposes, side by side with the settings as they are, from the same
+        seed, at the next step boundary (one trial at a time, bounded by ``trial.TRIAL_SECONDS``); the result comes
+        as a ``trial`` message."""
+        if self.trier is None:
+            raise ProtocolError("try the fix: this server was started without the command line's try-fix")
+        if not self.findings:
+            self.diagnose()
+        if not any(f.fix for f in self.findings):
+            raise ProtocolError("try the fix: the diagnosis proposes no remedy to try")
+        return self.trial.start(self.snapshot(), list(self.findings))
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            copy.deepcopy(self.config),
+            self.data,
+            self.model,
+            list(self.trainer.history.epochs),
+            self.probe.probe,
+            self.trainer.step,
+            self.trainer.epoch,
+            sorted(map(list, self.ablated)),
+            sorted(map(list, self.frozen)),
+        )
 
     def edit(self, layer, unit, bias=None, weight=None, value=None) -> dict:
         """Set the bias of a neuron, or its incoming weight number ``weight`` to ``value``."""
@@ -250,18 +354,7 @@ class Session:
     def save(self) -> dict:
         if self.saver is None:
             raise ProtocolError("save: this server was started without a place to save runs")
-        snap = Snapshot(
-            self.config,
-            self.data,
-            self.model,
-            list(self.trainer.history.epochs),
-            self.probe.probe,
-            self.trainer.step,
-            self.trainer.epoch,
-            sorted(map(list, self.ablated)),
-            sorted(map(list, self.frozen)),
-        )
-        return {"type": "saved", "path": str(self.saver(snap))}
+        return {"type": "saved", "path": str(self.saver(self.snapshot()))}
 
     # -- the worker -----------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -309,6 +402,8 @@ class Session:
         data = self._data()
         creation.manual_seed(cfg.seed)
         model = build_model(cfg, data.n_inputs, len(data.classes))
+        self._initial = [p.data.copy() for p in model.parameters()]
+        self.findings = []
         self.probe = ProbeCallback(every=PROBE_EVERY)
         opts = {"lr": cfg.lr, **({"weight_decay": cfg.l2} if cfg.l2 else {})}
         optimizer = make_optimizer(cfg.optimizer, model.parameters(), **opts)
@@ -364,6 +459,9 @@ class Session:
                 return
             if ran:
                 self.publish()
+            if self.trial.pending is not None:
+                self._run_trial()
+                continue
             if trainer is not None:
                 if self.playing:
                     self.status = "playing"
@@ -379,6 +477,14 @@ class Session:
             with self._wake:
                 if self._commands.empty() and not self._closed and not (self.playing or self._steps):
                     self._wake.wait(0.5)
+
+    def _run_trial(self) -> None:
+        """ "Try the fix", here between two steps: the page's training waits for it (see ``trial``)."""
+        status, self.status = self.status, "trying the fix"
+        self.publish()
+        self.trial.run_pending()
+        self.status = status
+        self.publish()
 
     def _run_commands(self) -> bool:
         ran = False
@@ -425,8 +531,10 @@ class Session:
         self.frame_count, self.frame_seconds = self.frame_count + 1, self.frame_seconds + (now - t0)
         self._cost = (now - t0) if self._cost is None else 0.8 * self._cost + 0.2 * (now - t0)  # full and light
         budget = FRAME_BUDGET_2D if self.data is not None and self.data.points_train is not None else FRAME_BUDGET
-        self._interval = max(1.0 / MAX_FPS, self._cost * (1 - budget) / budget)
-        self._last_frame = now
+        # start to start: at most MAX_FPS frames a second, each followed by enough training that frames take at most
+        # the budget (a gap measured from the frame's end would add its cost to every period: 31 instead of 40 fps)
+        self._interval = max(1.0 / MAX_FPS, self._cost / budget)
+        self._last_frame = t0
         if full:
             self._last_full = t0
 

@@ -60,6 +60,8 @@ function onMessage(m) {
     return;
   }
   if (m.type === "data") { state.data = m; state.drawn = null; return; }
+  if (m.type === "diagnosis") showDiagnosis(m); // pushed while training, or the reply to "diagnose"
+  if (m.type === "trial") showTrial(m); // a "try the fix" running, then its result
   if (m.id != null && state.pending.has(m.id)) {
     const resolve = state.pending.get(m.id);
     state.pending.delete(m.id);
@@ -127,6 +129,7 @@ async function onHello(reply) {
   state.config = reply.config; // the server's settings stand while a link's settings are refused
   const r = await applyConfig(configFromHash(reply.config));
   if (r.type === "error") writeHash(state.config);
+  send({ type: "diagnose" });
 }
 
 function fillSelect(sel, names) {
@@ -146,6 +149,7 @@ async function applyConfig(cfg) {
   state.config = cfg;
   if (reply.rebuilt) {
     state.curves = []; state.playing = false; state.selected = null; $("neuron-panel").hidden = true;
+    send({ type: "diagnose" }); // the new experiment, as it starts
   }
   writeHash(cfg);
   showControls(cfg);
@@ -209,10 +213,23 @@ function bindControls() {
     if (!c.hidden.length) return;
     applyConfig({ ...c, hidden: c.hidden.slice(0, -1), activations: c.activations.slice(0, -1) });
   });
-  $("play").addEventListener("click", () => {
+  $("play").addEventListener("click", async () => {
     state.playing = !state.playing;
     $("play").textContent = state.playing ? "Pause" : "Play";
-    send({ type: state.playing ? "play" : "pause" });
+    await send({ type: state.playing ? "play" : "pause" });
+    if (!state.playing) send({ type: "diagnose" }); // where training stopped
+  });
+  $("diagnose").addEventListener("click", () => send({ type: "diagnose" }));
+  $("try-fix").addEventListener("click", () => { $("try-fix").disabled = true; send({ type: "try_fix" }); });
+  $("revive").addEventListener("click", async () => {
+    if (!state.selected) return;
+    const r = await send({ type: "revive", ...state.selected });
+    if (r.type === "neuron") showNeuron(r);
+  });
+  $("explain").addEventListener("click", async () => {
+    if (!state.selected) return;
+    const r = await send({ type: "explain", ...state.selected, sample: parseInt($("explain-sample").value, 10) || 0 });
+    if (r.type === "explain") showExplain(r);
   });
   $("step").addEventListener("click", () => send({ type: "step" }));
   $("reset").addEventListener("click", () => {
@@ -358,13 +375,17 @@ function selectNeuron(layer, unit) {
   state.selected = { layer, unit };
   $("neuron-panel").hidden = false;
   $("ablation-result").textContent = "";
-  askNeuron();
+  $("explain-table").textContent = ""; $("explain-summary").textContent = "";
+  delete $("explain-summary").dataset.output;
+  $("top-panel").hidden = true; $("top-inputs").textContent = "";
+  askNeuron(true);
 }
 
-async function askNeuron() {
+// top: with the inputs that excite it most (asked on a click, not on every refresh while training)
+async function askNeuron(top = false) {
   if (!state.selected) return;
   state.neuronAsked = performance.now();
-  const r = await send({ type: "neuron", ...state.selected });
+  const r = await send({ type: "neuron", ...state.selected, top });
   if (r.type === "neuron") showNeuron(r);
 }
 
@@ -407,6 +428,7 @@ function showNeuron(n) {
     tr.append(a, b); table.append(tr);
   });
   drawWeightImage(n);
+  if (n.top !== undefined) drawTopInputs(n.top);
   drawHistogram(n.histogram);
   drawHistory(n.history);
   const ev = $("events");
@@ -429,6 +451,131 @@ function drawWeightImage(n) {
   ctx.imageSmoothingEnabled = false;
   ctx.clearRect(0, 0, c.width, c.height);
   ctx.drawImage(off, 0, 0, c.width, c.height);
+}
+
+function grayImage(b64, h, w) {
+  const bytes = b64bytes(b64), c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d"), img = ctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    img.data[i * 4] = img.data[i * 4 + 1] = img.data[i * 4 + 2] = 255 - bytes[i]; img.data[i * 4 + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+function drawTopInputs(top) {
+  const box = $("top-inputs");
+  box.textContent = "";
+  $("top-panel").hidden = !top;
+  if (!top) return;
+  for (const it of top.items) {
+    const cell = document.createElement("div"), cap = document.createElement("span");
+    cell.className = top.shape ? "thumb" : "thumb text"; cell.dataset.sample = it.sample;
+    cell.dataset.response = it.response;
+    cap.textContent = `#${it.sample} “${it.label}” ${fmt(it.response)}`;
+    if (top.shape) cell.append(grayImage(it.image, top.shape[0], top.shape[1]), cap);
+    else { const q = document.createElement("q"); q.textContent = it.text; cell.append(cap, q); }
+    box.append(cell);
+  }
+  box.title = `the test inputs (of ${top.searched} searched) with the largest output of this unit`;
+}
+
+// the terms of activation(w . x + b) on one input: the largest |w_i x_i| first, the rest summed
+function showExplain(e) {
+  const t = $("explain-table");
+  t.textContent = "";
+  const head = document.createElement("tr");
+  for (const h of ["input", "x_i", "w_i", "w_i x_i"]) { const th = document.createElement("th"); th.textContent = h; head.append(th); }
+  t.append(head);
+  const order = e.products.map((_, i) => i).filter((i) => e.products[i] !== 0) // a text's absent words: 0
+    .sort((a, b) => Math.abs(e.products[b]) - Math.abs(e.products[a]));
+  const shown = order.slice(0, 12), zeros = e.products.length - order.length;
+  for (const i of shown) {
+    const tr = document.createElement("tr");
+    tr.className = "term"; tr.dataset.index = i; tr.dataset.product = e.products[i];
+    const name = e.names ? e.names[i] : `unit ${i}`;
+    for (const v of [name, fmt(e.inputs[i]), fmt(e.weights[i]), fmt(e.products[i])]) {
+      const td = document.createElement("td"); td.textContent = v; tr.append(td);
+    }
+    t.append(tr);
+  }
+  if (order.length > shown.length) {
+    let rest = 0;
+    for (const i of order.slice(shown.length)) rest += e.products[i];
+    const tr = document.createElement("tr"), td = document.createElement("td");
+    td.colSpan = 4; td.textContent = `${order.length - shown.length} smaller terms: ${fmt(rest)}`;
+    tr.append(td); t.append(tr);
+  }
+  if (zeros) {
+    const tr = document.createElement("tr"), td = document.createElement("td");
+    td.colSpan = 4; td.textContent = `${zeros} terms are 0 (input or weight 0)`;
+    tr.append(td); t.append(tr);
+  }
+  const s = $("explain-summary");
+  s.textContent = `test sample ${e.sample} (label “${e.label}”): w · x = ${fmt(e.weighted_sum)}, + bias ${fmt(e.bias)}` +
+    ` → z = ${fmt(e.pre_activation)} → ${e.activation}(z) = ${fmt(e.output)}` +
+    (e.ablated ? `; ablated: the model passes on ${fmt(e.in_model)}` : "");
+  Object.assign(s.dataset, { sample: e.sample, weightedSum: e.weighted_sum, bias: e.bias, pre: e.pre_activation,
+    output: e.output, inModel: e.in_model });
+}
+
+function showDiagnosis(d) {
+  state.diagnosis = d;
+  $("diagnosis-info").textContent = `step ${d.step}, epoch ${d.epoch}: the model at initialisation and now, on ` +
+    `${d.samples} test samples` + (d.more ? ` (${d.more} more findings not shown)` : "");
+  $("diagnosis-info").dataset.step = d.step;
+  const ul = $("findings");
+  ul.textContent = "";
+  if (!d.findings.length) { const li = document.createElement("li"); li.textContent = "No problems found."; ul.append(li); }
+  for (const f of d.findings) {
+    const li = document.createElement("li");
+    li.className = f.severity; li.dataset.kind = f.kind; li.textContent = f.text;
+    ul.append(li);
+  }
+  const running = state.trial && state.trial.status === "running";
+  $("try-fix").disabled = !(state.options && state.options.can_try_fix && d.fixable) || running;
+}
+
+function showTrial(t) {
+  const old = state.trial; // the reply "running" may arrive after the result it announced: keep the newest
+  if (old && (t.trial < old.trial || (t.trial === old.trial && t.status === "running"))) return;
+  state.trial = t;
+  $("trial").hidden = false;
+  const title = $("trial-title");
+  title.dataset.status = t.status;
+  if (t.status === "running") {
+    title.textContent = `Try the fix: training the remedies from step ${t.step}'s settings…`;
+    $("try-fix").disabled = true;
+    return;
+  }
+  $("try-fix").disabled = !(state.diagnosis && state.diagnosis.fixable);
+  if ($("message").textContent.startsWith("busy:")) showMessage(""); // a command refused while it ran
+  const table = $("trial-table"), ul = $("verdicts");
+  table.textContent = ""; ul.textContent = "";
+  if (t.status === "error") { title.textContent = `Try the fix failed: ${t.message}`; return; }
+  title.textContent = `Try the fix: ${t.epochs} epoch(s) from seed ${t.config.seed}, measured on the ${t.held_out}` +
+    ` (${t.seconds} s)`;
+  const head = document.createElement("tr");
+  for (const h of ["settings", "train loss", "held-out loss", "accuracy", "dead", "saturated", "stopped"]) {
+    const th = document.createElement("th"); th.textContent = h; head.append(th);
+  }
+  table.append(head);
+  const p = (v) => (v == null ? "–" : pct(v));
+  t.trials.forEach((r, i) => {
+    const tr = document.createElement("tr");
+    tr.className = "trial"; tr.dataset.accuracy = r.accuracy; tr.dataset.loss = r.eval_loss;
+    const cells = [i ? `remedy ${i}` : "original", fmt(r.loss), fmt(r.eval_loss), p(r.accuracy), p(r.dead_frac),
+      p(r.saturated_frac), r.stopped || ""];
+    for (const v of cells) { const td = document.createElement("td"); td.textContent = v; tr.append(td); }
+    tr.title = r.label;
+    table.append(tr);
+  });
+  t.verdicts.forEach((v, i) => {
+    const r = t.trials[i + 1], li = document.createElement("li");
+    li.textContent = `remedy ${i + 1} (${r.label}: ${Object.entries(r.changes).map(([k, x]) => `${k}=${x}`).join(", ")}): ${v}`;
+    ul.append(li);
+  });
 }
 
 function drawHistogram(h) {
@@ -529,7 +676,8 @@ function render() {
       drawNetwork(f);
       drawOutput(f);
       drawCurves();
-      if (state.selected && state.playing && performance.now() - state.neuronAsked > 1000) askNeuron();
+      const trying = state.trial && state.trial.status === "running";
+      if (state.selected && state.playing && !trying && performance.now() - state.neuronAsked > 1000) askNeuron();
     }
   }
   requestAnimationFrame(render);
