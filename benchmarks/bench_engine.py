@@ -165,6 +165,15 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def limit_threads(n: int | None) -> None:
+    """``n`` threads for OpenBLAS/OpenMP, neuronkit's kernel pool and torch (None: leave the defaults)."""
+    if n:  # fewer threads than cores is far less sensitive to other work on the machine
+        threadpool_limits(n)
+        torch.set_num_threads(n)
+        if hasattr(nk.backend, "set_num_threads"):  # (absent before the kernel pool, for A/B runs against old code)
+            nk.backend.set_num_threads(n)
+
+
 def print_env(env_blas: dict, tuned: bool) -> None:
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
@@ -181,6 +190,8 @@ def print_env(env_blas: dict, tuned: bool) -> None:
         )
     for k, v in env_blas.items():
         print(f"{k}: {'set to ' + repr(v) if v is not None else 'unset'} in this process")
+    pool = nk.backend.num_threads() if hasattr(nk.backend, "num_threads") else "none"
+    print(f"neuronkit kernel threads (backend.num_threads): {pool}; load average: {_load()}")
     print(f"glibc malloc tuned (neuronkit.tune_allocator): {tuned}")
     if any(v is not None for v in env_blas.values()):
         print("NOTE: run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` for comparable BLAS numbers")
@@ -193,9 +204,7 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="10,000 samples and fewer tiny ops (a smoke run)")
     ap.add_argument("--threads", type=int, help="limit BLAS/OpenMP and torch threads (default: library defaults)")
     args = ap.parse_args(argv)
-    if args.threads:  # fewer threads than cores is far less sensitive to other work on the machine
-        threadpool_limits(args.threads)
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     n_samples, n_ops = (10_000, 50_000) if args.quick else (60_000, 200_000)
     env_blas = {k: os.environ.get(k) for k in BLAS_VARS}
 

@@ -12,6 +12,8 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy
@@ -128,6 +130,91 @@ def errstate(**kw):
 def add_at(target, index, values):
     """Unbuffered ``target[index] += values``: repeated indices accumulate (the scatter-add of index backward)."""
     xp.add.at(target, index, values)
+
+
+PARALLEL_MIN = 1 << 17
+"""Work (array elements touched) below which ``parallel_for`` stays on the calling thread: handing a chunk to
+another thread costs some 10-30 us, about what one core needs to copy 128K floats."""
+
+_threads = {"n": None, "pool": None, "pid": None}
+_in_worker = threading.local()
+
+
+def _default_threads() -> int:
+    for name in ("NEURONKIT_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def num_threads() -> int:
+    """Threads the memory-bound kernels (im2col, col2im, pooling, ReLU, bias) split their work over.
+
+    ``NEURONKIT_THREADS`` if set, else the BLAS thread count asked for (``OPENBLAS_NUM_THREADS``, then
+    ``OMP_NUM_THREADS``: a run told to keep BLAS on one core keeps these kernels there too), else the cores this
+    process may run on. ``set_num_threads`` changes it.
+    """
+    if _threads["n"] is None:
+        _threads["n"] = _default_threads()
+    return _threads["n"]
+
+
+def set_num_threads(n: int) -> None:
+    """Split the memory-bound kernels over ``n`` threads (1: all on the calling thread). Results do not depend on it."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    if n != _threads["n"] and _threads["pool"] is not None:
+        _threads["pool"].shutdown(wait=True)
+        _threads["pool"] = None
+    _threads["n"] = n
+
+
+def _pool(n):
+    if _threads["pool"] is None or _threads["pid"] != os.getpid():  # (a forked child has no pool threads)
+        _threads["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="neuronkit")
+        _threads["pid"] = os.getpid()
+    return _threads["pool"]
+
+
+def _run_marked(fn, lo, hi):
+    _in_worker.on = True
+    try:
+        fn(lo, hi)
+    finally:
+        _in_worker.on = False
+
+
+def parallel_for(n: int, fn, work: int) -> None:
+    """Call ``fn(lo, hi)`` over consecutive chunks covering ``range(n)`` (e.g. the batch axis), on ``num_threads()``
+    threads, and return when all are done; the first exception raised in a chunk is raised here.
+
+    ``fn`` must write only its own chunk's part of the output, so the result is the same for any chunking. ``work``
+    (elements touched in all) below ``PARALLEL_MIN``, one thread, or a call from inside a chunk run ``fn(0, n)``
+    directly. NumPy releases the GIL inside large copies and ufunc loops, so the chunks run side by side.
+    """
+    threads = min(num_threads(), n)
+    if threads < 2 or work < PARALLEL_MIN or getattr(_in_worker, "on", False):
+        fn(0, n)
+        return
+    bounds = [n * i // threads for i in range(threads + 1)]
+    pool = _pool(num_threads())
+    futures = [pool.submit(_run_marked, fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    error = None
+    try:
+        _run_marked(fn, bounds[0], bounds[1])
+    except BaseException as e:  # raised below, once the other chunks are done with the arrays
+        error = e
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
 
 
 def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 20, top_pad: int = 16 << 20) -> bool:

@@ -3,6 +3,10 @@
 A convolution is one GEMM over an im2col matrix of input patches (channel innermost, read from NHWC-backed memory),
 and its input gradient one GEMM per kernel offset whose blocks ``col2im`` adds back. Pooling reads the same strided
 ``window`` views. Public within ``neuronkit.ops``; not part of the user API (the ops are).
+
+The copies and adds are memory-bound, so each is split over the batch axis with ``backend.parallel_for`` (one chunk
+of images per thread; every output element is still computed by the same operations in the same order, so the result
+does not depend on the thread count). The GEMMs are left to BLAS, which runs its own threads.
 """
 
 from __future__ import annotations
@@ -25,8 +29,14 @@ def pad(x, ph, pw, value=0.0):
     if not ph and not pw:
         return x
     n, c, h, w = x.shape
-    out = B.xp.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype).transpose(0, 3, 1, 2)
-    out[:, :, ph : ph + h, pw : pw + w] = x
+    buf = B.xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    out = buf.transpose(0, 3, 1, 2)
+
+    def fill(lo, hi):
+        buf[lo:hi].fill(value)
+        out[lo:hi, :, ph : ph + h, pw : pw + w] = x[lo:hi]
+
+    B.parallel_for(n, fill, 2 * buf.size)
     return out
 
 
@@ -43,17 +53,26 @@ def im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
     cg = c // groups
     if groups == 1 and sw == 1 and dw == 1 and kw * c >= 16:  # (few channels: per-offset copies run longer)
         cols = xp.empty((n, oh, ow, kh, kw * c), dtype=xpad.dtype)
-        fill_cols(cols, nhwc(xpad), kh, kw, sh, sw, dh, oh, ow)
+        xn = nhwc(xpad)
+        B.parallel_for(n, lambda lo, hi: fill_cols(cols[lo:hi], xn[lo:hi], kh, kw, sh, sw, dh, oh, ow), cols.size)
         return cols.reshape(n * oh * ow, 1, kh * kw * c)
     if groups == 1:
         cols_t = xp.empty((kh, kw, c, n, oh, ow), dtype=xpad.dtype)
-        fill_cols_t(cols_t, xpad, kh, kw, sh, sw, dh, dw, oh, ow)
+
+        def fill_t(lo, hi):
+            fill_cols_t(cols_t[:, :, :, lo:hi], xpad[lo:hi], kh, kw, sh, sw, dh, dw, oh, ow)
+
+        B.parallel_for(n, fill_t, cols_t.size)
         return cols_t.reshape(kh * kw * c, n * oh * ow).T[:, None, :]
     cols = xp.empty((n, oh, ow, groups, kh, kw, cg), dtype=xpad.dtype)
-    for a in range(kh):
-        for bb in range(kw):
-            win = window(xpad, a, bb, sh, sw, dh, dw, oh, ow)  # (N, C, oh, ow)
-            cols[:, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(n, oh, ow, groups, cg)
+
+    def fill_groups(lo, hi):
+        for a in range(kh):
+            for bb in range(kw):
+                win = window(xpad[lo:hi], a, bb, sh, sw, dh, dw, oh, ow)  # (chunk, C, oh, ow)
+                cols[lo:hi, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(hi - lo, oh, ow, groups, cg)
+
+    B.parallel_for(n, fill_groups, cols.size)
     return cols.reshape(n * oh * ow, groups, kh * kw * cg)
 
 
@@ -88,7 +107,12 @@ def add_bias_rows(out, b, reps):
     reps*O values, since against the (O,) vector NumPy loops over runs of only O elements (2-3x slower when O is
     small and M large)."""
     rows = out.reshape(-1, reps * out.shape[1])  # a view: out is contiguous
-    rows += B.xp.tile(b, reps)
+    tiled = B.xp.tile(b, reps)
+
+    def add(lo, hi):
+        rows[lo:hi] += tiled
+
+    B.parallel_for(rows.shape[0], add, out.size)
 
 
 def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
@@ -102,7 +126,7 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     groups, og, k = wmat.shape
     cg = c // groups
     m = gm.shape[0]
-    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=gm.dtype)
+    gpad = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=gm.dtype)
     if groups == 1:
         wb = wmat[0].reshape(og, kh * kw, cg).transpose(1, 0, 2)  # (kh*kw, O, C)
         blocks = xp.matmul(gm, wb)  # (kh*kw, m, C)
@@ -110,11 +134,18 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
         g3 = gm.reshape(m, groups, og).transpose(1, 0, 2)  # (G, m, og)
         wb = wmat.reshape(groups, og, kh * kw, cg).transpose(2, 0, 1, 3)  # (kh*kw, G, og, cg)
         blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, m, c)  # (kh*kw, m, C)
-    for a in range(kh):
-        for bb in range(kw):
-            h0, w0 = a * dh, bb * dw
-            dst = gpad[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
-            dst += blocks[a * kw + bb].reshape(n, oh, ow, c)
+    blocks = blocks.reshape(kh * kw, n, oh, ow, c)
+
+    def scatter(lo, hi):
+        part = gpad[lo:hi]
+        part.fill(0)  # zeroed here, by the thread that adds into it (while its chunk is in cache)
+        for a in range(kh):
+            for bb in range(kw):
+                h0, w0 = a * dh, bb * dw
+                dst = part[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
+                dst += blocks[a * kw + bb, lo:hi]
+
+    B.parallel_for(n, scatter, gpad.size + blocks.size)
     return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
 
 
@@ -130,12 +161,21 @@ def im2col_planes(xpad, kh, kw, sh, sw, dh, dw, ph, pw, k):
     if dw == 1 and kw * c >= 16:  # rows of kw*C contiguous values (see im2col)
         xn = nhwc(xpad)
         cols = xp.empty((k, k, n, ph, pw, kh, kw * c), dtype=xpad.dtype)
-        for a in range(k):
-            for b in range(k):
-                fill_cols(cols[a, b], xn[:, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, ph, pw)
+
+        def fill(lo, hi):
+            for a in range(k):
+                for b in range(k):
+                    fill_cols(cols[a, b, lo:hi], xn[lo:hi, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, ph, pw)
+
+        B.parallel_for(n, fill, cols.size)
         return cols.reshape(m, kh * kw * c)
     cols_t = xp.empty((kh, kw, c, k, k, n, ph, pw), dtype=xpad.dtype)
-    for a in range(k):
-        for b in range(k):
-            fill_cols_t(cols_t[:, :, :, a, b], xpad[:, :, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, dw, ph, pw)
+
+    def fill_t(lo, hi):
+        for a in range(k):
+            for b in range(k):
+                dst = cols_t[:, :, :, a, b, lo:hi]
+                fill_cols_t(dst, xpad[lo:hi, :, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, dw, ph, pw)
+
+    B.parallel_for(n, fill_t, cols_t.size)
     return cols_t.reshape(kh * kw * c, m).T

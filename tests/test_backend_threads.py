@@ -1,0 +1,149 @@
+"""The memory-bound kernels split over threads (``backend.parallel_for``) give exactly the one-thread results.
+
+Every chunk computes its part of the output by the same operations in the same order, so values and gradients must
+be bit-identical for any thread count, including uneven chunks (3 threads) and more threads than images.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import neuronkit as nk
+from neuronkit import backend as B
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Set the pool size for one test (and split even small arrays); the default comes back afterwards."""
+    before = B.num_threads()
+    monkeypatch.setattr(B, "PARALLEL_MIN", 0)
+    yield B.set_num_threads
+    B.set_num_threads(before)
+
+
+def test_parallel_for_covers_the_range_once_in_order_and_uses_the_pool(threads):
+    threads(3)
+    seen, lock = [], threading.Lock()
+
+    def fn(lo, hi):
+        with lock:
+            seen.append((lo, hi, threading.get_ident()))
+
+    B.parallel_for(10, fn, work=10)
+    chunks = sorted((lo, hi) for lo, hi, _ in seen)
+    assert chunks == [(0, 3), (3, 6), (6, 10)]
+    assert len({ident for *_, ident in seen}) > 1  # not all on the calling thread
+    assert threading.get_ident() in {ident for *_, ident in seen}  # the caller takes a chunk itself
+
+
+def test_small_work_one_thread_and_nested_calls_stay_on_the_calling_thread(threads, monkeypatch):
+    threads(2)
+    calls = []
+    B.parallel_for(8, lambda lo, hi: calls.append((lo, hi, threading.get_ident())), work=10)
+    assert len(calls) == 2
+    monkeypatch.setattr(B, "PARALLEL_MIN", 100)
+    calls.clear()
+    B.parallel_for(8, lambda lo, hi: calls.append((lo, hi)), work=99)
+    assert calls == [(0, 8)]
+    monkeypatch.setattr(B, "PARALLEL_MIN", 0)
+    inner = []
+
+    def outer(lo, hi):
+        B.parallel_for(4, lambda a, b: inner.append((a, b)), work=10)
+
+    B.parallel_for(2, outer, work=10)
+    assert sorted(inner) == [(0, 4), (0, 4)]  # each chunk ran its inner loop itself, whole
+
+
+def test_an_error_in_any_chunk_reaches_the_caller_after_all_chunks_finish(threads):
+    threads(2)
+    done = []
+
+    def fn(lo, hi):
+        if lo:
+            raise ValueError(f"chunk {lo}:{hi} failed")
+        done.append(lo)
+
+    with pytest.raises(ValueError, match="chunk 5:10 failed"):
+        B.parallel_for(10, fn, work=10)
+    assert done == [0]
+
+
+def test_set_num_threads_rejects_what_is_not_a_positive_int():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="set_num_threads: expected a positive int, got"):
+            B.set_num_threads(bad)
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [({"NEURONKIT_THREADS": "3"}, 3), ({"OPENBLAS_NUM_THREADS": "1"}, 1), ({"OMP_NUM_THREADS": "5"}, 5)],
+)
+def test_the_default_thread_count_follows_the_environment(env, expected):
+    names = ("NEURONKIT_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    clean = {k: v for k, v in os.environ.items() if k not in names}
+    code = "from neuronkit import backend; print(backend.num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == expected
+
+
+def _nhwc(a):
+    return a.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
+
+
+CASES = {
+    "conv few channels": (lambda x, w, b: nk.conv2d(x, w, b), [(7, 1, 12, 12), (4, 1, 3, 3), (4,)]),
+    "conv kernel rows": (lambda x, w, b: nk.conv2d(x, w, b, padding=1), [(7, 8, 9, 9), (6, 8, 3, 3), (6,)]),
+    "conv strided dilated": (
+        lambda x, w, b: nk.conv2d(x, w, b, stride=2, padding=1, dilation=(1, 2)),
+        [(5, 3, 11, 11), (4, 3, 3, 3), (4,)],
+    ),
+    "conv groups": (lambda x, w: nk.conv2d(x, w, groups=2, padding=2), [(5, 4, 10, 10), (6, 2, 5, 5)]),
+    "fused relu pool 2": (
+        lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=2),
+        [(7, 8, 11, 11), (6, 8, 3, 3), (6,)],
+    ),
+    "fused few channels pool 3": (
+        lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=3, padding=1),
+        [(5, 2, 10, 10), (3, 2, 3, 3), (3,)],
+    ),
+    "fused relu only": (lambda x, w: nk.conv2d(x, w, activation="relu"), [(5, 8, 7, 7), (4, 8, 3, 3)]),
+    "max pool tiled": (lambda x: nk.max_pool2d(x, 2), [(7, 3, 8, 8)]),
+    "max pool overlapping padded": (lambda x: nk.max_pool2d(x, 3, stride=2, padding=1), [(7, 3, 9, 9)]),
+    "avg pool tiled": (lambda x: nk.avg_pool2d(x, 2), [(7, 3, 8, 8)]),
+    "avg pool overlapping padded": (lambda x: nk.avg_pool2d(x, 3, stride=2, padding=1), [(7, 3, 9, 9)]),
+    "relu then flatten": (lambda x: nk.flatten(nk.max_pool2d(nk.relu(x), 2), 1), [(7, 3, 8, 8)]),
+}
+
+
+def _run(f, arrays, grad_seed):
+    ins = [nk.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    y = f(*ins)
+    y.backward(nk.Tensor(np.random.default_rng(grad_seed).standard_normal(y.shape).astype(y.dtype)))
+    return [y.data] + [t.grad.data for t in ins]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_threaded_kernels_equal_the_single_thread_ones_bit_for_bit(threads, name, layout, dtype):
+    f, shapes = CASES[name]
+    rng = np.random.default_rng(3)
+    # Values on a coarse grid so that pooling windows hold ties (the first maximal element must win either way).
+    arrays = [(rng.integers(-4, 5, s) / 4).astype(dtype) for s in shapes]
+    if layout == "nhwc":
+        arrays = [_nhwc(a) if a.ndim == 4 else a for a in arrays]
+    results = {}
+    for n in (1, 2, 3, 16):
+        threads(n)
+        results[n] = _run(f, arrays, grad_seed=7)
+    for n in (2, 3, 16):
+        for one, many in zip(results[1], results[n], strict=True):
+            assert one.dtype == many.dtype and one.shape == many.shape
+            assert np.ascontiguousarray(one).tobytes() == np.ascontiguousarray(many).tobytes(), f"{n} threads"
