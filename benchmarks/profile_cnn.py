@@ -25,16 +25,18 @@ from neuronkit.autograd.function import Function
 from neuronkit.ops import conv, conv_fused, im2col
 
 TIMES = collections.defaultdict(float)
+CPU = collections.defaultdict(float)
 
 
 def _timed(label, fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
             TIMES[label] += time.perf_counter() - t0
+            CPU[label] += time.thread_time() - c0
 
     return wrapper
 
@@ -50,7 +52,9 @@ def instrument():
         for meth in ("forward", "backward"):
             if meth in vars(cls):
                 setattr(cls, meth, _timed(f"{cls.name}.{meth} ({cls.__name__})", vars(cls)[meth]))
-    for name in ("im2col", "col2im", "im2col_planes", "add_bias_rows", "pad"):
+    for name in ("im2col", "col2im", "conv_gemm", "planes_patches", "im2col_planes", "add_bias_rows", "pad"):
+        if not hasattr(im2col, name):  # (names differ between versions: A/B runs against older code)
+            continue
         wrapped = _timed(f"  helper {name}", getattr(im2col, name))
         for mod in (im2col, conv, conv_fused):
             if hasattr(mod, name):
@@ -70,13 +74,17 @@ def main(argv=None):
     run = bc.epoch_neuronkit_fused if args.fused else bc.epoch_neuronkit
     run(init, X[:1280], Y[:1280])  # warm-up (allocator, caches)
     instrument()
-    total = 0.0
+    total, cpu = 0.0, time.thread_time()
     for _ in range(args.epochs):
         total += run(init, X, Y)[0]
+    cpu = time.thread_time() - cpu
     steps = args.epochs * -(-bc.N // bc.BATCH)
-    print(f"{'fused' if args.fused else 'op by op'}: {1e3 * total / steps:.2f} ms per step ({steps} steps)")
+    print(
+        f"{'fused' if args.fused else 'op by op'}: {1e3 * total / steps:.2f} ms per step wall, "
+        f"{1e3 * cpu / steps:.2f} ms CPU of the main thread ({steps} steps); per op, wall / main-thread CPU:"
+    )
     for label, t in sorted(TIMES.items(), key=lambda kv: -kv[1]):
-        print(f"  {1e3 * t / steps:7.2f} ms  {label}")
+        print(f"  {1e3 * t / steps:7.2f} / {1e3 * CPU[label] / steps:6.2f} ms  {label}")
     print(f"load at end {_load()}")
 
 

@@ -136,6 +136,10 @@ PARALLEL_MIN = 1 << 17
 """Work (array elements touched) below which ``parallel_for`` stays on the calling thread: handing a chunk to
 another thread costs some 10-30 us, about what one core needs to copy 128K floats."""
 
+BLOCK_BYTES = 1 << 20
+"""What one piece of a ``parallel_for`` with a ``grain`` should touch: about an L2 cache (measured on the benchmark
+CNN: a max-pool forward 1.08 ms in pieces of 16-32 images vs 1.71 ms in one piece, col2im 2.55 vs 3.05 ms)."""
+
 _threads = {"n": None, "pool": None, "pid": None}
 _in_worker = threading.local()
 
@@ -180,32 +184,44 @@ def _pool(n):
     return _threads["pool"]
 
 
-def _run_marked(fn, lo, hi):
+def _run_marked(fn, lo, hi, step):
     _in_worker.on = True
     try:
-        fn(lo, hi)
+        _run_pieces(fn, lo, hi, step)
     finally:
         _in_worker.on = False
 
 
-def parallel_for(n: int, fn, work: int) -> None:
-    """Call ``fn(lo, hi)`` over consecutive chunks covering ``range(n)`` (e.g. the batch axis), on ``num_threads()``
-    threads, and return when all are done; the first exception raised in a chunk is raised here.
+def grain(bytes_per_item: int) -> int:
+    """Items per piece so that one piece touches about ``BLOCK_BYTES``: a kernel making several passes over a piece
+    finds it in cache after the first."""
+    return max(1, BLOCK_BYTES // max(1, bytes_per_item))
 
-    ``fn`` must write only its own chunk's part of the output, so the result is the same for any chunking. ``work``
-    (elements touched in all) below ``PARALLEL_MIN``, one thread, or a call from inside a chunk run ``fn(0, n)``
-    directly. NumPy releases the GIL inside large copies and ufunc loops, so the chunks run side by side.
+
+def parallel_for(n: int, fn, work: int, grain: int | None = None) -> None:
+    """Call ``fn(lo, hi)`` over consecutive pieces covering ``range(n)`` (e.g. the batch axis), on ``num_threads()``
+    threads, and return when all are done; the first exception raised in a piece is raised here.
+
+    ``fn`` must write only its own piece of the output. Without ``grain``, each thread takes one piece (the whole
+    range when ``work``, elements touched in all, is below ``PARALLEL_MIN``, with one thread, or in a call from inside
+    a piece). With ``grain``, the pieces are ``range(0, n, grain)`` whatever the thread count, each thread taking a run
+    of them: results are then the same for any thread count by construction, even where ``fn`` calls BLAS, and each
+    piece stays in cache between its passes. NumPy releases the GIL inside large copies and ufunc loops, so the
+    threads' pieces run side by side.
     """
-    threads = min(num_threads(), n)
+    step = grain or max(n, 1)
+    units = -(-n // grain) if grain else n  # what the threads share out: whole pieces, or single items
+    threads = min(num_threads(), units)
     if threads < 2 or work < PARALLEL_MIN or getattr(_in_worker, "on", False):
-        fn(0, n)
+        _run_pieces(fn, 0, n, step)
         return
-    bounds = [n * i // threads for i in range(threads + 1)]
+    size = grain or 1
+    bounds = [min(n, size * (units * i // threads)) for i in range(threads + 1)]
     pool = _pool(num_threads())
-    futures = [pool.submit(_run_marked, fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    futures = [pool.submit(_run_marked, fn, bounds[i], bounds[i + 1], step) for i in range(1, threads)]
     error = None
     try:
-        _run_marked(fn, bounds[0], bounds[1])
+        _run_marked(fn, bounds[0], bounds[1], step)
     except BaseException as e:  # raised below, once the other chunks are done with the arrays
         error = e
     for f in futures:
@@ -215,6 +231,11 @@ def parallel_for(n: int, fn, work: int) -> None:
             error = error or e
     if error is not None:
         raise error
+
+
+def _run_pieces(fn, lo, hi, step):
+    for start in range(lo, hi, step):
+        fn(start, min(start + step, hi))
 
 
 def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 20, top_pad: int = 16 << 20) -> bool:

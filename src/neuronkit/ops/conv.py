@@ -14,7 +14,7 @@ from ..tensor import Tensor
 from ._util import as_tensor
 from .activation import relu
 from .conv_fused import Conv2dFused
-from .im2col import add_bias_rows, col2im, im2col, out_size, pad, window
+from .im2col import add_bias_rows, col2im, conv_gemm, im2col, out_size, pad, window
 from .registry import register
 
 
@@ -37,15 +37,15 @@ class Conv2d(Function):
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
         oh, ow = out_size(h, kh, sh, ph, dh), out_size(wd, kw, sw, pw, dw)
         og, k = o // groups, cg * kh * kw
-        cols = im2col(pad(x, ph, pw), kh, kw, sh, sw, dh, dw, oh, ow, groups)  # (N*oh*ow, G, k)
         wmat = w.reshape(groups, og, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, og, k)  # (G, og, k)
-        if groups == 1:
-            out = cols[:, 0, :] @ wmat[0].T  # (N*oh*ow, O)
+        if groups == 1:  # im2col, GEMM and bias a few images at a time: (N*oh*ow, 1, k) and (N*oh*ow, O)
+            cols, out = conv_gemm(pad(x, ph, pw), wmat[0], b, kh, kw, sh, sw, dh, dw, oh, ow)
         else:
+            cols = im2col(pad(x, ph, pw), kh, kw, sh, sw, dh, dw, oh, ow, groups)  # (N*oh*ow, G, k)
             out = xp.matmul(cols.transpose(1, 0, 2), wmat.transpose(0, 2, 1))  # (G, N*oh*ow, og)
             out = xp.ascontiguousarray(out.transpose(1, 0, 2).reshape(n * oh * ow, o))
-        if b is not None:
-            add_bias_rows(out, b, ow)
+            if b is not None:
+                add_bias_rows(out, b, ow)
         self.cols, self.wmat, self.wshape, self.xshape, self.groups = cols, wmat, w.shape, x.shape, groups
         self.geom = (sh, sw, ph, pw, dh, dw, oh, ow)
         return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)  # (N, O, oh, ow) view of NHWC memory
@@ -218,7 +218,8 @@ class _Pool2d(Function):
                 buf[lo:hi].fill(0)
             self.scatter(gpad[lo:hi], gs, lo, hi, kh, kw, sh, sw, oh, ow, overlap)
 
-        B.parallel_for(n, run, gpad.size + 2 * g.size)
+        per_image = (gpad[0].size + 3 * g[0].size) * g.itemsize  # (+ the winner maps or shares, and gc)
+        B.parallel_for(n, run, gpad.size + 2 * g.size, B.grain(per_image))
         return (gpad[:, :, ph : ph + h, pw : pw + w],)
 
 
@@ -243,7 +244,7 @@ class MaxPool2d(_Pool2d):
                 xp.greater(win, part, out=won[k - 1][lo:hi])
                 xp.maximum(part, win, out=part)
 
-        B.parallel_for(n, run, out.size * (kh * kw + 1))
+        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(xpad[0].nbytes + 2 * out[0].nbytes))
         return out
 
     def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):
@@ -283,7 +284,7 @@ class AvgPool2d(_Pool2d):
                 xp.add(part, window(xs, k // kw, k % kw, sh, sw, 1, 1, oh, ow), out=part)
             part /= count  # padding counts as zeros (PyTorch's count_include_pad=True)
 
-        B.parallel_for(n, run, out.size * (kh * kw + 1))
+        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(xpad[0].nbytes + out[0].nbytes))
         return out
 
     def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):

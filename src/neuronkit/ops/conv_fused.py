@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from ..autograd.function import Function
-from .im2col import col2im, im2col_planes, out_size, pad
+from .im2col import col2im, out_size, pad, planes_patches
 
 
 class Conv2dFused(Function):
@@ -34,16 +34,20 @@ class Conv2dFused(Function):
         k = pool
         ph = out_size(h, kh, sh, pad_h, dh) // k
         pw = out_size(wd, kw, sw, pad_w, dw) // k
-        cols = im2col_planes(pad(x, pad_h, pad_w), kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
+        cols, plane, fill = planes_patches(pad(x, pad_h, pad_w), kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # (O, K), K ordered (a, b, c) like the columns
-        z = cols @ wmat.T  # (k*k*P, O): k*k contiguous planes of P = N*ph*pw rows
-        planes = z.reshape(k * k, n, ph * pw * o)
-        y = planes[0] if k == 1 else xp.empty((n, ph * pw * o), dtype=z.dtype)
+        wt, pp = wmat.T, ph * pw
+        z = xp.empty((k * k, n * pp, o), dtype=xp.result_type(x.dtype, w.dtype))  # cols @ wmat.T, k*k planes
+        planes = z.reshape(k * k, n, pp * o)
+        y = planes[0] if k == 1 else xp.empty((n, pp * o), dtype=z.dtype)
         won = [xp.empty(y.shape, dtype=bool) for _ in range(k * k - 1)]
-        tiled = None if b is None else xp.tile(b, ph * pw)
+        tiled = None if b is None else xp.tile(b, pp)
         zero = xp.zeros(1, dtype=z.dtype)
 
-        def finish(lo, hi):  # pool, bias, ReLU on images lo:hi, each pass while the chunk is in cache
+        def piece(lo, hi):  # images lo:hi from im2col to ReLU, each pass while the piece is in cache
+            fill(lo, hi)
+            for q in range(k * k):
+                xp.matmul(plane(q // k, q % k, lo, hi), wt, out=z[q, lo * pp : hi * pp])
             part = y[lo:hi]
             if k > 1:
                 # A later offset takes over only where strictly greater: each window's first maximal offset wins.
@@ -57,7 +61,8 @@ class Conv2dFused(Function):
             if relu:
                 xp.maximum(part, zero, out=part)
 
-        B.parallel_for(n, finish, z.size + 2 * y.size)
+        per_image = (cols.nbytes + z.nbytes) // n + x[0].nbytes
+        B.parallel_for(n, piece, cols.size + z.size, B.grain(per_image))
         y = y.reshape(n * ph * pw, o)
         won = [w_.reshape(n * ph * pw, o) for w_ in won] or None
         self.cols, self.wmat, self.won, self.y = cols, wmat, won, (y if relu else None)
@@ -107,7 +112,7 @@ class Conv2dFused(Function):
                 xp.multiply(gy[lo:hi], hit, out=gz[q, lo:hi])
             xp.multiply(gy[lo:hi], ~later, out=gz[0, lo:hi])
 
-        B.parallel_for(len(gy), run, gz.size + 2 * gy.size)
+        B.parallel_for(len(gy), run, gz.size + 2 * gy.size, B.grain((kk + 2) * gy[0].nbytes))
         return gz.reshape(-1, o)
 
     def _input_grad(self, gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k):
@@ -131,7 +136,7 @@ class Conv2dFused(Function):
                     for b in range(k):
                         full[lo:hi, a : k * ph : k, b : k * pw : k] = planes[a, b, lo:hi]
 
-            B.parallel_for(n, place, 2 * full.size)
+            B.parallel_for(n, place, 2 * full.size, B.grain(2 * full[0].nbytes))
             gm = full.reshape(n * oh * ow, o)
         else:
             oh, ow = ph, pw
