@@ -27,52 +27,66 @@ def threads(monkeypatch):
     B.set_num_threads(before)
 
 
-def test_parallel_for_covers_the_range_once_in_order_and_uses_the_pool(threads):
-    threads(3)
+def _record(n, work, grain=None):
+    """The (lo, hi, thread id) of every piece one ``parallel_for`` over ``range(n)`` runs."""
     seen, lock = [], threading.Lock()
 
     def fn(lo, hi):
         with lock:
             seen.append((lo, hi, threading.get_ident()))
 
-    B.parallel_for(10, fn, work=10)
-    chunks = sorted((lo, hi) for lo, hi, _ in seen)
-    assert chunks == [(0, 3), (3, 6), (6, 10)]
-    assert len({ident for *_, ident in seen}) > 1  # not all on the calling thread
-    assert threading.get_ident() in {ident for *_, ident in seen}  # the caller takes a chunk itself
+    B.parallel_for(n, fn, work=work, grain=grain)
+    return seen
+
+
+def test_parallel_for_covers_the_range_once_in_pieces_two_per_thread(threads):
+    threads(3)
+    seen = _record(12, work=12)
+    assert sorted((lo, hi) for lo, hi, _ in seen) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12)]
+
+
+def test_the_pool_threads_take_pieces_too():
+    # Pieces that wait on each other can only all finish when at least two threads run them at once.
+    before = B.num_threads()
+    B.set_num_threads(2)
+    try:
+        both = threading.Barrier(2, timeout=10)
+        B.parallel_for(2, lambda lo, hi: both.wait(), work=1 << 40)
+    finally:
+        B.set_num_threads(before)
 
 
 def test_small_work_one_thread_and_nested_calls_stay_on_the_calling_thread(threads, monkeypatch):
     threads(2)
-    calls = []
-    B.parallel_for(8, lambda lo, hi: calls.append((lo, hi, threading.get_ident())), work=10)
-    assert len(calls) == 2
     monkeypatch.setattr(B, "PARALLEL_MIN", 100)
-    calls.clear()
-    B.parallel_for(8, lambda lo, hi: calls.append((lo, hi)), work=99)
-    assert calls == [(0, 8)]
+    assert [(lo, hi) for lo, hi, _ in _record(8, work=99)] == [(0, 8)]
+    assert [(lo, hi) for lo, hi, _ in _record(8, work=99, grain=3)] == [(0, 3), (3, 6), (6, 8)]
     monkeypatch.setattr(B, "PARALLEL_MIN", 0)
+    threads(1)
+    assert [(lo, hi) for lo, hi, _ in _record(8, work=10)] == [(0, 8)]
+    threads(2)
     inner = []
 
     def outer(lo, hi):
-        B.parallel_for(4, lambda a, b: inner.append((a, b)), work=10)
+        inner.append((threading.get_ident(), [(a, b) for a, b, _ in _record(4, work=10)]))
 
-    B.parallel_for(2, outer, work=10)
-    assert sorted(inner) == [(0, 4), (0, 4)]  # each chunk ran its inner loop itself, whole
+    B.parallel_for(4, outer, work=10)
+    assert [pieces for _, pieces in inner] == [[(0, 4)]] * 4  # each piece ran its inner loop itself, whole
 
 
-def test_an_error_in_any_chunk_reaches_the_caller_after_all_chunks_finish(threads):
+def test_an_error_in_any_piece_reaches_the_caller_after_all_pieces_finish(threads):
     threads(2)
-    done = []
+    done, lock = [], threading.Lock()
 
     def fn(lo, hi):
-        if lo:
-            raise ValueError(f"chunk {lo}:{hi} failed")
-        done.append(lo)
+        if lo == 6:
+            raise ValueError(f"piece {lo}:{hi} failed")
+        with lock:
+            done.append(lo)
 
-    with pytest.raises(ValueError, match="chunk 5:10 failed"):
-        B.parallel_for(10, fn, work=10)
-    assert done == [0]
+    with pytest.raises(ValueError, match="piece 6:9 failed"):
+        B.parallel_for(10, fn, work=10, grain=3)
+    assert sorted(done) == [0, 3, 9]
 
 
 def test_set_num_threads_rejects_what_is_not_a_positive_int():
@@ -167,11 +181,4 @@ def test_threaded_kernels_equal_the_single_thread_ones_bit_for_bit(threads, monk
 def test_with_a_grain_the_pieces_are_the_same_for_any_thread_count(threads):
     for n in (1, 2, 3, 4):
         threads(n)
-        seen, lock = [], threading.Lock()
-
-        def fn(lo, hi):
-            with lock:
-                seen.append((lo, hi))
-
-        B.parallel_for(11, fn, work=11, grain=3)
-        assert sorted(seen) == [(0, 3), (3, 6), (6, 9), (9, 11)], f"{n} threads"
+        assert sorted((lo, hi) for lo, hi, _ in _record(11, work=11, grain=3)) == [(0, 3), (3, 6), (6, 9), (9, 11)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import itertools
 import os
 import sys
 import threading
@@ -184,58 +185,69 @@ def _pool(n):
     return _threads["pool"]
 
 
-def _run_marked(fn, lo, hi, step):
-    _in_worker.on = True
-    try:
-        _run_pieces(fn, lo, hi, step)
-    finally:
-        _in_worker.on = False
-
-
 def grain(bytes_per_item: int) -> int:
     """Items per piece so that one piece touches about ``BLOCK_BYTES``: a kernel making several passes over a piece
     finds it in cache after the first."""
     return max(1, BLOCK_BYTES // max(1, bytes_per_item))
 
 
-def parallel_for(n: int, fn, work: int, grain: int | None = None) -> None:
-    """Call ``fn(lo, hi)`` over consecutive pieces covering ``range(n)`` (e.g. the batch axis), on ``num_threads()``
-    threads, and return when all are done; the first exception raised in a piece is raised here.
+class _Pieces:
+    """The pieces of one ``parallel_for``, taken one at a time by whichever thread asks first."""
 
-    ``fn`` must write only its own piece of the output. Without ``grain``, each thread takes one piece (the whole
-    range when ``work``, elements touched in all, is below ``PARALLEL_MIN``, with one thread, or in a call from inside
-    a piece). With ``grain``, the pieces are ``range(0, n, grain)`` whatever the thread count, each thread taking a run
-    of them: results are then the same for any thread count by construction, even where ``fn`` calls BLAS, and each
-    piece stays in cache between its passes. NumPy releases the GIL inside large copies and ufunc loops, so the
-    threads' pieces run side by side.
-    """
-    step = grain or max(n, 1)
-    units = -(-n // grain) if grain else n  # what the threads share out: whole pieces, or single items
-    threads = min(num_threads(), units)
-    if threads < 2 or work < PARALLEL_MIN or getattr(_in_worker, "on", False):
-        _run_pieces(fn, 0, n, step)
-        return
-    size = grain or 1
-    bounds = [min(n, size * (units * i // threads)) for i in range(threads + 1)]
-    pool = _pool(num_threads())
-    futures = [pool.submit(_run_marked, fn, bounds[i], bounds[i + 1], step) for i in range(1, threads)]
-    error = None
-    try:
-        _run_marked(fn, bounds[0], bounds[1], step)
-    except BaseException as e:  # raised below, once the other chunks are done with the arrays
-        error = e
-    for f in futures:
+    def __init__(self, fn, n, step):
+        self.fn, self.n, self.step = fn, n, step
+        self.count = -(-n // step)
+        self.next = itertools.count()  # next() on it is atomic under the GIL
+        self.lock, self.done, self.finished = threading.Lock(), 0, threading.Event()
+        self.error = None
+
+    def work(self):
+        _in_worker.on = True
         try:
-            f.result()
-        except BaseException as e:
-            error = error or e
-    if error is not None:
-        raise error
+            while (i := next(self.next)) < self.count:
+                lo = i * self.step
+                error = None
+                try:
+                    self.fn(lo, min(lo + self.step, self.n))
+                except BaseException as e:  # handed to the caller once every piece has finished
+                    error = e
+                with self.lock:
+                    self.error = self.error or error
+                    self.done += 1
+                    if self.done == self.count:
+                        self.finished.set()
+        finally:
+            _in_worker.on = False
 
 
-def _run_pieces(fn, lo, hi, step):
-    for start in range(lo, hi, step):
-        fn(start, min(start + step, hi))
+def parallel_for(n: int, fn, work: int, grain: int | None = None) -> None:
+    """Call ``fn(lo, hi)`` over consecutive pieces covering ``range(n)`` (e.g. the batch axis), on up to
+    ``num_threads()`` threads, and return when all are done; the first exception raised in a piece is raised here.
+
+    ``fn`` must write only its own piece of the output. The pieces are ``range(0, n, grain)``, or without ``grain``
+    two per thread; each thread, the caller included, takes the next piece not yet taken, so a pool thread that a
+    busy machine does not schedule in time leaves its pieces to the others instead of holding the caller up. With a
+    ``grain`` the pieces do not depend on the thread count, so neither do the results, even where ``fn`` calls BLAS,
+    and each piece stays in cache between its passes. Below ``PARALLEL_MIN`` elements of ``work``, with one thread,
+    or when called from inside a piece, the pieces run in order on the calling thread. NumPy releases the GIL inside
+    large copies and ufunc loops, so the threads' pieces run side by side.
+    """
+    threads = num_threads()
+    serial = threads < 2 or work < PARALLEL_MIN or getattr(_in_worker, "on", False)
+    step = grain or max(1, -(-n // (1 if serial else 2 * threads)))
+    count = -(-n // step)
+    if serial or count < 2:
+        for lo in range(0, n, step):
+            fn(lo, min(lo + step, n))
+        return
+    pieces = _Pieces(fn, n, step)
+    pool = _pool(threads)
+    for _ in range(min(threads, count) - 1):
+        pool.submit(pieces.work)
+    pieces.work()
+    pieces.finished.wait()
+    if pieces.error is not None:
+        raise pieces.error
 
 
 def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 20, top_pad: int = 16 << 20) -> bool:
