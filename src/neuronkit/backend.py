@@ -146,22 +146,17 @@ _in_worker = threading.local()
 
 
 def _default_threads() -> int:
-    for name in ("NEURONKIT_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
+    value = os.environ.get("NEURONKIT_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def num_threads() -> int:
     """Threads the memory-bound kernels (im2col, col2im, pooling, ReLU, bias) split their work over.
 
-    ``NEURONKIT_THREADS`` if set, else the BLAS thread count asked for (``OPENBLAS_NUM_THREADS``, then
-    ``OMP_NUM_THREADS``: a run told to keep BLAS on one core keeps these kernels there too), else the cores this
-    process may run on. ``set_num_threads`` changes it.
+    ``NEURONKIT_THREADS`` if set, else 1; ``set_num_threads`` changes it. One by default because, measured on 2-vCPU
+    VMs (benchmarks/RESULTS.md, 2026-12-01), a second thread made the CNN epoch slower, not faster: its pieces hold
+    the GIL between NumPy calls, share one memory bus, and call BLAS while BLAS's own threads want both cores. On a
+    machine where it helps, set it to the cores (``NEURONKIT_THREADS=8``); results are the same either way.
     """
     if _threads["n"] is None:
         _threads["n"] = _default_threads()
