@@ -173,6 +173,7 @@ def limit_threads(n: int | None) -> None:
         torch.set_num_threads(n)
         if hasattr(nk.backend, "set_num_threads"):  # (absent before the kernel pool, for A/B runs against old code)
             nk.backend.set_num_threads(n)
+            nk.backend.GEMM_PIECES = n == 1  # what the environment variables would tell it
 
 
 def print_env(env_blas: dict, tuned: bool) -> None:
@@ -192,7 +193,8 @@ def print_env(env_blas: dict, tuned: bool) -> None:
     for k, v in env_blas.items():
         print(f"{k}: {'set to ' + repr(v) if v is not None else 'unset'} in this process")
     pool = nk.backend.num_threads() if hasattr(nk.backend, "num_threads") else "none"
-    print(f"neuronkit kernel threads (backend.num_threads): {pool}; load average: {_load()}")
+    pieces = nk.backend.gemm_in_pieces() if hasattr(nk.backend, "gemm_in_pieces") else "none"
+    print(f"neuronkit kernel threads (backend.num_threads): {pool}; GEMMs in pieces: {pieces}; load: {_load()}")
     print(f"glibc malloc tuned (neuronkit.tune_allocator): {tuned}")
     if any(v is not None for v in env_blas.values()):
         print("NOTE: run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` for comparable BLAS numbers")

@@ -89,6 +89,20 @@ def test_an_error_in_any_piece_reaches_the_caller_after_all_pieces_finish(thread
     assert sorted(done) == [0, 3, 9]
 
 
+def test_gemms_run_in_pieces_only_where_the_environment_keeps_blas_on_one_thread(monkeypatch):
+    monkeypatch.setattr(B, "GEMM_PIECES", None)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert B.gemm_in_pieces()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert not B.gemm_in_pieces()
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert B.gemm_in_pieces()
+    monkeypatch.setattr(B, "GEMM_PIECES", False)
+    assert not B.gemm_in_pieces()
+
+
 def test_set_num_threads_rejects_what_is_not_a_positive_int():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="set_num_threads: expected a positive int, got"):
@@ -150,10 +164,14 @@ def _run(f, arrays, grad_seed):
     return [y.data] + [t.grad.data for t in ins]
 
 
+@pytest.mark.parametrize("gemm_pieces", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_threaded_kernels_equal_the_single_thread_ones_bit_for_bit(threads, monkeypatch, name, layout, dtype):
+def test_threaded_kernels_equal_the_single_thread_ones_bit_for_bit(
+    threads, monkeypatch, name, layout, dtype, gemm_pieces
+):
+    monkeypatch.setattr(B, "GEMM_PIECES", gemm_pieces)  # GEMMs piece by piece, or one per layer
     f, shapes = CASES[name]
     rng = np.random.default_rng(3)
     # Values on a coarse grid so that pooling windows hold ties (the first maximal element must win either way).

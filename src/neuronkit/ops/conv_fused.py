@@ -44,10 +44,16 @@ class Conv2dFused(Function):
         tiled = None if b is None else xp.tile(b, pp)
         zero = xp.zeros(1, dtype=z.dtype)
 
+        in_pieces = B.gemm_in_pieces()
+        if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
+            B.parallel_for(n, fill, cols.size, B.grain(2 * cols.nbytes // n))
+            xp.matmul(cols, wt, out=z.reshape(-1, o))
+
         def piece(lo, hi):  # images lo:hi from im2col to ReLU, each pass while the piece is in cache
-            fill(lo, hi)
-            for q in range(k * k):
-                xp.matmul(plane(q // k, q % k, lo, hi), wt, out=z[q, lo * pp : hi * pp])
+            if in_pieces:
+                fill(lo, hi)
+                for q in range(k * k):
+                    xp.matmul(plane(q // k, q % k, lo, hi), wt, out=z[q, lo * pp : hi * pp])
             part = y[lo:hi]
             if k > 1:
                 # A later offset takes over only where strictly greater: each window's first maximal offset wins.

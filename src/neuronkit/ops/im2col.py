@@ -101,10 +101,16 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
     wt = wmat.T
     tiled = None if b is None else xp.tile(b, ow)
 
+    in_pieces = B.gemm_in_pieces()
+    if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and bias still in pieces
+        B.parallel_for(n, fill, cols.size, B.grain(2 * cols.nbytes // n))
+        xp.matmul(cols[:, 0, :], wt, out=out)
+
     def piece(lo, hi):
-        fill(lo, hi)
         part = out[lo * rows : hi * rows]
-        xp.matmul(cols[lo * rows : hi * rows, 0, :], wt, out=part)
+        if in_pieces:
+            fill(lo, hi)
+            xp.matmul(cols[lo * rows : hi * rows, 0, :], wt, out=part)
         if tiled is not None:
             part.reshape(-1, ow * o)[...] += tiled  # bias added over rows of ow*O values (see add_bias_rows)
 
@@ -171,14 +177,18 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     else:
         wb = wmat.reshape(groups, og, kh * kw, cg).transpose(2, 0, 1, 3)  # (kh*kw, G, og, cg)
 
-    def scatter(lo, hi):
-        g = gm[lo * rows : hi * rows]
+    def gemms(g, images):  # (kh*kw, images, oh, ow, C): one block per kernel offset
         if groups == 1:
             blocks = xp.matmul(g, wb)  # (kh*kw, rows, C)
         else:
             g3 = g.reshape(-1, groups, og).transpose(1, 0, 2)  # (G, rows, og)
             blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, -1, c)  # (kh*kw, rows, C)
-        blocks = blocks.reshape(kh * kw, hi - lo, oh, ow, c)
+        return blocks.reshape(kh * kw, images, oh, ow, c)
+
+    whole = None if B.gemm_in_pieces() else gemms(gm, n)  # (one GEMM per offset, BLAS's threads on it)
+
+    def scatter(lo, hi):
+        blocks = gemms(gm[lo * rows : hi * rows], hi - lo) if whole is None else whole[:, lo:hi]
         part = gpad[lo:hi]
         part.fill(0)
         for a in range(kh):
