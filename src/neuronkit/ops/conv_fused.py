@@ -46,7 +46,7 @@ class Conv2dFused(Function):
 
         in_pieces = B.gemm_in_pieces()
         if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
-            B.parallel_for(n, fill, cols.size, B.grain(2 * cols.nbytes // n))
+            B.parallel_for(n, fill, cols.size)  # (one pass: nothing to keep in cache)
             xp.matmul(cols, wt, out=z.reshape(-1, o))
 
         def piece(lo, hi):  # images lo:hi from im2col to ReLU, each pass while the piece is in cache

@@ -50,7 +50,7 @@ def im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
     matrix is built transposed instead (see ``fill_cols_t``). The result may be a non-contiguous view.
     """
     cols, fill = patches(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups)
-    B.parallel_for(xpad.shape[0], fill, cols.size, B.grain(2 * cols.nbytes // xpad.shape[0]))
+    B.parallel_for(xpad.shape[0], fill, cols.size)
     return cols
 
 
@@ -103,7 +103,7 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
 
     in_pieces = B.gemm_in_pieces()
     if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and bias still in pieces
-        B.parallel_for(n, fill, cols.size, B.grain(2 * cols.nbytes // n))
+        B.parallel_for(n, fill, cols.size)  # (one pass: nothing to keep in cache)
         xp.matmul(cols[:, 0, :], wt, out=out)
 
     def piece(lo, hi):
