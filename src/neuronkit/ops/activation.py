@@ -43,13 +43,16 @@ class ReLU(Function):
         else:
             xp = B.xp
             y, zero = xp.empty_like(x), xp.zeros(1, dtype=x.dtype)
-            B.parallel_for(x.shape[0], lambda lo, hi: xp.maximum(x[lo:hi], zero, out=y[lo:hi]), 2 * x.size)
+            if 2 * x.size < B.PARALLEL_MIN:  # (one piece anyway: no call through parallel_for, a few us per step)
+                xp.maximum(x, zero, out=y)
+            else:
+                B.parallel_for(x.shape[0], lambda lo, hi: xp.maximum(x[lo:hi], zero, out=y[lo:hi]), 2 * x.size)
         self.y = y
         return y
 
     def backward(self, g):
         y = self.y
-        if g.size < 4096 or g.ndim == 0 or g.shape != y.shape:
+        if 3 * g.size < B.PARALLEL_MIN or g.ndim == 0 or g.shape != y.shape:
             return (g * (y > 0),)
         xp = B.xp
         out = xp.empty_like(g)
