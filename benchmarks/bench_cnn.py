@@ -9,7 +9,11 @@ Two neuronkit variants of the same model: ``neuronkit`` writes it op by op like 
 ``conv2d(x, w, b, activation="relu", max_pool=2)``, which computes the same function with the same gradients
 (as ``relu(max_pool(conv) + b)``: bias and ReLU on the 4x smaller pooled output). The PyTorch side is op by op.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_cnn.py [--repeats N]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_cnn.py [--repeats N] [--threads T]
+
+``--threads T`` limits both sides to T threads: OpenBLAS (threadpoolctl), neuronkit's kernel pool
+(``backend.set_num_threads``) and PyTorch (``torch.set_num_threads``). ``--threads 1`` is far less sensitive to other
+work on a small shared machine.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_engine import BLAS_VARS, _load, print_env, sgd_step
+from bench_engine import BLAS_VARS, _load, limit_threads, print_env, sgd_step
 
 import neuronkit as nk
 
@@ -90,18 +94,22 @@ def main(argv=None):
     tuned = nk.tune_allocator()  # what the command line does first: freed array memory is reused
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, help="threads for BLAS, neuronkit's kernels and torch (default: all)")
     args = ap.parse_args(argv)
+    limit_threads(args.threads)
     print_env({k: None for k in BLAS_VARS}, tuned)
     print(f"load average at start: {_load()}")
     X, Y = make_data(N)
     init = init_params()
     impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch, "neuronkit fused": epoch_neuronkit_fused}
-    times, totals = {k: [] for k in impls}, {}
+    times, cpu, totals = {k: [] for k in impls}, {k: [] for k in impls}, {}
     for r in range(args.repeats + 1):
         for k in list(impls)[r % len(impls) :] + list(impls)[: r % len(impls)]:
+            c0 = time.process_time()
             dt, totals[k] = impls[k](init, X, Y)
             if r:
                 times[k].append(dt)
+                cpu[k].append(time.process_time() - c0)
         if r:
             print(f"  round {r}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in impls), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -114,6 +122,11 @@ def main(argv=None):
             f"summed epoch loss {totals[k]:.4f} vs pytorch {totals['pytorch']:.4f} "
             f"(difference {abs(totals[k] - totals['pytorch']):.1e})"
         )
+    cmed = {k: statistics.median(v) for k, v in cpu.items()}
+    print(
+        "CPU time of the process per epoch (all its threads; with one thread each, less sensitive to other work): "
+        + ", ".join(f"{k} {cmed[k]:.3f} s ({cmed[k] / cmed['pytorch']:.2f}x)" for k in impls)
+    )
     print(f"load average at end: {_load()}")
 
 

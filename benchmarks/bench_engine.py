@@ -1,8 +1,9 @@
 """How fast is neuronkit's engine? One MLP training epoch, side by side with PyTorch (CPU) and hand-written NumPy.
 
 The model is an MLP 784-256-128-10 (ReLU, softmax cross-entropy), trained for one epoch with plain SGD (lr 0.1,
-batch 128, float32) on 60,000 random samples (seeded inputs in [0, 1), random labels 0..9; the last partial batch
-is included). Three implementations run in this one process, from identical initial weights:
+batch 128, float32; then batch 32 and batch 512, see ``--batch-sizes``) on 60,000 random samples (seeded inputs in
+[0, 1), random labels 0..9; the last partial batch is included). Three implementations run in this one process,
+from identical initial weights:
 
 - neuronkit: leaf tensors, ``linear``/``relu``/``cross_entropy``, ``loss.backward()``, in-place SGD under no_grad.
 - PyTorch: ``torch.nn.functional`` on CPU, ``p.add_(p.grad, alpha=-lr)``, grads set to None.
@@ -67,16 +68,16 @@ def sgd_step(ps, lr: float) -> None:
             p.grad = None
 
 
-def epoch_neuronkit(init, X, Y):
+def epoch_neuronkit(init, X, Y, batch=BATCH):
     ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
     W1, b1, W2, b2, W3, b3 = ps
     total, steps = 0.0, 0
     t0 = time.perf_counter()
-    for i in range(0, len(X), BATCH):
-        x = nk.Tensor(X[i : i + BATCH])
+    for i in range(0, len(X), batch):
+        x = nk.Tensor(X[i : i + batch])
         h = nk.relu(nk.linear(x, W1, b1))
         h = nk.relu(nk.linear(h, W2, b2))
-        loss = nk.softmax_cross_entropy(nk.linear(h, W3, b3), Y[i : i + BATCH])
+        loss = nk.softmax_cross_entropy(nk.linear(h, W3, b3), Y[i : i + batch])
         loss.backward()
         sgd_step(ps, LR)
         last = loss.item()
@@ -84,16 +85,16 @@ def epoch_neuronkit(init, X, Y):
     return time.perf_counter() - t0, total / steps, last
 
 
-def epoch_torch(init, X, Y):
+def epoch_torch(init, X, Y, batch=BATCH):
     ps = [torch.tensor(p, requires_grad=True) for p in init]
     W1, b1, W2, b2, W3, b3 = ps
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     total, steps = 0.0, 0
     t0 = time.perf_counter()
-    for i in range(0, len(X), BATCH):
-        h = F.relu(F.linear(Xt[i : i + BATCH], W1, b1))
+    for i in range(0, len(X), batch):
+        h = F.relu(F.linear(Xt[i : i + batch], W1, b1))
         h = F.relu(F.linear(h, W2, b2))
-        loss = F.cross_entropy(F.linear(h, W3, b3), Yt[i : i + BATCH])
+        loss = F.cross_entropy(F.linear(h, W3, b3), Yt[i : i + batch])
         loss.backward()
         with torch.no_grad():
             for p in ps:
@@ -104,13 +105,13 @@ def epoch_torch(init, X, Y):
     return time.perf_counter() - t0, total / steps, last
 
 
-def epoch_numpy(init, X, Y):
+def epoch_numpy(init, X, Y, batch=BATCH):
     ps = [p.copy() for p in init]
     W1, b1, W2, b2, W3, b3 = ps
     total, steps = 0.0, 0
     t0 = time.perf_counter()
-    for i in range(0, len(X), BATCH):
-        x, y = X[i : i + BATCH], Y[i : i + BATCH]
+    for i in range(0, len(X), batch):
+        x, y = X[i : i + batch], Y[i : i + batch]
         n = len(y)
         rows = np.arange(n)
         # forward
@@ -165,6 +166,16 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def limit_threads(n: int | None) -> None:
+    """``n`` threads for OpenBLAS/OpenMP, neuronkit's kernel pool and torch (None: leave the defaults)."""
+    if n:  # fewer threads than cores is far less sensitive to other work on the machine
+        threadpool_limits(n)
+        torch.set_num_threads(n)
+        if hasattr(nk.backend, "set_num_threads"):  # (absent before the kernel pool, for A/B runs against old code)
+            nk.backend.set_num_threads(n)
+            nk.backend.GEMM_PIECES = n == 1  # what the environment variables would tell it
+
+
 def print_env(env_blas: dict, tuned: bool) -> None:
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
@@ -181,50 +192,34 @@ def print_env(env_blas: dict, tuned: bool) -> None:
         )
     for k, v in env_blas.items():
         print(f"{k}: {'set to ' + repr(v) if v is not None else 'unset'} in this process")
+    pool = nk.backend.num_threads() if hasattr(nk.backend, "num_threads") else "none"
+    pieces = nk.backend.gemm_in_pieces() if hasattr(nk.backend, "gemm_in_pieces") else "none"
+    print(f"neuronkit kernel threads (backend.num_threads): {pool}; GEMMs in pieces: {pieces}; load: {_load()}")
     print(f"glibc malloc tuned (neuronkit.tune_allocator): {tuned}")
     if any(v is not None for v in env_blas.values()):
         print("NOTE: run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` for comparable BLAS numbers")
 
 
-def main(argv=None) -> None:
-    tuned = nk.tune_allocator()  # what the command line does first: freed array memory is reused
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=5, help="timed epochs per implementation (default 5)")
-    ap.add_argument("--quick", action="store_true", help="10,000 samples and fewer tiny ops (a smoke run)")
-    ap.add_argument("--threads", type=int, help="limit BLAS/OpenMP and torch threads (default: library defaults)")
-    args = ap.parse_args(argv)
-    if args.threads:  # fewer threads than cores is far less sensitive to other work on the machine
-        threadpool_limits(args.threads)
-        torch.set_num_threads(args.threads)
-    n_samples, n_ops = (10_000, 50_000) if args.quick else (60_000, 200_000)
-    env_blas = {k: os.environ.get(k) for k in BLAS_VARS}
-
+def run_batch(batch: int, X, Y, init, repeats: int) -> None:
+    """Interleaved epochs of the three implementations at one batch size; prints the times, ratios and losses."""
+    steps = -(-len(X) // batch)
     print(
-        "neuronkit engine benchmark. Run as: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
-        ".venv/bin/python benchmarks/bench_engine.py"
-    )
-    print_env(env_blas, tuned)
-    print(f"load average (1/5/15 min) at start: {_load()}")
-    X, Y = make_data(n_samples)
-    init = init_params()
-    steps = -(-n_samples // BATCH)
-    print(
-        f"\nMLP {'-'.join(map(str, SIZES))}, SGD lr {LR}, batch {BATCH}, float32, {n_samples} samples "
-        f"({steps} steps/epoch); median of {args.repeats} epochs after 1 warm-up, interleaved\n"
+        f"\nMLP {'-'.join(map(str, SIZES))}, SGD lr {LR}, batch {batch}, float32, {len(X)} samples "
+        f"({steps} steps/epoch); median of {repeats} epochs after 1 warm-up, interleaved\n"
     )
 
     impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch, "numpy": epoch_numpy}
     names = list(impls)
     times = {k: [] for k in names}
     losses = {}
-    for r in range(args.repeats + 1):
+    for r in range(repeats + 1):
         for k in names[r % 3 :] + names[: r % 3]:  # rotate the order each round
-            dt, mean_loss, last_loss = impls[k](init, X, Y)
+            dt, mean_loss, last_loss = impls[k](init, X, Y, batch)
             losses[k] = (mean_loss, last_loss)
             if r:
                 times[k].append(dt)
         if r:
-            print(f"  round {r}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in names), flush=True)
+            print(f"  batch {batch} round {r}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in names), flush=True)
 
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{'implementation':<15}{'epoch (s)':>11}{'min (s)':>10}{'ms/step':>9}{'mean loss':>12}{'last loss':>12}")
@@ -237,7 +232,7 @@ def main(argv=None) -> None:
     print()
     for what, t in (("median", med), ("min", best)):
         print(
-            f"ratios of {what:6}  neuronkit / numpy floor: "
+            f"batch {batch}, ratios of {what:6}  neuronkit / numpy floor: "
             f"{t['neuronkit'] / t['numpy']:.2f}x   neuronkit / pytorch: {t['neuronkit'] / t['pytorch']:.2f}x   "
             f"pytorch / numpy floor: {t['pytorch'] / t['numpy']:.2f}x"
         )
@@ -245,6 +240,35 @@ def main(argv=None) -> None:
     spread = [max(abs(losses[a][i] - losses[b][i]) for a in names for b in names) for i in (0, 1)]
     verdict = "OK" if spread[0] < 1e-3 else "MISMATCH"
     print(f"loss agreement, max |diff|: mean loss {spread[0]:.1e} ({verdict}), last batch {spread[1]:.1e}")
+
+
+def main(argv=None) -> None:
+    tuned = nk.tune_allocator()  # what the command line does first: freed array memory is reused
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5, help="timed epochs per implementation (default 5)")
+    ap.add_argument("--quick", action="store_true", help="10,000 samples and fewer tiny ops (a smoke run)")
+    ap.add_argument(
+        "--batch-sizes",
+        type=lambda v: [int(b) for b in v.split(",")],
+        default=[BATCH, 32, 512],
+        help="comma-separated batch sizes, each timed in its own interleaved epochs (default 128,32,512)",
+    )
+    ap.add_argument("--threads", type=int, help="limit BLAS/OpenMP and torch threads (default: library defaults)")
+    args = ap.parse_args(argv)
+    limit_threads(args.threads)
+    n_samples, n_ops = (10_000, 50_000) if args.quick else (60_000, 200_000)
+    env_blas = {k: os.environ.get(k) for k in BLAS_VARS}
+
+    print(
+        "neuronkit engine benchmark. Run as: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+        ".venv/bin/python benchmarks/bench_engine.py"
+    )
+    print_env(env_blas, tuned)
+    print(f"load average (1/5/15 min) at start: {_load()}")
+    X, Y = make_data(n_samples)
+    init = init_params()
+    for batch in args.batch_sizes:
+        run_batch(batch, X, Y, init, args.repeats)
 
     us = {lib: tiny_op_us(lib, n_ops, args.repeats) for lib in ("neuronkit", "pytorch")}
     print(

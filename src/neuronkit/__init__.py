@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import backend, data, nn, ops, optim, train
 from .autograd import Function, GraphFreedError, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .backend import tune_allocator
+from .backend import num_threads, set_num_threads, tune_allocator
 from .creation import (
     arange,
     eye,

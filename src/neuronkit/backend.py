@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import itertools
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy
@@ -128,6 +131,141 @@ def errstate(**kw):
 def add_at(target, index, values):
     """Unbuffered ``target[index] += values``: repeated indices accumulate (the scatter-add of index backward)."""
     xp.add.at(target, index, values)
+
+
+PARALLEL_MIN = 1 << 17
+"""Work (array elements touched) below which ``parallel_for`` stays on the calling thread: handing a chunk to
+another thread costs some 10-30 us, about what one core needs to copy 128K floats."""
+
+BLOCK_BYTES = 1 << 20
+"""What one piece of a ``parallel_for`` with a ``grain`` should touch: about an L2 cache (measured on the benchmark
+CNN: a max-pool forward 1.08 ms in pieces of 16-32 images vs 1.71 ms in one piece, col2im 2.55 vs 3.05 ms)."""
+
+_threads = {"n": None, "pool": None, "pid": None}
+_in_worker = threading.local()
+
+
+def _default_threads() -> int:
+    value = os.environ.get("NEURONKIT_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def num_threads() -> int:
+    """Threads the memory-bound kernels (im2col, col2im, pooling, ReLU, bias) split their work over.
+
+    ``NEURONKIT_THREADS`` if set, else 1; ``set_num_threads`` changes it. One by default because, measured on 2-vCPU
+    VMs (benchmarks/RESULTS.md, 2026-12-01), a second thread made the CNN epoch slower, not faster: its pieces hold
+    the GIL between NumPy calls, share one memory bus, and call BLAS while BLAS's own threads want both cores. On a
+    machine where it helps, set it to the cores (``NEURONKIT_THREADS=8``); results are the same either way.
+    """
+    if _threads["n"] is None:
+        _threads["n"] = _default_threads()
+    return _threads["n"]
+
+
+GEMM_PIECES = None
+"""Whether convolutions run their GEMMs piece by piece (True), or as one GEMM per layer with only the memory-bound
+work in pieces (False); None: decide by ``gemm_in_pieces``."""
+
+
+def gemm_in_pieces() -> bool:
+    """Run a convolution's GEMMs a few images at a time, in cache with their im2col and bias (``GEMM_PIECES``)?
+
+    Faster when BLAS runs one thread (CNN epoch, single-thread CPU time: op by op 0.92x PyTorch vs 1.13x, fused
+    0.69x vs 0.74x); slower when BLAS has several threads, whose gain needs the large GEMM (fused 1.19x vs 1.08x at 2
+    threads). The engine cannot ask BLAS, so by default this is True only where the environment keeps it on one
+    thread (``OPENBLAS_NUM_THREADS`` or else ``OMP_NUM_THREADS`` set to 1, or a single core). The values are the same
+    either way on OpenBLAS's Haswell, SkylakeX and Zen kernels for the shapes checked; see ``ops/im2col.py``.
+    """
+    if GEMM_PIECES is not None:
+        return GEMM_PIECES
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value == "1"
+    return (os.cpu_count() or 1) == 1
+
+
+def set_num_threads(n: int) -> None:
+    """Split the memory-bound kernels over ``n`` threads (1: all on the calling thread). Results do not depend on it."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    if n != _threads["n"] and _threads["pool"] is not None:
+        _threads["pool"].shutdown(wait=True)
+        _threads["pool"] = None
+    _threads["n"] = n
+
+
+def _pool(n):
+    if _threads["pool"] is None or _threads["pid"] != os.getpid():  # (a forked child has no pool threads)
+        _threads["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="neuronkit")
+        _threads["pid"] = os.getpid()
+    return _threads["pool"]
+
+
+def grain(bytes_per_item: int) -> int:
+    """Items per piece so that one piece touches about ``BLOCK_BYTES``: a kernel making several passes over a piece
+    finds it in cache after the first."""
+    return max(1, BLOCK_BYTES // max(1, bytes_per_item))
+
+
+class _Pieces:
+    """The pieces of one ``parallel_for``, taken one at a time by whichever thread asks first."""
+
+    def __init__(self, fn, n, step):
+        self.fn, self.n, self.step = fn, n, step
+        self.count = -(-n // step)
+        self.next = itertools.count()  # next() on it is atomic under the GIL
+        self.lock, self.done, self.finished = threading.Lock(), 0, threading.Event()
+        self.error = None
+
+    def work(self):
+        _in_worker.on = True
+        try:
+            while (i := next(self.next)) < self.count:
+                lo = i * self.step
+                error = None
+                try:
+                    self.fn(lo, min(lo + self.step, self.n))
+                except BaseException as e:  # handed to the caller once every piece has finished
+                    error = e
+                with self.lock:
+                    self.error = self.error or error
+                    self.done += 1
+                    if self.done == self.count:
+                        self.finished.set()
+        finally:
+            _in_worker.on = False
+
+
+def parallel_for(n: int, fn, work: int, grain: int | None = None) -> None:
+    """Call ``fn(lo, hi)`` over consecutive pieces covering ``range(n)`` (e.g. the batch axis), on up to
+    ``num_threads()`` threads, and return when all are done; the first exception raised in a piece is raised here.
+
+    ``fn`` must write only its own piece of the output. The pieces are ``range(0, n, grain)``, or without ``grain``
+    two per thread; each thread, the caller included, takes the next piece not yet taken, so a pool thread that a
+    busy machine does not schedule in time leaves its pieces to the others instead of holding the caller up. With a
+    ``grain`` the pieces do not depend on the thread count, so neither do the results, even where ``fn`` calls BLAS,
+    and each piece stays in cache between its passes. Below ``PARALLEL_MIN`` elements of ``work``, with one thread,
+    or when called from inside a piece, the pieces run in order on the calling thread. NumPy releases the GIL inside
+    large copies and ufunc loops, so the threads' pieces run side by side.
+    """
+    threads = num_threads()
+    serial = threads < 2 or work < PARALLEL_MIN or getattr(_in_worker, "on", False)
+    step = grain or max(1, -(-n // (1 if serial else 2 * threads)))
+    count = -(-n // step)
+    if serial or count < 2:
+        for lo in range(0, n, step):
+            fn(lo, min(lo + step, n))
+        return
+    pieces = _Pieces(fn, n, step)
+    pool = _pool(threads)
+    for _ in range(min(threads, count) - 1):
+        pool.submit(pieces.work)
+    pieces.work()
+    pieces.finished.wait()
+    if pieces.error is not None:
+        raise pieces.error
 
 
 def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 20, top_pad: int = 16 << 20) -> bool:

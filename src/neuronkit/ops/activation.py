@@ -36,18 +36,28 @@ class ReLU(Function):
     name = "relu"
 
     def forward(self, x):
-        # maximum propagates NaN. Against a zero array it runs about 2x faster than against the scalar 0 (NumPy 2.x
-        # takes a slower broadcasting loop for the Python scalar).
-        if x.size < 4096:
+        # maximum propagates NaN. Large arrays: split over the leading axis (``parallel_for``), written into an
+        # uninitialised array of x's layout against a one-element zero array (a zeros_like output would cost a pass).
+        if x.size < 4096 or x.ndim == 0:
             y = B.xp.maximum(x, 0)
         else:
-            y = B.xp.zeros_like(x)
-            B.xp.maximum(x, y, out=y)
+            xp = B.xp
+            y, zero = xp.empty_like(x), xp.zeros(1, dtype=x.dtype)
+            if 2 * x.size < B.PARALLEL_MIN:  # (one piece anyway: no call through parallel_for, a few us per step)
+                xp.maximum(x, zero, out=y)
+            else:
+                B.parallel_for(x.shape[0], lambda lo, hi: xp.maximum(x[lo:hi], zero, out=y[lo:hi]), 2 * x.size)
         self.y = y
         return y
 
     def backward(self, g):
-        return (g * (self.y > 0),)
+        y = self.y
+        if 3 * g.size < B.PARALLEL_MIN or g.ndim == 0 or g.shape != y.shape:
+            return (g * (y > 0),)
+        xp = B.xp
+        out = xp.empty_like(g)
+        B.parallel_for(g.shape[0], lambda lo, hi: xp.multiply(g[lo:hi], y[lo:hi] > 0, out=out[lo:hi]), 3 * g.size)
+        return (out,)
 
 
 class Sigmoid(Unary):

@@ -14,7 +14,7 @@ from ..tensor import Tensor
 from ._util import as_tensor
 from .activation import relu
 from .conv_fused import Conv2dFused
-from .im2col import add_bias_rows, col2im, im2col, out_size, pad, window
+from .im2col import add_bias_rows, col2im, conv_gemm, im2col, out_size, pad, window
 from .registry import register
 
 
@@ -37,15 +37,15 @@ class Conv2d(Function):
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
         oh, ow = out_size(h, kh, sh, ph, dh), out_size(wd, kw, sw, pw, dw)
         og, k = o // groups, cg * kh * kw
-        cols = im2col(pad(x, ph, pw), kh, kw, sh, sw, dh, dw, oh, ow, groups)  # (N*oh*ow, G, k)
         wmat = w.reshape(groups, og, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, og, k)  # (G, og, k)
-        if groups == 1:
-            out = cols[:, 0, :] @ wmat[0].T  # (N*oh*ow, O)
+        if groups == 1:  # im2col, GEMM and bias a few images at a time: (N*oh*ow, 1, k) and (N*oh*ow, O)
+            cols, out = conv_gemm(pad(x, ph, pw), wmat[0], b, kh, kw, sh, sw, dh, dw, oh, ow)
         else:
+            cols = im2col(pad(x, ph, pw), kh, kw, sh, sw, dh, dw, oh, ow, groups)  # (N*oh*ow, G, k)
             out = xp.matmul(cols.transpose(1, 0, 2), wmat.transpose(0, 2, 1))  # (G, N*oh*ow, og)
             out = xp.ascontiguousarray(out.transpose(1, 0, 2).reshape(n * oh * ow, o))
-        if b is not None:
-            add_bias_rows(out, b, ow)
+            if b is not None:
+                add_bias_rows(out, b, ow)
         self.cols, self.wmat, self.wshape, self.xshape, self.groups = cols, wmat, w.shape, x.shape, groups
         self.geom = (sh, sw, ph, pw, dh, dw, oh, ow)
         return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)  # (N, O, oh, ow) view of NHWC memory
@@ -177,6 +177,9 @@ def conv1d(x, weight, bias=None, stride: int = 1, padding: int = 0, dilation: in
 
 
 class _Pool2d(Function):
+    """Pooling over strided window views; forward and backward each run over chunks of the batch in parallel
+    (``backend.parallel_for``), every element by the same operations in the same order as on one thread."""
+
     def forward(self, x, kernel, stride, padding):
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         n, c, h, w = x.shape
@@ -186,6 +189,13 @@ class _Pool2d(Function):
         self.nhwc = xpad.transpose(0, 2, 3, 1).flags.c_contiguous  # backward builds its gradient in the same layout
         return self.pool(xpad, kh, kw, sh, sw, oh, ow)
 
+    def alloc(self, shape, dtype):
+        """An uninitialised (N, C, H, W) array, NHWC-backed when the input is."""
+        n, c, h, w = shape
+        if self.nhwc:
+            return B.xp.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+        return B.xp.empty(shape, dtype=dtype)
+
     def backward(self, g):
         kh, kw, sh, sw, ph, pw, oh, ow = self.geom
         n, c, h, w = self.xshape
@@ -193,14 +203,23 @@ class _Pool2d(Function):
         overlap = sh < kh or sw < kw  # overlapping windows add up; disjoint ones are written directly
         tiled = (sh, sw) == (kh, kw) and (oh * sh, ow * sw) == (hp, wp)  # the windows cover every input element
         # Same memory layout as the input (NHWC stays NHWC); no zero fill when every element gets written anyway.
-        alloc = B.xp.empty if tiled else B.xp.zeros
-        if self.nhwc:
-            if not g.transpose(0, 2, 3, 1).flags.c_contiguous:  # e.g. from flatten's backward: match the layout once
-                g = B.xp.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # (4-5x faster scatter)
-            gpad = alloc((n, hp, wp, c), dtype=g.dtype).transpose(0, 3, 1, 2)
-        else:
-            gpad = alloc(self.padded, dtype=g.dtype)
-        self.scatter(gpad, g, kh, kw, sh, sw, oh, ow, overlap)
+        gpad = self.alloc(self.padded, g.dtype)
+        buf = gpad.transpose(0, 2, 3, 1) if self.nhwc else gpad  # its C-contiguous memory
+        # A gradient arriving in NCHW order (e.g. from flatten's backward) is first put in the input's NHWC layout:
+        # the scatter runs 4-5x faster on matching layouts.
+        gc = self.alloc(g.shape, g.dtype) if self.nhwc and not g.transpose(0, 2, 3, 1).flags.c_contiguous else None
+
+        def run(lo, hi):
+            gs = g[lo:hi]
+            if gc is not None:
+                gc[lo:hi] = gs
+                gs = gc[lo:hi]
+            if not tiled:
+                buf[lo:hi].fill(0)
+            self.scatter(gpad[lo:hi], gs, lo, hi, kh, kw, sh, sw, oh, ow, overlap)
+
+        per_image = (gpad[0].size + 3 * g[0].size) * g.itemsize  # (+ the winner maps or shares, and gc)
+        B.parallel_for(n, run, gpad.size + 2 * g.size, B.grain(per_image))
         return (gpad[:, :, ph : ph + h, pw : pw + w],)
 
 
@@ -213,24 +232,28 @@ class MaxPool2d(_Pool2d):
         # winner is its first maximal element (PyTorch's choice; ties are not split). won[k - 1] marks the windows
         # where offset k took over; backward needs only these small boolean maps, not the input.
         xp = B.xp
-        out, self.won = None, []
-        for a in range(kh):
-            for bb in range(kw):
-                win = window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
-                if out is None:
-                    out = win.copy(order="K")
-                else:
-                    self.won.append(xp.greater(win, out))
-                    xp.maximum(out, win, out=out)
+        n, c = xpad.shape[:2]
+        out = self.alloc((n, c, oh, ow), xpad.dtype)
+        won = self.won = [self.alloc(out.shape, bool) for _ in range(kh * kw - 1)]
+
+        def run(lo, hi):
+            part, xs = out[lo:hi], xpad[lo:hi]
+            xp.copyto(part, window(xs, 0, 0, sh, sw, 1, 1, oh, ow))
+            for k in range(1, kh * kw):
+                win = window(xs, k // kw, k % kw, sh, sw, 1, 1, oh, ow)
+                xp.greater(win, part, out=won[k - 1][lo:hi])
+                xp.maximum(part, win, out=part)
+
+        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(xpad[0].nbytes + 2 * out[0].nbytes))
         return out
 
-    def scatter(self, gpad, g, kh, kw, sh, sw, oh, ow, overlap):
+    def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):
         # Offset k wins where it took over and no later offset did: walk the offsets backwards.
         xp = B.xp
         later = None
         for k in range(kh * kw - 1, -1, -1):
             if k:
-                took = self.won[k - 1]
+                took = self.won[k - 1][lo:hi]
                 hit = took if later is None else took & ~later
                 later = took if later is None else later | took
             else:
@@ -249,15 +272,22 @@ class AvgPool2d(_Pool2d):
     pad_value = staticmethod(lambda dt: 0.0)
 
     def pool(self, xpad, kh, kw, sh, sw, oh, ow):
-        out = None
-        for a in range(kh):
-            for bb in range(kw):
-                win = window(xpad, a, bb, sh, sw, 1, 1, oh, ow)
-                out = win.copy(order="K") if out is None else B.xp.add(out, win, out=out)
-        out /= out.dtype.type(kh * kw)  # padding counts as zeros (PyTorch's count_include_pad=True)
+        xp = B.xp
+        n, c = xpad.shape[:2]
+        out = self.alloc((n, c, oh, ow), xpad.dtype)
+        count = out.dtype.type(kh * kw)
+
+        def run(lo, hi):
+            part, xs = out[lo:hi], xpad[lo:hi]
+            xp.copyto(part, window(xs, 0, 0, sh, sw, 1, 1, oh, ow))
+            for k in range(1, kh * kw):
+                xp.add(part, window(xs, k // kw, k % kw, sh, sw, 1, 1, oh, ow), out=part)
+            part /= count  # padding counts as zeros (PyTorch's count_include_pad=True)
+
+        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(xpad[0].nbytes + out[0].nbytes))
         return out
 
-    def scatter(self, gpad, g, kh, kw, sh, sw, oh, ow, overlap):
+    def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):
         share = g / g.dtype.type(kh * kw)
         for a in range(kh):
             for bb in range(kw):

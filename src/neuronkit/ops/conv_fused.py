@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from ..autograd.function import Function
-from .im2col import add_bias_rows, col2im, im2col_planes, out_size, pad
+from .im2col import col2im, out_size, pad, planes_patches
 
 
 class Conv2dFused(Function):
@@ -34,24 +34,43 @@ class Conv2dFused(Function):
         k = pool
         ph = out_size(h, kh, sh, pad_h, dh) // k
         pw = out_size(wd, kw, sw, pad_w, dw) // k
-        cols = im2col_planes(pad(x, pad_h, pad_w), kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
+        cols, plane, fill = planes_patches(pad(x, pad_h, pad_w), kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # (O, K), K ordered (a, b, c) like the columns
-        z = cols @ wmat.T  # (k*k*P, O): k*k contiguous planes of P = N*ph*pw rows
-        if k == 1:
-            y, won = z, None
-        else:
-            planes = z.reshape(k * k, n * ph * pw, o)
-            # A later offset takes over only where strictly greater: each window's first maximal offset wins.
-            won = [xp.greater(planes[1], planes[0])]
-            y = xp.maximum(planes[0], planes[1])
-            for q in range(2, k * k):
-                won.append(xp.greater(planes[q], y))
-                xp.maximum(y, planes[q], out=y)
-        if b is not None:
-            add_bias_rows(y, b, pw)
-        if relu:
-            rows = y.reshape(n * ph, pw * o)
-            xp.maximum(rows, xp.zeros(pw * o, dtype=y.dtype), out=rows)  # an array, not 0: NumPy's fast loop
+        wt, pp = wmat.T, ph * pw
+        z = xp.empty((k * k, n * pp, o), dtype=xp.result_type(x.dtype, w.dtype))  # cols @ wmat.T, k*k planes
+        planes = z.reshape(k * k, n, pp * o)
+        y = planes[0] if k == 1 else xp.empty((n, pp * o), dtype=z.dtype)
+        won = [xp.empty(y.shape, dtype=bool) for _ in range(k * k - 1)]
+        tiled = None if b is None else xp.tile(b, pp)
+        zero = xp.zeros(1, dtype=z.dtype)
+
+        in_pieces = B.gemm_in_pieces()
+        if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
+            B.parallel_for(n, fill, cols.size)  # (one pass: nothing to keep in cache)
+            xp.matmul(cols, wt, out=z.reshape(-1, o))
+
+        def piece(lo, hi):  # images lo:hi from im2col to ReLU, each pass while the piece is in cache
+            if in_pieces:
+                fill(lo, hi)
+                for q in range(k * k):
+                    xp.matmul(plane(q // k, q % k, lo, hi), wt, out=z[q, lo * pp : hi * pp])
+            part = y[lo:hi]
+            if k > 1:
+                # A later offset takes over only where strictly greater: each window's first maximal offset wins.
+                xp.greater(planes[1, lo:hi], planes[0, lo:hi], out=won[0][lo:hi])
+                xp.maximum(planes[0, lo:hi], planes[1, lo:hi], out=part)
+                for q in range(2, k * k):
+                    xp.greater(planes[q, lo:hi], part, out=won[q - 1][lo:hi])
+                    xp.maximum(part, planes[q, lo:hi], out=part)
+            if tiled is not None:
+                part += tiled
+            if relu:
+                xp.maximum(part, zero, out=part)
+
+        per_image = (cols.nbytes + z.nbytes) // n + x[0].nbytes
+        B.parallel_for(n, piece, cols.size + z.size, B.grain(per_image))
+        y = y.reshape(n * ph * pw, o)
+        won = [w_.reshape(n * ph * pw, o) for w_ in won] or None
         self.cols, self.wmat, self.won, self.y = cols, wmat, won, (y if relu else None)
         self.xshape, self.geom = x.shape, (kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return y.reshape(n, ph, pw, o).transpose(0, 3, 1, 2)  # (N, O, ph, pw) view of NHWC memory
@@ -63,29 +82,44 @@ class Conv2dFused(Function):
         o = self.wmat.shape[0]
         p = n * ph * pw
         gy = g.transpose(0, 2, 3, 1)
-        gy = (gy if gy.flags.c_contiguous else xp.ascontiguousarray(gy)).reshape(p, o)
+        gy = (gy if gy.flags.c_contiguous else xp.ascontiguousarray(gy)).reshape(n, ph * pw * o)
         if self.y is not None:
-            gy = gy * (self.y > 0)
+            gy = self._masked(gy, self.y.reshape(gy.shape))
         gx = gw = gb = None
+        gz = gy.reshape(p, o) if k == 1 else self._plane_grads(gy)
         if len(self.next) > 2 and self.next[2] is not None:
-            gb = xp.ones(p, dtype=gy.dtype) @ gy
-        if k == 1:
-            gz = gy
-        else:  # each plane's gradient: gy where that offset won its window (walk the offsets backwards)
-            gz = xp.empty((k * k, p, o), dtype=gy.dtype)
-            later = None
-            for q in range(k * k - 1, 0, -1):
-                took = self.won[q - 1]
-                hit = took if later is None else took & ~later
-                later = took if later is None else later | took
-                xp.multiply(gy, hit, out=gz[q])
-            xp.multiply(gy, ~later, out=gz[0])
-            gz = gz.reshape(k * k * p, o)
+            gb = xp.ones(p, dtype=gy.dtype) @ gy.reshape(p, o)
         if self.next[1] is not None:
             gw = (gz.T @ self.cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
         if self.next[0] is not None:
             gx = self._input_grad(gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return gx, gw, gb
+
+    def _masked(self, gy, y):
+        """``gy * (y > 0)``, ReLU's backward, over chunks of the batch."""
+        out = B.xp.empty_like(gy)
+        B.parallel_for(len(gy), lambda lo, hi: B.xp.multiply(gy[lo:hi], y[lo:hi] > 0, out=out[lo:hi]), 3 * gy.size)
+        return out
+
+    def _plane_grads(self, gy):
+        """Each plane's gradient: ``gy`` (N, ph*pw*O) where that offset won its window (walking the offsets
+        backwards: offset q gets the windows it took over and no later offset did), as (k*k*N*ph*pw, O)."""
+        xp = B.xp
+        kk, o = len(self.won) + 1, self.wmat.shape[0]
+        won = [w_.reshape(gy.shape) for w_ in self.won]
+        gz = xp.empty((kk,) + gy.shape, dtype=gy.dtype)
+
+        def run(lo, hi):
+            later = None
+            for q in range(kk - 1, 0, -1):
+                took = won[q - 1][lo:hi]
+                hit = took if later is None else took & ~later
+                later = took if later is None else later | took
+                xp.multiply(gy[lo:hi], hit, out=gz[q, lo:hi])
+            xp.multiply(gy[lo:hi], ~later, out=gz[0, lo:hi])
+
+        B.parallel_for(len(gy), run, gz.size + 2 * gy.size, B.grain((kk + 2) * gy[0].nbytes))
+        return gz.reshape(-1, o)
 
     def _input_grad(self, gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k):
         """Input gradient: the planes' gradients put back in conv-output order (zero where the pooling dropped a
@@ -97,11 +131,18 @@ class Conv2dFused(Function):
         if k > 1:
             h, wd = self.xshape[2:]
             oh, ow = out_size(h, kh, sh, pad_h, dh), out_size(wd, kw, sw, pad_w, dw)
-            full = (xp.empty if (oh, ow) == (k * ph, k * pw) else xp.zeros)((n, oh, ow, o), dtype=gz.dtype)
+            full = xp.empty((n, oh, ow, o), dtype=gz.dtype)
             planes = gz.reshape(k, k, n, ph, pw, o)
-            for a in range(k):
-                for b in range(k):
-                    full[:, a : k * ph : k, b : k * pw : k] = planes[a, b]
+            dropped = (oh, ow) != (k * ph, k * pw)  # conv rows or columns the pooling dropped get zeros
+
+            def place(lo, hi):
+                if dropped:
+                    full[lo:hi].fill(0)
+                for a in range(k):
+                    for b in range(k):
+                        full[lo:hi, a : k * ph : k, b : k * pw : k] = planes[a, b, lo:hi]
+
+            B.parallel_for(n, place, 2 * full.size, B.grain(2 * full[0].nbytes))
             gm = full.reshape(n * oh * ow, o)
         else:
             oh, ow = ph, pw

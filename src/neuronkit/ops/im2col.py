@@ -3,6 +3,11 @@
 A convolution is one GEMM over an im2col matrix of input patches (channel innermost, read from NHWC-backed memory),
 and its input gradient one GEMM per kernel offset whose blocks ``col2im`` adds back. Pooling reads the same strided
 ``window`` views. Public within ``neuronkit.ops``; not part of the user API (the ops are).
+
+The copies and adds are memory-bound, so each is split over the batch axis with ``backend.parallel_for``, in pieces
+of a few images (``backend.grain``) that stay in cache between passes: a convolution's im2col, GEMM and bias run
+piece by piece, as do col2im's GEMMs and adds. Every output element is computed by the same operations in the same
+order whatever the thread count, so results do not depend on it; BLAS runs its own threads inside each GEMM.
 """
 
 from __future__ import annotations
@@ -25,8 +30,14 @@ def pad(x, ph, pw, value=0.0):
     if not ph and not pw:
         return x
     n, c, h, w = x.shape
-    out = B.xp.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype).transpose(0, 3, 1, 2)
-    out[:, :, ph : ph + h, pw : pw + w] = x
+    buf = B.xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    out = buf.transpose(0, 3, 1, 2)
+
+    def fill(lo, hi):
+        buf[lo:hi].fill(value)
+        out[lo:hi, :, ph : ph + h, pw : pw + w] = x[lo:hi]
+
+    B.parallel_for(n, fill, 2 * buf.size)
     return out
 
 
@@ -38,23 +49,74 @@ def im2col(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
     of one kernel row are contiguous in that memory, so each kernel row is one strided copy; with few channels the
     matrix is built transposed instead (see ``fill_cols_t``). The result may be a non-contiguous view.
     """
+    cols, fill = patches(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups)
+    B.parallel_for(xpad.shape[0], fill, cols.size)
+    return cols
+
+
+def patches(xpad, kh, kw, sh, sw, dh, dw, oh, ow, groups):
+    """``(cols, fill)``: the uninitialised im2col matrix of ``im2col`` and ``fill(lo, hi)``, which writes the rows of
+    images lo:hi (rows lo*oh*ow to hi*oh*ow)."""
     xp = B.xp
     n, c, hp, wp = xpad.shape
     cg = c // groups
     if groups == 1 and sw == 1 and dw == 1 and kw * c >= 16:  # (few channels: per-offset copies run longer)
         cols = xp.empty((n, oh, ow, kh, kw * c), dtype=xpad.dtype)
-        fill_cols(cols, nhwc(xpad), kh, kw, sh, sw, dh, oh, ow)
-        return cols.reshape(n * oh * ow, 1, kh * kw * c)
+        xn = nhwc(xpad)
+
+        def fill(lo, hi):
+            fill_cols(cols[lo:hi], xn[lo:hi], kh, kw, sh, sw, dh, oh, ow)
+
+        return cols.reshape(n * oh * ow, 1, kh * kw * c), fill
     if groups == 1:
         cols_t = xp.empty((kh, kw, c, n, oh, ow), dtype=xpad.dtype)
-        fill_cols_t(cols_t, xpad, kh, kw, sh, sw, dh, dw, oh, ow)
-        return cols_t.reshape(kh * kw * c, n * oh * ow).T[:, None, :]
+
+        def fill_t(lo, hi):
+            fill_cols_t(cols_t[:, :, :, lo:hi], xpad[lo:hi], kh, kw, sh, sw, dh, dw, oh, ow)
+
+        return cols_t.reshape(kh * kw * c, n * oh * ow).T[:, None, :], fill_t
     cols = xp.empty((n, oh, ow, groups, kh, kw, cg), dtype=xpad.dtype)
-    for a in range(kh):
-        for bb in range(kw):
-            win = window(xpad, a, bb, sh, sw, dh, dw, oh, ow)  # (N, C, oh, ow)
-            cols[:, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(n, oh, ow, groups, cg)
-    return cols.reshape(n * oh * ow, groups, kh * kw * cg)
+
+    def fill_groups(lo, hi):
+        for a in range(kh):
+            for bb in range(kw):
+                win = window(xpad[lo:hi], a, bb, sh, sw, dh, dw, oh, ow)  # (chunk, C, oh, ow)
+                cols[lo:hi, :, :, :, a, bb, :] = win.transpose(0, 2, 3, 1).reshape(hi - lo, oh, ow, groups, cg)
+
+    return cols.reshape(n * oh * ow, groups, kh * kw * cg), fill_groups
+
+
+def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
+    """A one-group convolution as ``(cols, out)``: the im2col matrix (N*oh*ow, 1, K) (kept for the weight gradient)
+    and ``out = cols @ wmat.T + b`` (N*oh*ow, O), built a few images at a time: each piece's patches are still in
+    cache when its GEMM reads them, and its output when the bias is added. The pieces depend on the shapes only, never
+    on the thread count; with OpenBLAS's Haswell, SkylakeX and Zen kernels each output row equals the same row of one
+    whole GEMM (checked bit for bit), while older kernels (Nehalem) can round a row differently by GEMM height."""
+    xp = B.xp
+    n = xpad.shape[0]
+    o = wmat.shape[0]
+    rows = oh * ow
+    cols, fill = patches(xpad, kh, kw, sh, sw, dh, dw, oh, ow, 1)
+    out = xp.empty((n * rows, o), dtype=xp.result_type(xpad.dtype, wmat.dtype))
+    wt = wmat.T
+    tiled = None if b is None else xp.tile(b, ow)
+
+    in_pieces = B.gemm_in_pieces()
+    if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and bias still in pieces
+        B.parallel_for(n, fill, cols.size)  # (one pass: nothing to keep in cache)
+        xp.matmul(cols[:, 0, :], wt, out=out)
+
+    def piece(lo, hi):
+        part = out[lo * rows : hi * rows]
+        if in_pieces:
+            fill(lo, hi)
+            xp.matmul(cols[lo * rows : hi * rows, 0, :], wt, out=part)
+        if tiled is not None:
+            part.reshape(-1, ow * o)[...] += tiled  # bias added over rows of ow*O values (see add_bias_rows)
+
+    per_image = (cols.nbytes + out.nbytes) // n + xpad.nbytes // n
+    B.parallel_for(n, piece, cols.size + out.size, B.grain(per_image))
+    return cols, out
 
 
 def nhwc(xpad):
@@ -88,54 +150,85 @@ def add_bias_rows(out, b, reps):
     reps*O values, since against the (O,) vector NumPy loops over runs of only O elements (2-3x slower when O is
     small and M large)."""
     rows = out.reshape(-1, reps * out.shape[1])  # a view: out is contiguous
-    rows += B.xp.tile(b, reps)
+    tiled = B.xp.tile(b, reps)
+
+    def add(lo, hi):
+        rows[lo:hi] += tiled
+
+    B.parallel_for(rows.shape[0], add, out.size)
 
 
 def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """Input gradient of a convolution: ``gm`` (N*oh*ow, O) times ``wmat`` (G, og, kh*kw*cg), scattered back.
 
-    One GEMM per kernel offset writes a contiguous (N*oh*ow, C) block, and each block is added into an NHWC-backed
-    buffer; with unit stride a block's rows land as long contiguous runs, far faster than adding C-sized pieces.
+    One GEMM per kernel offset writes a contiguous (rows, C) block, and each block is added into an NHWC-backed
+    buffer; with unit stride a block's rows land as long contiguous runs, far faster than adding C-sized pieces. This
+    runs a few images at a time, so the blocks are added while still in cache (pieces fixed by the shapes, as in
+    ``conv_gemm``).
     """
     xp = B.xp
     n, c, h, w = xshape
     groups, og, k = wmat.shape
     cg = c // groups
-    m = gm.shape[0]
-    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=gm.dtype)
+    rows = oh * ow
+    gpad = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=gm.dtype)
     if groups == 1:
         wb = wmat[0].reshape(og, kh * kw, cg).transpose(1, 0, 2)  # (kh*kw, O, C)
-        blocks = xp.matmul(gm, wb)  # (kh*kw, m, C)
     else:
-        g3 = gm.reshape(m, groups, og).transpose(1, 0, 2)  # (G, m, og)
         wb = wmat.reshape(groups, og, kh * kw, cg).transpose(2, 0, 1, 3)  # (kh*kw, G, og, cg)
-        blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, m, c)  # (kh*kw, m, C)
-    for a in range(kh):
-        for bb in range(kw):
-            h0, w0 = a * dh, bb * dw
-            dst = gpad[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
-            dst += blocks[a * kw + bb].reshape(n, oh, ow, c)
+
+    def gemms(g, images):  # (kh*kw, images, oh, ow, C): one block per kernel offset
+        if groups == 1:
+            blocks = xp.matmul(g, wb)  # (kh*kw, rows, C)
+        else:
+            g3 = g.reshape(-1, groups, og).transpose(1, 0, 2)  # (G, rows, og)
+            blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, -1, c)  # (kh*kw, rows, C)
+        return blocks.reshape(kh * kw, images, oh, ow, c)
+
+    whole = None if B.gemm_in_pieces() else gemms(gm, n)  # (one GEMM per offset, BLAS's threads on it)
+
+    def scatter(lo, hi):
+        blocks = gemms(gm[lo * rows : hi * rows], hi - lo) if whole is None else whole[:, lo:hi]
+        part = gpad[lo:hi]
+        part.fill(0)
+        for a in range(kh):
+            for bb in range(kw):
+                h0, w0 = a * dh, bb * dw
+                dst = part[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
+                dst += blocks[a * kw + bb]
+
+    per_image = (kh * kw * rows * c + gpad[0].size) * gpad.itemsize
+    B.parallel_for(n, scatter, gpad.size + kh * kw * rows * c * n, B.grain(per_image))
     return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
 
 
-def im2col_planes(xpad, kh, kw, sh, sw, dh, dw, ph, pw, k):
-    """im2col of a stride-1-group convolution whose output (k*ph, k*pw) is cut into k*k pooling planes.
+def planes_patches(xpad, kh, kw, sh, sw, dh, dw, ph, pw, k):
+    """im2col of a one-group convolution whose output (k*ph, k*pw) is cut into k*k pooling planes.
 
-    Returns the (k*k*N*ph*pw, kh*kw*C) matrix (possibly a column-major view) whose rows are ordered (a, b, n, i, j):
-    row (a, b, n, i, j) holds the patch of conv output pixel (k*i + a, k*j + b). With k == 1 this is plain im2col.
+    Returns ``(cols, plane, fill)``: the uninitialised (k*k*N*ph*pw, kh*kw*C) matrix (possibly a column-major view)
+    whose rows are ordered (a, b, n, i, j), row (a, b, n, i, j) holding the patch of conv output pixel
+    (k*i + a, k*j + b); ``plane(a, b, lo, hi)``, the (rows, kh*kw*C) view of plane (a, b)'s rows for images lo:hi;
+    and ``fill(lo, hi)``, which writes those rows of every plane. With k == 1 this is plain im2col.
     """
     xp = B.xp
     n, c = xpad.shape[:2]
-    m = k * k * n * ph * pw
+    m, kk = k * k * n * ph * pw, kh * kw * c
     if dw == 1 and kw * c >= 16:  # rows of kw*C contiguous values (see im2col)
         xn = nhwc(xpad)
         cols = xp.empty((k, k, n, ph, pw, kh, kw * c), dtype=xpad.dtype)
+
+        def fill(lo, hi):
+            for a in range(k):
+                for b in range(k):
+                    fill_cols(cols[a, b, lo:hi], xn[lo:hi, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, ph, pw)
+
+        return cols.reshape(m, kk), lambda a, b, lo, hi: cols[a, b, lo:hi].reshape(-1, kk), fill
+    cols_t = xp.empty((kh, kw, c, k, k, n, ph, pw), dtype=xpad.dtype)
+
+    def fill_t(lo, hi):
         for a in range(k):
             for b in range(k):
-                fill_cols(cols[a, b], xn[:, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, ph, pw)
-        return cols.reshape(m, kh * kw * c)
-    cols_t = xp.empty((kh, kw, c, k, k, n, ph, pw), dtype=xpad.dtype)
-    for a in range(k):
-        for b in range(k):
-            fill_cols_t(cols_t[:, :, :, a, b], xpad[:, :, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, dw, ph, pw)
-    return cols_t.reshape(kh * kw * c, m).T
+                dst = cols_t[:, :, :, a, b, lo:hi]
+                fill_cols_t(dst, xpad[lo:hi, :, a * sh :, b * sw :], kh, kw, k * sh, k * sw, dh, dw, ph, pw)
+
+    return cols_t.reshape(kk, m).T, lambda a, b, lo, hi: cols_t[:, :, :, a, b, lo:hi].reshape(kk, -1).T, fill_t
