@@ -281,3 +281,28 @@ def test_hooks_on_a_fused_conv2d_activation_see_its_input_and_output():
     assert z.shape == (2, 4, 7, 7) and a.min() >= 0 and np.array_equal(a, np.maximum(z, 0))
     np.testing.assert_allclose(watched, fused, rtol=1e-6, atol=1e-6)  # the same function (bias added before the max)
     np.testing.assert_array_equal(watched, nk.max_pool2d(nk.Tensor(a), 2).data)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: nn.Conv2d(2, 3, 3, padding=1),
+        lambda: nn.Conv2d(2, 3, 3, padding=1, activation="relu", max_pool=2),
+        lambda: nn.Conv2d(2, 3, 3, stride=2),
+        lambda: nn.Conv1d(2, 3, 3),
+        lambda: nn.MaxPool2d(2),
+        lambda: nn.AvgPool2d(2),
+        lambda: nn.ReLU(),
+    ],
+)
+def test_an_empty_batch_goes_forward_and_backward(layer):
+    """A rank of data-parallel training may get no rows of a small last batch: every layer takes a batch of 0."""
+    m = layer()
+    shape = (0, 2, 6) if isinstance(m, nn.Conv1d) else (0, 2, 6, 6)
+    x = nk.tensor(np.zeros(shape, dtype=np.float32), requires_grad=True)
+    y = m(x)
+    assert y.shape[0] == 0
+    y.sum().backward()
+    assert x.grad.shape == shape
+    for p in m.parameters():
+        assert p.grad is not None and not np.any(p.grad.data)

@@ -203,6 +203,16 @@ def _pool(n):
     return _threads["pool"]
 
 
+def item_size(a) -> int:
+    """Elements of one item of ``a`` along its first axis (also for an empty batch, where ``a[0]`` does not exist)."""
+    return int(numpy.prod(a.shape[1:], dtype=numpy.int64))
+
+
+def item_bytes(a) -> int:
+    """Bytes of one item of ``a`` along its first axis (see ``item_size``)."""
+    return item_size(a) * a.itemsize
+
+
 def grain(bytes_per_item: int) -> int:
     """Items per piece so that one piece touches about ``BLOCK_BYTES``: a kernel making several passes over a piece
     finds it in cache after the first."""

@@ -218,7 +218,7 @@ class _Pool2d(Function):
                 buf[lo:hi].fill(0)
             self.scatter(gpad[lo:hi], gs, lo, hi, kh, kw, sh, sw, oh, ow, overlap)
 
-        per_image = (gpad[0].size + 3 * g[0].size) * g.itemsize  # (+ the winner maps or shares, and gc)
+        per_image = (B.item_size(gpad) + 3 * B.item_size(g)) * g.itemsize  # (+ the winner maps or shares, and gc)
         B.parallel_for(n, run, gpad.size + 2 * g.size, B.grain(per_image))
         return (gpad[:, :, ph : ph + h, pw : pw + w],)
 
@@ -244,7 +244,7 @@ class MaxPool2d(_Pool2d):
                 xp.greater(win, part, out=won[k - 1][lo:hi])
                 xp.maximum(part, win, out=part)
 
-        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(xpad[0].nbytes + 2 * out[0].nbytes))
+        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(B.item_bytes(xpad) + 2 * B.item_bytes(out)))
         return out
 
     def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):
@@ -284,7 +284,7 @@ class AvgPool2d(_Pool2d):
                 xp.add(part, window(xs, k // kw, k % kw, sh, sw, 1, 1, oh, ow), out=part)
             part /= count  # padding counts as zeros (PyTorch's count_include_pad=True)
 
-        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(xpad[0].nbytes + out[0].nbytes))
+        B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(B.item_bytes(xpad) + B.item_bytes(out)))
         return out
 
     def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):

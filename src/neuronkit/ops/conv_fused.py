@@ -67,7 +67,7 @@ class Conv2dFused(Function):
             if relu:
                 xp.maximum(part, zero, out=part)
 
-        per_image = (cols.nbytes + z.nbytes) // n + x[0].nbytes
+        per_image = (cols.nbytes + z.nbytes) // max(n, 1) + B.item_bytes(x)
         B.parallel_for(n, piece, cols.size + z.size, B.grain(per_image))
         y = y.reshape(n * ph * pw, o)
         won = [w_.reshape(n * ph * pw, o) for w_ in won] or None
@@ -118,7 +118,7 @@ class Conv2dFused(Function):
                 xp.multiply(gy[lo:hi], hit, out=gz[q, lo:hi])
             xp.multiply(gy[lo:hi], ~later, out=gz[0, lo:hi])
 
-        B.parallel_for(len(gy), run, gz.size + 2 * gy.size, B.grain((kk + 2) * gy[0].nbytes))
+        B.parallel_for(len(gy), run, gz.size + 2 * gy.size, B.grain((kk + 2) * B.item_bytes(gy)))
         return gz.reshape(-1, o)
 
     def _input_grad(self, gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k):
@@ -142,7 +142,7 @@ class Conv2dFused(Function):
                     for b in range(k):
                         full[lo:hi, a : k * ph : k, b : k * pw : k] = planes[a, b, lo:hi]
 
-            B.parallel_for(n, place, 2 * full.size, B.grain(2 * full[0].nbytes))
+            B.parallel_for(n, place, 2 * full.size, B.grain(2 * B.item_bytes(full)))
             gm = full.reshape(n * oh * ow, o)
         else:
             oh, ow = ph, pw

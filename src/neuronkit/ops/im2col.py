@@ -114,7 +114,7 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
         if tiled is not None:
             part.reshape(-1, ow * o)[...] += tiled  # bias added over rows of ow*O values (see add_bias_rows)
 
-    per_image = (cols.nbytes + out.nbytes) // n + xpad.nbytes // n
+    per_image = (cols.nbytes + out.nbytes) // max(n, 1) + xpad.nbytes // max(n, 1)
     B.parallel_for(n, piece, cols.size + out.size, B.grain(per_image))
     return cols, out
 
@@ -197,7 +197,7 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                 dst = part[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
                 dst += blocks[a * kw + bb]
 
-    per_image = (kh * kw * rows * c + gpad[0].size) * gpad.itemsize
+    per_image = (kh * kw * rows * c + B.item_size(gpad)) * gpad.itemsize
     B.parallel_for(n, scatter, gpad.size + kh * kw * rows * c * n, B.grain(per_image))
     return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
 
