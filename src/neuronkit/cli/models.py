@@ -18,6 +18,7 @@ import math
 from .. import nn
 from ..train.memory import LayerCost, check_memory, conv2d_cost, dense_cost, estimate_memory
 from .errors import CLIError
+from .head import layer_inits, mlp_head
 from .textmodels import TEXT_MODELS, build_text_model, text_model_costs
 
 MODELS = ("mlp", "lenet", *TEXT_MODELS)
@@ -50,22 +51,6 @@ def model_input_shape(model: str, sample_shape: tuple) -> tuple:
             f"got samples of shape {tuple(sample_shape)}"
         )
     return img
-
-
-def _inits(cfg) -> dict:
-    """The ``init``/``bias_init`` keyword arguments of every layer (``auto``: the layer's default)."""
-    bias_init = getattr(cfg, "bias_init", "auto")
-    return {"init": None if cfg.init == "auto" else cfg.init, "bias_init": None if bias_init == "auto" else bias_init}
-
-
-def _mlp_head(cfg, sizes: list, inits: dict) -> list:
-    layers = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(nn.Dense(a, b, activation=cfg.activation, **inits))
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Dense(sizes[-2], sizes[-1], **inits))
-    return layers
 
 
 def _mlp_sizes(cfg, sample_shape: tuple, n_out: int) -> list:
@@ -132,7 +117,7 @@ def build_model(
         check_model_memory(cfg, sample_shape, n_out, training, vocab_size)
         return build_text_model(cfg, vocab_size, n_out)
     check_model_memory(cfg, sample_shape, n_out, training)
-    inits = _inits(cfg)
+    inits = layer_inits(cfg)
     if cfg.model == "lenet":
         c, h, w = sample_shape
         # each convolution with its ReLU and 2x2 max pooling fused in: the same maths as Conv2d, ReLU, MaxPool2d
@@ -146,4 +131,4 @@ def build_model(
         )
     sizes = _mlp_sizes(cfg, sample_shape, n_out)
     layers = [nn.Flatten()] if len(sample_shape) > 1 else []
-    return nn.Sequential(*layers, *_mlp_head(cfg, sizes, inits))
+    return nn.Sequential(*layers, *mlp_head(cfg, sizes, inits))

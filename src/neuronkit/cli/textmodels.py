@@ -20,6 +20,7 @@ from __future__ import annotations
 from .. import nn
 from ..train.memory import LayerCost, dense_cost
 from .errors import CLIError
+from .head import layer_inits, mlp_head
 
 TEXT_MODELS = ("bow", "textcnn", "lstm", "bilstm", "gru", "transformer")
 """Models that read token ids: built with the vocabulary size, called as ``model(tokens, lengths)``."""
@@ -133,26 +134,15 @@ def _encoder(cfg, e: int, max_len: int):
     return enc, e
 
 
-def _head(cfg, sizes: list, inits: dict) -> list:
-    layers = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(nn.Dense(a, b, activation=cfg.activation, **inits))
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Dense(sizes[-2], sizes[-1], **inits))
-    return layers
-
-
 def build_text_model(cfg, vocab_size: int, n_out: int) -> nn.Module:
     """The text model ``cfg.model`` over a vocabulary of ``vocab_size`` ids with ``n_out`` classes."""
-    bias_init = getattr(cfg, "bias_init", "auto")
-    inits = {"init": None if cfg.init == "auto" else cfg.init, "bias_init": None if bias_init == "auto" else bias_init}
+    inits = layer_inits(cfg)
     if cfg.model not in TEXT_MODELS:
         raise CLIError(f"model {cfg.model!r} does not read text; text models: {', '.join(TEXT_MODELS)}")
     e = cfg.embed_dim or TEXT_DEFAULTS["bow"]["embed_dim"]
     max_len = cfg.max_len or DEFAULT_MAX_LEN.get(cfg.tokenizer or "word", 256)
     encoder, features = _encoder(cfg, e, max_len)
-    head = _head(cfg, [features, *cfg.hidden, n_out], inits)
+    head = mlp_head(cfg, [features, *cfg.hidden, n_out], inits)
     if cfg.model != "bow" and cfg.dropout > 0:
         head.insert(0, nn.Dropout(cfg.dropout))
     return nn.TextClassifier(_embedding(vocab_size, e), encoder, nn.Sequential(*head))
