@@ -92,6 +92,15 @@ def click_neuron(page, layer: int, unit: int):
 
 
 @pytest.mark.slow  # about 10 s on a quiet machine
+def open_page(p, problems: list, height: int = 1200):
+    """Chromium and a page whose console errors and page errors are appended to ``problems``."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_page(viewport={"width": 1500, "height": height})
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    return browser, page
+
+
 def test_the_playground_walkthrough_in_chromium(tmp_path):
     require_browser()
     from playwright.sync_api import sync_playwright
@@ -102,10 +111,7 @@ def test_the_playground_walkthrough_in_chromium(tmp_path):
     requests, problems = [], []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            browser, page = open_page(p, problems, height=1000)
             page.on("request", lambda r: requests.append(r.url))
             page.on("websocket", lambda ws: requests.append(ws.url))
 
@@ -229,10 +235,7 @@ def test_the_neuron_panel_and_the_diagnosis_in_chromium():
     problems = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1200})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            browser, page = open_page(p, problems)
             page.goto(srv.url + "#data=digits&hidden=16&activations=relu&seed=3")
             wait(page, frame_is("layers", "[16,10]"))
             s = srv.session
@@ -317,10 +320,7 @@ def test_a_text_set_in_chromium():
     problems = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1200})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            browser, page = open_page(p, problems)
             page.goto(srv.url + "#data=sms_spam&hidden=8&activations=relu&lr=0.01&batch_size=32")
             wait(page, frame_is("layers", "[8,2]"))
             page.click("#play")
