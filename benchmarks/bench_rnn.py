@@ -197,13 +197,14 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default=os.environ.get("NEURONKIT_DATA", DEFAULT_DATA))
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    tuned = nk.tune_allocator()  # what the command line does first (as the other benchmarks)
     if args.threads:
         threadpool_limits(args.threads)
         torch.set_num_threads(args.threads)
     if args.memory_child:
         return memory_child(args.memory_child, args.data_dir, args.batches)
     print("neuronkit BiLSTM text benchmark (SST-2). Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.")
-    print_env({k: os.environ.get(k) for k in BLAS_VARS})
+    print_env({k: os.environ.get(k) for k in BLAS_VARS}, tuned)
     print(f"load average (1/5/15 min) at start: {_load()}")
     ids, labels, vocab = load_sst2(args.data_dir)
     batches, init = make_batches(ids, labels, args.batches), init_params(vocab)
