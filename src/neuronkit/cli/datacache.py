@@ -1,12 +1,11 @@
 """A run's cache of its parsed CSV file, so that its later commands do not parse the file again.
 
 ``neuronkit train --data my.csv`` parses the file once and writes the splits it made to ``RUN/data-cache/``:
-``x_train.npy``, ``y_train.npy``, ``x_test.npy``, ``y_test.npy``, ``test_rows.npy`` (plain ``.npy`` arrays, read
-without pickle) and ``meta.json`` (the source file's absolute path, size and modification time, the settings that
+``x_train.npy``, ``y_train.npy``, ``x_test.npy``, ``y_test.npy``, ``test_rows.npy`` (plain ``.npy`` arrays of numbers,
+never of objects) and ``meta.json`` (the source file's absolute path, size and modification time, the settings that
 decide the splits, and the class names). ``evaluate``, ``report``, ``inspect``, ``diagnose``, ``gradcheck`` and
-``--resume`` read the cache instead of the file while the file's size and modification time are unchanged; a stale
-or damaged cache is rebuilt from the file. The cache costs disk about the size of the parsed data (4 bytes per
-value).
+``--resume`` read the cache instead of the file while the file's size and modification time are unchanged; a stale or
+damaged cache is rebuilt from the file. The cache costs disk about the size of the parsed data (4 bytes per value).
 """
 
 from __future__ import annotations

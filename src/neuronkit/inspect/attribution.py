@@ -19,6 +19,7 @@ path: nothing in ``nn`` knows about it.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,6 +169,33 @@ def _integrate(path: _Path, steps: int, max_steps: int, tol: float, target: int,
         share = np.concatenate([share[keep], nshare])
 
 
+@contextlib.contextmanager
+def eval_keeping_grads(model):
+    """Within: ``model`` in eval mode, free to backpropagate. Afterwards (also on an exception) every parameter's
+    gradient and every module's training mode are as they were (a measurement leaves no trace on a training run)."""
+    saved = [(p, p.grad) for _, p in model.named_parameters()]
+    modes = [(m, m.training) for _, m in model.named_modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for p, g in saved:
+            p.grad = g
+        for m, mode in modes:
+            m.__dict__["training"] = mode
+
+
+def embedding_leaf(model, store: dict):
+    """Make the embedding's output a leaf copy, kept as ``store["x"]``, so a backward leaves the gradient reaching the
+    token vectors on it. Returns the hook's handle (``remove()`` it when done)."""
+
+    def hook(mod, args, output):
+        store["x"] = Tensor(np.array(output.data), requires_grad=True)
+        return store["x"]
+
+    return find_embedding(model).register_forward_hook(hook)
+
+
 def integrated_gradients(
     model, tokens, lengths=None, target: int | None = None, steps: int = 32, max_steps: int = 4096, tol: float = 0.01
 ) -> Attribution:
@@ -183,26 +211,19 @@ def integrated_gradients(
             f"integrated_gradients: need 1 <= steps <= max_steps and tol > 0, got {steps}, {max_steps}, {tol}"
         )
     toks, lens = _one_text(tokens, lengths)
-    params = [p for _, p in model.named_parameters()]
-    saved = [(p, p.grad) for p in params]
-    modes = [(m, m.training) for _, m in model.named_modules()]
-    model.eval()
-    path = _Path(model, find_embedding(model), toks, lens)
-    try:
-        with no_grad():
-            out = np.asarray(model(toks, lens).data, dtype=np.float64)[0]  # records x through the hook
-        target = int(out.argmax()) if target is None else int(target)
-        if not 0 <= target < out.shape[-1]:
-            raise ValueError(f"integrated_gradients: target must be a class 0 to {out.shape[-1] - 1}, got {target}")
-        base = float(path.outputs(np.zeros(1))[0][0, target])
-        delta = float(out[target]) - base
-        scores, m, error = _integrate(path, steps, max_steps, tol, target, delta)
-    finally:
-        path.handle.remove()
-        for p, g in saved:
-            p.grad = g
-        for mod, mode in modes:
-            mod.__dict__["training"] = mode
+    with eval_keeping_grads(model):
+        path = _Path(model, find_embedding(model), toks, lens)
+        try:
+            with no_grad():
+                out = np.asarray(model(toks, lens).data, dtype=np.float64)[0]  # records x through the hook
+            target = int(out.argmax()) if target is None else int(target)
+            if not 0 <= target < out.shape[-1]:
+                raise ValueError(f"integrated_gradients: target must be a class 0 to {out.shape[-1] - 1}, got {target}")
+            base = float(path.outputs(np.zeros(1))[0][0, target])
+            delta = float(out[target]) - base
+            scores, m, error = _integrate(path, steps, max_steps, tol, target, delta)
+        finally:
+            path.handle.remove()
     z = out - out.max()
     prob = np.exp(z) / np.exp(z).sum()
     return Attribution(toks[0], scores, target, float(out[target]), base, m, error, tol, prob)

@@ -25,7 +25,7 @@ from ..nn.layers.attention import MultiHeadAttention
 from ..nn.layers.recurrent import GRU, LSTM
 from ..nn.losses import get_loss
 from ..tensor import Tensor
-from .attribution import find_embedding
+from .attribution import embedding_leaf, eval_keeping_grads
 from .diagnostics import Finding
 
 __all__ = ["SequenceStats", "check_sequences", "check_truncation", "measure_sequences"]
@@ -132,26 +132,15 @@ def measure_sequences(model, batch, loss="cross_entropy", keep_attention: int = 
 
             handles.append(m.register_forward_pre_hook(pre))
     leaf = {}
-
-    def emb_hook(mod, args, output):
-        leaf["x"] = Tensor(np.array(output.data), requires_grad=True)
-        return leaf["x"]
-
-    handles.append(find_embedding(model).register_forward_hook(emb_hook))
-    saved = [(p, p.grad) for _, p in model.named_parameters()]
-    modes = [(m, m.training) for _, m in model.named_modules()]
-    model.eval()
+    handles.append(embedding_leaf(model, leaf))
     try:
-        out = model(tokens, lengths)
-        get_loss(loss)(out, y).backward()
-        g = np.linalg.norm(np.asarray(leaf["x"].grad.data, dtype=np.float64), axis=-1)  # (B, T)
+        with eval_keeping_grads(model):
+            out = model(tokens, lengths)
+            get_loss(loss)(out, y).backward()
+            g = np.linalg.norm(np.asarray(leaf["x"].grad.data, dtype=np.float64), axis=-1)  # (B, T)
     finally:
         for h in handles:
             h.remove()
-        for p, old in saved:
-            p.grad = old
-        for mod, mode in modes:
-            mod.__dict__["training"] = mode
     valid = np.arange(g.shape[1])[None, :] < stats.lengths[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         stats.step_grad = np.where(valid, g, 0).sum(0) / valid.sum(0)

@@ -24,8 +24,7 @@ from ..nn.layers.dense import Dense
 from ..nn.layers.embedding import Embedding
 from ..nn.layers.recurrent import GRU, LSTM, RNN
 from ..nn.layers.transformer import TransformerEncoderLayer
-from ..tensor import Tensor
-from .attribution import find_embedding
+from .attribution import embedding_leaf, eval_keeping_grads
 
 __all__ = ["PhraseHit", "format_phrases", "text_layers", "top_phrases", "unit_over_tokens"]
 
@@ -77,35 +76,25 @@ def unit_over_tokens(model, layer: str, unit: int, tokens, lengths) -> tuple:
     def hook(mod, args, output):
         seen["out"] = output[0] if isinstance(output, tuple) else output
 
-    def emb_hook(mod, args, output):  # a leaf copy of the token vectors, to read the gradient reaching them
-        emb["x"] = Tensor(np.array(output.data), requires_grad=True)
-        return emb["x"]
-
-    saved = [(p, p.grad) for _, p in model.named_parameters()]
-    modes = [(m, m.training) for _, m in model.named_modules()]
     handles = [module.register_forward_hook(hook)]
-    model.eval()
     try:
-        with no_grad():
-            model(tokens, lengths)
-        a = np.asarray(seen["out"].data, dtype=np.float64)
-        per = _per_token(module, a, unit)
-        if per is None:
-            handles.append(find_embedding(model).register_forward_hook(emb_hook))
-            model(tokens, lengths)
-            seen["out"][:, unit].sum().backward()
-            x = emb["x"]
-            per = (np.asarray(x.data, dtype=np.float64) * np.asarray(x.grad.data, dtype=np.float64)).sum(-1)
-            response = a[:, unit]
-        else:
-            response = None
+        with eval_keeping_grads(model):
+            with no_grad():
+                model(tokens, lengths)
+            a = np.asarray(seen["out"].data, dtype=np.float64)
+            per = _per_token(module, a, unit)
+            if per is None:  # gradient x input on the token vectors (a leaf copy of the embedding's output)
+                handles.append(embedding_leaf(model, emb))
+                model(tokens, lengths)
+                seen["out"][:, unit].sum().backward()
+                x = emb["x"]
+                per = (np.asarray(x.data, dtype=np.float64) * np.asarray(x.grad.data, dtype=np.float64)).sum(-1)
+                response = a[:, unit]
+            else:
+                response = None
     finally:
         for h in handles:
             h.remove()
-        for p, g in saved:
-            p.grad = g
-        for mod, mode in modes:
-            mod.__dict__["training"] = mode
     per = per[:, : tokens.shape[1]].astype(np.float64)
     pad = np.arange(per.shape[1])[None, :] >= lengths[:, None]
     per[pad] = np.nan
