@@ -114,7 +114,7 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
         if tiled is not None:
             part.reshape(-1, ow * o)[...] += tiled  # bias added over rows of ow*O values (see add_bias_rows)
 
-    per_image = (cols.nbytes + out.nbytes) // max(n, 1) + xpad.nbytes // max(n, 1)
+    per_image = (cols.nbytes + out.nbytes) // max(n, 1) + B.item_bytes(xpad)
     B.parallel_for(n, piece, cols.size + out.size, B.grain(per_image))
     return cols, out
 
