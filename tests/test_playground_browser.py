@@ -123,6 +123,8 @@ def test_the_playground_walkthrough_in_chromium(tmp_path):
             wait(page, "() => window.nkPlayground.data && window.nkPlayground.data.name === 'spirals'")
             page.click("#add-layer")
             wait(page, frame_is("layers", "[8,8,8,2]"))
+            # the page writes the URL when the server's reply arrives, which may come just after the first frame
+            wait(page, "() => location.hash.includes('hidden=8%2C8%2C8')", 5)
             assert "hidden=8%2C8%2C8" in page.url and "data=spirals" in page.url
             shot(page, "02-spirals-3-layers")
 
