@@ -4,7 +4,8 @@ Model (issue 3): conv 1->16 3x3, ReLU, maxpool 2, conv 16->32 3x3, ReLU, maxpool
 cross-entropy, plain SGD lr 0.05, batch 128, float32, 10,000 random 28x28 images (seeded), identical initial weights.
 Epochs are interleaved between the implementations (order rotated); the figure is the median of ``--repeats`` epochs.
 
-Two neuronkit variants of the same model: ``neuronkit`` writes it op by op like the PyTorch version
+Two neuronkit variants of the same model (three where the compiled kernels of ``pip install neuronkit[fast]`` are
+on: then also ``neuronkit numpy``, op by op with them off): ``neuronkit`` writes it op by op like the PyTorch version
 (``max_pool2d(relu(conv2d(x, w, b)), 2)``); ``neuronkit fused`` uses the fused convolution
 ``conv2d(x, w, b, activation="relu", max_pool=2)``, which computes the same function with the same gradients
 (as ``relu(max_pool(conv) + b)``: bias and ReLU on the 4x smaller pooled output). The PyTorch side is op by op.
@@ -72,6 +73,15 @@ def epoch_neuronkit_fused(init, X, Y):
     return _epoch(init, X, Y, lambda h, w, b: nk.conv2d(h, w, b, activation="relu", max_pool=2))
 
 
+def epoch_neuronkit_numpy(init, X, Y):
+    """The model op by op with the compiled kernels off (``backend.JIT = False``): NumPy code only."""
+    nk.backend.JIT = False
+    try:
+        return epoch_neuronkit(init, X, Y)
+    finally:
+        nk.backend.JIT = None
+
+
 def epoch_torch(init, X, Y):
     ps = [torch.tensor(p, requires_grad=True) for p in init]
     c1, b1, c2, b2, w3, b3 = ps
@@ -102,6 +112,10 @@ def main(argv=None):
     X, Y = make_data(N)
     init = init_params()
     impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch, "neuronkit fused": epoch_neuronkit_fused}
+    jit = getattr(nk.backend, "jit", lambda: None)()  # (absent before the compiled kernels: A/B runs)
+    print(f"compiled kernels (backend.jit(), Numba): {'on' if jit is not None else 'off'}")
+    if jit is not None:  # the same model on NumPy code alone, in the same rounds
+        impls["neuronkit numpy"] = epoch_neuronkit_numpy
     times, cpu, totals = {k: [] for k in impls}, {k: [] for k in impls}, {}
     for r in range(args.repeats + 1):
         for k in list(impls)[r % len(impls) :] + list(impls)[: r % len(impls)]:
@@ -115,7 +129,7 @@ def main(argv=None):
     med = {k: statistics.median(v) for k, v in times.items()}
     steps = -(-N // BATCH)
     print(f"\nCNN epoch ({N} images, {steps} steps), pytorch {med['pytorch']:.3f} s (median of {args.repeats})")
-    for k in ("neuronkit", "neuronkit fused"):
+    for k in [k for k in impls if k != "pytorch"]:
         best = min(times[k]) / min(times["pytorch"])
         print(
             f"  {k:16} {med[k]:.3f} s, ratio to pytorch {med[k] / med['pytorch']:.2f}x (min-based {best:.2f}x); "

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -291,17 +292,37 @@ def test_the_lock_is_released_when_its_holder_crashes(small_run, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="fcntl")
+def _holds_flock(pid: int) -> bool:
+    """Does process ``pid`` hold a ``flock`` (Linux's /proc/locks)?"""
+    return any(" FLOCK " in ln and ln.split()[4] == str(pid) for ln in Path("/proc/locks").read_text().splitlines())
+
+
 def test_two_resumes_of_one_run_at_once(small_run, tmp_path):
-    """Two `neuronkit train --resume` started together: one trains, the other refuses in one line; the history is
-    the one run's, epoch by epoch, never interleaved."""
-    run = _copy_run(small_run, tmp_path / "run")
-    cmd = [sys.executable, "-m", "neuronkit", "train", "--resume", str(run), "--epochs", "6"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for _ in "ab"]
-    outs = [p.communicate(timeout=300) for p in procs]
-    codes = sorted(p.returncode for p in procs)
-    refused = [err for p, (_, err) in zip(procs, outs) if p.returncode != 0]
-    assert codes == [0, 1], outs
-    assert len(refused[0].strip().splitlines()) == 1 and "is in use by another neuronkit process (PID" in refused[0]
+    """Two `neuronkit train --resume` of one run at once: the one that comes second, while the first trains, refuses
+    in one line; the history is the one run's, epoch by epoch, never interleaved. The first is paused (SIGSTOP) while
+    it holds the run, so the second always meets it there (a small run trains in 0.1 s: started together, the first
+    could finish before the second looks)."""
+    import signal
+
+    cmd = [sys.executable, "-m", "neuronkit", "train", "--resume", None, "--epochs", "6"]
+    for attempt in range(10):
+        run = _copy_run(small_run, tmp_path / f"run{attempt}")
+        cmd[5] = str(run)
+        first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        while first.poll() is None and not _holds_flock(first.pid):
+            time.sleep(0.001)
+        first.send_signal(signal.SIGSTOP)
+        held = first.poll() is None and _holds_flock(first.pid)  # (it may have let go just before it stopped)
+        second = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300) if held else None
+        first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err
+        if held:
+            break
+    assert held, "the first process never held the run long enough to be paused there"
+    assert second.returncode == 1, (second.stdout, second.stderr)
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert "is in use by another neuronkit process (PID" in second.stderr
     assert [e["epoch"] for e in epochs_of(run)] == [1, 2, 3, 4, 5, 6]
 
 

@@ -117,7 +117,7 @@ def test_a_hanging_rank_stops_the_others_with_one_line(tmp_path):
     assert r.returncode != 0
     assert time.monotonic() - t0 < 90
     lines = [ln for ln in r.stderr.splitlines() if "no answer from the other ranks after 5 s" in ln]
-    assert lines, r.stderr[-2000:]
+    assert lines, f"exit {r.returncode}; stdout: {r.stdout[-1500:]}; stderr: {r.stderr[-1500:]}"
     assert "a rank died or hangs" in lines[0]
 
 

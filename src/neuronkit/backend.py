@@ -186,6 +186,42 @@ def gemm_in_pieces() -> bool:
     return (os.cpu_count() or 1) == 1
 
 
+JIT = None
+"""Whether the ops use the compiled kernels of ``neuronkit/jit_kernels.py`` (True), their NumPy code (False), or
+None: decide by ``NEURONKIT_JIT`` (``0`` turns them off) and whether Numba imports. See ``jit``."""
+
+_jit_module = {}
+
+
+def jit():
+    """The compiled kernels (the ``neuronkit.jit_kernels`` module) where they are on, else None.
+
+    On when Numba is installed (``pip install neuronkit[fast]``) unless ``NEURONKIT_JIT=0`` or ``JIT = False``; the
+    ops give the same results either way, bit for bit. With them, max pooling and ReLU each take one pass over memory
+    instead of several NumPy passes (benchmarks/RESULTS.md, 2026-12-01 third section).
+    """
+    on = JIT if JIT is not None else os.environ.get("NEURONKIT_JIT", "").strip() != "0"
+    if not on or xp is not numpy:
+        return None
+    if "module" not in _jit_module:
+        try:
+            from . import jit_kernels
+        except ImportError:  # no Numba: the NumPy code
+            jit_kernels = None
+        _jit_module["module"] = jit_kernels
+    return _jit_module["module"]
+
+
+def flat(a):
+    """A 1-D view of the memory of ``a`` when it is contiguous in some order of its axes (an NHWC-backed NCHW view
+    is), else None. Two arrays of the same shape and strides (``empty_like``) have their elements in the same order."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    order = sorted(range(a.ndim), key=lambda i: -a.strides[i])
+    t = a.transpose(order)
+    return t.reshape(-1) if t.flags.c_contiguous else None
+
+
 def set_num_threads(n: int) -> None:
     """Split the memory-bound kernels over ``n`` threads (1: all on the calling thread). Results do not depend on it."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -32,26 +32,51 @@ def stable_sigmoid(x):
     return xp.where(x >= 0, r, e * r)
 
 
+def _jit_elementwise(name, *arrays):
+    """The compiled kernel ``name`` (``backend.jit()``) over the memory of ``arrays`` and of a new array like the
+    first, or None where it does not apply: no kernels, a small array, a dtype other
+    than float32/float64, or arrays whose shapes, strides and dtypes differ or whose memory is not in one order."""
+    k, a = B.jit(), arrays[0]
+    if k is None or a.size < 4096 or a.dtype.name not in ("float32", "float64"):
+        return None
+    out = B.xp.empty_like(a)
+    if len({(b.shape, b.strides, b.dtype) for b in (*arrays, out)}) > 1:
+        return None
+    flats = [B.flat(b) for b in (*arrays, out)]
+    if any(f is None for f in flats):
+        return None
+    getattr(k, name)(*flats)
+    return out
+
+
 class ReLU(Function):
     name = "relu"
 
     def forward(self, x):
+        y = _jit_elementwise("relu_forward", x)  # one pass on all cores where it applies
+        if y is None:
+            y = self.numpy_forward(x)
+        self.y = y
+        return y
+
+    def numpy_forward(self, x):
         # maximum propagates NaN. Large arrays: split over the leading axis (``parallel_for``), written into an
         # uninitialised array of x's layout against a one-element zero array (a zeros_like output would cost a pass).
         if x.size < 4096 or x.ndim == 0:
-            y = B.xp.maximum(x, 0)
+            return B.xp.maximum(x, 0)
+        xp = B.xp
+        y, zero = xp.empty_like(x), xp.zeros(1, dtype=x.dtype)
+        if 2 * x.size < B.PARALLEL_MIN:  # (one piece anyway: no call through parallel_for, a few us per step)
+            xp.maximum(x, zero, out=y)
         else:
-            xp = B.xp
-            y, zero = xp.empty_like(x), xp.zeros(1, dtype=x.dtype)
-            if 2 * x.size < B.PARALLEL_MIN:  # (one piece anyway: no call through parallel_for, a few us per step)
-                xp.maximum(x, zero, out=y)
-            else:
-                B.parallel_for(x.shape[0], lambda lo, hi: xp.maximum(x[lo:hi], zero, out=y[lo:hi]), 2 * x.size)
-        self.y = y
+            B.parallel_for(x.shape[0], lambda lo, hi: xp.maximum(x[lo:hi], zero, out=y[lo:hi]), 2 * x.size)
         return y
 
     def backward(self, g):
         y = self.y
+        out = _jit_elementwise("relu_backward", g, y)
+        if out is not None:
+            return (out,)
         if 3 * g.size < B.PARALLEL_MIN or g.ndim == 0 or g.shape != y.shape:
             return (g * (y > 0),)
         xp = B.xp

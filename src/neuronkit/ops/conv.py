@@ -228,6 +228,11 @@ class MaxPool2d(_Pool2d):
     pad_value = staticmethod(lambda dt: -B.xp.inf)
 
     def pool(self, xpad, kh, kw, sh, sw, oh, ow):
+        self.arg = None
+        k = B.jit()
+        disjoint = sh >= kh and sw >= kw  # (overlapping windows: the NumPy code's order of adds)
+        if k is not None and self.nhwc and disjoint and 1 < kh * kw < 256 and xpad.dtype.name in ("float32", "float64"):
+            return self.jit_pool(k, xpad, kh, kw, sh, sw, oh, ow)
         # Offsets are scanned in row-major order and a later one takes over only if strictly greater, so each window's
         # winner is its first maximal element (PyTorch's choice; ties are not split). won[k - 1] marks the windows
         # where offset k took over; backward needs only these small boolean maps, not the input.
@@ -246,6 +251,30 @@ class MaxPool2d(_Pool2d):
 
         B.parallel_for(n, run, out.size * (kh * kw + 1), B.grain(B.item_bytes(xpad) + 2 * B.item_bytes(out)))
         return out
+
+    def jit_pool(self, k, xpad, kh, kw, sh, sw, oh, ow):
+        """The compiled kernel: one pass, each window's winning offset kept as one byte for backward."""
+        n, c = xpad.shape[:2]
+        out = self.alloc((n, c, oh, ow), xpad.dtype)
+        xn, on = xpad.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)
+        arg = self.arg = B.xp.empty(on.shape, dtype=B.xp.uint8)
+        self.kernels = k  # (backward uses the same ones, whatever JIT says by then)
+        if (kh, kw, sh, sw) == (2, 2, 2, 2):
+            k.max_pool2_forward(xn, on, arg)
+        else:
+            k.max_pool_forward(xn, on, arg, kh, kw, sh, sw)
+        return out
+
+    def backward(self, g):
+        if self.arg is None:
+            return super().backward(g)
+        kh, kw, sh, sw, ph, pw, oh, ow = self.geom
+        n, c, h, w = self.xshape
+        gpad = self.alloc(self.padded, g.dtype)
+        buf, gn, arg = gpad.transpose(0, 2, 3, 1), g.transpose(0, 2, 3, 1), self.arg
+        tiled = (oh * sh, ow * sw) == tuple(self.padded[2:]) and (sh, sw) == (kh, kw)
+        self.kernels.max_pool_backward(gn, arg, buf, kh, kw, sh, sw, not tiled)
+        return (gpad[:, :, ph : ph + h, pw : pw + w],)
 
     def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):
         # Offset k wins where it took over and no later offset did: walk the offsets backwards.

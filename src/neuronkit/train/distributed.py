@@ -108,6 +108,9 @@ class MPICommunicator(Communicator):
 
     def abort(self, message: str, code: int = 1):
         print(message, file=sys.stderr, flush=True)
+        # The launcher forwards each rank's output through its own process, which Abort tears down: give it a
+        # moment to pass the line on (a full-suite run once lost it, leaving a failed job with an empty stderr).
+        time.sleep(0.5)
         self.comm.Abort(code)
 
     def _wait(self, request, what: str) -> None:

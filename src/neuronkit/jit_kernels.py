@@ -1,0 +1,109 @@
+"""Compiled kernels (Numba) for the memory-bound work that NumPy does in several passes: max pooling and ReLU.
+
+Reached only through ``backend.jit()``, which returns this module when Numba is installed (``pip install
+neuronkit[fast]``) and ``NEURONKIT_JIT`` is not ``0``, else None; the ops then run their NumPy code. Each kernel does
+in one pass over memory what the NumPy code does in several, and computes every element by the same comparisons and
+products, so results are bit for bit those of the NumPy code (tests/test_jit.py). They run on the calling thread
+and release the GIL (``nogil``): parallel kernels would need threads of their own, and measured on 2 cores, Numba's
+spinning OpenMP threads and OpenBLAS's fought over the cores (a CNN step 11.5 ms -> 51.5 ms), while a Python pool
+pays a thread wake-up per call that kernels of 0.1-0.5 ms cannot afford (benchmarks/RESULTS.md). Compiled once per
+dtype and layout, then cached on disk (Numba's ``cache=True``: next to this file, or in the user's cache where that
+is read-only).
+"""
+
+from __future__ import annotations
+
+import numba
+
+_jit = numba.njit(nogil=True, cache=True)
+
+
+@_jit
+def relu_forward(x, y):
+    """``y = maximum(x, 0)`` on 1-D arrays: NaN passes, -0.0 becomes 0.0 (as ``numpy.maximum(x, 0)``)."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        if v > 0 or v != v:
+            y[i] = v
+        else:
+            y[i] = 0
+
+
+@_jit
+def relu_backward(g, y, out):
+    """``out = g * (y > 0)`` on 1-D arrays, with the product's signed zeros and NaNs (as NumPy's)."""
+    for i in range(g.shape[0]):
+        if y[i] > 0:
+            out[i] = g[i]
+        else:
+            out[i] = g[i] * 0  # (-0.0 for a negative g, NaN for NaN or inf, as NumPy's product)
+
+
+@_jit
+def max_pool_forward(xn, out, arg, kh, kw, sh, sw):
+    """Max pooling of ``xn`` (N, Hp, Wp, C) into ``out`` (N, oh, ow, C); ``arg`` (uint8, same shape) gets the offset
+    ``a*kw + b`` of each window's winner. Offsets are scanned in row-major order and a later one takes over only if
+    strictly greater (the first maximal element wins, as PyTorch); the value kept is ``numpy.maximum``'s."""
+    n, oh, ow, c = out.shape
+    for i in range(n):
+        for y in range(oh):
+            for x in range(ow):
+                for ch in range(c):
+                    best = xn[i, y * sh, x * sw, ch]
+                    won = 0
+                    for k in range(1, kh * kw):
+                        v = xn[i, y * sh + k // kw, x * sw + k % kw, ch]
+                        if v > best:
+                            won = k
+                        if not (best > v or best != best):  # numpy.maximum(best, v)
+                            best = v
+                    out[i, y, x, ch] = best
+                    arg[i, y, x, ch] = won
+
+
+@_jit
+def max_pool2_forward(xn, out, arg):
+    """``max_pool_forward`` for 2x2 windows with stride 2, unrolled."""
+    n, oh, ow, c = out.shape
+    for i in range(n):
+        for y in range(oh):
+            for x in range(ow):
+                for ch in range(c):
+                    best = xn[i, 2 * y, 2 * x, ch]
+                    won = 0
+                    v = xn[i, 2 * y, 2 * x + 1, ch]
+                    if v > best:
+                        won = 1
+                    if not (best > v or best != best):
+                        best = v
+                    v = xn[i, 2 * y + 1, 2 * x, ch]
+                    if v > best:
+                        won = 2
+                    if not (best > v or best != best):
+                        best = v
+                    v = xn[i, 2 * y + 1, 2 * x + 1, ch]
+                    if v > best:
+                        won = 3
+                    if not (best > v or best != best):
+                        best = v
+                    out[i, y, x, ch] = best
+                    arg[i, y, x, ch] = won
+
+
+@_jit
+def max_pool_backward(g, arg, gpad, kh, kw, sh, sw, zero):
+    """Gradient of non-overlapping max pooling: each window's elements of ``gpad`` (N, Hp, Wp, C) get ``g`` (N, oh,
+    ow, C) at the winner and ``g * 0`` elsewhere (the NumPy code's products, signed zeros included); with ``zero``,
+    each image's ``gpad`` is zeroed first (elements outside every window)."""
+    n, oh, ow, c = g.shape
+    for i in range(n):
+        if zero:
+            gpad[i] = 0
+        for y in range(oh):
+            for x in range(ow):
+                for a in range(kh):
+                    for b in range(kw):
+                        k = a * kw + b
+                        for ch in range(c):
+                            v = g[i, y, x, ch]
+                            gpad[i, y * sh + a, x * sw + b, ch] = v if arg[i, y, x, ch] == k else v * 0

@@ -1,0 +1,120 @@
+"""The compiled kernels (``neuronkit/jit_kernels.py``, Numba, ``pip install neuronkit[fast]``) give the NumPy code's
+results bit for bit: ReLU and max pooling, forward and backward, on ties, NaN, signed zeros and infinities, in both
+memory layouts and both float dtypes. Numba is a test dependency, so here the kernels must be on; every case also
+checks that they actually ran (a comparison of the NumPy code with itself would prove nothing). The ops' comparisons
+with PyTorch and float64 central differences (test_ops.py, test_layers_conv.py) run with the kernels on."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+import neuronkit as nk
+from neuronkit import backend as B
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (the NaN and inf inputs, on purpose)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Count the compiled kernels' calls (wrapped on the module the ops reach through ``backend.jit()``)."""
+    k = B.jit()
+    assert k is not None, "Numba is a test dependency: the compiled kernels must be on here"
+    counts = collections.Counter()
+    for name in ("relu_forward", "relu_backward", "max_pool_forward", "max_pool2_forward", "max_pool_backward"):
+        fn = getattr(k, name)
+
+        def counted(*args, _fn=fn, _name=name):
+            counts[_name] += 1
+            return _fn(*args)
+
+        monkeypatch.setattr(k, name, counted)
+    return counts
+
+
+def _nhwc(a):
+    return a.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
+
+
+def _values(shape, dtype, seed):
+    """A coarse grid (pooling windows with ties, ReLU inputs at exactly 0) salted with -0.0, NaN and +-inf."""
+    rng = np.random.default_rng(seed)
+    a = (rng.integers(-4, 5, shape) / 4).astype(dtype)
+    flat = a.reshape(-1)
+    idx = rng.choice(flat.size, size=4 * 5, replace=False).reshape(4, 5)
+    flat[idx[0]], flat[idx[1]], flat[idx[2]], flat[idx[3]] = -0.0, np.nan, np.inf, -np.inf
+    return a
+
+
+def _run(f, x, g_seed):
+    t = nk.Tensor(x.copy(order="K"), requires_grad=True)  # (keeps the layout)
+    y = f(t)
+    g = np.empty_like(y.data)  # (in y's memory layout, as the gradients the layers hand back)
+    g[...] = _values(y.shape, y.dtype, g_seed)
+    y.backward(nk.Tensor(g))
+    return y.data, t.grad.data
+
+
+CASES = {
+    "relu": (lambda x: nk.relu(x), "relu_forward", "relu_backward"),
+    "max pool 2": (lambda x: nk.max_pool2d(x, 2), "max_pool2_forward", "max_pool_backward"),
+    "max pool 3 stride 3 padded": (lambda x: nk.max_pool2d(x, 3, stride=3, padding=1), "max_pool_forward", None),
+    "max pool 2x3 stride 3x4": (lambda x: nk.max_pool2d(x, (2, 3), stride=(3, 4)), "max_pool_forward", None),
+    "relu then max pool 2": (lambda x: nk.max_pool2d(nk.relu(x), 2), "max_pool2_forward", "relu_backward"),
+}
+
+
+UNPADDED_POOLS = {"max pool 2", "max pool 2x3 stride 3x4", "relu then max pool 2"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_compiled_kernels_give_the_numpy_codes_bits(calls, monkeypatch, name, layout, dtype):
+    f, forward, backward = CASES[name]
+    x = _values((6, 5, 12, 14), dtype, seed=1)
+    if layout == "nhwc" or name in UNPADDED_POOLS:
+        x = _nhwc(x)  # (what a convolution returns; a pool over NCHW input without padding stays on NumPy code)
+    monkeypatch.setattr(B, "JIT", False)
+    want = _run(f, x, g_seed=2)
+    assert not calls
+    monkeypatch.setattr(B, "JIT", True)
+    got = _run(f, x, g_seed=2)
+    assert calls[forward] >= 1 and (backward is None or calls[backward] >= 1), dict(calls)
+    for w, g in zip(want, got, strict=True):
+        assert w.dtype == g.dtype and w.shape == g.shape
+        assert np.ascontiguousarray(w).tobytes() == np.ascontiguousarray(g).tobytes(), name
+
+
+def test_overlapping_windows_and_small_arrays_stay_on_the_numpy_code(calls):
+    x = nk.Tensor(_nhwc(_values((4, 3, 9, 9), np.float32, 3)), requires_grad=True)
+    nk.max_pool2d(x, 3, stride=2, padding=1).sum().backward()  # overlapping: NumPy's order of adds
+    nk.relu(nk.Tensor(np.ones((4, 100), np.float32))).sum()  # 400 elements: not worth a kernel call
+    assert not calls
+
+
+def test_neuronkit_jit_0_turns_the_kernels_off_and_without_numba_they_are_off(monkeypatch):
+    monkeypatch.setattr(B, "JIT", None)
+    monkeypatch.setenv("NEURONKIT_JIT", "0")
+    assert B.jit() is None
+    monkeypatch.delenv("NEURONKIT_JIT")
+    assert B.jit() is not None
+    monkeypatch.setattr(B, "_jit_module", {})
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_numba(name, *args, **kwargs):
+        if name == "numba" or name.startswith("numba."):
+            raise ImportError("No module named 'numba'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_numba)
+    monkeypatch.delitem(__import__("sys").modules, "neuronkit.jit_kernels")
+    monkeypatch.delattr(nk, "jit_kernels")  # (else ``from . import jit_kernels`` finds the loaded one)
+    assert B.jit() is None
+    x = nk.Tensor(np.linspace(-1, 1, 8192, dtype=np.float32).reshape(8, 1, 32, 32), requires_grad=True)
+    nk.max_pool2d(nk.relu(x), 2).sum().backward()  # the NumPy code, as on a machine without Numba
+    assert x.grad.data.sum() == (x.data.reshape(8, 16, 2, 16, 2).max(axis=(2, 4)) > 0).sum()
