@@ -1,6 +1,7 @@
 """The compiled kernels (``neuronkit/jit_kernels.py``, Numba, ``pip install neuronkit[fast]``) give the NumPy code's
 results bit for bit: ReLU and max pooling, forward and backward, on ties, NaN, signed zeros and infinities, in both
-memory layouts and both float dtypes. Numba is a test dependency, so here the kernels must be on; every case also
+memory layouts and both float dtypes; convolutions (im2col rows, col2im's adds) plain, strided, dilated, grouped and
+fused, with the GEMMs in pieces or whole. Numba is a test dependency, so here the kernels must be on; every case also
 checks that they actually ran (a comparison of the NumPy code with itself would prove nothing). The ops' comparisons
 with PyTorch and float64 central differences (test_ops.py, test_layers_conv.py) run with the kernels on."""
 
@@ -17,13 +18,17 @@ from neuronkit import backend as B
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (the NaN and inf inputs, on purpose)
 
 
+KERNELS = ("relu_forward", "relu_backward", "max_pool_forward", "max_pool2_forward", "max_pool_backward")
+KERNELS += ("im2col_rows", "col2im_add")
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """Count the compiled kernels' calls (wrapped on the module the ops reach through ``backend.jit()``)."""
     k = B.jit()
     assert k is not None, "Numba is a test dependency: the compiled kernels must be on here"
     counts = collections.Counter()
-    for name in ("relu_forward", "relu_backward", "max_pool_forward", "max_pool2_forward", "max_pool_backward"):
+    for name in KERNELS:
         fn = getattr(k, name)
 
         def counted(*args, _fn=fn, _name=name):
@@ -43,6 +48,8 @@ def _values(shape, dtype, seed):
     rng = np.random.default_rng(seed)
     a = (rng.integers(-4, 5, shape) / 4).astype(dtype)
     flat = a.reshape(-1)
+    if flat.size < 40:
+        return a
     idx = rng.choice(flat.size, size=4 * 5, replace=False).reshape(4, 5)
     flat[idx[0]], flat[idx[1]], flat[idx[2]], flat[idx[3]] = -0.0, np.nan, np.inf, -np.inf
     return a
@@ -67,6 +74,49 @@ CASES = {
 
 
 UNPADDED_POOLS = {"max pool 2", "max pool 2x3 stride 3x4", "relu then max pool 2"}
+
+
+BOTH = ("im2col_rows", "col2im_add")
+CONV_CASES = {  # (im2col rows need one group and unit width stride and dilation; the other layouts stay NumPy's)
+    "conv kernel rows": (lambda x, w, b: nk.conv2d(x, w, b, padding=1), (6, 8, 3, 3), BOTH),
+    "conv strided, height dilated": (
+        lambda x, w, b: nk.conv2d(x, w, b, stride=(2, 1), dilation=(2, 1)),
+        (4, 8, 3, 3),
+        BOTH,
+    ),
+    "conv width stride 3": (lambda x, w, b: nk.conv2d(x, w, b, stride=(1, 3)), (4, 8, 3, 3), ("col2im_add",)),
+    "conv groups": (lambda x, w, b: nk.conv2d(x, w, b, groups=2, padding=2), (6, 4, 5, 5), ("col2im_add",)),
+    "fused relu pool 2": (lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=2), (6, 8, 3, 3), BOTH),
+    "fused pool 3 padded": (
+        lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=3, padding=1),
+        (6, 8, 3, 3),
+        BOTH,
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gemm_pieces", [True, False])
+@pytest.mark.parametrize("name", list(CONV_CASES))
+def test_convolutions_with_the_compiled_kernels_give_the_numpy_codes_bits(calls, monkeypatch, name, gemm_pieces, dtype):
+    """im2col rows and col2im's adds (conv and fused conv, forward and both gradients), GEMMs in pieces or whole."""
+    f, wshape, kernels = CONV_CASES[name]
+    monkeypatch.setattr(B, "GEMM_PIECES", gemm_pieces)
+    rng = np.random.default_rng(4)  # (values off any grid: sums in another order would round differently)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in ((5, 8, 13, 14), wshape, wshape[:1])]
+    arrays[0] = _nhwc(arrays[0])
+    results = {}
+    for jit in (False, True):
+        monkeypatch.setattr(B, "JIT", jit)
+        ins = [nk.Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]
+        y = f(*ins)
+        g = np.empty_like(y.data)
+        g[...] = np.random.default_rng(7).standard_normal(y.shape)
+        y.backward(nk.Tensor(g))
+        results[jit] = [y.data] + [t.grad.data for t in ins]
+        assert all(calls[k] >= 1 for k in kernels) if jit else not calls, dict(calls)
+    for w, got in zip(results[False], results[True], strict=True):
+        assert np.ascontiguousarray(w).tobytes() == np.ascontiguousarray(got).tobytes(), name
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -107,3 +107,39 @@ def max_pool_backward(g, arg, gpad, kh, kw, sh, sw, zero):
                         for ch in range(c):
                             v = g[i, y, x, ch]
                             gpad[i, y * sh + a, x * sw + b, ch] = v if arg[i, y, x, ch] == k else v * 0
+
+
+@_jit
+def im2col_rows(dst, xn, kh, kw, sh, sw, dh):
+    """The im2col rows of ``ops/im2col.fill_cols``: ``dst`` (N, oh, ow, kh, kw*C) gets, for each output pixel and
+    kernel row a, the kw*C values ``xn[n, y*sh + a*dh, x*sw : x*sw + kw, :]`` (``xn`` (N, Hp, Wp, C), unit width
+    dilation)."""
+    n, oh, ow = dst.shape[0], dst.shape[1], dst.shape[2]
+    c = xn.shape[3]
+    for i in range(n):
+        for y in range(oh):
+            for a in range(kh):
+                for x in range(ow):
+                    for b in range(kw):
+                        for ch in range(c):
+                            dst[i, y, x, a, b * c + ch] = xn[i, y * sh + a * dh, x * sw + b, ch]
+
+
+@_jit
+def col2im_add(part, blocks, first, kh, kw, sh, sw, dh, dw):
+    """The adds of ``ops/im2col.col2im``: ``part`` (n, Hp, Wp, C) zeroed, then for image i the block ``a*kw + b`` of
+    ``blocks`` (kh*kw, N, oh, ow, C) at image ``first + i`` added at offset (a*dh, b*dw) with strides (sh, sw), the
+    offsets in that order (the NumPy code's order of adds, so the sums are the same)."""
+    n, hp, wp, c = part.shape
+    oh, ow = blocks.shape[2], blocks.shape[3]
+    for i in range(n):
+        for h in range(hp):
+            for w in range(wp):
+                for ch in range(c):
+                    part[i, h, w, ch] = 0
+        for a in range(kh):
+            for b in range(kw):
+                for y in range(oh):
+                    for x in range(ow):
+                        for ch in range(c):
+                            part[i, a * dh + y * sh, b * dw + x * sw, ch] += blocks[a * kw + b, first + i, y, x, ch]

@@ -129,6 +129,10 @@ def fill_cols(dst, xn, kh, kw, sh, sw, dh, oh, ow):
     """im2col rows for unit dilation along the width: ``dst`` (N, oh, ow, kh, kw*C), ``xn`` an (N, Hp, Wp, C) view
     with C-contiguous rows (it may start at a column offset). The kw*C values of one kernel row are contiguous in
     ``xn``, so each kernel row is one strided copy."""
+    k = B.jit()
+    if k is not None and xn.dtype.name in ("float32", "float64") and dst.dtype == xn.dtype:
+        k.im2col_rows(dst, xn, kh, kw, sh, sw, dh)  # (one pass, in order of dst's memory)
+        return
     n, c = xn.shape[0], xn.shape[3]
     item = xn.itemsize
     for a in range(kh):
@@ -186,10 +190,15 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
         return blocks.reshape(kh * kw, images, oh, ow, c)
 
     whole = None if B.gemm_in_pieces() else gemms(gm, n)  # (one GEMM per offset, BLAS's threads on it)
+    k = B.jit() if gpad.dtype.name in ("float32", "float64") else None
 
     def scatter(lo, hi):
-        blocks = gemms(gm[lo * rows : hi * rows], hi - lo) if whole is None else whole[:, lo:hi]
         part = gpad[lo:hi]
+        if k is not None and gm.dtype == wmat.dtype:  # (the same adds in the same order, in one pass)
+            blocks, first = (gemms(gm[lo * rows : hi * rows], hi - lo), 0) if whole is None else (whole, lo)
+            k.col2im_add(part, blocks, first, kh, kw, sh, sw, dh, dw)
+            return
+        blocks = gemms(gm[lo * rows : hi * rows], hi - lo) if whole is None else whole[:, lo:hi]
         part.fill(0)
         for a in range(kh):
             for bb in range(kw):
