@@ -14,6 +14,7 @@ import pytest
 
 import neuronkit as nk
 from neuronkit import backend as B
+from neuronkit.ops import activation
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (the NaN and inf inputs, on purpose)
 
@@ -27,6 +28,7 @@ def calls(monkeypatch):
     """Count the compiled kernels' calls (wrapped on the module the ops reach through ``backend.jit()``)."""
     k = B.jit()
     assert k is not None, "Numba is a test dependency: the compiled kernels must be on here"
+    monkeypatch.setattr(activation, "JIT_MIN", 4096)  # (small test arrays; the threshold is a speed choice)
     counts = collections.Counter()
     for name in KERNELS:
         fn = getattr(k, name)
