@@ -6,7 +6,9 @@ every phrase encoded to int64 ids) against the same work done by the Hugging Fac
 process, alternating, medians of ``--repeats`` rounds (the first round is a warm-up). Also the word tokenizer with
 the encoding of the 1,821 test sentences, and the BPE and WordPiece encoders. Target (issue 12): under 1 s.
 
-    NEURONKIT_DATA=../shared/data env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_text.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_text.py [--data-dir DIR]
+
+(``--data-dir`` defaults to ``$NEURONKIT_DATA``, else ``../shared/data`` beside the repository.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from bench_engine import BLAS_VARS, _load, print_env
 
 import neuronkit as nk
 from neuronkit.data.text import TextEncoder, load_text_dataset
+
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+"""../shared/data from the repository root, as bench_rnn.py and bench_transformer.py look for it."""
 
 
 def neuronkit_word(train, test):
@@ -51,7 +56,7 @@ def timed(fn, *args) -> tuple:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--data-dir", default=os.environ.get("NEURONKIT_DATA"))
+    ap.add_argument("--data-dir", default=os.environ.get("NEURONKIT_DATA", DEFAULT_DATA))
     args = ap.parse_args()
     tuned = nk.tune_allocator()  # what the command line does first (as the other benchmarks)
     print_env({k: os.environ.get(k) for k in BLAS_VARS}, tuned)

@@ -149,8 +149,13 @@ def test_overlapping_windows_and_small_arrays_stay_on_the_numpy_code(calls):
 
 def test_neuronkit_jit_0_turns_the_kernels_off_and_without_numba_they_are_off(monkeypatch):
     monkeypatch.setattr(B, "JIT", None)
+    monkeypatch.setattr(B, "_jit_module", {})  # (as in a new process: the variable is read once)
     monkeypatch.setenv("NEURONKIT_JIT", "0")
     assert B.jit() is None
+    monkeypatch.setattr(B, "JIT", True)  # (JIT overrides it)
+    assert B.jit() is not None
+    monkeypatch.setattr(B, "JIT", None)
+    monkeypatch.setattr(B, "_jit_module", {})
     monkeypatch.delenv("NEURONKIT_JIT")
     assert B.jit() is not None
     monkeypatch.setattr(B, "_jit_module", {})

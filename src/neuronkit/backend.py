@@ -196,12 +196,13 @@ _jit_module = {}
 def jit():
     """The compiled kernels (the ``neuronkit.jit_kernels`` module) where they are on, else None.
 
-    On when Numba is installed (``pip install neuronkit[fast]``) unless ``NEURONKIT_JIT=0`` or ``JIT = False``; the
-    ops give the same results either way, bit for bit. With them, max pooling and ReLU each take one pass over memory
-    instead of several NumPy passes (benchmarks/RESULTS.md, 2026-12-01 third section).
+    On when Numba is installed (``pip install neuronkit[fast]``) unless ``NEURONKIT_JIT=0`` (read once) or ``JIT =
+    False``; the ops give the same results either way, bit for bit. With them, max pooling, ReLU, im2col and col2im
+    each take one pass over memory instead of several NumPy passes (benchmarks/RESULTS.md, 2026-12-01 fourth round).
     """
-    on = JIT if JIT is not None else os.environ.get("NEURONKIT_JIT", "").strip() != "0"
-    if not on or xp is not numpy:
+    if JIT is None and "env" not in _jit_module:
+        _jit_module["env"] = os.environ.get("NEURONKIT_JIT", "").strip() != "0"
+    if not (JIT if JIT is not None else _jit_module["env"]) or xp is not numpy:
         return None
     if "module" not in _jit_module:
         try:

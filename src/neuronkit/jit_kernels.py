@@ -1,4 +1,5 @@
-"""Compiled kernels (Numba) for the memory-bound work that NumPy does in several passes: max pooling and ReLU.
+"""Compiled kernels (Numba) for memory-bound work that NumPy does in several passes: max pooling, ReLU, the im2col
+rows of a convolution and col2im's adds.
 
 Reached only through ``backend.jit()``, which returns this module when Numba is installed (``pip install
 neuronkit[fast]``) and ``NEURONKIT_JIT`` is not ``0``, else None; the ops then run their NumPy code. Each kernel does

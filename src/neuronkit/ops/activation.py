@@ -59,7 +59,7 @@ class ReLU(Function):
     name = "relu"
 
     def forward(self, x):
-        y = _jit_elementwise("relu_forward", x)  # one pass on all cores where it applies
+        y = _jit_elementwise("relu_forward", x)  # (the compiled kernel, where it applies)
         if y is None:
             y = self.numpy_forward(x)
         self.y = y

@@ -130,7 +130,7 @@ def fill_cols(dst, xn, kh, kw, sh, sw, dh, oh, ow):
     with C-contiguous rows (it may start at a column offset). The kw*C values of one kernel row are contiguous in
     ``xn``, so each kernel row is one strided copy."""
     k = B.jit()
-    if k is not None and xn.dtype.name in ("float32", "float64") and dst.dtype == xn.dtype:
+    if k is not None and xn.dtype.name in ("float32", "float64"):
         k.im2col_rows(dst, xn, kh, kw, sh, sw, dh)  # (one pass, in order of dst's memory)
         return
     n, c = xn.shape[0], xn.shape[3]
