@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (the NaN an
 
 
 KERNELS = ("relu_forward", "relu_backward", "max_pool_forward", "max_pool2_forward", "max_pool_backward")
-KERNELS += ("im2col_rows", "col2im_add")
+KERNELS += ("im2col_rows", "col2im_add", "planes_max", "plane_grads", "planes_place")
 
 
 @pytest.fixture
@@ -79,6 +79,7 @@ UNPADDED_POOLS = {"max pool 2", "max pool 2x3 stride 3x4", "relu then max pool 2
 
 
 BOTH = ("im2col_rows", "col2im_add")
+FUSED = BOTH + ("planes_max", "plane_grads", "planes_place", "relu_backward")
 CONV_CASES = {  # (im2col rows need one group and unit width stride and dilation; the other layouts stay NumPy's)
     "conv kernel rows": (lambda x, w, b: nk.conv2d(x, w, b, padding=1), (6, 8, 3, 3), BOTH),
     "conv strided, height dilated": (
@@ -88,24 +89,34 @@ CONV_CASES = {  # (im2col rows need one group and unit width stride and dilation
     ),
     "conv width stride 3": (lambda x, w, b: nk.conv2d(x, w, b, stride=(1, 3)), (4, 8, 3, 3), ("col2im_add",)),
     "conv groups": (lambda x, w, b: nk.conv2d(x, w, b, groups=2, padding=2), (6, 4, 5, 5), ("col2im_add",)),
-    "fused relu pool 2": (lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=2), (6, 8, 3, 3), BOTH),
+    "fused relu pool 2": (lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=2), (6, 8, 3, 3), FUSED),
     "fused pool 3 padded": (
         lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=3, padding=1),
         (6, 8, 3, 3),
-        BOTH,
+        FUSED,
     ),
+    "fused pool 2, no ReLU": (lambda x, w, b: nk.conv2d(x, w, b, max_pool=2), (6, 8, 3, 3), FUSED[:-1]),
 }
 
 
+@pytest.mark.parametrize("values", ["normal", "grid"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("gemm_pieces", [True, False])
 @pytest.mark.parametrize("name", list(CONV_CASES))
-def test_convolutions_with_the_compiled_kernels_give_the_numpy_codes_bits(calls, monkeypatch, name, gemm_pieces, dtype):
-    """im2col rows and col2im's adds (conv and fused conv, forward and both gradients), GEMMs in pieces or whole."""
+def test_convolutions_with_the_compiled_kernels_give_the_numpy_codes_bits(
+    calls, monkeypatch, name, gemm_pieces, dtype, values
+):
+    """im2col rows, col2im's adds and the fused convolution's pooling (conv and fused conv, forward and both
+    gradients), GEMMs in pieces or whole; on values off any grid (sums in another order would round differently)
+    and on a coarse grid (exact sums: pooling windows with ties)."""
     f, wshape, kernels = CONV_CASES[name]
     monkeypatch.setattr(B, "GEMM_PIECES", gemm_pieces)
-    rng = np.random.default_rng(4)  # (values off any grid: sums in another order would round differently)
-    arrays = [rng.standard_normal(s).astype(dtype) for s in ((5, 8, 13, 14), wshape, wshape[:1])]
+    rng = np.random.default_rng(4)
+    shapes = ((5, 8, 13, 14), wshape, wshape[:1])
+    if values == "normal":
+        arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    else:
+        arrays = [(rng.integers(-2, 3, s) / 4).astype(dtype) for s in shapes]
     arrays[0] = _nhwc(arrays[0])
     results = {}
     for jit in (False, True):
@@ -114,6 +125,8 @@ def test_convolutions_with_the_compiled_kernels_give_the_numpy_codes_bits(calls,
         y = f(*ins)
         g = np.empty_like(y.data)
         g[...] = np.random.default_rng(7).standard_normal(y.shape)
+        if values == "grid":  # (infinities: where a window's loser gets inf * 0, NaN must reach the gradients)
+            g.flat[[3, 50, 400]] = [np.inf, -np.inf, np.nan]
         y.backward(nk.Tensor(g))
         results[jit] = [y.data] + [t.grad.data for t in ins]
         assert all(calls[k] >= 1 for k in kernels) if jit else not calls, dict(calls)

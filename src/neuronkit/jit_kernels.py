@@ -144,3 +144,55 @@ def col2im_add(part, blocks, first, kh, kw, sh, sw, dh, dw):
                     for x in range(ow):
                         for ch in range(c):
                             part[i, a * dh + y * sh, b * dw + x * sw, ch] += blocks[a * kw + b, first + i, y, x, ch]
+
+
+@_jit
+def planes_max(planes, y, arg, bias, relu, lo, hi):
+    """The fused convolution's pooling (``ops/conv_fused.py``) for images lo:hi: ``y`` (N, L) gets the max over the
+    k*k ``planes`` (k*k, N, L), each offset taking over only where strictly greater (``arg``, uint8, gets the winner),
+    then ``+ bias`` (L values, or none if empty) and ReLU: the NumPy code's greater/maximum, add and maximum."""
+    kk, length = planes.shape[0], planes.shape[2]
+    for i in range(lo, hi):
+        for j in range(length):
+            best = planes[0, i, j]
+            won = 0
+            for q in range(1, kk):
+                v = planes[q, i, j]
+                if v > best:
+                    won = q
+                if not (best > v or best != best):
+                    best = v
+            if bias.shape[0]:
+                best += bias[j]
+            if relu and not (best > 0 or best != best):
+                best = 0
+            y[i, j] = best
+            arg[i, j] = won
+
+
+@_jit
+def plane_grads(gy, arg, gz):
+    """Each pooling plane's gradient in the fused convolution: ``gz[q] = gy`` where offset q won (``arg``), else
+    ``gy * 0`` (``gz`` (k*k, N, L), ``gy`` and ``arg`` (N, L)), the NumPy code's products."""
+    kk, n, length = gz.shape
+    for i in range(n):
+        for q in range(kk):
+            for j in range(length):
+                v = gy[i, j]
+                gz[q, i, j] = v if arg[i, j] == q else v * 0
+
+
+@_jit
+def planes_place(full, planes, zero):
+    """The planes' gradients back in conv-output order: ``full`` (N, oh, ow, O) gets ``planes`` (k, k, N, ph, pw, O)
+    at rows a::k and columns b::k; with ``zero``, each image is zeroed first (rows and columns the pooling dropped)."""
+    k, n, ph, pw, o = planes.shape[0], planes.shape[2], planes.shape[3], planes.shape[4], planes.shape[5]
+    for i in range(n):
+        if zero:
+            full[i] = 0
+        for a in range(k):
+            for b in range(k):
+                for y in range(ph):
+                    for x in range(pw):
+                        for c in range(o):
+                            full[i, k * y + a, k * x + b, c] = planes[a, b, i, y, x, c]

@@ -40,9 +40,15 @@ class Conv2dFused(Function):
         z = xp.empty((k * k, n * pp, o), dtype=xp.result_type(x.dtype, w.dtype))  # cols @ wmat.T, k*k planes
         planes = z.reshape(k * k, n, pp * o)
         y = planes[0] if k == 1 else xp.empty((n, pp * o), dtype=z.dtype)
-        won = [xp.empty(y.shape, dtype=bool) for _ in range(k * k - 1)]
         tiled = None if b is None else xp.tile(b, pp)
         zero = xp.zeros(1, dtype=z.dtype)
+        jit = B.jit() if 1 < k * k < 256 and z.dtype.name in ("float32", "float64") else None
+        if jit is not None and (b is None or b.dtype == z.dtype):  # the pooling, bias and ReLU in one pass
+            self.arg, won = xp.empty(y.shape, dtype=xp.uint8), []
+            bias = tiled if tiled is not None else xp.empty(0, dtype=z.dtype)
+        else:
+            self.arg, won = None, [xp.empty(y.shape, dtype=bool) for _ in range(k * k - 1)]
+        self.kernels = jit  # (backward uses the same, whatever JIT says by then)
 
         in_pieces = B.gemm_in_pieces()
         if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
@@ -55,6 +61,9 @@ class Conv2dFused(Function):
                 for q in range(k * k):
                     xp.matmul(plane(q // k, q % k, lo, hi), wt, out=z[q, lo * pp : hi * pp])
             part = y[lo:hi]
+            if self.arg is not None:
+                jit.planes_max(planes, y, self.arg, bias, relu, lo, hi)
+                return
             if k > 1:
                 # A later offset takes over only where strictly greater: each window's first maximal offset wins.
                 xp.greater(planes[1, lo:hi], planes[0, lo:hi], out=won[0][lo:hi])
@@ -70,7 +79,7 @@ class Conv2dFused(Function):
         per_image = (cols.nbytes + z.nbytes) // max(n, 1) + B.item_bytes(x)
         B.parallel_for(n, piece, cols.size + z.size, B.grain(per_image))
         y = y.reshape(n * ph * pw, o)
-        won = [w_.reshape(n * ph * pw, o) for w_ in won] or None
+        won = [w_.reshape(n * ph * pw, o) for w_ in won] or (None if self.arg is None else [])
         self.cols, self.wmat, self.won, self.y = cols, wmat, won, (y if relu else None)
         self.xshape, self.geom = x.shape, (kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return y.reshape(n, ph, pw, o).transpose(0, 3, 1, 2)  # (N, O, ph, pw) view of NHWC memory
@@ -98,6 +107,9 @@ class Conv2dFused(Function):
     def _masked(self, gy, y):
         """``gy * (y > 0)``, ReLU's backward, over chunks of the batch."""
         out = B.xp.empty_like(gy)
+        if self.kernels is not None and gy.dtype == y.dtype:
+            self.kernels.relu_backward(gy.reshape(-1), y.reshape(-1), out.reshape(-1))  # (all three contiguous)
+            return out
         B.parallel_for(len(gy), lambda lo, hi: B.xp.multiply(gy[lo:hi], y[lo:hi] > 0, out=out[lo:hi]), 3 * gy.size)
         return out
 
@@ -105,9 +117,13 @@ class Conv2dFused(Function):
         """Each plane's gradient: ``gy`` (N, ph*pw*O) where that offset won its window (walking the offsets
         backwards: offset q gets the windows it took over and no later offset did), as (k*k*N*ph*pw, O)."""
         xp = B.xp
-        kk, o = len(self.won) + 1, self.wmat.shape[0]
-        won = [w_.reshape(gy.shape) for w_ in self.won]
+        o, k = self.wmat.shape[0], self.geom[-1]
+        kk = k * k
         gz = xp.empty((kk,) + gy.shape, dtype=gy.dtype)
+        if self.arg is not None:
+            self.kernels.plane_grads(gy, self.arg, gz)
+            return gz.reshape(-1, o)
+        won = [w_.reshape(gy.shape) for w_ in self.won]
 
         def run(lo, hi):
             later = None
@@ -136,6 +152,9 @@ class Conv2dFused(Function):
             dropped = (oh, ow) != (k * ph, k * pw)  # conv rows or columns the pooling dropped get zeros
 
             def place(lo, hi):
+                if self.kernels is not None and full.dtype == planes.dtype:
+                    self.kernels.planes_place(full[lo:hi], planes[:, :, lo:hi], dropped)
+                    return
                 if dropped:
                     full[lo:hi].fill(0)
                 for a in range(k):
