@@ -188,3 +188,39 @@ def test_neuronkit_jit_0_turns_the_kernels_off_and_without_numba_they_are_off(mo
     x = nk.Tensor(np.linspace(-1, 1, 8192, dtype=np.float32).reshape(8, 1, 32, 32), requires_grad=True)
     nk.max_pool2d(nk.relu(x), 2).sum().backward()  # the NumPy code, as on a machine without Numba
     assert x.grad.data.sum() == (x.data.reshape(8, 16, 2, 16, 2).max(axis=(2, 4)) > 0).sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["adam", "adam l2", "adamw"])
+def test_adams_compiled_update_gives_the_numpy_codes_bits(calls, monkeypatch, kind, dtype):
+    """Adam's update in one pass: the same parameters and moments, byte for byte, over several steps; with a NumPy
+    scalar learning rate (NumPy's own promotion), or AMSGrad, the NumPy code runs."""
+    monkeypatch.setitem(calls, "adam_step", 0)
+    k = B.jit()
+    real = k.adam_step
+
+    def counted(*args):
+        calls["adam_step"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(k, "adam_step", counted)
+    cls, wd = {"adam": (nk.optim.Adam, 0.0), "adam l2": (nk.optim.Adam, 0.01), "adamw": (nk.optim.AdamW, 0.01)}[kind]
+    results = {}
+    for jit, lr, amsgrad in [(j, lr, False) for j in (False, True) for lr in (1e-3, np.float64(1e-3))] + [
+        (j, 1e-3, True) for j in (False, True)
+    ]:
+        monkeypatch.setattr(B, "JIT", jit)
+        rng = np.random.default_rng(0)
+        p = nk.Tensor(rng.standard_normal((300, 70)).astype(dtype), requires_grad=True)
+        opt = cls([p], lr=lr, weight_decay=wd, amsgrad=amsgrad)
+        before = calls["adam_step"]
+        for _ in range(4):
+            p.grad = nk.Tensor((rng.standard_normal(p.shape) * 10.0 ** rng.integers(-6, 3, p.shape)).astype(dtype))
+            opt.step()
+        ran = calls["adam_step"] - before
+        assert ran == (4 if jit and type(lr) is float and not amsgrad else 0)
+        state = opt.state[p]
+        results[jit, type(lr), amsgrad] = [p.data.copy(), state["exp_avg"], state["exp_avg_sq"]]
+    for (jit, lr_type, amsgrad), got in results.items():
+        for w, g in zip(results[False, lr_type, amsgrad], got, strict=True):
+            assert w.tobytes() == g.tobytes(), (jit, lr_type, amsgrad)

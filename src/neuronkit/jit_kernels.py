@@ -1,5 +1,5 @@
 """Compiled kernels (Numba) for memory-bound work that NumPy does in several passes: max pooling, ReLU, the im2col
-rows of a convolution and col2im's adds.
+rows of a convolution, col2im's adds, the fused convolution's pooling and Adam's update.
 
 Reached only through ``backend.jit()``, which returns this module when Numba is installed (``pip install
 neuronkit[fast]``) and ``NEURONKIT_JIT`` is not ``0``, else None; the ops then run their NumPy code. Each kernel does
@@ -15,6 +15,7 @@ is read-only).
 from __future__ import annotations
 
 import numba
+import numpy as np  # (inside the kernels: Numba's own np.sqrt; the engine's arrays still come through backend.py)
 
 _jit = numba.njit(nogil=True, cache=True)
 
@@ -196,3 +197,17 @@ def planes_place(full, planes, zero):
                     for x in range(pw):
                         for c in range(o):
                             full[i, k * y + a, k * x + b, c] = planes[a, b, i, y, x, c]
+
+
+@_jit
+def adam_step(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
+    """One Adam update on 1-D arrays, the NumPy code's operations in its order and dtype (``optim/adam.py``; the
+    scalars come in the arrays' dtype): ``m = m*b1 + g*c1``, ``v = v*b2 + (g*g)*c2``, then ``p -= (m / (sqrt(v) /
+    bias2 + eps)) * step``."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = m[i] * b1 + gi * c1
+        vi = v[i] * b2 + (gi * gi) * c2
+        m[i] = mi
+        v[i] = vi
+        p[i] -= (mi / (np.sqrt(vi) / bias2 + eps)) * step

@@ -84,6 +84,8 @@ class Adam(Optimizer):
                 d = xp.multiply(p.data, wd, out=self.scratch(p, 1))
                 d += grad
                 grad = d
+        if not group["amsgrad"] and self._jit_step(p, grad, state, lr, b1, b2, eps, t):
+            return
         tmp = self.scratch(p, 0)
         m, v = update_moments(state, grad, b1, b2, tmp)
         if group["amsgrad"]:
@@ -97,6 +99,23 @@ class Adam(Optimizer):
         xp.divide(m, tmp, out=tmp)
         tmp *= step_size
         p.data -= tmp
+
+    def _jit_step(self, p, grad, state, lr, b1, b2, eps, t) -> bool:
+        """The compiled kernel (``backend.jit()``), in one pass, where it applies (float32/float64, contiguous
+        arrays of one dtype); False to take the NumPy code. The scalars go in as the NumPy code's operations round
+        them (Python floats to the arrays' dtype), so the results are the same bit for bit."""
+        k, d = B.jit(), p.data
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        if k is None or d.dtype.name not in ("float32", "float64") or d.size < 4096:
+            return False
+        if not all(type(x) in (float, int) for x in (lr, b1, b2, eps)):  # (NumPy scalars: NumPy's own promotion)
+            return False
+        if any(a.dtype != d.dtype or not a.flags.c_contiguous for a in (grad, m, v)) or not d.flags.c_contiguous:
+            return False
+        f = d.dtype.type
+        scalars = (b1, 1 - b1, b2, 1 - b2, math.sqrt(1 - b2**t), eps, lr / (1 - b1**t))
+        k.adam_step(d.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), *map(f, scalars))
+        return True
 
 
 class AdamW(Adam):
