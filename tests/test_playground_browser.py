@@ -184,8 +184,9 @@ def test_the_playground_walkthrough_in_chromium(tmp_path):
             page.reload()
             wait(page, READY)
             wait(page, frame_is("step", str(trained_step)))
+            # the controls show the link's settings once the server has answered it (frames may come first)
+            wait(page, "() => document.getElementById('data').value === 'spirals'", 10)
             assert page.url == url and srv.session.config.to_dict() == config and srv.session.model is model
-            assert page.eval_on_selector("#data", "e => e.value") == "spirals"
             assert [page.input_value(f"#units-{i}") for i in range(3)] == ["8", "8", "8"]
             shot(page, "06-reloaded")
 
@@ -325,6 +326,9 @@ def test_a_text_set_in_chromium():
             browser, page = open_page(p, problems)
             page.goto(srv.url + "#data=sms_spam&hidden=8&activations=relu&lr=0.01&batch_size=32")
             wait(page, frame_is("layers", "[8,2]"))
+            # (the page takes the server's answer to the link's settings, which may follow the first frame, as the
+            # new experiment's start: Play only after it, as a person sees the page settle)
+            wait(page, "() => location.hash.includes('optimizer=')", 10)
             page.click("#play")
             wait(page, "() => Number(document.getElementById('test-accuracy').dataset.value) > 0.93", 60)
             page.click("#play")
