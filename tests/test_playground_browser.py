@@ -312,7 +312,7 @@ def test_the_neuron_panel_and_the_diagnosis_in_chromium():
 @pytest.mark.slow  # about 10 s on a quiet machine
 def test_a_text_set_in_chromium():
     """sms_spam as word counts: a first-layer unit shows the test texts that excite it most, and Explain lists the
-    words of one text with their terms."""
+    words of one text with their terms. The Play button follows the server when another tab plays or pauses."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -352,6 +352,11 @@ def test_a_text_set_in_chromium():
             strongest = present[np.argsort(-np.abs(e.products[present]), kind="stable")][:12]
             assert words == [s.data.input_names[i] for i in strongest] and np.all(x[strongest] > 0)
             shot(page, "12-sms-spam")
+
+            # another tab on the same server plays and pauses: this page's Play button follows
+            for on, label in ((True, "Pause"), (False, "Play")):
+                s.play(on)
+                wait(page, f"() => document.getElementById('play').textContent === '{label}'", 15)
             browser.close()
     finally:
         srv.stop()

@@ -12,8 +12,9 @@ const INTS = new Set(["samples", "batch_size", "seed"]);
 const state = {
   ws: null, nextId: 1, pending: new Map(), options: null, config: null, data: null, frame: null, drawn: null,
   playing: false, selected: null, neuron: null, curves: [], layout: null, stats: { heatmapUpdates: 0, frames: 0 },
-  neuronAsked: 0,
+  neuronAsked: 0, toggledAt: -1e9,
 };
+const TOGGLE_GRACE_MS = 1500; // after a Play/Pause click, frames already on their way may still show the old state
 window.nkPlayground = state; // read by the browser tests and the speed measurement
 
 // -- colours ------------------------------------------------------------------------------------------------------
@@ -143,12 +144,15 @@ function fillSelect(sel, names) {
 
 // Send new settings; the server rebuilds the experiment unless only lr or L2 changed.
 async function applyConfig(cfg) {
+  const toggled = state.toggledAt;
   const reply = await send({ type: "configure", config: cfg });
   if (reply.type === "error") { showControls(state.config || cfg); return reply; }
   showMessage("");
   state.config = cfg;
   if (reply.rebuilt) {
-    state.curves = []; state.playing = false; state.selected = null; $("neuron-panel").hidden = true;
+    // a new experiment starts paused, unless Play was pressed while the answer was on its way (it came after)
+    if (state.toggledAt === toggled) state.playing = false;
+    state.curves = []; state.selected = null; $("neuron-panel").hidden = true;
     send({ type: "diagnose" }); // the new experiment, as it starts
   }
   writeHash(cfg);
@@ -214,6 +218,7 @@ function bindControls() {
     applyConfig({ ...c, hidden: c.hidden.slice(0, -1), activations: c.activations.slice(0, -1) });
   });
   $("play").addEventListener("click", async () => {
+    state.toggledAt = performance.now();
     state.playing = !state.playing;
     $("play").textContent = state.playing ? "Pause" : "Play";
     await send({ type: state.playing ? "play" : "pause" });
@@ -655,6 +660,16 @@ function drawCurves() {
   drawSeries(ctx, xs, pts.map((p) => p.test), "#e8730c", box);
 }
 
+// The Play button follows the server: its frames say whether it trains ("trying the fix" is a pause it resumes
+// from). Right after a click, frames sent before the server had it are not taken as an answer.
+function syncPlaying(status) {
+  if (!["playing", "paused", "error", "diverged"].includes(status)) return;
+  const playing = status === "playing";
+  if (playing === state.playing || performance.now() - state.toggledAt < TOGGLE_GRACE_MS) return;
+  state.playing = playing;
+  $("play").textContent = playing ? "Pause" : "Play";
+}
+
 // -- the animation loop -------------------------------------------------------------------------------------------
 function render() {
   const f = state.frame;
@@ -663,6 +678,7 @@ function render() {
     state.stats.frames++;
     if (f.status === "error" || f.status === "diverged") setStatus(`${f.status}: ${f.error}`);
     else setStatus(f.status);
+    syncPlaying(f.status);
     if (f.layers && f.train) {
       $("counter").textContent = `step ${f.step} · epoch ${f.epoch}`;
       for (const s of ["train", "test"]) {
