@@ -224,7 +224,10 @@ function bindControls() {
     await send({ type: state.playing ? "play" : "pause" });
     if (!state.playing) send({ type: "diagnose" }); // where training stopped
   });
-  $("diagnose").addEventListener("click", () => send({ type: "diagnose" }));
+  $("diagnose").addEventListener("click", async () => { // one at a time: each costs the training thread a pause
+    $("diagnose").disabled = true;
+    try { await send({ type: "diagnose" }); } finally { $("diagnose").disabled = false; }
+  });
   $("try-fix").addEventListener("click", () => { $("try-fix").disabled = true; send({ type: "try_fix" }); });
   $("revive").addEventListener("click", async () => {
     if (!state.selected) return;
