@@ -42,8 +42,11 @@ def _jit_elementwise(name, *arrays):
     """The compiled kernel ``name`` (``backend.jit()``) over the memory of ``arrays`` and of a new array like the
     first, or None where it does not apply: no kernels, an array under ``JIT_MIN`` elements, a dtype other
     than float32/float64, or arrays whose shapes, strides and dtypes differ or whose memory is not in one order."""
-    k, a = B.jit(), arrays[0]
-    if k is None or a.size < JIT_MIN or a.dtype.name not in ("float32", "float64"):
+    a = arrays[0]
+    if a.size < JIT_MIN or a.dtype.name not in ("float32", "float64"):
+        return None
+    k = B.jit()
+    if k is None:
         return None
     out = B.xp.empty_like(a)
     if len({(b.shape, b.strides, b.dtype) for b in (*arrays, out)}) > 1:
@@ -59,17 +62,16 @@ class ReLU(Function):
     name = "relu"
 
     def forward(self, x):
-        y = _jit_elementwise("relu_forward", x)  # (the compiled kernel, where it applies)
+        # The compiled kernel where it applies; else maximum, which propagates NaN. Large arrays: split over the
+        # leading axis (``parallel_for``), written into an uninitialised array of x's layout against a one-element
+        # zero array (a zeros_like output would cost a pass). Small ones (an MLP's) take no further checks.
+        y = _jit_elementwise("relu_forward", x) if x.size >= JIT_MIN else None
         if y is None:
-            y = self.numpy_forward(x)
+            y = B.xp.maximum(x, 0) if x.size < 4096 or x.ndim == 0 else self.numpy_forward(x)
         self.y = y
         return y
 
     def numpy_forward(self, x):
-        # maximum propagates NaN. Large arrays: split over the leading axis (``parallel_for``), written into an
-        # uninitialised array of x's layout against a one-element zero array (a zeros_like output would cost a pass).
-        if x.size < 4096 or x.ndim == 0:
-            return B.xp.maximum(x, 0)
         xp = B.xp
         y, zero = xp.empty_like(x), xp.zeros(1, dtype=x.dtype)
         if 2 * x.size < B.PARALLEL_MIN:  # (one piece anyway: no call through parallel_for, a few us per step)
@@ -80,8 +82,7 @@ class ReLU(Function):
 
     def backward(self, g):
         y = self.y
-        out = _jit_elementwise("relu_backward", g, y)
-        if out is not None:
+        if g.size >= JIT_MIN and (out := _jit_elementwise("relu_backward", g, y)) is not None:
             return (out,)
         if 3 * g.size < B.PARALLEL_MIN or g.ndim == 0 or g.shape != y.shape:
             return (g * (y > 0),)

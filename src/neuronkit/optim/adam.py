@@ -104,9 +104,11 @@ class Adam(Optimizer):
         """The compiled kernel (``backend.jit()``), in one pass, where it applies (float32/float64, contiguous
         arrays of one dtype); False to take the NumPy code. The scalars go in as the NumPy code's operations round
         them (Python floats to the arrays' dtype), so the results are the same bit for bit."""
-        k, d = B.jit(), p.data
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        if k is None or d.dtype.name not in ("float32", "float64") or d.size < 4096:
+        d = p.data
+        if d.size < 4096 or d.dtype.name not in ("float32", "float64"):
+            return False
+        k, m, v = B.jit(), state["exp_avg"], state["exp_avg_sq"]
+        if k is None:
             return False
         if not all(type(x) in (float, int) for x in (lr, b1, b2, eps)):  # (NumPy scalars: NumPy's own promotion)
             return False
