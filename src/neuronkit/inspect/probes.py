@@ -233,7 +233,8 @@ class Probe:
         pre = out if rec.pending_pre is None else rec.pending_pre
         rec.pending_pre = None
         conv = rec.kind == "conv"
-        o, z = per_unit(out.astype(np.float64), conv), per_unit(pre.astype(np.float64), conv)
+        o = per_unit(out.astype(np.float64), conv)
+        z = o if pre is out else per_unit(pre.astype(np.float64), conv)  # (a convolution's: the same array)
         p = rec.pending
         slope = relative_slope(rec.activation, o)
         sat = None if slope is None else slope < SATURATION_SLOPE
@@ -243,7 +244,8 @@ class Probe:
             return
         p["pre_mean"], p["pre_std"] = z.mean(1), z.std(1)
         p["pre_rms"] = np.sqrt((z * z).mean(1))
-        p["out_mean"], p["out_std"] = o.mean(1), o.std(1)
+        same = z is o  # (its statistics once, not twice)
+        p["out_mean"], p["out_std"] = (p["pre_mean"].copy(), p["pre_std"].copy()) if same else (o.mean(1), o.std(1))
         if sat is None:
             p["saturated_frac"] = np.zeros(rec.units)
             p["active_frac"] = (o > 0).mean(1)
