@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
+from test_playground import wait_for as _wait_for
 
 from neuronkit import nn
 from neuronkit.cli.playground import digits_arrays, try_fix
@@ -50,13 +51,8 @@ def ws(session):
         yield w
 
 
-def wait_for(cond, timeout=60):
-    t = time.time()
-    while time.time() - t < timeout:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError("timed out")
+def wait_for(cond, timeout=60):  # (training on a loaded machine: longer than test_playground's default)
+    _wait_for(cond, timeout)
 
 
 def run_in(session, fn):

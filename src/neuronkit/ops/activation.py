@@ -40,10 +40,11 @@ kernels from 4,096 elements on, 1.09x without)."""
 
 def _jit_elementwise(name, *arrays):
     """The compiled kernel ``name`` (``backend.jit()``) over the memory of ``arrays`` and of a new array like the
-    first, or None where it does not apply: no kernels, an array under ``JIT_MIN`` elements, a dtype other
-    than float32/float64, or arrays whose shapes, strides and dtypes differ or whose memory is not in one order."""
+    first, or None where it does not apply: no kernels, a dtype other than float32/float64, or arrays whose
+    shapes, strides and dtypes differ or whose memory is not in one order. (Callers call it from ``JIT_MIN``
+    elements on.)"""
     a = arrays[0]
-    if a.size < JIT_MIN or a.dtype.name not in ("float32", "float64"):
+    if a.dtype.name not in ("float32", "float64"):
         return None
     k = B.jit()
     if k is None:

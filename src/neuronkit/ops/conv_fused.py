@@ -79,7 +79,7 @@ class Conv2dFused(Function):
         per_image = (cols.nbytes + z.nbytes) // max(n, 1) + B.item_bytes(x)
         B.parallel_for(n, piece, cols.size + z.size, B.grain(per_image))
         y = y.reshape(n * ph * pw, o)
-        won = [w_.reshape(n * ph * pw, o) for w_ in won] or (None if self.arg is None else [])
+        won = [w_.reshape(n * ph * pw, o) for w_ in won] or None
         self.cols, self.wmat, self.won, self.y = cols, wmat, won, (y if relu else None)
         self.xshape, self.geom = x.shape, (kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return y.reshape(n, ph, pw, o).transpose(0, 3, 1, 2)  # (N, O, ph, pw) view of NHWC memory

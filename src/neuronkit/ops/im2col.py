@@ -190,11 +190,11 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
         return blocks.reshape(kh * kw, images, oh, ow, c)
 
     whole = None if B.gemm_in_pieces() else gemms(gm, n)  # (one GEMM per offset, BLAS's threads on it)
-    k = B.jit() if gpad.dtype.name in ("float32", "float64") else None
+    k = B.jit() if gpad.dtype.name in ("float32", "float64") and gm.dtype == wmat.dtype else None
 
     def scatter(lo, hi):
         part = gpad[lo:hi]
-        if k is not None and gm.dtype == wmat.dtype:  # (the same adds in the same order, in one pass)
+        if k is not None:  # (the same adds in the same order, in one pass)
             blocks, first = (gemms(gm[lo * rows : hi * rows], hi - lo), 0) if whole is None else (whole, lo)
             k.col2im_add(part, blocks, first, kh, kw, sh, sw, dh, dw)
             return
