@@ -141,13 +141,14 @@ BLOCK_BYTES = 1 << 20
 """What one piece of a ``parallel_for`` with a ``grain`` should touch: about an L2 cache (measured on the benchmark
 CNN: a max-pool forward 1.08 ms in pieces of 16-32 images vs 1.71 ms in one piece, col2im 2.55 vs 3.05 ms)."""
 
-_threads = {"n": None, "pool": None, "pid": None}
+_threads = {"n": None, "pool": None, "pid": None, "set": False}
 _in_worker = threading.local()
 
 
 def _default_threads() -> int:
     value = os.environ.get("NEURONKIT_THREADS", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else 1
+    _threads["set"] = value.isdigit() and int(value) > 0
+    return int(value) if _threads["set"] else 1
 
 
 def num_threads() -> int:
@@ -223,6 +224,79 @@ def flat(a):
     return t.reshape(-1) if t.flags.c_contiguous else None
 
 
+POOL = None
+"""Whether the ops run their GEMMs and kernels on one pool of threads (``neuronkit/jit_pool.py``): True or None
+(on where it can be: see ``pool``), False (off; NumPy's OpenBLAS gets its threads back)."""
+
+POOL_MIN = 1 << 17
+"""Work (elements, or multiply-adds of a GEMM) below which an op stays on the calling thread. OpenBLAS itself keeps
+a GEMM under 262,144 multiply-adds on one thread."""
+
+_one = {"pid": None, "module": None, "blas": None}
+
+
+def pool(work: int):
+    """The one-pool kernels (the ``neuronkit.jit_pool`` module) for ``work`` elements of work, or None.
+
+    On when the compiled kernels are (``jit``), ``NEURONKIT_POOL`` is not ``0`` (read once), ``POOL`` is not False,
+    NumPy's OpenBLAS was found and there are at least 2 threads: ``set_num_threads`` or ``NEURONKIT_THREADS`` if
+    given, else the threads OpenBLAS had (``OPENBLAS_NUM_THREADS``, threadpoolctl, the cores). Then NumPy's OpenBLAS
+    is set to one thread: its threads and the pool's would fight over the cores (benchmarks/RESULTS.md). Off in a
+    forked child (Numba's OpenMP runtime cannot run there) and below ``POOL_MIN``.
+    """
+    if work < POOL_MIN:
+        return None
+    st = _one
+    if st["pid"] != os.getpid():
+        _pool_start()
+    mod = st["module"]
+    if mod is None:
+        return None
+    blas = mod.BLAS[3]()
+    if POOL is False or jit() is None:
+        if blas == 1 and st["blas"]:
+            mod.BLAS[2](st["blas"])  # its threads back
+        return None
+    if blas != 1:  # (first use, or BLAS's threads were set since, e.g. by threadpoolctl)
+        st["blas"] = blas
+    num_threads()  # (reads NEURONKIT_THREADS once)
+    n = _threads["n"] if _threads["set"] else st["blas"] or 1
+    if n < 2:
+        return None
+    if blas != 1:
+        mod.BLAS[2](1)
+    if mod.THREADS != n:
+        import numba
+
+        mod.THREADS = min(n, numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(mod.THREADS)
+    return mod
+
+
+def matmul(a, b):
+    """``a @ b``, with a 2-D float32/float64 GEMM of ``POOL_MIN`` multiply-adds or more on the one pool (``pool``):
+    the same values as ``numpy.matmul`` row for row (see ``neuronkit/jit_pool.py``)."""
+    if a.ndim == 2 and b.ndim == 2 and (mod := pool(a.shape[0] * a.shape[1] * b.shape[1])) is not None:
+        if a.dtype == b.dtype and a.dtype.name in ("float32", "float64"):
+            out = xp.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+            if mod.gemm(a, b, out):
+                return out
+    return a @ b
+
+
+def _pool_start():
+    forked = _one["pid"] is not None
+    _one.update(pid=os.getpid(), module=None)
+    if forked or os.environ.get("NEURONKIT_POOL", "").strip() == "0" or jit() is None:
+        return
+    try:
+        from . import jit_pool
+    except ImportError:
+        return
+    if jit_pool.BLAS is not None:
+        _one["module"] = jit_pool
+
+
 def set_num_threads(n: int) -> None:
     """Split the memory-bound kernels over ``n`` threads (1: all on the calling thread). Results do not depend on it."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -230,7 +304,7 @@ def set_num_threads(n: int) -> None:
     if n != _threads["n"] and _threads["pool"] is not None:
         _threads["pool"].shutdown(wait=True)
         _threads["pool"] = None
-    _threads["n"] = n
+    _threads["n"], _threads["set"] = n, True
 
 
 def _pool(n):

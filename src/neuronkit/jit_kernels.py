@@ -128,6 +128,20 @@ def im2col_rows(dst, xn, kh, kw, sh, sw, dh):
 
 
 @_jit
+def im2col_t(dst, x, sh, sw, dh, dw):
+    """The transposed im2col of ``ops/im2col.fill_cols_t``: ``dst`` (kh, kw, C, N, oh, ow) gets
+    ``x[n, c, y*sh + a*dh, x*sw + b*dw]`` (``x`` (N, C, Hp, Wp), any strides)."""
+    kh, kw, c, n, oh, ow = dst.shape
+    for a in range(kh):
+        for b in range(kw):
+            for ch in range(c):
+                for i in range(n):
+                    for y in range(oh):
+                        for j in range(ow):
+                            dst[a, b, ch, i, y, j] = x[i, ch, y * sh + a * dh, j * sw + b * dw]
+
+
+@_jit
 def col2im_add(part, blocks, first, kh, kw, sh, sw, dh, dw):
     """The adds of ``ops/im2col.col2im``: ``part`` (n, Hp, Wp, C) zeroed, then for image i the block ``a*kw + b`` of
     ``blocks`` (kh*kw, N, oh, ow, C) at image ``first + i`` added at offset (a*dh, b*dw) with strides (sh, sw), the

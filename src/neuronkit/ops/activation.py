@@ -55,7 +55,9 @@ def _jit_elementwise(name, *arrays):
     flats = [B.flat(b) for b in (*arrays, out)]
     if any(f is None for f in flats):
         return None
-    getattr(k, name)(*flats)
+    mod = B.pool(a.size)  # (the same kernel on slices, over the one pool of threads, where it is on)
+    if mod is None or not getattr(mod, name)(*flats):
+        getattr(k, name)(*flats)
     return out
 
 

@@ -61,7 +61,7 @@ class Conv2d(Function):
         gx = gw = gb = None
         if self.next[1] is not None:
             if groups == 1:
-                gwm = (gm.T @ cols[:, 0, :])[None]  # (1, O, k)
+                gwm = B.matmul(gm.T, cols[:, 0, :])[None]  # (1, O, k)
             else:
                 gwm = xp.matmul(gm.reshape(m, groups, og).transpose(1, 2, 0), cols.transpose(1, 0, 2))  # (G, og, k)
             gw = gwm.reshape(groups, og, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(self.wshape)
@@ -259,6 +259,9 @@ class MaxPool2d(_Pool2d):
         xn, on = xpad.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)
         arg = self.arg = B.xp.empty(on.shape, dtype=B.xp.uint8)
         self.kernels = k  # (backward uses the same ones, whatever JIT says by then)
+        mod = B.pool(xpad.size + out.size)  # (the same kernels on slices of the batch, on the one pool of threads)
+        if mod is not None and mod.max_pool_forward(xn, on, arg, kh, kw, sh, sw):
+            return out
         if (kh, kw, sh, sw) == (2, 2, 2, 2):
             k.max_pool2_forward(xn, on, arg)
         else:
@@ -273,7 +276,9 @@ class MaxPool2d(_Pool2d):
         gpad = self.alloc(self.padded, g.dtype)
         buf, gn, arg = gpad.transpose(0, 2, 3, 1), g.transpose(0, 2, 3, 1), self.arg
         tiled = (oh * sh, ow * sw) == tuple(self.padded[2:]) and (sh, sw) == (kh, kw)
-        self.kernels.max_pool_backward(gn, arg, buf, kh, kw, sh, sw, not tiled)
+        mod = B.pool(gpad.size + g.size) if self.kernels is not None else None
+        if mod is None or not mod.max_pool_backward(gn, arg, buf, kh, kw, sh, sw, not tiled):
+            self.kernels.max_pool_backward(gn, arg, buf, kh, kw, sh, sw, not tiled)
         return (gpad[:, :, ph : ph + h, pw : pw + w],)
 
     def scatter(self, gpad, g, lo, hi, kh, kw, sh, sw, oh, ow, overlap):

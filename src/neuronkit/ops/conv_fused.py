@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .. import backend as B
 from ..autograd.function import Function
-from .im2col import col2im, out_size, pad, planes_patches
+from .im2col import col2im, nhwc, out_size, pad, planes_patches
 
 
 class Conv2dFused(Function):
@@ -34,7 +34,8 @@ class Conv2dFused(Function):
         k = pool
         ph = out_size(h, kh, sh, pad_h, dh) // k
         pw = out_size(wd, kw, sw, pad_w, dw) // k
-        cols, plane, fill = planes_patches(pad(x, pad_h, pad_w), kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
+        xpad = pad(x, pad_h, pad_w)
+        cols, plane, fill = planes_patches(xpad, kh, kw, sh, sw, dh, dw, ph, pw, k)  # (k*k*P, K)
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # (O, K), K ordered (a, b, c) like the columns
         wt, pp = wmat.T, ph * pw
         z = xp.empty((k * k, n * pp, o), dtype=xp.result_type(x.dtype, w.dtype))  # cols @ wmat.T, k*k planes
@@ -50,8 +51,15 @@ class Conv2dFused(Function):
             self.arg, won = None, [xp.empty(y.shape, dtype=bool) for _ in range(k * k - 1)]
         self.kernels = jit  # (backward uses the same, whatever JIT says by then)
 
+        per_image = (cols.nbytes + z.nbytes) // max(n, 1) + B.item_bytes(x)
+        pooled = False
+        if self.arg is not None and x.dtype == w.dtype == z.dtype and (mod := B.pool(cols.size + z.size)):
+            geom = (kh, kw, sh, sw, dh, dw, ph, pw, k)
+            pooled = self._pooled(mod, geom, xpad, cols, wt, z, planes, y, bias, relu, B.grain(per_image))
         in_pieces = B.gemm_in_pieces()
-        if not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
+        if pooled:
+            pass
+        elif not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
             B.parallel_for(n, fill, cols.size)  # (one pass: nothing to keep in cache)
             xp.matmul(cols, wt, out=z.reshape(-1, o))
 
@@ -76,13 +84,28 @@ class Conv2dFused(Function):
             if relu:
                 xp.maximum(part, zero, out=part)
 
-        per_image = (cols.nbytes + z.nbytes) // max(n, 1) + B.item_bytes(x)
-        B.parallel_for(n, piece, cols.size + z.size, B.grain(per_image))
+        if not pooled:
+            B.parallel_for(n, piece, cols.size + z.size, B.grain(per_image))
         y = y.reshape(n * ph * pw, o)
         won = [w_.reshape(n * ph * pw, o) for w_ in won] or None
         self.cols, self.wmat, self.won, self.y = cols, wmat, won, (y if relu else None)
         self.xshape, self.geom = x.shape, (kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return y.reshape(n, ph, pw, o).transpose(0, 3, 1, 2)  # (N, O, ph, pw) view of NHWC memory
+
+    def _pooled(self, mod, geom, xpad, cols, wt, z, planes, y, bias, relu, grain):
+        """The forward's im2col, GEMM, pooling, bias and ReLU on the one pool of threads (``backend.pool``), each
+        over the whole batch; False where the pool did not run them (then the caller does it all)."""
+        kh, kw, sh, sw, dh, dw, ph, pw, k = geom
+        n, c = xpad.shape[:2]
+        if cols.flags.c_contiguous:  # (the two layouts of planes_patches)
+            dst, src = cols.reshape(k, k, n, ph, pw, kh, -1), nhwc(xpad)
+        else:
+            dst, src = cols.T.reshape(kh, kw, c, k, k, n, ph, pw), xpad
+        return (
+            mod.fill_planes(dst, src, kh, kw, sh, sw, dh, dw, k, grain)
+            and mod.gemm(cols, wt, z.reshape(-1, z.shape[-1]))
+            and mod.planes_max(planes, y, self.arg, bias, relu, grain)
+        )
 
     def backward(self, g):
         xp = B.xp
@@ -99,7 +122,7 @@ class Conv2dFused(Function):
         if len(self.next) > 2 and self.next[2] is not None:
             gb = xp.ones(p, dtype=gy.dtype) @ gy.reshape(p, o)
         if self.next[1] is not None:
-            gw = (gz.T @ self.cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+            gw = B.matmul(gz.T, self.cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
         if self.next[0] is not None:
             gx = self._input_grad(gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return gx, gw, gb
@@ -108,7 +131,9 @@ class Conv2dFused(Function):
         """``gy * (y > 0)``, ReLU's backward, over chunks of the batch."""
         out = B.xp.empty_like(gy)
         if self.kernels is not None and gy.dtype == y.dtype:
-            self.kernels.relu_backward(gy.reshape(-1), y.reshape(-1), out.reshape(-1))  # (all three contiguous)
+            flats = (gy.reshape(-1), y.reshape(-1), out.reshape(-1))  # (all three contiguous)
+            if (mod := B.pool(gy.size)) is None or not mod.relu_backward(*flats):
+                self.kernels.relu_backward(*flats)
             return out
         B.parallel_for(len(gy), lambda lo, hi: B.xp.multiply(gy[lo:hi], y[lo:hi] > 0, out=out[lo:hi]), 3 * gy.size)
         return out
@@ -121,7 +146,8 @@ class Conv2dFused(Function):
         kk = k * k
         gz = xp.empty((kk,) + gy.shape, dtype=gy.dtype)
         if self.arg is not None:
-            self.kernels.plane_grads(gy, self.arg, gz)
+            if (mod := B.pool(gz.size)) is None or not mod.plane_grads(gy, self.arg, gz):
+                self.kernels.plane_grads(gy, self.arg, gz)
             return gz.reshape(-1, o)
         won = [w_.reshape(gy.shape) for w_ in self.won]
 
@@ -161,7 +187,9 @@ class Conv2dFused(Function):
                     for b in range(k):
                         full[lo:hi, a : k * ph : k, b : k * pw : k] = planes[a, b, lo:hi]
 
-            B.parallel_for(n, place, 2 * full.size, B.grain(2 * B.item_bytes(full)))
+            mod = B.pool(2 * full.size) if self.kernels is not None and full.dtype == planes.dtype else None
+            if mod is None or not mod.planes_place(full, planes, dropped):
+                B.parallel_for(n, place, 2 * full.size, B.grain(2 * B.item_bytes(full)))
             gm = full.reshape(n * oh * ow, o)
         else:
             oh, ow = ph, pw

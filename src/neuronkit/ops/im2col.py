@@ -99,6 +99,11 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
     cols, fill = patches(xpad, kh, kw, sh, sw, dh, dw, oh, ow, 1)
     out = xp.empty((n * rows, o), dtype=xp.result_type(xpad.dtype, wmat.dtype))
     wt = wmat.T
+    per_image = (cols.nbytes + out.nbytes) // max(n, 1) + B.item_bytes(xpad)
+    floats = xpad.dtype == wmat.dtype and out.dtype.name in ("float32", "float64")
+    if floats and (mod := B.pool(cols.size + out.size)):
+        if _pooled_conv(mod, xpad, wmat, b, cols, fill, out, (kh, kw, sh, sw, dh, dw, oh, ow), per_image):
+            return cols, out
     tiled = None if b is None else xp.tile(b, ow)
 
     in_pieces = B.gemm_in_pieces()
@@ -114,9 +119,31 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
         if tiled is not None:
             part.reshape(-1, ow * o)[...] += tiled  # bias added over rows of ow*O values (see add_bias_rows)
 
-    per_image = (cols.nbytes + out.nbytes) // max(n, 1) + B.item_bytes(xpad)
     B.parallel_for(n, piece, cols.size + out.size, B.grain(per_image))
     return cols, out
+
+
+def _pooled_conv(mod, xpad, wmat, b, cols, fill, out, geom, per_image):
+    """``conv_gemm``'s work on the one pool of threads (``backend.pool``); False where it did not run. The im2col
+    rows of ``fill_cols``'s kernel, the GEMM and the bias go a few images at a time; other im2col layouts are filled
+    first, then one GEMM cut into row blocks (the same values: see ``neuronkit/jit_pool.py``)."""
+    kh, kw, sh, sw, dh, dw, oh, ow = geom
+    n, c = xpad.shape[:2]
+    if sw == 1 and dw == 1 and kw * c >= 16 and wmat.flags.c_contiguous and (b is None or b.dtype == out.dtype):
+        bias = B.xp.empty(0, dtype=out.dtype) if b is None else b
+        cols5 = cols.reshape(n, oh, ow, kh, kw * c)  # (a view: see patches)
+        return mod.conv_forward(cols5, nhwc(xpad), wmat, bias, out, kh, kw, sh, sw, dh, B.grain(per_image))
+    grain = B.grain(per_image)
+    cols_t = cols[:, 0, :].T.reshape(kh, kw, c, 1, 1, n, oh, ow)  # (the transposed layout of patches)
+    if not mod.fill_planes(cols_t, xpad, kh, kw, sh, sw, dh, dw, 1, grain):
+        B.parallel_for(n, fill, cols.size)
+    if not mod.gemm(cols[:, 0, :], wmat.T, out):
+        B.xp.matmul(cols[:, 0, :], wmat.T, out=out)
+    if b is not None:
+        rows = out.reshape(-1, ow * out.shape[1])
+        if b.dtype != out.dtype or not mod.add_rows(rows, B.xp.tile(b, ow), grain * oh):
+            add_bias_rows(out, b, ow)
+    return True
 
 
 def nhwc(xpad):
@@ -189,8 +216,13 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
             blocks = xp.matmul(g3[None], wb).transpose(0, 2, 1, 3).reshape(kh * kw, -1, c)  # (kh*kw, rows, C)
         return blocks.reshape(kh * kw, images, oh, ow, c)
 
-    whole = None if B.gemm_in_pieces() else gemms(gm, n)  # (one GEMM per offset, BLAS's threads on it)
     k = B.jit() if gpad.dtype.name in ("float32", "float64") and gm.dtype == wmat.dtype else None
+    per_image = (kh * kw * rows * c + B.item_size(gpad)) * gpad.itemsize
+    if k is not None and groups == 1 and gm.flags.c_contiguous and (mod := B.pool(gpad.size + kh * kw * rows * c * n)):
+        wm = xp.ascontiguousarray(wmat[0])  # (O, kh*kw*C)
+        if mod.col2im(gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, B.grain(per_image)):
+            return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
+    whole = None if B.gemm_in_pieces() else gemms(gm, n)  # (one GEMM per offset, BLAS's threads on it)
 
     def scatter(lo, hi):
         part = gpad[lo:hi]
@@ -206,7 +238,6 @@ def col2im(gm, wmat, xshape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                 dst = part[:, h0 : h0 + sh * (oh - 1) + 1 : sh, w0 : w0 + sw * (ow - 1) + 1 : sw, :]
                 dst += blocks[a * kw + bb]
 
-    per_image = (kh * kw * rows * c + B.item_size(gpad)) * gpad.itemsize
     B.parallel_for(n, scatter, gpad.size + kh * kw * rows * c * n, B.grain(per_image))
     return gpad.transpose(0, 3, 1, 2)[:, :, ph : ph + h, pw : pw + w]
 
