@@ -23,6 +23,7 @@ def threads(monkeypatch):
     """Set the pool size for one test (and split even small arrays); the default comes back afterwards."""
     before = B.num_threads()
     monkeypatch.setattr(B, "PARALLEL_MIN", 0)
+    monkeypatch.setitem(B._threads, "set", B._threads["set"])  # (whether a count was given comes back too)
     yield B.set_num_threads
     B.set_num_threads(before)
 
@@ -45,9 +46,10 @@ def test_parallel_for_covers_the_range_once_in_pieces_two_per_thread(threads):
     assert sorted((lo, hi) for lo, hi, _ in seen) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12)]
 
 
-def test_the_pool_threads_take_pieces_too():
+def test_the_pool_threads_take_pieces_too(monkeypatch):
     # Pieces that wait on each other can only all finish when at least two threads run them at once.
     before = B.num_threads()
+    monkeypatch.setitem(B._threads, "set", B._threads["set"])
     B.set_num_threads(2)
     try:
         both = threading.Barrier(2, timeout=10)

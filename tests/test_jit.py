@@ -29,6 +29,7 @@ def calls(monkeypatch):
     k = B.jit()
     assert k is not None, "Numba is a test dependency: the compiled kernels must be on here"
     monkeypatch.setattr(activation, "JIT_MIN", 4096)  # (small test arrays; the threshold is a speed choice)
+    monkeypatch.setattr(B, "POOL", False)  # (the kernels on the calling thread; on the pool: test_jit_pool.py)
     counts = collections.Counter()
     for name in KERNELS:
         fn = getattr(k, name)

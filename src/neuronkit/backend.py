@@ -232,7 +232,7 @@ POOL_MIN = 1 << 17
 """Work (elements, or multiply-adds of a GEMM) below which an op stays on the calling thread. OpenBLAS itself keeps
 a GEMM under 262,144 multiply-adds on one thread."""
 
-_one = {"pid": None, "module": None, "blas": None}
+_one = {"pid": None, "module": None, "blas": 1, "lowered": False}
 
 
 def pool(work: int):
@@ -248,23 +248,27 @@ def pool(work: int):
         return None
     st = _one
     if st["pid"] != os.getpid():
+        if POOL is False or jit() is None:
+            return None  # (nothing to start or undo yet)
         _pool_start()
     mod = st["module"]
     if mod is None:
         return None
     blas = mod.BLAS[3]()
-    if POOL is False or jit() is None:
-        if blas == 1 and st["blas"]:
-            mod.BLAS[2](st["blas"])  # its threads back
-        return None
     if blas != 1:  # (first use, or BLAS's threads were set since, e.g. by threadpoolctl)
-        st["blas"] = blas
+        st["blas"], st["lowered"] = blas, False
+    if POOL is False or jit() is None:
+        if st["lowered"]:
+            mod.BLAS[2](st["blas"])  # its threads back
+            st["lowered"] = False
+        return None
     num_threads()  # (reads NEURONKIT_THREADS once)
-    n = _threads["n"] if _threads["set"] else st["blas"] or 1
+    n = _threads["n"] if _threads["set"] else st["blas"]
     if n < 2:
         return None
     if blas != 1:
         mod.BLAS[2](1)
+        st["lowered"] = True
     if mod.THREADS != n:
         import numba
 
@@ -287,7 +291,7 @@ def matmul(a, b):
 def _pool_start():
     forked = _one["pid"] is not None
     _one.update(pid=os.getpid(), module=None)
-    if forked or os.environ.get("NEURONKIT_POOL", "").strip() == "0" or jit() is None:
+    if forked or os.environ.get("NEURONKIT_POOL", "").strip() == "0":
         return
     try:
         from . import jit_pool

@@ -43,6 +43,19 @@ _ROW, _N, _T = 101, 111, 112  # CBLAS: row-major order, no transpose, transpose
 THREADS = 2
 """Threads the entry points split their work over (set by ``backend.pool``)."""
 
+SMALL = 1_000_000
+"""OpenBLAS's SkylakeX kernels take GEMMs of up to M*N*K = 1e6 through small-matrix code that sums over K in one run,
+where larger ones sum in blocks of K: the values can differ. So a GEMM is cut only into pieces above this, and a
+whole one at or below it stays whole (tests/test_jit_pool.py finds the difference where this is not kept)."""
+
+
+def _block(n, grain, per_image):
+    """Images per block for GEMMs of ``per_image`` multiply-adds per image: ``grain``, raised so that each block's
+    GEMM is above ``SMALL`` where the whole one is; all ``n`` in one block where the whole one is not."""
+    if n * per_image <= SMALL:
+        return max(n, 1)
+    return max(grain, SMALL // max(per_image, 1) + 1)
+
 
 def _find_blas():
     """NumPy's OpenBLAS as ``(sgemm, dgemm, set_num_threads, get_num_threads)`` ctypes functions, or None."""
@@ -125,17 +138,20 @@ def gemm(a, b, out):
     n = b.shape[1]
     if oa is None or ob is None or not out.flags.c_contiguous or min(m, n, k) < 1:
         return False
+    by_rows = m >= n
+    pieces = min(THREADS, (m if by_rows else n) // (SMALL // ((n if by_rows else m) * k) + 1))  # (each above SMALL)
+    if pieces < 2 or min(m, n, k) < 2:  # (NumPy takes vectors elsewhere: GEMV)
+        return False
     if oa[0] == _T and ob[0] == _T and m * n <= 1 << 16:  # (a weight gradient of few channels: C.T = B.T @ A.T
         tmp = np.empty((n, m), dtype=out.dtype)  # with both untransposed reads faster, 0.63 vs 1.02 ms on
         if not gemm(b.T, a.T, tmp):  # conv1's (16, 86528) @ (86528, 9); the same sums)
             return False
         out[...] = tmp.T
         return True
-    by_rows = m >= n
     sa, sb = a.strides[0], b.strides[1]
     sc = out.strides[0] if by_rows else out.itemsize
     fn = _gemm_fn(out.dtype)
-    args = (fn, THREADS, by_rows, oa[0], ob[0], m, n, k, a.ctypes.data, oa[1], sa, b.ctypes.data, ob[1], sb)
+    args = (fn, pieces, by_rows, oa[0], ob[0], m, n, k, a.ctypes.data, oa[1], sa, b.ctypes.data, ob[1], sb)
     return _call(_gemm, *args, out.ctypes.data, max(1, n), sc)
 
 
@@ -158,6 +174,9 @@ def conv_forward(cols, xn, w, bias, out, kh, kw, sh, sw, dh, grain):
     """A one-group convolution's im2col rows (``jit_kernels.im2col_rows`` into ``cols`` (N, oh, ow, kh, kw*C)), its
     GEMM ``out = cols @ w.T`` (``w`` (O, K) C-contiguous, ``out`` (N*oh*ow, O)) and its bias (or an empty array),
     ``grain`` images at a time (each block's passes in cache), the blocks over the threads."""
+    if min(w.shape) < 2:  # (NumPy takes vectors to GEMV)
+        return False
+    grain = _block(cols.shape[0], grain, cols[0].size * w.shape[0])
     return _call(_conv_forward, _gemm_fn(out.dtype), cols, xn, w, bias, out, kh, kw, sh, sw, dh, grain)
 
 
@@ -178,6 +197,9 @@ def _col2im(fn, gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, grain):
 def col2im(gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, grain):
     """``ops/im2col.col2im`` for one group: ``gpad`` (N, Hp, Wp, C) gets the input gradient of ``gm`` (N*oh*ow, O)
     through ``wm`` (O, kh*kw*C) C-contiguous, ``grain`` images at a time."""
+    if min(gpad.shape[3], gm.shape[1]) < 2:  # (NumPy takes vectors to GEMV)
+        return False
+    grain = _block(gpad.shape[0], grain, oh * ow * gpad.shape[3] * gm.shape[1])  # (per kernel offset)
     return _call(_col2im, _gemm_fn(gm.dtype), gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, grain)
 
 

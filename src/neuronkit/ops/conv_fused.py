@@ -101,11 +101,11 @@ class Conv2dFused(Function):
             dst, src = cols.reshape(k, k, n, ph, pw, kh, -1), nhwc(xpad)
         else:
             dst, src = cols.T.reshape(kh, kw, c, k, k, n, ph, pw), xpad
-        return (
-            mod.fill_planes(dst, src, kh, kw, sh, sw, dh, dw, k, grain)
-            and mod.gemm(cols, wt, z.reshape(-1, z.shape[-1]))
-            and mod.planes_max(planes, y, self.arg, bias, relu, grain)
-        )
+        if not mod.fill_planes(dst, src, kh, kw, sh, sw, dh, dw, k, grain):
+            return False
+        if not mod.gemm(cols, wt, z.reshape(-1, z.shape[-1])):  # (a GEMM too small to cut: whole)
+            B.xp.matmul(cols, wt, out=z.reshape(-1, z.shape[-1]))
+        return mod.planes_max(planes, y, self.arg, bias, relu, grain)
 
     def backward(self, g):
         xp = B.xp
