@@ -105,6 +105,17 @@ def epoch_torch(init, X, Y, batch=BATCH):
     return time.perf_counter() - t0, total / steps, last
 
 
+FLOOR_BLAS = {"threads": None}
+"""OpenBLAS's threads for the NumPy floor: what it had before neuronkit ran (whose pool of threads, where it is on,
+sets OpenBLAS to one thread while it runs: see neuronkit/jit_pool.py)."""
+
+
+def epoch_floor(init, X, Y, batch=BATCH):
+    """``epoch_numpy`` with OpenBLAS's own threads, as NumPy code runs without neuronkit."""
+    with threadpool_limits(FLOOR_BLAS["threads"], user_api="blas"):
+        return epoch_numpy(init, X, Y, batch)
+
+
 def epoch_numpy(init, X, Y, batch=BATCH):
     ps = [p.copy() for p in init]
     W1, b1, W2, b2, W3, b3 = ps
@@ -176,6 +187,15 @@ def limit_threads(n: int | None) -> None:
             nk.backend.GEMM_PIECES = n == 1  # what the environment variables would tell it
 
 
+def _numba_layer() -> str:
+    try:
+        import numba
+
+        return f"{numba.config.THREADING_LAYER} layer"
+    except ImportError:
+        return "not installed"
+
+
 def print_env(env_blas: dict, tuned: bool) -> None:
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
@@ -195,6 +215,9 @@ def print_env(env_blas: dict, tuned: bool) -> None:
     pool = nk.backend.num_threads() if hasattr(nk.backend, "num_threads") else "none"
     pieces = nk.backend.gemm_in_pieces() if hasattr(nk.backend, "gemm_in_pieces") else "none"
     print(f"neuronkit kernel threads (backend.num_threads): {pool}; GEMMs in pieces: {pieces}; load: {_load()}")
+    one = nk.backend.pool(1 << 30) if hasattr(nk.backend, "pool") else None
+    where = f"on, {one.THREADS} threads (OpenBLAS on 1 meanwhile)" if one else "off"
+    print(f"one pool of threads for GEMMs and kernels (backend.pool, Numba's {_numba_layer()}): {where}")
     print(f"glibc malloc tuned (neuronkit.tune_allocator): {tuned}")
     if any(v is not None for v in env_blas.values()):
         print("NOTE: run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` for comparable BLAS numbers")
@@ -208,7 +231,7 @@ def run_batch(batch: int, X, Y, init, repeats: int) -> None:
         f"({steps} steps/epoch); median of {repeats} epochs after 1 warm-up, interleaved\n"
     )
 
-    impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch, "numpy": epoch_numpy}
+    impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch, "numpy": epoch_floor}
     names = list(impls)
     times = {k: [] for k in names}
     losses = {}
@@ -256,6 +279,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, help="limit BLAS/OpenMP and torch threads (default: library defaults)")
     args = ap.parse_args(argv)
     limit_threads(args.threads)
+    FLOOR_BLAS["threads"] = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
     n_samples, n_ops = (10_000, 50_000) if args.quick else (60_000, 200_000)
     env_blas = {k: os.environ.get(k) for k in BLAS_VARS}
 

@@ -152,12 +152,15 @@ def _default_threads() -> int:
 
 
 def num_threads() -> int:
-    """Threads the memory-bound kernels (im2col, col2im, pooling, ReLU, bias) split their work over.
+    """Threads the NumPy code of the memory-bound kernels (im2col, col2im, pooling, ReLU, bias) splits its work over
+    (``parallel_for``, a pool of Python threads).
 
     ``NEURONKIT_THREADS`` if set, else 1; ``set_num_threads`` changes it. One by default because, measured on 2-vCPU
     VMs (benchmarks/RESULTS.md, 2026-12-01), a second thread made the CNN epoch slower, not faster: its pieces hold
     the GIL between NumPy calls, share one memory bus, and call BLAS while BLAS's own threads want both cores. On a
-    machine where it helps, set it to the cores (``NEURONKIT_THREADS=8``); results are the same either way.
+    machine where it helps, set it to the cores (``NEURONKIT_THREADS=8``); results are the same either way. With
+    ``neuronkit[fast]`` the compiled kernels and the GEMMs run on Numba's threads instead (``pool``), as many as
+    OpenBLAS had unless a count is given here.
     """
     if _threads["n"] is None:
         _threads["n"] = _default_threads()
@@ -302,7 +305,8 @@ def _pool_start():
 
 
 def set_num_threads(n: int) -> None:
-    """Split the memory-bound kernels over ``n`` threads (1: all on the calling thread). Results do not depend on it."""
+    """Split the memory-bound kernels over ``n`` threads (1: all on the calling thread), and with ``neuronkit[fast]``
+    the GEMMs too (``pool``). Results do not depend on it."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
     if n != _threads["n"] and _threads["pool"] is not None:

@@ -4,10 +4,9 @@ rows of a convolution, col2im's adds, the fused convolution's pooling and Adam's
 Reached only through ``backend.jit()``, which returns this module when Numba is installed (``pip install
 neuronkit[fast]``) and ``NEURONKIT_JIT`` is not ``0``, else None; the ops then run their NumPy code. Each kernel does
 in one pass over memory what the NumPy code does in several, and computes every element by the same comparisons and
-products, so results are bit for bit those of the NumPy code (tests/test_jit.py). They run on the calling thread
-and release the GIL (``nogil``): parallel kernels would need threads of their own, and measured on 2 cores, Numba's
-spinning OpenMP threads and OpenBLAS's fought over the cores (a CNN step 11.5 ms -> 51.5 ms), while a Python pool
-pays a thread wake-up per call that kernels of 0.1-0.5 ms cannot afford (benchmarks/RESULTS.md). Compiled once per
+products, so results are bit for bit those of the NumPy code (tests/test_jit.py). Each runs on the calling thread
+and releases the GIL (``nogil``); ``jit_pool`` runs them on slices of the batch over Numba's threads, together with
+the GEMMs, where more than one core is used. Compiled once per
 dtype and layout, then cached on disk (Numba's ``cache=True``: next to this file, or in the user's cache where that
 is read-only).
 """

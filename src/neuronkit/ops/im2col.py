@@ -8,6 +8,8 @@ The copies and adds are memory-bound, so each is split over the batch axis with 
 of a few images (``backend.grain``) that stay in cache between passes: a convolution's im2col, GEMM and bias run
 piece by piece, as do col2im's GEMMs and adds. Every output element is computed by the same operations in the same
 order whatever the thread count, so results do not depend on it; BLAS runs its own threads inside each GEMM.
+Where ``backend.pool`` is on (``neuronkit[fast]``, more than one thread), the same pieces run on Numba's threads
+instead, each handing its GEMM to OpenBLAS on one thread (``neuronkit/jit_pool.py``).
 """
 
 from __future__ import annotations
