@@ -49,12 +49,14 @@ where larger ones sum in blocks of K: the values can differ. So a GEMM is cut on
 whole one at or below it stays whole (tests/test_jit_pool.py finds the difference where this is not kept)."""
 
 
-def _block(n, grain, per_image):
-    """Images per block for GEMMs of ``per_image`` multiply-adds per image: ``grain``, raised so that each block's
-    GEMM is above ``SMALL`` where the whole one is; all ``n`` in one block where the whole one is not."""
+def _blocks(n, grain, per_image):
+    """How many blocks of about ``grain`` images to cut ``n`` images into for GEMMs of ``per_image`` multiply-adds
+    per image: fewer where needed so that each block's GEMM is above ``SMALL`` when the whole one is; one block when
+    the whole one is not. (The blocks are ``t*n//blocks`` to ``(t+1)*n//blocks``: none smaller than ``n // blocks``.)"""
     if n * per_image <= SMALL:
-        return max(n, 1)
-    return max(grain, SMALL // max(per_image, 1) + 1)
+        return 1
+    least = SMALL // max(per_image, 1) + 1  # (images of a block above SMALL)
+    return max(1, min(-(-n // max(grain, 1)), n // least))
 
 
 def _find_blas():
@@ -156,11 +158,11 @@ def gemm(a, b, out):
 
 
 @_par
-def _conv_forward(fn, cols, xn, w, bias, out, kh, kw, sh, sw, dh, grain):
+def _conv_forward(fn, cols, xn, w, bias, out, kh, kw, sh, sw, dh, blocks):
     n, oh, ow = cols.shape[0], cols.shape[1], cols.shape[2]
     kk, o, rows, item = cols.shape[3] * cols.shape[4], w.shape[0], oh * ow, cols.itemsize
-    for t in prange((n + grain - 1) // grain):
-        lo, hi = t * grain, min(n, (t + 1) * grain)
+    for t in prange(blocks):
+        lo, hi = t * n // blocks, (t + 1) * n // blocks
         k_im2col_rows(cols[lo:hi], xn[lo:hi], kh, kw, sh, sw, dh)
         a, c = cols.ctypes.data + lo * rows * kk * item, out.ctypes.data + lo * rows * o * item
         fn(_ROW, _N, _T, (hi - lo) * rows, o, kk, 1.0, a, kk, w.ctypes.data, kk, 0.0, c, o)
@@ -176,16 +178,16 @@ def conv_forward(cols, xn, w, bias, out, kh, kw, sh, sw, dh, grain):
     ``grain`` images at a time (each block's passes in cache), the blocks over the threads."""
     if min(w.shape) < 2:  # (NumPy takes vectors to GEMV)
         return False
-    grain = _block(cols.shape[0], grain, cols[0].size * w.shape[0])
-    return _call(_conv_forward, _gemm_fn(out.dtype), cols, xn, w, bias, out, kh, kw, sh, sw, dh, grain)
+    blocks = _blocks(cols.shape[0], grain, cols[0].size * w.shape[0])
+    return _call(_conv_forward, _gemm_fn(out.dtype), cols, xn, w, bias, out, kh, kw, sh, sw, dh, blocks)
 
 
 @_par
-def _col2im(fn, gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, grain):
+def _col2im(fn, gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, blocks):
     n, c, o = gpad.shape[0], gpad.shape[3], gm.shape[1]
     rows, kc, item = oh * ow, kh * kw * c, gm.itemsize
-    for t in prange((n + grain - 1) // grain):
-        lo, hi = t * grain, min(n, (t + 1) * grain)
+    for t in prange(blocks):
+        lo, hi = t * n // blocks, (t + 1) * n // blocks
         buf = np.empty((kh * kw, hi - lo, oh, ow, c), dtype=gm.dtype)
         a = gm.ctypes.data + lo * rows * o * item
         for q in range(kh * kw):  # one GEMM per kernel offset, as the NumPy code's batched matmul
@@ -199,8 +201,8 @@ def col2im(gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, grain):
     through ``wm`` (O, kh*kw*C) C-contiguous, ``grain`` images at a time."""
     if min(gpad.shape[3], gm.shape[1]) < 2:  # (NumPy takes vectors to GEMV)
         return False
-    grain = _block(gpad.shape[0], grain, oh * ow * gpad.shape[3] * gm.shape[1])  # (per kernel offset)
-    return _call(_col2im, _gemm_fn(gm.dtype), gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, grain)
+    blocks = _blocks(gpad.shape[0], grain, oh * ow * gpad.shape[3] * gm.shape[1])  # (per kernel offset)
+    return _call(_col2im, _gemm_fn(gm.dtype), gpad, gm, wm, kh, kw, sh, sw, dh, dw, oh, ow, blocks)
 
 
 @_par
