@@ -206,12 +206,19 @@ def test_adams_compiled_update_gives_the_numpy_codes_bits(calls, monkeypatch, ki
         p = nk.Tensor(rng.standard_normal((300, 70)).astype(dtype), requires_grad=True)
         opt = cls([p], lr=lr, weight_decay=wd, amsgrad=amsgrad)
         before = calls["adam_step"]
+        tiny = float(np.finfo(dtype).tiny)  # (moments at and below it: flushed to 0, subnormal, and -0.0)
         for _ in range(4):
-            p.grad = nk.Tensor((rng.standard_normal(p.shape) * 10.0 ** rng.integers(-6, 3, p.shape)).astype(dtype))
+            g = rng.standard_normal(p.shape) * 10.0 ** rng.integers(-6, 3, p.shape)
+            few = [tiny * 30, tiny * 9, -tiny * 4, tiny / 3, np.sqrt(tiny) / 2, -0.0]  # (the same weights each step)
+            g.flat[::7] = rng.choice(few, len(g.flat[::7]))
+            p.grad = nk.Tensor(g.astype(dtype))
             opt.step()
         ran = calls["adam_step"] - before
         assert ran == (4 if jit and type(lr) is float and not amsgrad else 0)
         state = opt.state[p]
+        flushed = np.count_nonzero(state["exp_avg"] == 0) + np.count_nonzero(state["exp_avg_sq"] == 0)
+        assert kind == "adam l2" or flushed > 1000  # (L2 adds wd * p to the gradient: no tiny ones then)
+        assert not np.any((state["exp_avg"] != 0) & (np.abs(state["exp_avg"]) < tiny))
         results[jit, type(lr), amsgrad] = [p.data.copy(), state["exp_avg"], state["exp_avg_sq"]]
     for (jit, lr_type, amsgrad), got in results.items():
         for w, g in zip(results[False, lr_type, amsgrad], got, strict=True):

@@ -715,3 +715,30 @@ def test_make_optimizer_by_name_and_its_mistakes():
         optim.make_optimizer("adamm", nk_params())
     with pytest.raises(ValueError, match="already built"):
         optim.make_optimizer(opt, None, lr=0.1)
+
+
+@pytest.mark.parametrize("cls", ["Adam", "AdamW", "NAdam"])
+def test_adam_flushes_subnormal_moments_and_keeps_pytorchs_weights(cls):
+    """Weights whose gradient becomes 0 (as a unit that stops firing): PyTorch shrinks their first moment into
+    float32's subnormal range (below 1.2e-38) after some 700 steps and keeps it there; neuronkit sets such moments to
+    0, which makes them ~100x cheaper to compute with and changes the weights by nothing measurable."""
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((64, 70)).astype(np.float32)
+    grads = rng.standard_normal((900, 64, 70)).astype(np.float32)
+    grads[20:, :32] = 0  # (half the neurons lose their gradient after 20 steps)
+    grads[20:, 32:40] *= np.float32(1e-19)  # (and some keep a tiny one: their squares are subnormal)
+    ours = nk.Tensor(w0.copy(), requires_grad=True)
+    ref = torch.tensor(w0.copy(), requires_grad=True)
+    opt = getattr(optim, cls)([ours], lr=1e-3)
+    topt = getattr(torch.optim, cls)([ref], lr=1e-3)
+    for g in grads:
+        ours.grad = nk.Tensor(g)
+        ref.grad = torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+    tiny = np.finfo(np.float32).tiny
+    m_torch = topt.state[ref]["exp_avg"].numpy()
+    assert np.count_nonzero((m_torch != 0) & (np.abs(m_torch) < tiny)) > 1000  # (PyTorch's are subnormal)
+    m = opt.state[ours]["exp_avg"]
+    assert not np.any((m != 0) & (np.abs(m) < tiny)) and np.all(m[:32] == 0)
+    np.testing.assert_allclose(ours.data, ref.detach().numpy(), rtol=2e-5, atol=1e-6)

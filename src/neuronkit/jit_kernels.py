@@ -213,14 +213,20 @@ def planes_place(full, planes, zero):
 
 
 @_jit
-def adam_step(p, g, m, v, b1, c1, b2, c2, bias2, eps, step):
+def adam_step(p, g, m, v, b1, c1, b2, c2, bias2, eps, step, tiny):
     """One Adam update on 1-D arrays, the NumPy code's operations in its order and dtype (``optim/adam.py``; the
-    scalars come in the arrays' dtype): ``m = m*b1 + g*c1``, ``v = v*b2 + (g*g)*c2``, then ``p -= (m / (sqrt(v) /
-    bias2 + eps)) * step``."""
+    scalars come in the arrays' dtype): ``m = m*b1 + g*c1``, ``v = v*b2 + (g*g)*c2``, each set to 0 where below
+    ``tiny`` in size (subnormal, as ``optim/adam.flush_subnormal``), then ``p -= (m / (sqrt(v) / bias2 + eps)) *
+    step``."""
+    zero = tiny - tiny  # (+0.0 in the arrays' dtype: a literal 0 would make the sums below float64)
     for i in range(p.shape[0]):
         gi = g[i]
         mi = m[i] * b1 + gi * c1
         vi = v[i] * b2 + (gi * gi) * c2
+        if abs(mi) < tiny:
+            mi = zero
+        if abs(vi) < tiny:
+            vi = zero
         m[i] = mi
         v[i] = vi
         p[i] -= (mi / (np.sqrt(vi) / bias2 + eps)) * step
