@@ -8,6 +8,7 @@ right values (one runs in the pool, the other on its own)."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
 import os
 import subprocess
@@ -45,19 +46,25 @@ def pooled(monkeypatch):
         return done
 
     monkeypatch.setattr(jit_pool, "_call", counted)
+    assert B.pool(0, start=True) is jit_pool  # (as a convolution starts it)
     yield counts
     B.pool(B.POOL_MIN)  # (leaves OpenBLAS as the pool left it for the next test: one thread)
 
 
+@contextlib.contextmanager
 def _reference(monkeypatch, jit):
     """The code without the pool (``jit``: the compiled kernels on the calling thread, else the NumPy code), with
     OpenBLAS on one thread as the pool runs it: with two, OpenBLAS splits the sum of a GEMM with few rows and columns
     and many terms (a weight gradient) between its threads, which rounds differently (so results depended on the
-    thread count before the pool; with it they do not)."""
+    thread count before the pool; with it they do not). Afterwards the pool is on again, as after a convolution."""
     monkeypatch.setattr(B, "JIT", jit)
     monkeypatch.setattr(B, "POOL", False)
     B.pool(1 << 30)  # (OpenBLAS gets its threads back, then one for the reference)
-    return threadpool_limits(1)
+    with threadpool_limits(1):
+        yield
+    monkeypatch.setattr(B, "JIT", True)
+    monkeypatch.setattr(B, "POOL", None)
+    assert B.pool(0, start=True) is jit_pool
 
 
 def _nhwc(a):
@@ -207,8 +214,29 @@ def test_openblas_runs_one_thread_while_the_pool_is_on_and_gets_its_threads_back
     B.matmul(x, x)
     assert pooled["_gemm"] == 1 and _blas_threads() == before
     monkeypatch.setattr(B, "POOL", None)
+    B.matmul(x, x)  # (a GEMM alone does not start it again: a convolution does)
+    assert pooled["_gemm"] == 1 and _blas_threads() == before
+    nk.conv2d(nk.Tensor(np.ones((2, 8, 6, 6), np.float32)), nk.Tensor(np.ones((4, 8, 3, 3), np.float32)))
     B.matmul(x, x)
     assert pooled["_gemm"] == 2 and _blas_threads() == 1
+
+
+def test_without_a_convolution_the_pool_never_starts_and_openblas_keeps_its_threads():
+    """An MLP's GEMMs run faster on OpenBLAS's own threads (benchmarks/RESULTS.md); the first convolution starts the
+    pool, and from then on the dense layers' GEMMs run on it too."""
+    code = (
+        "import numpy as np, neuronkit as nk; from neuronkit import backend as B, jit_pool as P\n"
+        "x = nk.Tensor(np.ones((512, 784), np.float32)); w = nk.Tensor(np.ones((256, 784), np.float32))\n"
+        "before = P.BLAS[3](); nk.relu(nk.linear(x, w)); print(B._one['on'], P.BLAS[3]() == before)\n"
+        "nk.conv2d(nk.Tensor(np.ones((64, 8, 30, 30), np.float32)), nk.Tensor(np.ones((16, 8, 3, 3), np.float32)))\n"
+        "print(B._one['on'], P.BLAS[3]())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "OPENBLAS_NUM_THREADS": "2"}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "1"], out.stdout
 
 
 def test_one_thread_keeps_the_pool_off(pooled, monkeypatch):
@@ -285,12 +313,7 @@ def test_the_benchmark_cnn_epoch_is_the_same_with_and_without_the_pool(pooled, m
     init += [rng.uniform(-0.03, 0.03, s).astype(np.float32) for s in ((10, 800), (10,))]
     out = {}
     for setting in ("numpy", "pool"):
-        if setting == "numpy":
-            ctx = _reference(monkeypatch, False)
-        else:
-            ctx = threadpool_limits(None)  # (no change)
-            monkeypatch.setattr(B, "JIT", True)
-            monkeypatch.setattr(B, "POOL", None)
+        ctx = _reference(monkeypatch, False) if setting == "numpy" else contextlib.nullcontext()
         ctx.__enter__()
         ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
         losses = []

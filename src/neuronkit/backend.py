@@ -235,36 +235,42 @@ POOL_MIN = 1 << 17
 """Work (elements, or multiply-adds of a GEMM) below which an op stays on the calling thread. OpenBLAS itself keeps
 a GEMM under 262,144 multiply-adds on one thread."""
 
-_one = {"pid": None, "module": None, "blas": 1, "lowered": False}
+_one = {"pid": None, "module": None, "blas": 1, "lowered": False, "on": False}
 
 
-def pool(work: int):
+def pool(work: int, start: bool = False):
     """The one-pool kernels (the ``neuronkit.jit_pool`` module) for ``work`` elements of work, or None.
 
     On when the compiled kernels are (``jit``), ``NEURONKIT_POOL`` is not ``0`` (read once), ``POOL`` is not False,
     NumPy's OpenBLAS was found and there are at least 2 threads: ``set_num_threads`` or ``NEURONKIT_THREADS`` if
-    given, else the threads OpenBLAS had (``OPENBLAS_NUM_THREADS``, threadpoolctl, the cores). Then NumPy's OpenBLAS
-    is set to one thread: its threads and the pool's would fight over the cores (benchmarks/RESULTS.md). Off in a
-    forked child (Numba's OpenMP runtime cannot run there) and below ``POOL_MIN``.
+    given, else the threads OpenBLAS had (``OPENBLAS_NUM_THREADS``, threadpoolctl, the cores). Off in a forked child
+    (Numba's OpenMP runtime cannot run there) and below ``POOL_MIN``.
+
+    It starts with the first convolution or pooling (``start``: their im2col, pooling and GEMMs gain most from it);
+    from then on NumPy's OpenBLAS runs on one thread, since its threads and the pool's would fight over the cores
+    (benchmarks/RESULTS.md), and the other ops (dense layers' GEMMs, ReLU) use the pool too. Before that they leave
+    the GEMMs to OpenBLAS's own threads, which an MLP's run faster (no convolution: the pool never starts).
     """
     if work < POOL_MIN:
         return None
     st = _one
     if st["pid"] != os.getpid():
-        if POOL is False or jit() is None:
+        if POOL is False or not start or jit() is None:
             return None  # (nothing to start or undo yet)
         _pool_start()
     mod = st["module"]
     if mod is None:
         return None
+    if POOL is False or jit() is None:
+        if st["lowered"] and mod.BLAS[3]() == 1:
+            mod.BLAS[2](st["blas"])  # its threads back
+        st["lowered"] = st["on"] = False
+        return None
+    if not (start or st["on"]):
+        return None
     blas = mod.BLAS[3]()
     if blas != 1:  # (first use, or BLAS's threads were set since, e.g. by threadpoolctl)
         st["blas"], st["lowered"] = blas, False
-    if POOL is False or jit() is None:
-        if st["lowered"]:
-            mod.BLAS[2](st["blas"])  # its threads back
-            st["lowered"] = False
-        return None
     num_threads()  # (reads NEURONKIT_THREADS once)
     n = _threads["n"] if _threads["set"] else st["blas"]
     if n < 2:
@@ -272,6 +278,7 @@ def pool(work: int):
     if blas != 1:
         mod.BLAS[2](1)
         st["lowered"] = True
+    st["on"] = True
     if mod.THREADS != n:
         import numba
 

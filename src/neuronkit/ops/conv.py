@@ -259,7 +259,7 @@ class MaxPool2d(_Pool2d):
         xn, on = xpad.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)
         arg = self.arg = B.xp.empty(on.shape, dtype=B.xp.uint8)
         self.kernels = k  # (backward uses the same ones, whatever JIT says by then)
-        mod = B.pool(xpad.size + out.size)  # (the same kernels on slices of the batch, on the one pool of threads)
+        mod = B.pool(xpad.size + out.size, start=True)  # (the same kernels on slices of the batch, on the pool)
         if mod is not None and mod.max_pool_forward(xn, on, arg, kh, kw, sh, sw):
             return out
         if (kh, kw, sh, sw) == (2, 2, 2, 2):

@@ -53,7 +53,7 @@ class Conv2dFused(Function):
 
         per_image = (cols.nbytes + z.nbytes) // max(n, 1) + B.item_bytes(x)
         pooled = False
-        if self.arg is not None and x.dtype == w.dtype == z.dtype and (mod := B.pool(cols.size + z.size)):
+        if self.arg is not None and x.dtype == w.dtype == z.dtype and (mod := B.pool(cols.size + z.size, start=True)):
             geom = (kh, kw, sh, sw, dh, dw, ph, pw, k)
             pooled = self._pooled(mod, geom, xpad, cols, wt, z, planes, y, bias, relu, B.grain(per_image))
         in_pieces = B.gemm_in_pieces()

@@ -103,7 +103,7 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
     wt = wmat.T
     per_image = (cols.nbytes + out.nbytes) // max(n, 1) + B.item_bytes(xpad)
     floats = xpad.dtype == wmat.dtype and out.dtype.name in ("float32", "float64")
-    if floats and (mod := B.pool(cols.size + out.size)):
+    if floats and (mod := B.pool(cols.size + out.size, start=True)):
         if _pooled_conv(mod, xpad, wmat, b, cols, fill, out, (kh, kw, sh, sw, dh, dw, oh, ow), per_image):
             return cols, out
     tiled = None if b is None else xp.tile(b, ow)
