@@ -187,6 +187,19 @@ def limit_threads(n: int | None) -> None:
             nk.backend.GEMM_PIECES = n == 1  # what the environment variables would tell it
 
 
+def _pool_state() -> str:
+    """Whether neuronkit's one pool of threads can run here (it starts with the first convolution)."""
+    if not hasattr(nk.backend, "pool"):
+        return "none (older code)"
+    if nk.backend.jit() is None:
+        return "off (compiled kernels off)"
+    from neuronkit import jit_pool
+
+    if jit_pool.BLAS is None:
+        return "off (NumPy's OpenBLAS not found)"
+    return "available: starts with the first convolution, then OpenBLAS runs on 1 thread"
+
+
 def _numba_layer() -> str:
     try:
         import numba
@@ -215,9 +228,7 @@ def print_env(env_blas: dict, tuned: bool) -> None:
     pool = nk.backend.num_threads() if hasattr(nk.backend, "num_threads") else "none"
     pieces = nk.backend.gemm_in_pieces() if hasattr(nk.backend, "gemm_in_pieces") else "none"
     print(f"neuronkit kernel threads (backend.num_threads): {pool}; GEMMs in pieces: {pieces}; load: {_load()}")
-    one = nk.backend.pool(1 << 30) if hasattr(nk.backend, "pool") else None
-    where = f"on, {one.THREADS} threads (OpenBLAS on 1 meanwhile)" if one else "off"
-    print(f"one pool of threads for GEMMs and kernels (backend.pool, Numba's {_numba_layer()}): {where}")
+    print(f"one pool of threads for GEMMs and kernels (backend.pool, Numba's {_numba_layer()}): {_pool_state()}")
     print(f"glibc malloc tuned (neuronkit.tune_allocator): {tuned}")
     if any(v is not None for v in env_blas.values()):
         print("NOTE: run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` for comparable BLAS numbers")
