@@ -67,6 +67,37 @@ def _reference(monkeypatch, jit):
     assert B.pool(0, start=True) is jit_pool
 
 
+def _exact_in_blocks(dtype) -> bool:
+    """Whether this machine's OpenBLAS kernel computes a GEMM of ``dtype`` cut into blocks of rows or columns with
+    the whole GEMM's values. SkylakeX's float32 kernel does; its float64 kernel and Haswell's float32 one do not
+    (their edge tiles sum in another order), so there the pool's values can differ from the NumPy code's in the last
+    bits, as OpenBLAS's own threads already make them differ between one thread and two."""
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1):
+        for m, n, k in ((1000, 300, 100), (300, 1000, 100)):
+            a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+            whole = a @ b
+            rows = np.concatenate([a[: m // 2] @ b, a[m // 2 :] @ b])
+            cols = np.concatenate([a @ b[:, : n // 2], a @ b[:, n // 2 :]], axis=1)
+            if not (np.array_equal(rows, whole) and np.array_equal(cols, whole)):
+                return False
+    return True
+
+
+EXACT = {np.dtype(t): _exact_in_blocks(t) for t in (np.float32, np.float64)}
+
+
+def _same(want, got, what=""):
+    """Bit for bit where this OpenBLAS kernel keeps a GEMM's values in blocks (``EXACT``), else within float
+    rounding of the values' scale."""
+    assert want.dtype == got.dtype and want.shape == got.shape, what
+    if EXACT[want.dtype]:
+        assert want.tobytes() == got.tobytes(), what
+    else:
+        eps = np.finfo(want.dtype).eps
+        np.testing.assert_allclose(got, want, rtol=64 * eps, atol=64 * eps * float(np.abs(want).max()), err_msg=what)
+
+
 def _nhwc(a):
     return a.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
 
@@ -149,7 +180,8 @@ def test_convolutions_on_the_pool_give_the_numpy_codes_bits(pooled, monkeypatch,
     results["pool"] = _run(f, arrays)
     assert all(pooled[k] >= 1 for k in kernels), dict(pooled)
     for want, kern, got in zip(results["numpy"], results["kernels"], results["pool"], strict=True):
-        assert want.tobytes() == kern.tobytes() == got.tobytes(), name
+        assert want.tobytes() == kern.tobytes(), name  # (no pool: the same GEMMs, whole)
+        _same(want, got, name)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -165,7 +197,7 @@ def test_dense_layers_on_the_pool_give_numpys_bits(pooled, monkeypatch, shape, d
     got = _run(nk.linear, arrays)
     assert pooled["_gemm"] == (3 if np.prod(shape) > 100_000 else 0), dict(pooled)
     for w, g in zip(want, got, strict=True):
-        assert w.tobytes() == g.tobytes()
+        _same(w, g)
 
 
 @pytest.mark.parametrize("a, b", [("c", "c"), ("c", "t"), ("t", "c"), ("t", "t")])  # (t: a transposed view)
@@ -189,7 +221,15 @@ def test_gemm_in_blocks_equals_numpys_matmul_in_every_layout(pooled, a, b, m, n,
     got = B.matmul(x, y)
     assert pooled["_gemm"] == blocks
     with threadpool_limits(1):
-        assert got.tobytes() == np.matmul(x, y).tobytes()
+        _same(np.matmul(x, y), got)
+        if a == b == "t" and blocks:  # (computed as (y.T @ x.T).T)
+            x, y, got = y.T, x.T, got.T
+        by_rows, pieces = jit_pool.plan(*got.shape, x.shape[1])
+        size = got.shape[0 if by_rows else 1]
+        cuts = [t * size // pieces for t in range(pieces + 1)] if blocks else [0, size]
+        parts = [x[lo:hi] @ y if by_rows else x @ y[:, lo:hi] for lo, hi in zip(cuts, cuts[1:])]
+        want = np.concatenate(parts, axis=0 if by_rows else 1)
+    assert got.tobytes() == want.tobytes()  # (the blocks, each NumPy's GEMM: bit for bit on any kernel)
 
 
 def test_operands_blas_cannot_read_in_place_keep_numpys_matmul(pooled):
@@ -278,7 +318,7 @@ def test_a_forked_child_runs_without_the_pool_and_gets_the_same_values(pooled):
     off, got = queue.get(timeout=60)
     child.join(60)
     assert child.exitcode == 0 and off
-    assert got.tobytes() == want.tobytes()
+    _same(want, got)
     assert B.pool(1 << 30) is jit_pool  # (the parent keeps it)
 
 
@@ -292,7 +332,9 @@ def test_two_threads_at_once_both_get_the_right_values(pooled):
     def work():
         for _ in range(30):
             got = nk.conv2d(nk.Tensor(x), nk.Tensor(w), activation="relu", max_pool=2).data
-            if got.tobytes() != want.tobytes():
+            try:  # (a call that found the pool busy ran on its own thread: whole GEMMs)
+                _same(want, got)
+            except AssertionError:
                 wrong.append(1)
 
     threads = [threading.Thread(target=work) for _ in range(2)]
@@ -333,6 +375,8 @@ def test_the_benchmark_cnn_epoch_is_the_same_with_and_without_the_pool(pooled, m
             assert pooled["_gemm"] >= 4 and pooled["_conv_forward"] == 0 and pooled["_fill_planes"] == 2, dict(pooled)
         else:
             assert not pooled
-    assert out["numpy"][0] == out["pool"][0]
+    if EXACT[np.dtype(np.float32)]:
+        assert out["numpy"][0] == out["pool"][0]
+    np.testing.assert_allclose(out["pool"][0], out["numpy"][0], rtol=1e-6)
     for a, b in zip(out["numpy"][1], out["pool"][1], strict=True):
-        assert a.tobytes() == b.tobytes()
+        _same(a, b)

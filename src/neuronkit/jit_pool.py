@@ -132,6 +132,13 @@ def _gemm(fn, pieces, by_rows, ta, tb, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, 
                 fn(_ROW, ta, tb, m, hi - lo, k, 1.0, a, lda, b + lo * sb, ldb, 0.0, c + lo * sc, ldc)
 
 
+def plan(m, n, k):
+    """``(by_rows, pieces)``: how ``gemm`` cuts an (m, k) @ (k, n) product, into ``pieces`` blocks of rows or of
+    columns (``t * size // pieces`` to ``(t + 1) * size // pieces``), each above ``SMALL``; fewer than 2: whole."""
+    by_rows = m >= n
+    return by_rows, min(THREADS, (m if by_rows else n) // (SMALL // max((n if by_rows else m) * k, 1) + 1))
+
+
 def gemm(a, b, out):
     """``out[...] = a @ b`` for 2-D float32/float64 arrays of one dtype, ``out`` C-contiguous; False (nothing done)
     where the operands do not suit BLAS as they are or the pool is busy."""
@@ -140,8 +147,7 @@ def gemm(a, b, out):
     n = b.shape[1]
     if oa is None or ob is None or not out.flags.c_contiguous or min(m, n, k) < 1:
         return False
-    by_rows = m >= n
-    pieces = min(THREADS, (m if by_rows else n) // (SMALL // ((n if by_rows else m) * k) + 1))  # (each above SMALL)
+    by_rows, pieces = plan(m, n, k)
     if pieces < 2 or min(m, n, k) < 2:  # (NumPy takes vectors elsewhere: GEMV)
         return False
     if oa[0] == _T and ob[0] == _T and m * n <= 1 << 16:  # (a weight gradient of few channels: C.T = B.T @ A.T
