@@ -1095,6 +1095,16 @@ def test_gradcheck_passes_on_correct_function():
     assert res.max_abs_error[0] < 1e-6
 
 
+def test_gradcheck_perturbs_inputs_of_any_memory_layout():
+    """A transposed or NHWC-backed input (a convolution's output is one): its elements are nudged in place, not in
+    a reshaped copy (which left every numerical derivative 0 and failed correct gradients)."""
+    base = np.arange(24, dtype=np.float64).reshape(2, 3, 4) / 10
+    for x in (base.transpose(2, 0, 1), base.transpose(0, 2, 1)[:, ::2]):
+        assert not x.flags.c_contiguous
+        res = nk.gradcheck(lambda t: (nk.tanh(t) * t).sum(), nk.Tensor(x, requires_grad=True))
+        assert res.ok and res.max_abs_error[0] < 1e-6
+
+
 def test_gradcheck_passes_on_correct_custom_function():
     res = nk.gradcheck(lambda t: _GoodSquare.apply(t), _inputs())
     assert res.ok

@@ -62,15 +62,15 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     abs_err, rel_err, ok = [None] * len(ins), [None] * len(ins), True
     for i in wrt:
         x = ins[i].data
-        flat = x.reshape(-1)
         numerical = xp.zeros_like(analytical[i])
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
+        for j in range(x.size):
+            at = xp.unravel_index(j, x.shape)  # (in place whatever the memory layout: a reshape could be a copy)
+            orig = x[at]
+            x[at] = orig + eps
             plus = fn(*ins).data.astype(xp.float64).reshape(-1)
-            flat[j] = orig - eps
+            x[at] = orig - eps
             minus = fn(*ins).data.astype(xp.float64).reshape(-1)
-            flat[j] = orig
+            x[at] = orig
             numerical[:, j] = (plus - minus) / (2 * eps)
         a = analytical[i]
         diff = xp.abs(a - numerical)
