@@ -142,11 +142,12 @@ def main(argv=None):
         + ", ".join(f"{k} {cmed[k]:.3f} s ({cmed[k] / cmed['pytorch']:.2f}x)" for k in impls)
     )
     one = nk.backend._one if hasattr(nk.backend, "_one") else {}
-    if one.get("module") is not None:
+    if one.get("on"):
         import numba
 
-        layer = numba.threading_layer() if one.get("on") or one.get("lowered") else "(not used)"
-        print(f"one pool of threads: {one['module'].THREADS} threads, Numba's {layer} layer")
+        print(f"one pool of threads: {one['module'].THREADS} threads, Numba's {numba.threading_layer()} layer")
+    else:
+        print("one pool of threads: not used")
     print(f"load average at end: {_load()}")
 
 

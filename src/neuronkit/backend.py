@@ -237,6 +237,10 @@ a GEMM under 262,144 multiply-adds on one thread."""
 
 _one = {"pid": None, "module": None, "blas": 1, "lowered": False, "on": False}
 
+POOL_ON = False
+"""Whether the pool has started (``pool``): until then ``matmul`` need not be called (a Python call on each GEMM of a
+tiny MLP is 2 % of its step)."""
+
 
 def pool(work: int, start: bool = False):
     """The one-pool kernels (the ``neuronkit.jit_pool`` module) for ``work`` elements of work, or None.
@@ -251,6 +255,7 @@ def pool(work: int, start: bool = False):
     (benchmarks/RESULTS.md), and the other ops (dense layers' GEMMs, ReLU) use the pool too. Before that they leave
     the GEMMs to OpenBLAS's own threads, which an MLP's run faster (no convolution: the pool never starts).
     """
+    global POOL_ON
     if work < POOL_MIN:
         return None
     st = _one
@@ -264,7 +269,7 @@ def pool(work: int, start: bool = False):
     if POOL is False or jit() is None:
         if st["lowered"] and mod.BLAS[3]() == 1:
             mod.BLAS[2](st["blas"])  # its threads back
-        st["lowered"] = st["on"] = False
+        st["lowered"] = st["on"] = POOL_ON = False
         return None
     if not (start or st["on"]):
         return None
@@ -278,7 +283,7 @@ def pool(work: int, start: bool = False):
     if blas != 1:
         mod.BLAS[2](1)
         st["lowered"] = True
-    st["on"] = True
+    st["on"] = POOL_ON = True
     if mod.THREADS != n:
         import numba
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import matmul as matmul_
+
 from .. import backend as B
 from ..autograd.function import Function
 from ..tensor import Tensor
@@ -62,7 +64,7 @@ class Linear(Function):
         self.x, self.w = x, w
         # One (rows, in) @ (in, out) GEMM: ``x @ w.T`` on a 3-D x would be a loop of per-item GEMMs (10-25 % slower
         # for a (64, 36, 128) batch of token vectors).
-        mm = B.matmul  # (large GEMMs on the one pool of threads where it is on)
+        mm = B.matmul if B.POOL_ON else matmul_  # (large GEMMs on the one pool of threads once it started)
         if x.ndim == 2:  # the common case: no reshapes (each costs a call on the hot path)
             out = mm(x, w.T)
         else:
@@ -79,7 +81,7 @@ class Linear(Function):
         gx = gw = gb = None
         flat = g.ndim == 2
         g2 = g if flat else g.reshape(-1, g.shape[-1])  # (batch, out)
-        mm = B.matmul
+        mm = B.matmul if B.POOL_ON else matmul_
         if self.next[0] is not None:
             gx = mm(g2, w) if flat else mm(g2, w).reshape(x.shape)  # (..., in)
         if self.next[1] is not None:
