@@ -57,9 +57,7 @@ class Conv2dFused(Function):
             geom = (kh, kw, sh, sw, dh, dw, ph, pw, k)
             pooled = self._pooled(mod, geom, xpad, cols, wt, z, planes, y, bias, relu, B.grain(per_image))
         in_pieces = B.gemm_in_pieces()
-        if pooled:
-            pass
-        elif not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
+        if not pooled and not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
             B.parallel_for(n, fill, cols.size)  # (one pass: nothing to keep in cache)
             xp.matmul(cols, wt, out=z.reshape(-1, o))
 
