@@ -56,7 +56,7 @@ class Conv2dFused(Function):
         if self.arg is not None and x.dtype == w.dtype == z.dtype and (mod := B.pool(cols.size + z.size, start=True)):
             geom = (kh, kw, sh, sw, dh, dw, ph, pw, k)
             pooled = self._pooled(mod, geom, xpad, cols, wt, z, planes, y, bias, relu, B.grain(per_image))
-        in_pieces = B.gemm_in_pieces()
+        in_pieces = not pooled and B.gemm_in_pieces()  # (it asks the OS for the cores: 25 us)
         if not pooled and not in_pieces:  # one GEMM, BLAS's threads on it; im2col and the rest still in pieces
             B.parallel_for(n, fill, cols.size)  # (one pass: nothing to keep in cache)
             xp.matmul(cols, wt, out=z.reshape(-1, o))
