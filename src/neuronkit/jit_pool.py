@@ -16,6 +16,7 @@ inside the pool (Numba's workqueue layer cannot take two callers at once); the c
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 
 import numba
@@ -65,10 +66,10 @@ def _find_blas():
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    np_dir = np.__file__.rsplit("/", 2)[0]
+    np_dir = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))  # (site-packages: numpy.libs is there)
     for info in threadpool_info():
         path = info.get("filepath") or ""
-        if info.get("internal_api") != "openblas" or not path.startswith(np_dir) or "numpy" not in path:
+        if info.get("internal_api") != "openblas" or not path.startswith(np_dir) or "numpy" not in path.lower():
             continue
         lib = ctypes.CDLL(path)
         for pre, suf, ip in (("scipy_", "64_", ctypes.c_int64), ("scipy_", "", ctypes.c_int), ("", "", ctypes.c_int)):
