@@ -179,8 +179,9 @@ def planes_max(planes, y, arg, bias, relu, lo, hi):
             if bias.shape[0]:
                 best += bias[j]
             if relu and not (best > 0 or best != best):
-                best = 0
-            y[i, j] = best
+                y[i, j] = 0  # (into the array: a literal 0 given to ``best`` would make it a float64)
+            else:
+                y[i, j] = best
             arg[i, j] = won
 
 
