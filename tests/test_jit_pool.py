@@ -1,9 +1,11 @@
 """The one pool of threads (``neuronkit/jit_pool.py``): a step's GEMMs and memory-bound kernels on Numba's threads,
-with NumPy's OpenBLAS on one thread meanwhile, give the NumPy code's results bit for bit (convolutions plain and
-fused, in both im2col layouts, dense layers, pooling and ReLU, float32 and float64), and every case checks that the
-pool really ran them. Also: it stays off where it must (one thread, ``NEURONKIT_POOL=0``, ``POOL = False``, a forked
-child, kernels off), gives OpenBLAS its threads back when turned off, and two threads calling at once both get the
-right values (one runs in the pool, the other on its own)."""
+with NumPy's OpenBLAS on one thread meanwhile. Each GEMM block equals NumPy's GEMM of that block bit for bit on any
+OpenBLAS kernel; the ops (convolutions plain and fused, in both im2col layouts, dense layers, pooling and ReLU,
+float32 and float64) give the NumPy code's results bit for bit where the kernel keeps a GEMM's values in blocks
+(SkylakeX float32) and within float rounding elsewhere, and their gradients match float64 central differences;
+every case checks that the pool really ran them. Also: it stays off where it must (one thread, ``NEURONKIT_POOL=0``,
+``POOL = False``, a forked child, kernels off, no convolution yet), gives OpenBLAS its threads back when turned off,
+and two threads calling at once both get the right values (one runs in the pool, the other on its own)."""
 
 from __future__ import annotations
 
@@ -163,10 +165,10 @@ CONV = {  # name: (op, input channels, weight shape, the pool's kernels that mus
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", list(CONV))
-def test_convolutions_on_the_pool_give_the_numpy_codes_bits(pooled, monkeypatch, name, dtype):
-    """Forward and all three gradients, against the NumPy code (kernels and pool off, OpenBLAS's own threads on
-    whole GEMMs) and against the compiled kernels on the calling thread; values off any grid, so a sum in another
-    order would show."""
+def test_convolutions_on_the_pool_give_the_numpy_codes_values(pooled, monkeypatch, name, dtype):
+    """Forward and all three gradients, against the NumPy code (kernels and pool off, whole GEMMs on OpenBLAS's one
+    thread) and against the compiled kernels on the calling thread; values off any grid, so a sum in another order
+    would show where the kernel keeps blocks exact."""
     f, c, wshape, kernels = CONV[name]
     rng = np.random.default_rng(3)
     arrays = [_nhwc(rng.standard_normal((5, c, 15, 14)).astype(dtype))]
@@ -200,7 +202,7 @@ def test_gradients_on_the_pool_against_float64_central_differences(pooled, name)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(3000, 64), (3, 1000, 64), (1, 64), (200, 64)])
-def test_dense_layers_on_the_pool_give_numpys_bits(pooled, monkeypatch, shape, dtype):
+def test_dense_layers_on_the_pool_give_numpys_values(pooled, monkeypatch, shape, dtype):
     """The three GEMMs of a dense layer (forward, both gradients); in blocks where each is above ``SMALL``."""
     rng = np.random.default_rng(5)
     arrays = [rng.standard_normal(s).astype(dtype) for s in (shape, (48, 64), (48,))]
