@@ -5,8 +5,10 @@ cores (a CNN step 13.3 -> 51.5 ms, benchmarks/RESULTS.md). PyTorch runs both on 
 While it is on, NumPy's OpenBLAS runs on one thread, and the GEMMs of the ops (``gemm``; ``conv_forward`` and
 ``col2im`` with their im2col and adds) are cut into row blocks that Numba's threads hand to that single-threaded
 OpenBLAS, calling NumPy's own library (``cblas_?gemm``, found through threadpoolctl), so each output row is computed
-by the same kernel as in one whole GEMM: the same values, bit for bit, on OpenBLAS's Haswell, SkylakeX and Zen kernels
-(tests/test_jit_pool.py). The memory-bound kernels are those of ``jit_kernels`` on slices of the batch.
+by the same kernel as in one whole GEMM: the same values, bit for bit, on OpenBLAS's SkylakeX float32 kernel; its
+float64 kernel and Haswell's float32 one can round a block's edge tiles otherwise, in the last bit, as OpenBLAS's own
+threads already do (tests/test_jit_pool.py, benchmarks/RESULTS.md). The memory-bound kernels are those of
+``jit_kernels`` on slices of the batch. It starts with the first convolution (``backend.pool``'s ``start``).
 
 Reached only through ``backend.pool(work)``, which decides whether it is on (Numba, NumPy's OpenBLAS found, more
 than one thread, not a forked child). Every entry point returns False instead of running when another thread is
@@ -47,7 +49,7 @@ THREADS = 2
 SMALL = 1_000_000
 """OpenBLAS's SkylakeX kernels take GEMMs of up to M*N*K = 1e6 through small-matrix code that sums over K in one run,
 where larger ones sum in blocks of K: the values can differ. So a GEMM is cut only into pieces above this, and a
-whole one at or below it stays whole (tests/test_jit_pool.py finds the difference where this is not kept)."""
+whole one at or below it stays whole (tests/test_jit_pool.py checks the plan of ``gemm``)."""
 
 
 def _blocks(n, grain, per_image):

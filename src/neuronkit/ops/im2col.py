@@ -92,8 +92,9 @@ def conv_gemm(xpad, wmat, b, kh, kw, sh, sw, dh, dw, oh, ow):
     """A one-group convolution as ``(cols, out)``: the im2col matrix (N*oh*ow, 1, K) (kept for the weight gradient)
     and ``out = cols @ wmat.T + b`` (N*oh*ow, O), built a few images at a time: each piece's patches are still in
     cache when its GEMM reads them, and its output when the bias is added. The pieces depend on the shapes only, never
-    on the thread count; with OpenBLAS's Haswell, SkylakeX and Zen kernels each output row equals the same row of one
-    whole GEMM (checked bit for bit), while older kernels (Nehalem) can round a row differently by GEMM height."""
+    on the thread count; with OpenBLAS's SkylakeX float32 kernel each output row equals the same row of one whole GEMM
+    (checked bit for bit), while others (SkylakeX float64, Haswell float32, measured 2026-12-01; Nehalem) can round
+    the rows of a piece's edge tiles differently in the last bit."""
     xp = B.xp
     n = xpad.shape[0]
     o = wmat.shape[0]
