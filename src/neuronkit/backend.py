@@ -293,8 +293,9 @@ def pool(work: int, start: bool = False):
 
 
 def matmul(a, b):
-    """``a @ b``, with a 2-D float32/float64 GEMM of ``POOL_MIN`` multiply-adds or more on the one pool (``pool``):
-    the same values as ``numpy.matmul`` row for row (see ``neuronkit/jit_pool.py``)."""
+    """``a @ b``, with a 2-D float32/float64 GEMM of ``POOL_MIN`` multiply-adds or more on the one pool (``pool``) once
+    it has started: ``numpy.matmul``'s values on one OpenBLAS thread (to the last bit where the kernel keeps a GEMM's
+    rows in blocks: see ``neuronkit/jit_pool.py``)."""
     if a.ndim == 2 and b.ndim == 2 and (mod := pool(a.shape[0] * a.shape[1] * b.shape[1])) is not None:
         if a.dtype == b.dtype and a.dtype.name in ("float32", "float64"):
             out = xp.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
