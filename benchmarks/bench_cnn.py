@@ -141,11 +141,11 @@ def main(argv=None):
         "CPU time of the process per epoch (all its threads; with one thread each, less sensitive to other work): "
         + ", ".join(f"{k} {cmed[k]:.3f} s ({cmed[k] / cmed['pytorch']:.2f}x)" for k in impls)
     )
-    one = nk.backend._one if hasattr(nk.backend, "_one") else {}
-    if one.get("on"):
+    if getattr(nk.backend, "POOL_ON", False):
         import numba
 
-        print(f"one pool of threads: {one['module'].THREADS} threads, Numba's {numba.threading_layer()} layer")
+        threads = nk.backend._one["module"].THREADS
+        print(f"one pool of threads: {threads} threads, Numba's {numba.threading_layer()} layer")
     else:
         print("one pool of threads: not used")
     print(f"load average at end: {_load()}")

@@ -283,9 +283,9 @@ def test_without_a_convolution_the_pool_never_starts_and_openblas_keeps_its_thre
     code = (
         "import numpy as np, neuronkit as nk; from neuronkit import backend as B, jit_pool as P\n"
         "x = nk.Tensor(np.ones((512, 784), np.float32)); w = nk.Tensor(np.ones((256, 784), np.float32))\n"
-        "before = P.BLAS[3](); nk.relu(nk.linear(x, w)); print(B._one['on'], P.BLAS[3]() == before)\n"
+        "before = P.BLAS[3](); nk.relu(nk.linear(x, w)); print(B.POOL_ON, P.BLAS[3]() == before)\n"
         "nk.conv2d(nk.Tensor(np.ones((64, 8, 30, 30), np.float32)), nk.Tensor(np.ones((16, 8, 3, 3), np.float32)))\n"
-        "print(B._one['on'], P.BLAS[3]())"
+        "print(B.POOL_ON, P.BLAS[3]())"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     out = subprocess.run(
@@ -369,10 +369,8 @@ def test_the_benchmark_cnn_epoch_is_the_same_with_and_without_the_pool(pooled, m
     y = rng.integers(0, 10, 256)
     init = [rng.uniform(-0.3, 0.3, s).astype(np.float32) for s in ((16, 1, 3, 3), (16,), (32, 16, 3, 3), (32,))]
     init += [rng.uniform(-0.03, 0.03, s).astype(np.float32) for s in ((10, 800), (10,))]
-    out = {}
-    for setting in ("numpy", "pool"):
-        ctx = _reference(monkeypatch, False) if setting == "numpy" else contextlib.nullcontext()
-        ctx.__enter__()
+
+    def two_steps():
         ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
         losses = []
         for i in range(0, 256, 128):
@@ -385,12 +383,14 @@ def test_the_benchmark_cnn_epoch_is_the_same_with_and_without_the_pool(pooled, m
                 p.data -= 0.05 * p.grad.data
                 p.grad = None
             losses.append(loss.item())
-        ctx.__exit__(None, None, None)
-        out[setting] = (losses, [p.data.copy() for p in ps])
-        if setting == "pool":  # (conv1's forward and weight gradient GEMMs, in blocks)
-            assert pooled["_gemm"] >= 4 and pooled["_fill_planes_t"] == 2 and pooled["_fill_planes"] == 2, dict(pooled)
-        else:
-            assert not pooled
+        return losses, [p.data.copy() for p in ps]
+
+    out = {}
+    with _reference(monkeypatch, False):
+        out["numpy"] = two_steps()
+    assert not pooled
+    out["pool"] = two_steps()  # (conv1's forward and weight gradient GEMMs, in blocks)
+    assert pooled["_gemm"] >= 4 and pooled["_fill_planes_t"] == 2 and pooled["_fill_planes"] == 2, dict(pooled)
     if EXACT[np.dtype(np.float32)]:
         assert out["numpy"][0] == out["pool"][0]
     np.testing.assert_allclose(out["pool"][0], out["numpy"][0], rtol=1e-6)

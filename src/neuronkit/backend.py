@@ -235,11 +235,11 @@ POOL_MIN = 1 << 17
 """Work (elements, or multiply-adds of a GEMM) below which an op stays on the calling thread. OpenBLAS itself keeps
 a GEMM under 262,144 multiply-adds on one thread."""
 
-_one = {"pid": None, "module": None, "blas": 1, "lowered": False, "on": False}
+_one = {"pid": None, "module": None, "blas": 1, "lowered": False}
 
 POOL_ON = False
-"""Whether the pool has started (``pool``): until then ``matmul`` need not be called (a Python call on each GEMM of a
-tiny MLP is 2 % of its step)."""
+"""Whether the pool has started (``pool``, with the first convolution). Until then ``linear`` does not call
+``matmul`` (a Python call on each GEMM of a tiny MLP is 2 % of its step)."""
 
 
 def pool(work: int, start: bool = False):
@@ -269,9 +269,9 @@ def pool(work: int, start: bool = False):
     if POOL is False or jit() is None:
         if st["lowered"] and mod.BLAS[3]() == 1:
             mod.BLAS[2](st["blas"])  # its threads back
-        st["lowered"] = st["on"] = POOL_ON = False
+        st["lowered"] = POOL_ON = False
         return None
-    if not (start or st["on"]):
+    if not (start or POOL_ON):
         return None
     blas = mod.BLAS[3]()
     if blas != 1:  # (first use, or BLAS's threads were set since, e.g. by threadpoolctl)
@@ -283,7 +283,7 @@ def pool(work: int, start: bool = False):
     if blas != 1:
         mod.BLAS[2](1)
         st["lowered"] = True
-    st["on"] = POOL_ON = True
+    POOL_ON = True
     if mod.THREADS != n:
         import numba
 
