@@ -11,6 +11,7 @@ import collections
 
 import numpy as np
 import pytest
+import winners as winners_ref
 
 import neuronkit as nk
 from neuronkit import backend as B
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (the NaN an
 
 
 KERNELS = ("relu_forward", "relu_backward", "max_pool_forward", "max_pool2_forward", "max_pool_backward")
-KERNELS += ("im2col_rows", "col2im_add", "planes_max", "plane_grads", "planes_place", "adam_step")
+KERNELS += ("im2col_rows", "col2im_add", "planes_max", "plane_grads", "planes_place", "adam_step", "winner_backward")
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ UNPADDED_POOLS = {"max pool 2", "max pool 2x3 stride 3x4", "relu then max pool 2
 
 
 BOTH = ("im2col_rows", "col2im_add")
-FUSED = BOTH + ("planes_max", "plane_grads", "planes_place", "relu_backward")
+FUSED = ("im2col_rows", "planes_max", "winner_backward", "relu_backward")
 CONV_CASES = {  # (im2col rows need one group and unit width stride and dilation; the other layouts stay NumPy's)
     "conv kernel rows": (lambda x, w, b: nk.conv2d(x, w, b, padding=1), (6, 8, 3, 3), BOTH),
     "conv strided, height dilated": (
@@ -120,6 +121,7 @@ def test_convolutions_with_the_compiled_kernels_give_the_numpy_codes_bits(
         arrays = [(rng.integers(-2, 3, s) / 4).astype(dtype) for s in shapes]
     arrays[0] = _nhwc(arrays[0])
     results = {}
+    winners = name.startswith("fused") and values == "normal"  # (grid: NaN and inf, so the NumPy code's products)
     for jit in (False, True):
         monkeypatch.setattr(B, "JIT", jit)
         ins = [nk.Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]
@@ -128,11 +130,21 @@ def test_convolutions_with_the_compiled_kernels_give_the_numpy_codes_bits(
         g[...] = np.random.default_rng(7).standard_normal(y.shape)
         if values == "grid":  # (infinities: where a window's loser gets inf * 0, NaN must reach the gradients)
             g.flat[[3, 50, 400]] = [np.inf, -np.inf, np.nan]
+        if jit and winners:  # (the exact sums, from the op's winners)
+            want = winners_ref.reference(y.grad_fn, arrays[0], arrays[1], g)
         y.backward(nk.Tensor(g))
         results[jit] = [y.data] + [t.grad.data for t in ins]
         assert all(calls[k] >= 1 for k in kernels) if jit else not calls, dict(calls)
-    for w, got in zip(results[False], results[True], strict=True):
+    assert calls["winner_backward"] == name.startswith("fused"), dict(calls)
+    assert calls["plane_grads"] == (name.startswith("fused") and not winners), dict(calls)
+    for i, (w, got) in enumerate(zip(results[False], results[True], strict=True)):
+        if winners and i in (1, 2):  # (input and weight gradients from each window's winner alone: another order)
+            continue
         assert np.ascontiguousarray(w).tobytes() == np.ascontiguousarray(got).tobytes(), name
+    if winners:
+        for i, ref in ((1, want[0]), (2, want[1])):
+            winners_ref.assert_within_rounding(results[True][i], ref, f"{name}, kernels, gradient {i}")
+            winners_ref.assert_within_rounding(results[False][i], ref, f"{name}, NumPy code, gradient {i}")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

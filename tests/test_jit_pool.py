@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 import pytest
+import winners as winners_ref
 from threadpoolctl import threadpool_limits
 
 import neuronkit as nk
@@ -104,11 +105,15 @@ def _nhwc(a):
     return a.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
 
 
-def _run(f, arrays, seed=7):
+def _run(f, arrays, seed=7, refs=None):
+    """Forward and backward; with ``refs`` (a list), the exact gradients from each pooling window's winner are
+    appended to it (``winners.reference``)."""
     ins = [nk.Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]
     y = f(*ins)
     g = np.empty_like(y.data)
     g[...] = np.random.default_rng(seed).standard_normal(y.shape)
+    if refs is not None:
+        refs.append(winners_ref.reference(y.grad_fn, arrays[0], arrays[1], g))
     y.backward(nk.Tensor(g))
     return [y.data] + [t.grad.data for t in ins]
 
@@ -134,7 +139,7 @@ CONV = {  # name: (op, input channels, weight shape, the pool's kernels that mus
         lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=2),
         8,
         (6, 8, 3, 3),
-        ("_fill_planes", "_planes_max", "_plane_grads", "_planes_place", "_relu_backward", "_col2im"),
+        ("_fill_planes", "_planes_max", "_relu_backward", "_winner_backward"),
     ),
     "fused relu pool 2, transposed": (
         lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=2),
@@ -146,7 +151,7 @@ CONV = {  # name: (op, input channels, weight shape, the pool's kernels that mus
         lambda x, w, b: nk.conv2d(x, w, b, max_pool=3, padding=1),
         8,
         (6, 8, 3, 3),
-        ("_fill_planes", "_planes_max", "_plane_grads", "_planes_place"),
+        ("_fill_planes", "_planes_max", "_winner_backward"),
     ),
     "conv, relu, max pool": (
         lambda x, w, b: nk.max_pool2d(nk.relu(nk.conv2d(x, w, b)), 2),
@@ -168,20 +173,28 @@ CONV = {  # name: (op, input channels, weight shape, the pool's kernels that mus
 def test_convolutions_on_the_pool_give_the_numpy_codes_values(pooled, monkeypatch, name, dtype):
     """Forward and all three gradients, against the NumPy code (kernels and pool off, whole GEMMs on OpenBLAS's one
     thread) and against the compiled kernels on the calling thread; values off any grid, so a sum in another order
-    would show where the kernel keeps blocks exact."""
+    would show where the kernel keeps blocks exact. A many-channel fused convolution's input and weight gradients
+    come from each window's winner alone (``jit_kernels.winner_grads``), in fixed chunks of the batch: the same bits
+    on the pool as on the calling thread, and within rounding of the exact sums, as the NumPy code's."""
     f, c, wshape, kernels = CONV[name]
     rng = np.random.default_rng(3)
     arrays = [_nhwc(rng.standard_normal((5, c, 15, 14)).astype(dtype))]
     arrays += [rng.standard_normal(s).astype(dtype) for s in (wshape, wshape[:1])]
-    results = {}
+    results, refs = {}, []
+    winners = "_winner_backward" in kernels
     for setting in ("numpy", "kernels"):
         with _reference(monkeypatch, setting == "kernels"):
             results[setting] = _run(f, arrays)
     assert not pooled
     monkeypatch.setattr(B, "POOL", None)
-    results["pool"] = _run(f, arrays)
+    results["pool"] = _run(f, arrays, refs=refs if winners else None)
     assert all(pooled[k] >= 1 for k in kernels), dict(pooled)
-    for want, kern, got in zip(results["numpy"], results["kernels"], results["pool"], strict=True):
+    for i, (want, kern, got) in enumerate(zip(results["numpy"], results["kernels"], results["pool"], strict=True)):
+        if winners and i in (1, 2):
+            assert kern.tobytes() == got.tobytes(), name
+            for what, r in (("NumPy code", want), ("pool", got)):
+                winners_ref.assert_within_rounding(r, refs[0][i - 1], f"{name}, {what}, gradient {i}")
+            continue
         assert want.tobytes() == kern.tobytes(), name  # (no pool: the same GEMMs, whole)
         _same(want, got, name)
 
@@ -197,7 +210,33 @@ def test_gradients_on_the_pool_against_float64_central_differences(pooled, name)
     b = nk.Tensor(rng.standard_normal(wshape[:1]), requires_grad=True)
     r = nk.Tensor(rng.standard_normal(f(x, w, b).shape))
     assert nk.gradcheck(lambda x, w, b: (f(x, w, b) * r).sum(), x, w, b, raise_exception=True)
-    assert pooled[kernels[0]] >= 1, dict(pooled)
+    assert all(pooled[k] >= 1 for k in kernels[:1] + tuple(k for k in kernels if k == "_winner_backward")), pooled
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_nonfinite_gradient_leaves_the_winners_alone_for_the_numpy_codes_products(pooled, monkeypatch, bad):
+    """``inf * 0`` at a window's losers makes NaN in the NumPy code; the compiled backward, which skips the losers,
+    stops (on any chunk) and the planes' gradients run instead: the same NaN and inf as the NumPy code's."""
+    f, c, wshape, _ = CONV["fused relu pool 2, rows"]
+    rng = np.random.default_rng(2)
+    arrays = [_nhwc(rng.standard_normal((5, c, 15, 14)))] + [rng.standard_normal(s) for s in (wshape, wshape[:1])]
+
+    def run():
+        ins = [nk.Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]
+        y = f(*ins)
+        g = np.random.default_rng(7).standard_normal(y.shape)
+        g[4, 1, 2, 3] = bad  # (the last chunk: the first ones finish)
+        y.backward(nk.Tensor(g))
+        return [t.grad.data for t in ins]
+
+    with _reference(monkeypatch, False):
+        want = run()
+    got = run()
+    assert pooled["_winner_backward"] == 1 and pooled["_plane_grads"] == 1, dict(pooled)
+    for a, b in zip(want, got, strict=True):
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(np.isinf(a), np.isinf(b))
+        assert np.isfinite(a).sum() < a.size
+        _same(np.nan_to_num(a), np.nan_to_num(b))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -362,8 +401,9 @@ def test_two_threads_at_once_both_get_the_right_values(pooled):
 
 
 def test_the_benchmark_cnn_epoch_is_the_same_with_and_without_the_pool(pooled, monkeypatch):
-    """A few steps of the benchmark CNN at its real size (above ``POOL_MIN``): the same losses and weights, bit for
-    bit, with the pool (both convolutions, the dense layer) and with the NumPy code."""
+    """A few steps of the benchmark CNN at its real size (above ``POOL_MIN``): the same losses and weights with the
+    pool (both convolutions, the dense layer) as with the compiled kernels on the calling thread, bit for bit where
+    OpenBLAS keeps GEMM blocks exact; and within rounding of the NumPy code's."""
     rng = np.random.default_rng(0)
     x = rng.random((256, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 256)
@@ -386,13 +426,20 @@ def test_the_benchmark_cnn_epoch_is_the_same_with_and_without_the_pool(pooled, m
         return losses, [p.data.copy() for p in ps]
 
     out = {}
-    with _reference(monkeypatch, False):
-        out["numpy"] = two_steps()
+    for jit in (False, True):
+        with _reference(monkeypatch, jit):
+            out[jit] = two_steps()
     assert not pooled
     out["pool"] = two_steps()  # (conv1's forward and weight gradient GEMMs, in blocks)
     assert pooled["_gemm"] >= 4 and pooled["_fill_planes_t"] == 2 and pooled["_fill_planes"] == 2, dict(pooled)
+    assert pooled["_winner_backward"] == 2, dict(pooled)
     if EXACT[np.dtype(np.float32)]:
-        assert out["numpy"][0] == out["pool"][0]
-    np.testing.assert_allclose(out["pool"][0], out["numpy"][0], rtol=1e-6)
-    for a, b in zip(out["numpy"][1], out["pool"][1], strict=True):
+        assert out[True][0] == out["pool"][0]
+    for a, b in zip(out[True][1], out["pool"][1], strict=True):
         _same(a, b)
+    # The NumPy code sums conv2's gradients in another order (the losers' zeros too): the first loss is the same,
+    # the second within rounding, and so are the weights after two steps.
+    assert out[False][0][0] == out["pool"][0][0]
+    np.testing.assert_allclose(out["pool"][0], out[False][0], rtol=1e-6)
+    for a, b in zip(out[False][1], out["pool"][1], strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * float(np.abs(a).max()))

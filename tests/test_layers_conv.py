@@ -155,6 +155,7 @@ def test_bad_constructor_arguments():
 FUSED_CASES = [
     dict(in_channels=1, out_channels=6, kernel_size=3, activation="relu", max_pool=2),  # few channels, as conv 1
     dict(in_channels=5, out_channels=4, kernel_size=3, padding=1, activation="relu", max_pool=2),
+    dict(in_channels=8, out_channels=5, kernel_size=3, padding=1, activation="relu", max_pool=2),  # as conv 2
     dict(in_channels=4, out_channels=4, kernel_size=2, stride=2, activation="relu"),
     dict(in_channels=3, out_channels=4, kernel_size=3, bias=False, max_pool=3),
     dict(in_channels=4, out_channels=6, kernel_size=3, groups=2, activation="relu", max_pool=2),  # composed path

@@ -373,10 +373,11 @@ OPS = [
         lambda x, w, b: F.conv2d(x, w, b, dilation=2, padding=(2, 1), stride=(1, 2)),
         id="conv2d_dilation",
     ),
-    # fused bias + ReLU + max-pool (groups 1: the fused kernel, including few-channel inputs; groups 2: composed)
+    # fused bias + ReLU + max-pool (groups 1: the fused kernel, including few-channel inputs and, with 8 channels, the
+    # compiled backward from each window's winner; groups 2: composed)
     OpSpec(
         "conv2d",
-        [((2, 3, 9, 8), (4, 3, 3, 3), (4,)), ((3, 1, 10, 11), (5, 1, 3, 3), (5,))],
+        [((2, 3, 9, 8), (4, 3, 3, 3), (4,)), ((3, 1, 10, 11), (5, 1, 3, 3), (5,)), ((3, 8, 9, 8), (4, 8, 3, 3), (4,))],
         lambda x, w, b: nk.conv2d(x, w, b, activation="relu", max_pool=2),
         lambda x, w, b: F.max_pool2d(F.relu(F.conv2d(x, w, b)), 2),
         id="conv2d_relu_maxpool",

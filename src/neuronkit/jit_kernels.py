@@ -231,3 +231,82 @@ def adam_step(p, g, m, v, b1, c1, b2, c2, bias2, eps, step, tiny):
         m[i] = mi
         v[i] = vi
         p[i] -= (mi / (np.sqrt(vi) / bias2 + eps)) * step
+
+
+@_jit
+def winner_grads(gy, arg, cols, wmat, gw, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, lo, hi):
+    """Both gradients of the fused convolution for images lo:hi from each pooling window's winner alone (``ops/
+    conv_fused.py``): ``gy`` (N*ph*pw, O), the pooled output's gradient (ReLU's mask applied), ``arg`` (uint8, same
+    shape) the winning offset, ``cols`` (k*k*N*ph*pw, K) the forward's im2col rows, ``wmat`` (O, K). ``gw`` (O, K)
+    gets the sum over these windows of ``gy * cols[winner's row]``, in window order (or nothing if it is empty);
+    ``gpad`` (N, Hp, Wp, C), zeroed for these images first, gets each winner's patch gradient ``gy * wmat[o]``
+    (summed over the channels o a plane won, in order) at its patch (or nothing if it is empty). The NumPy code
+    multiplies the losers' zeros too (4x the multiply-adds on 2x2 windows) and sums in BLAS's order, so values agree
+    within rounding. Zero gradients are skipped. Returns False, leaving the outputs unfinished, on a NaN or infinite
+    gradient (the caller then runs the NumPy code's products, whose ``inf * 0`` give NaN)."""
+    n_win, o_n = gy.shape
+    kk = k * k
+    c = gpad.shape[3]
+    want_w, want_x = gw.shape[0] > 0, gpad.shape[0] > 0
+    if want_w:
+        gw[:, :] = 0
+    d = np.zeros((kk, wmat.shape[1]), dtype=gy.dtype)
+    used = np.zeros(kk, dtype=np.bool_)
+    for i in range(lo, hi):
+        if want_x:
+            gpad[i] = 0
+        for y in range(ph):
+            for x in range(pw):
+                p = (i * ph + y) * pw + x
+                used[:] = False
+                for o in range(o_n):
+                    g = gy[p, o]
+                    if g == 0:
+                        continue
+                    if not (g - g == 0):
+                        return False
+                    q = arg[p, o]
+                    if want_w:
+                        row = q * n_win + p
+                        for j in range(cols.shape[1]):
+                            gw[o, j] += g * cols[row, j]
+                    if want_x:
+                        if not used[q]:
+                            used[q] = True
+                            for j in range(wmat.shape[1]):
+                                d[q, j] = g * wmat[o, j]
+                        else:
+                            for j in range(wmat.shape[1]):
+                                d[q, j] += g * wmat[o, j]
+                for q in range(kk):
+                    if used[q]:
+                        oy, ox = (k * y + q // k) * sh, (k * x + q % k) * sw
+                        for r in range(kh):
+                            for s in range(kw):
+                                base = (r * kw + s) * c
+                                for ch in range(c):
+                                    gpad[i, oy + r * dh, ox + s * dw, ch] += d[q, base + ch]
+    return True
+
+
+@_jit
+def add_parts(parts, out):
+    """``out = parts[0] + parts[1] + ...``, in that order."""
+    out[:, :] = parts[0]
+    for t in range(1, parts.shape[0]):
+        for a in range(out.shape[0]):
+            for b in range(out.shape[1]):
+                out[a, b] += parts[t, a, b]
+
+
+@_jit
+def winner_backward(gy, arg, cols, wmat, parts, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, per):
+    """``winner_grads`` over the batch's chunks in turn (``per`` images each), chunk t's weight gradient into
+    ``parts[t]`` (``parts`` (chunks, O, K), or (1, 0, 0): none); False on a NaN or infinite gradient."""
+    n = gy.shape[0] // (ph * pw)
+    for t in range((n + per - 1) // per):
+        gw = parts[0] if parts.shape[0] == 1 else parts[t]
+        lo, hi = t * per, min(n, t * per + per)
+        if not winner_grads(gy, arg, cols, wmat, gw, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, lo, hi):
+            return False
+    return True

@@ -39,6 +39,7 @@ k_planes_max = _k.planes_max
 k_planes_place = _k.planes_place
 k_relu_backward = _k.relu_backward
 k_relu_forward = _k.relu_forward
+k_winner_grads = _k.winner_grads
 
 _par = numba.njit(parallel=True, nogil=True, cache=True)
 _lock = threading.Lock()
@@ -337,3 +338,21 @@ def _planes_place(full, planes, zero, pieces):
 
 def planes_place(full, planes, zero):
     return _call(_planes_place, full, planes, zero, THREADS)
+
+
+@_par
+def _winner_backward(gy, arg, cols, wmat, parts, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, per, ok):
+    n = gy.shape[0] // (ph * pw)
+    for t in prange((n + per - 1) // per):
+        gw = parts[0] if parts.shape[0] == 1 else parts[t]
+        lo, hi = t * per, min(n, t * per + per)
+        ok[t] = k_winner_grads(gy, arg, cols, wmat, gw, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, lo, hi)
+
+
+def winner_backward(gy, arg, cols, wmat, parts, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, per):
+    """``jit_kernels.winner_backward`` with the chunks over the pool's threads: the same chunks and sums, the same
+    values. None where the pool was busy; else False on a NaN or infinite gradient."""
+    ok = np.ones(-(-(gy.shape[0] // (ph * pw)) // per), dtype=np.bool_)
+    if not _call(_winner_backward, gy, arg, cols, wmat, parts, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, per, ok):
+        return None
+    return bool(ok.all())

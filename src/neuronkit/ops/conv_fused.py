@@ -12,6 +12,12 @@ k*k contiguous planes, one per window offset, and the max-pool is an elementwise
 One difference in the last bit, not in the math: adding the bias after the max can make two window values that
 differ by less than the bias's rounding compare unequal where the unfused order sees a tie, so the gradient of such
 a window can go to the other (equally maximal) element.
+
+Backward, the NumPy code spreads the pooled gradient over the k*k planes (zeros at each window's losers), then runs
+conv's weight-gradient GEMM and col2im over all of them. With the compiled kernels (``pip install neuronkit[fast]``)
+and im2col in rows (many channels), both gradients come from each window's winner alone (``jit_kernels.
+winner_grads``): 1/(k*k) of the multiply-adds, no planes, no col2im. That is the same math, summed in another order,
+so these two gradients agree with the NumPy code's within rounding, not bit for bit (tests/winners.py bounds both).
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from __future__ import annotations
 from .. import backend as B
 from ..autograd.function import Function
 from .im2col import col2im, nhwc, out_size, pad, planes_patches
+
+WINNER_CHUNKS = 16
+"""The compiled backward's weight gradient is summed over this many chunks of the batch (``_winner_grads``)."""
 
 
 class Conv2dFused(Function):
@@ -116,14 +125,55 @@ class Conv2dFused(Function):
         if self.y is not None:
             gy = self._masked(gy, self.y.reshape(gy.shape))
         gx = gw = gb = None
-        gz = gy.reshape(p, o) if k == 1 else self._plane_grads(gy)
         if len(self.next) > 2 and self.next[2] is not None:
             gb = xp.ones(p, dtype=gy.dtype) @ gy.reshape(p, o)
+        want_x, want_w = self.next[0] is not None, self.next[1] is not None
+        if self._winners(gy) and (want_x or want_w) and (got := self._winner_grads(gy, want_x, want_w)) is not None:
+            return got + (gb,)
+        gz = gy.reshape(p, o) if k == 1 else self._plane_grads(gy)
         if self.next[1] is not None:
             gw = B.matmul(gz.T, self.cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
         if self.next[0] is not None:
             gx = self._input_grad(gz, n, c, kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k)
         return gx, gw, gb
+
+    def _winners(self, gy):
+        """Whether the compiled kernels take both gradients from each window's winner alone (``_winner_grads``):
+        pooled, the forward on the kernels, im2col in rows (many channels), one dtype, a batch."""
+        return (
+            self.arg is not None
+            and self.geom[-1] > 1
+            and self.cols.flags.c_contiguous
+            and self.cols.size > 0
+            and (gy.dtype == self.cols.dtype == self.wmat.dtype)
+        )
+
+    def _winner_grads(self, gy, want_x, want_w):
+        """``(gx, gw)`` from each pooling window's winner alone (``jit_kernels.winner_grads``): a loser's gradient is
+        0, so its multiply-adds (3 of every 4 on 2x2 windows) are skipped, as are the planes' gradients, col2im and
+        its GEMMs. The weight gradient is summed per fixed chunk of images, then the chunks in order: its values do
+        not depend on the thread count. None on a NaN or infinite gradient (then the NumPy code's products run)."""
+        xp = B.xp
+        kh, kw, sh, sw, pad_h, pad_w, dh, dw, ph, pw, k = self.geom
+        n, c, h, wd = self.xshape
+        o, kk = self.wmat.shape
+        per = -(-n // WINNER_CHUNKS)
+        parts = xp.empty((-(-n // per), o, kk) if want_w else (1, 0, 0), dtype=gy.dtype)
+        gpad = xp.empty((n, h + 2 * pad_h, wd + 2 * pad_w, c) if want_x else (0, 0, 0, 0), dtype=gy.dtype)
+        wmat = xp.ascontiguousarray(self.wmat)
+        args = (gy.reshape(-1, o), self.arg.reshape(-1, o), self.cols, wmat, parts, gpad)
+        args += (k, ph, pw, kh, kw, sh, sw, dh, dw, per)
+        mod = B.pool(self.cols.size + gpad.size)
+        if (ok := None if mod is None else mod.winner_backward(*args)) is None:
+            ok = self.kernels.winner_backward(*args)
+        if not ok:
+            return None
+        gx = gpad.transpose(0, 3, 1, 2)[:, :, pad_h : pad_h + h, pad_w : pad_w + wd] if want_x else None
+        if not want_w:
+            return gx, None
+        gw = xp.empty((o, kk), dtype=gy.dtype)
+        self.kernels.add_parts(parts, gw)
+        return gx, gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
 
     def _masked(self, gy, y):
         """``gy * (y > 0)``, ReLU's backward, over chunks of the batch."""
