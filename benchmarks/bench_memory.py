@@ -4,7 +4,8 @@ Each implementation runs in its own fresh process (so one's freed memory cannot 
 up (imports, data, weights), resets the kernel's peak-RSS mark (``/proc/self/clear_refs``), notes its resident set,
 runs one epoch of ``bench_cnn.py``'s CNN or ``bench_engine.py``'s MLP, and reports the peak resident set during the
 epoch (``VmHWM``) minus the set before it: the memory the epoch itself needed at its peak, allocator caches included
-(both sides run with neuronkit's malloc tuning, as in the benchmarks). Linux only.
+(both sides run with neuronkit's malloc tuning, as in the benchmarks). Before that, each side runs one step of 32
+samples (``WARM``), so what a process loads once is not counted as the epoch's. Linux only.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_memory.py [--threads T]
 """
@@ -16,6 +17,11 @@ import json
 import os
 import subprocess
 import sys
+
+WARM = 32
+"""Samples of the one warm-up step each side runs before the measured epoch: it loads what is loaded once per process
+(Numba's compiled kernels from their cache, some 100 MiB with their LLVM runtime; PyTorch's lazy setup), with
+temporaries a quarter of the epoch's (batch 128)."""
 
 IMPLS = {
     "cnn": ("epoch_neuronkit", "epoch_neuronkit_fused", "epoch_torch"),
@@ -40,6 +46,7 @@ def child(model: str, impl: str, threads: int | None) -> dict:
     mod = bench_cnn if model == "cnn" else bench_engine
     X, Y = mod.make_data(bench_cnn.N if model == "cnn" else 60_000)
     init = mod.init_params()
+    getattr(mod, impl)(init, X[:WARM], Y[:WARM])  # (loads compiled code: Numba's kernels are ~100 MiB once)
     with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
         f.write("5")  # reset VmHWM, the peak resident set, to the current one
     before = _status_kb("VmRSS")
