@@ -118,10 +118,19 @@ def _measured(model, shape, batch, optimizer) -> tuple:
 
 @pytest.mark.parametrize(
     "name,batch,optimizer",
-    [("mlp", 256, "adam"), ("mlp", 64, "sgd"), ("lenet", 64, "adam"), ("lenet", 128, "rmsprop")],
+    [
+        ("mlp", 256, "adam"),
+        ("mlp", 64, "sgd"),
+        ("lenet", 64, "adam"),
+        ("lenet", 128, "rmsprop"),
+        ("lenet numpy", 64, "adam"),
+    ],
 )
-def test_the_estimate_is_within_a_factor_of_two_of_the_measured_peak(name, batch, optimizer):
-    # what training allocates beyond the parameters (measured with tracemalloc, which sees NumPy's allocations)
+def test_the_estimate_is_within_a_factor_of_two_of_the_measured_peak(monkeypatch, name, batch, optimizer):
+    # what training allocates beyond the parameters (measured with tracemalloc, which sees NumPy's allocations);
+    # "lenet numpy": without the compiled kernels, whose fused convolutions' backward allocates less
+    if name == "lenet numpy":
+        monkeypatch.setattr(nk.backend, "JIT", False)
     nk.manual_seed(0)
     if name == "mlp":
         model = nn.Sequential(nn.Dense(784, 1024, activation="relu"), nn.Dense(1024, 256, activation="relu"))

@@ -104,14 +104,15 @@ def conv2d_cost(
     bias: bool = True,
 ) -> tuple:
     """``(LayerCost, output (H, W))`` of a ``Conv2d`` on ``in_hw`` inputs: ``C_out * C_in * k * k (+ C_out)``
-    parameters; it keeps its im2col columns (``C_in k k`` values per output position) and its output (before and
-    after pooling)."""
+    parameters; it keeps its im2col columns (``C_in k k`` values per output position) and its output. With
+    ``max_pool`` the convolution, ReLU and pooling are one op (``ops/conv_fused.py``): the output before pooling is
+    not kept, only the pooled output and each window's winner (counted as one more pooled output)."""
     h, w = ((d + 2 * padding - kernel_size) // stride + 1 for d in in_hw)
     cols = in_channels * kernel_size * kernel_size * h * w
-    out = out_channels * h * w
     oh, ow = (h // max_pool, w // max_pool) if max_pool else (h, w)
+    kept = cols + (2 * out_channels * oh * ow if max_pool else out_channels * h * w)
     params = out_channels * in_channels * kernel_size * kernel_size + (out_channels if bias else 0)
-    return LayerCost(params, cols + out + out_channels * oh * ow), (oh, ow)
+    return LayerCost(params, kept), (oh, ow)
 
 
 def _slots(optimizer) -> tuple:
