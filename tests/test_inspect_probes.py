@@ -454,3 +454,73 @@ def test_data_parallel_probes_record_the_global_batch(act):
                 np.testing.assert_allclose(got[s], want[s], rtol=1e-5, atol=1e-6, err_msg=f"{name} {s}")
             np.testing.assert_array_equal(got["hist"], want["hist"])
             np.testing.assert_allclose(got["out_grad_norm"], want["out_grad_norm"], rtol=1e-5)
+
+
+def _probe_records(model, x, y, jit):
+    """One recorded step's statistics of every layer, with the compiled kernels on or off."""
+    from neuronkit import backend as B
+
+    old, B.JIT = B.JIT, jit
+    try:
+        probe = Probe(model, every=1)
+        _recorded_step(model, probe, x, y)
+        return {name: probe.history(name) for name in probe.layers}
+    finally:
+        B.JIT = old
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_statistics_equal_the_numpy_codes(dtype):
+    """A fused convolution's and a layer without activation's records come from ``jit_kernels.unit_stats`` (one pass
+    over the output's memory) where Numba is installed: the NumPy code's values within float64 rounding, the same
+    histogram. The inputs put outputs outside the histogram's range and exactly on its edges."""
+    from neuronkit import jit_kernels
+
+    calls = []
+    kernel = jit_kernels.unit_stats
+
+    def counted(*args):
+        calls.append(args[0].shape)
+        return kernel(*args)
+
+    rng = np.random.default_rng(5)
+    x = (rng.integers(-8, 9, size=(32, 8, 9, 9)) / 4).astype(dtype)  # (outputs on a grid of quarters: on bin edges)
+    y = rng.integers(0, 3, 32)
+    model = nn.Sequential(
+        nn.Conv2d(8, 6, 3, padding=1, activation="relu", max_pool=2, generator=0, dtype=dtype),
+        nn.Flatten(),
+        nn.Dense(96, 3, generator=1, dtype=dtype),
+    )
+    model[0].weight.data[...] = (rng.integers(-2, 3, model[0].weight.shape) / 4).astype(dtype)
+    model[0].bias.data[...] = (rng.integers(-2, 3, 6) / 4).astype(dtype)
+    jit_kernels.unit_stats = counted
+    try:
+        got = _probe_records(model, x, y, True)
+    finally:
+        jit_kernels.unit_stats = kernel
+    want = _probe_records(model, x, y, False)
+    assert calls == [(32 * 4 * 4, 6), (32, 3)]  # (both layers: conv as NHWC rows, the dense output as is)
+    out = model[0](nk.tensor(x)).data
+    assert (out > 5).any() and (out == 0).any() and np.isin(out[out > 0], np.linspace(-5, 5, 33)).sum() > 10
+    for name in want:
+        np.testing.assert_array_equal(got[name]["hist"], want[name]["hist"])
+        for s in ("pre_mean", "pre_std", "pre_rms", "out_mean", "out_std", "active_frac", "saturated_frac"):
+            np.testing.assert_allclose(got[name][s], want[name][s], rtol=1e-12, atol=1e-15, err_msg=f"{name} {s}")
+
+
+@pytest.mark.parametrize("lo, hi, bins", [(-5.0, 5.0, 32), (0.0, 1.0, 32), (-3.3, 2.9, 29), (0.1, 0.7, 13)])
+def test_the_compiled_histogram_counts_edges_the_ends_and_nan_as_numpy(lo, hi, bins):
+    """Values on each edge and one ulp either side: on these ranges ``(v - lo) * bins / (hi - lo)`` rounds some of
+    them into the neighbouring bin (on (-3.3, 2.9) even edges themselves), which the kernel must correct."""
+    from neuronkit import jit_kernels
+
+    edges = np.linspace(lo, hi, bins + 1)
+    near = [np.nextafter(edges, -np.inf), edges, np.nextafter(edges, np.inf), edges + 1e-9, edges - 1e-9]
+    a = np.concatenate([*near, [np.nan, np.inf, -np.inf, 1e30, lo - 2, -0.0]])
+    a = np.stack([a, -a[::-1]], axis=1)
+    stats, hist = np.empty((4, 2)), np.empty(bins, dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        jit_kernels.unit_stats(a, edges, stats, hist)
+        want = np.histogram(np.clip(a, edges[0], edges[-1]), edges)[0]
+    np.testing.assert_array_equal(hist, want)
+    assert np.isnan(stats[:3]).all() and stats[3].tolist() == list(((a > 0).mean(0)))

@@ -311,3 +311,53 @@ def winner_backward(gy, arg, cols, wmat, parts, gpad, k, ph, pw, kh, kw, sh, sw,
         if not winner_grads(gy, arg, cols, wmat, gw, gpad, k, ph, pw, kh, kw, sh, sw, dh, dw, lo, hi):
             return False
     return True
+
+
+@_jit
+def unit_stats(a, edges, out, hist):
+    """Statistics of each column (unit) of ``a`` (samples, units) for the probes (``inspect/probes.py``), in float64:
+    ``out`` (4, units) gets the mean, the standard deviation (the mean squared deviation from the mean, as
+    ``numpy.std``), the root mean square and the fraction above 0; ``hist`` (bins, int64) the counts of
+    ``numpy.histogram(numpy.clip(a, edges[0], edges[-1]), edges)``: bin k holds ``edges[k] <= v < edges[k + 1]``, the
+    last bin its right edge too, NaN is not counted. Sums run in row order where NumPy's are pairwise: the statistics
+    agree within float64 rounding, the counts exactly. Three passes (the sums; the histogram; the deviations), each
+    simple enough to vectorize or predict."""
+    n, u = a.shape
+    bins = edges.shape[0] - 1
+    lo, hi = edges[0], edges[bins]
+    scale = bins / (hi - lo)
+    out[:, :] = 0
+    for i in range(n):
+        for j in range(u):
+            v = np.float64(a[i, j])
+            out[0, j] += v
+            out[2, j] += v * v
+            if v > 0:
+                out[3, j] += 1
+    per_unit = np.zeros((u, bins), dtype=np.int64)  # (one row per unit: no chain of increments to one bin)
+    for i in range(n):
+        for j in range(u):
+            v = np.float64(a[i, j])
+            if v == v:
+                c = min(max(v, lo), hi)
+                k = min(max(int((c - lo) * scale), 0), bins - 1)
+                while k > 0 and c < edges[k]:
+                    k -= 1
+                while k < bins - 1 and c >= edges[k + 1]:
+                    k += 1
+                per_unit[j, k] += 1
+    for k in range(bins):
+        hist[k] = 0
+        for j in range(u):
+            hist[k] += per_unit[j, k]
+    for j in range(u):
+        out[0, j] /= n
+        out[2, j] = np.sqrt(out[2, j] / n)
+        out[3, j] /= n
+    m2 = np.zeros(u)
+    for i in range(n):
+        for j in range(u):
+            d = np.float64(a[i, j]) - out[0, j]
+            m2[j] += d * d
+    for j in range(u):
+        out[1, j] = np.sqrt(m2[j] / n)
