@@ -523,4 +523,4 @@ def test_the_compiled_histogram_counts_edges_the_ends_and_nan_as_numpy(lo, hi, b
         jit_kernels.unit_stats(a, edges, stats, hist)
         want = np.histogram(np.clip(a, edges[0], edges[-1]), edges)[0]
     np.testing.assert_array_equal(hist, want)
-    assert np.isnan(stats[:3]).all() and stats[3].tolist() == list(((a > 0).mean(0)))
+    assert np.isnan(stats[:3]).all() and stats[3].tolist() == list((a > 0).mean(0))
