@@ -240,6 +240,32 @@ def test_standardize_fitted_on_train_only():
     assert np.all(np.isfinite(const(np.ones((2, 2)))))
 
 
+@pytest.mark.parametrize("per_feature", [True, False])
+def test_standardize_reads_a_large_split_a_few_samples_at_a_time(monkeypatch, per_feature):
+    """The statistics of numpy's mean and std of a float64 copy (within float64 rounding), without the copy: 16 MB of
+    uint8 images (a float64 copy alone: 128 MB) fitted with at most a few 1 MiB pieces alive."""
+    import tracemalloc
+
+    from neuronkit.data import transforms
+
+    monkeypatch.setattr(transforms, "FIT_CHUNK_BYTES", 1 << 20)
+    x = np.random.default_rng(1).integers(0, 256, size=(20_000, 28, 28), dtype=np.uint8)
+    x[:, :3] = 0  # (constant features: std 0, divided by 1)
+    tracemalloc.start()
+    try:
+        st = Standardize(per_feature=per_feature).fit(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+    x64 = x.astype(np.float64)
+    axis = 0 if per_feature else None
+    np.testing.assert_allclose(st.mean, x64.mean(axis=axis), rtol=1e-12, atol=0)
+    std = x64.std(axis=axis)
+    np.testing.assert_allclose(st.std, np.where(std < st.eps, 1.0, std), rtol=1e-12, atol=0)
+    assert st.mean.shape == ((28, 28) if per_feature else ())
+
+
 def test_minmax_onehot_compose():
     x = np.array([[0.0, 10.0], [5.0, 20.0], [10.0, 30.0]])
     mm = MinMaxScale().fit(x)

@@ -6,6 +6,9 @@ import numpy as np
 
 __all__ = ["Compose", "MinMaxScale", "OneHot", "Standardize"]
 
+FIT_CHUNK_BYTES = 32 << 20
+"""``Standardize.fit`` reads its input in pieces of about this many bytes of float64."""
+
 
 def _float(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
@@ -83,11 +86,24 @@ class Standardize(_Fitted):
         self.eps = eps
 
     def fit(self, x) -> Standardize:
+        """Learn ``mean`` and ``std`` (float64) from ``x``, a few samples at a time (``FIT_CHUNK_BYTES`` of float64
+        each), so a large training split is never copied whole into float64: MNIST's 54,000 images took 1.1 GB at
+        the peak that way (the copy, ``x - mean`` and its square) for statistics used in float32. Two passes: the
+        mean, then the mean squared deviation from it (``numpy.std``'s definition)."""
         axis = self._axes(x)
-        x64 = np.asarray(x, dtype=np.float64)
-        self.mean = np.asarray(x64.mean(axis=axis))
-        std = np.asarray(x64.std(axis=axis))
-        self.std = np.where(std < self.eps, 1.0, std)
+        x = np.asarray(x)
+        rows = max(1, FIT_CHUNK_BYTES // (8 * max(1, x[0].size)))
+        count = len(x) if axis == 0 else x.size
+        total = 0.0
+        for lo in range(0, len(x), rows):
+            total = total + x[lo : lo + rows].sum(axis=axis, dtype=np.float64)
+        mean = np.asarray(total / count)
+        sq = 0.0
+        for lo in range(0, len(x), rows):
+            d = x[lo : lo + rows].astype(np.float64) - mean
+            sq = sq + np.square(d, out=d).sum(axis=axis)
+        std = np.sqrt(np.asarray(sq / count))
+        self.mean, self.std = mean, np.where(std < self.eps, 1.0, std)
         return self
 
     def transform(self, x):
