@@ -1,15 +1,17 @@
 """Compiled kernels (Numba) for memory-bound work that NumPy does in several passes: max pooling, ReLU, the im2col
-rows of a convolution, col2im's adds, the fused convolution's pooling and backward, and Adam's update.
+rows of a convolution, col2im's adds, the fused convolution's pooling and backward, Adam's update, and the probes'
+per-unit statistics.
 
 Reached only through ``backend.jit()``, which returns this module when Numba is installed (``pip install
 neuronkit[fast]``) and ``NEURONKIT_JIT`` is not ``0``, else None; the ops then run their NumPy code. Each kernel does
 in one pass over memory what the NumPy code does in several, and computes every element by the same comparisons and
-products, so results are bit for bit those of the NumPy code (tests/test_jit.py). One exception: ``winner_grads``,
-the fused convolution's backward from each pooling window's winner alone, skips the NumPy code's multiplications by
-the losers' zeros, so it sums in another order and agrees within rounding (tests/winners.py). Each runs on the
-calling thread and releases the GIL (``nogil``); ``jit_pool`` runs them on slices of the batch over Numba's threads,
-together with the GEMMs, where more than one core is used. Compiled once per dtype and layout, then cached on disk
-(Numba's ``cache=True``: next to this file, or in the user's cache where that is read-only).
+products, so results are bit for bit those of the NumPy code (tests/test_jit.py). Two exceptions sum in another
+order and agree within rounding: ``winner_grads``, the fused convolution's backward from each pooling window's winner
+alone, which skips the NumPy code's multiplications by the losers' zeros (tests/winners.py), and ``unit_stats``,
+the probes' float64 statistics, summed in row order where NumPy's are pairwise (tests/test_inspect_probes.py).
+Each runs on the calling thread and releases the GIL (``nogil``); ``jit_pool`` runs them on slices of the batch over
+Numba's threads, together with the GEMMs, where more than one core is used. Compiled once per dtype and layout, then
+cached on disk (Numba's ``cache=True``: next to this file, or in the user's cache where that is read-only).
 """
 
 from __future__ import annotations
