@@ -238,6 +238,10 @@ def test_standardize_fitted_on_train_only():
         st(np.zeros((2, 3)))
     const = Standardize().fit(np.ones((5, 2)))
     assert np.all(np.isfinite(const(np.ones((2, 2)))))
+    own = x_te.copy()  # (written in place: the same values as a new array)
+    assert st.transform(own, out=own) is own and own.tobytes() == st(x_te).tobytes()
+    pixels = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)  # (ints: float32)
+    assert Standardize(per_feature=False).fit(pixels)(pixels).dtype == np.float32
 
 
 @pytest.mark.parametrize("per_feature", [True, False])

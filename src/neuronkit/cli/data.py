@@ -199,10 +199,11 @@ def fit_shape(x, sample_shape: tuple, where: str) -> np.ndarray:
 def prepare_inputs(x, data_info: dict, where: str) -> np.ndarray:
     """Raw inputs to model inputs: checked shape, float32, the run's standardisation, the model's sample shape."""
     x = fit_shape(x, tuple(data_info["sample_shape"]), where)
+    owned = x.dtype != np.float32  # (then astype makes the copy this function may standardize in place)
     x = x.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)):
         raise CLIError(f"{where}: the inputs hold missing or non-finite values")
     t = restore_standardize(data_info.get("standardize"))
     if t is not None:
-        x = t(x).astype(np.float32, copy=False)
+        x = t.transform(x, out=x if owned else None)
     return x.reshape(len(x), *data_info["model_input_shape"])

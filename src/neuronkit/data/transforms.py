@@ -106,9 +106,12 @@ class Standardize(_Fitted):
         self.mean, self.std = mean, np.where(std < self.eps, 1.0, std)
         return self
 
-    def transform(self, x):
+    def transform(self, x, out=None):
+        """``(x - mean) / std`` in ``x``'s float dtype (ints: float32), as a new array, or written into ``out`` (which
+        may be ``x`` itself, to standardize an array the caller owns without a second copy)."""
         x = _float(self._check(x))
-        return ((x - self.mean.astype(x.dtype)) / self.std.astype(x.dtype)).astype(x.dtype, copy=False)
+        out = np.subtract(x, self.mean.astype(x.dtype), out=out)
+        return np.divide(out, self.std.astype(x.dtype), out=out)
 
     def inverse_transform(self, z):
         z = _float(self._check(z))
