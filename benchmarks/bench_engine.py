@@ -6,6 +6,8 @@ batch 128, float32; then batch 32 and batch 512, see ``--batch-sizes``) on 60,00
 from identical initial weights:
 
 - neuronkit: leaf tensors, ``linear``/``relu``/``cross_entropy``, ``loss.backward()``, in-place SGD under no_grad.
+- neuronkit fused: the same with each hidden layer's ReLU fused into its op, ``linear(x, w, b, activation="relu")``:
+  what ``Dense(..., activation="relu")`` runs (one array and one graph node fewer per layer; the same bits).
 - PyTorch: ``torch.nn.functional`` on CPU, ``p.add_(p.grad, alpha=-lr)``, grads set to None.
 - NumPy: forward and backward written by hand; the floor any NumPy-based engine can hope to reach.
 
@@ -68,15 +70,19 @@ def sgd_step(ps, lr: float) -> None:
             p.grad = None
 
 
-def epoch_neuronkit(init, X, Y, batch=BATCH):
+def epoch_neuronkit(init, X, Y, batch=BATCH, fused=False):
     ps = [nk.Tensor(p.copy(), requires_grad=True) for p in init]
     W1, b1, W2, b2, W3, b3 = ps
     total, steps = 0.0, 0
     t0 = time.perf_counter()
     for i in range(0, len(X), batch):
         x = nk.Tensor(X[i : i + batch])
-        h = nk.relu(nk.linear(x, W1, b1))
-        h = nk.relu(nk.linear(h, W2, b2))
+        if fused:
+            h = nk.linear(x, W1, b1, activation="relu")
+            h = nk.linear(h, W2, b2, activation="relu")
+        else:
+            h = nk.relu(nk.linear(x, W1, b1))
+            h = nk.relu(nk.linear(h, W2, b2))
         loss = nk.softmax_cross_entropy(nk.linear(h, W3, b3), Y[i : i + batch])
         loss.backward()
         sgd_step(ps, LR)
@@ -103,6 +109,11 @@ def epoch_torch(init, X, Y, batch=BATCH):
         last = loss.item()
         total, steps = total + last, steps + 1
     return time.perf_counter() - t0, total / steps, last
+
+
+def epoch_neuronkit_fused(init, X, Y, batch=BATCH):
+    """The same model with each hidden layer's ReLU fused into its linear op."""
+    return epoch_neuronkit(init, X, Y, batch, fused=True)
 
 
 FLOOR_BLAS = {"threads": None}
@@ -242,12 +253,13 @@ def run_batch(batch: int, X, Y, init, repeats: int) -> None:
         f"({steps} steps/epoch); median of {repeats} epochs after 1 warm-up, interleaved\n"
     )
 
-    impls = {"neuronkit": epoch_neuronkit, "pytorch": epoch_torch, "numpy": epoch_floor}
+    impls = {"neuronkit": epoch_neuronkit, "neuronkit fused": epoch_neuronkit_fused}
+    impls.update(pytorch=epoch_torch, numpy=epoch_floor)
     names = list(impls)
     times = {k: [] for k in names}
     losses = {}
     for r in range(repeats + 1):
-        for k in names[r % 3 :] + names[: r % 3]:  # rotate the order each round
+        for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order each round
             dt, mean_loss, last_loss = impls[k](init, X, Y, batch)
             losses[k] = (mean_loss, last_loss)
             if r:
@@ -256,10 +268,10 @@ def run_batch(batch: int, X, Y, init, repeats: int) -> None:
             print(f"  batch {batch} round {r}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in names), flush=True)
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\n{'implementation':<15}{'epoch (s)':>11}{'min (s)':>10}{'ms/step':>9}{'mean loss':>12}{'last loss':>12}")
+    print(f"\n{'implementation':<16}{'epoch (s)':>11}{'min (s)':>10}{'ms/step':>9}{'mean loss':>12}{'last loss':>12}")
     for k in names:
         print(
-            f"{k:<15}{med[k]:>11.3f}{min(times[k]):>10.3f}{med[k] / steps * 1e3:>9.2f}"
+            f"{k:<16}{med[k]:>11.3f}{min(times[k]):>10.3f}{med[k] / steps * 1e3:>9.2f}"
             f"{losses[k][0]:>12.6f}{losses[k][1]:>12.6f}"
         )
     best = {k: min(v) for k, v in times.items()}
@@ -267,7 +279,9 @@ def run_batch(batch: int, X, Y, init, repeats: int) -> None:
     for what, t in (("median", med), ("min", best)):
         print(
             f"batch {batch}, ratios of {what:6}  neuronkit / numpy floor: "
-            f"{t['neuronkit'] / t['numpy']:.2f}x   neuronkit / pytorch: {t['neuronkit'] / t['pytorch']:.2f}x   "
+            f"{t['neuronkit'] / t['numpy']:.3f}x   fused / numpy floor: {t['neuronkit fused'] / t['numpy']:.3f}x   "
+            f"neuronkit / pytorch: {t['neuronkit'] / t['pytorch']:.2f}x   "
+            f"fused / pytorch: {t['neuronkit fused'] / t['pytorch']:.2f}x   "
             f"pytorch / numpy floor: {t['pytorch'] / t['numpy']:.2f}x"
         )
     # float32 rounding differences grow over an epoch, so the last batch drifts more than the epoch mean

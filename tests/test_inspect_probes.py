@@ -379,7 +379,12 @@ def test_probes_leave_a_fused_convolution_fused_and_the_run_bit_identical():
 
     probe = ProbeCallback(every=1)
     probed, plain = run([probe]), run([])
-    assert not probed[0].activation.has_hooks() and probed[3].activation.has_hooks()  # the Dense one is watched
+    # The Dense layer's activation is watched while a step is recorded, and only then
+    assert not probed[0].activation.has_hooks() and not probed[3].activation.has_hooks()
+    probe.probe.begin(99)
+    assert not probed[0].activation.has_hooks() and probed[3].activation.has_hooks()
+    probe.probe.active = False
+    assert not probed[3].activation.has_hooks()
     for a, b in zip(probed.parameters(), plain.parameters()):
         np.testing.assert_array_equal(a.data, b.data)
     assert len(probe.probe.history("0")["step"]) == 6

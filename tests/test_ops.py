@@ -173,6 +173,21 @@ OPS = [
     OpSpec("linear", [((5, 4), (3, 4), (3,)), ((2, 5, 4), (3, 4), (3,)), ((4,), (3, 4), (3,))], nk.linear, F.linear),
     OpSpec("linear", [((5, 4), (3, 4))], nk.linear, F.linear, id="linear_no_bias"),
     OpSpec("linear", [((5, 4), (3, 4), (3,))], nk.linear, F.linear, grad=(1, 2), id="linear_input_no_grad"),
+    OpSpec(
+        "linear",
+        [((5, 4), (3, 4), (3,)), ((2, 5, 4), (3, 4), (3,)), ((4,), (3, 4), (3,))],
+        lambda x, w, b: nk.linear(x, w, b, activation="relu"),
+        lambda x, w, b: F.relu(F.linear(x, w, b)),
+        id="linear_relu",
+    ),
+    OpSpec(
+        "linear",
+        [((6, 5), (4, 5))],
+        lambda x, w: nk.linear(x, w, activation="relu"),
+        lambda x, w: F.relu(F.linear(x, w)),
+        grad=(1,),
+        id="linear_relu_no_bias_input_no_grad",
+    ),
     # shape
     OpSpec("reshape", [((3, 4),)], lambda a: a.reshape(2, 6) * 2, lambda a: a.reshape(2, 6) * 2),
     OpSpec("reshape", [((),)], lambda a: a.reshape(1, 1), lambda a: a.reshape(1, 1), id="reshape_0d"),

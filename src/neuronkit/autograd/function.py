@@ -37,13 +37,16 @@ class Function:
     def apply(cls, *inputs, **kwargs):
         """Run the op on Tensors ``inputs``; returns a new Tensor (recorded in the graph when needed)."""
         fn = cls.__new__(cls)
-        # Unrolled for one and two inputs: this is the per-op overhead every tiny op pays.
+        # Unrolled for one to three inputs (three: a linear layer with its bias): this is the per-op overhead every
+        # tiny op pays.
         n = len(inputs)
         try:
             if n == 1:
                 out = fn.forward(inputs[0].data, **kwargs)
             elif n == 2:
                 out = fn.forward(inputs[0].data, inputs[1].data, **kwargs)
+            elif n == 3:
+                out = fn.forward(inputs[0].data, inputs[1].data, inputs[2].data, **kwargs)
             else:
                 out = fn.forward(*[t.data for t in inputs], **kwargs)
         except ValueError as e:
@@ -66,6 +69,15 @@ class Function:
                     fn.next = (
                         (a.grad_fn or a) if a.requires_grad else None,
                         (b.grad_fn or b) if b.requires_grad else None,
+                    )
+                    return _link(fn, res, out)
+            elif n == 3:
+                a, b, c = inputs
+                if a.requires_grad or b.requires_grad or c.requires_grad:
+                    fn.next = (
+                        (a.grad_fn or a) if a.requires_grad else None,
+                        (b.grad_fn or b) if b.requires_grad else None,
+                        (c.grad_fn or c) if c.requires_grad else None,
                     )
                     return _link(fn, res, out)
             elif any(t.requires_grad for t in inputs):

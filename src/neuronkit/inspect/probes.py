@@ -1,12 +1,13 @@
 """Probes: per-neuron statistics recorded every N training steps through module hooks, in bounded memory.
 
 A ``Probe`` attaches a forward hook to every ``Dense`` layer (each output unit is a neuron) and every convolution
-(each output channel is a neuron), plus a forward pre-hook on a dense layer's activation module, which receives the
-pre-activation ``z = x @ W.T + b``. The hooks return at once unless the probe is ``active``, so the steps that are not
-recorded cost one attribute test per layer. On a recorded step the forward hooks measure the batch, a ``Tensor`` hook
-on each layer output measures the gradient flowing back into the layer, and ``commit()`` (after ``backward``, before
-the optimizer's update) reads the weights, biases and weight gradients and writes one record per layer into a ring
-buffer of ``max_records`` preallocated rows.
+(each output channel is a neuron), plus, while a step is recorded, a forward pre-hook on a dense layer's activation
+module, which receives the pre-activation ``z = x @ W.T + b``. The hooks return at once unless the probe is
+``active``, so the steps that are not recorded cost one attribute test per layer; and as no hook is on the activation
+modules then, ``Dense(..., activation="relu")`` runs its fused op on those steps (one array and one graph node fewer).
+On a recorded step the forward hooks measure the batch, a ``Tensor`` hook on each layer output measures the gradient
+flowing back into the layer, and ``commit()`` (after ``backward``, before the optimizer's update) reads the weights,
+biases and weight gradients and writes one record per layer into a ring buffer of ``max_records`` preallocated rows.
 
 Per neuron (arrays of shape (records, units)): ``pre_mean``, ``pre_std``, ``pre_rms`` (of the pre-activation over the
 batch, and for a convolution also over positions), ``out_mean``, ``out_std``, ``active_frac`` (output > 0 for ReLU-like
@@ -206,7 +207,9 @@ class Probe:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"Probe: {what} must be a positive int, got {v!r}")
         self.model, self.every, self.max_records, self.bins = model, every, max_records, bins
-        self.active = False
+        self._active = False
+        self._act_hooks: list = []  # (activation module, record) of each dense layer: hooked while recording
+        self._act_handles: list = []
         self.step = None
         self.work_count = 0  # how many recorded steps the hooks did work for (for overhead checks)
         self.events: list = []
@@ -223,11 +226,28 @@ class Probe:
                 # hook on it would make the layer run conv, ReLU and pooling apart, slower. It is left alone, and the
                 # records' pre_* statistics are those of the layer's output.
                 if act is not None and not isinstance(act, Identity) and not isinstance(m, ConvNd):
-                    self._handles.append(act.register_forward_pre_hook(self._pre_hook(rec)))
+                    self._act_hooks.append((act, rec))
         if not self.layers:
             raise ValueError(f"Probe: {type(model).__name__} has no Dense or convolution layer to probe")
 
     # -- hooks ----------------------------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """Whether the hooks record the current step. Turning it on hooks each dense layer's activation module (to
+        see the pre-activation); turning it off unhooks them, so unrecorded steps run the layers' fused ops."""
+        return self._active
+
+    @active.setter
+    def active(self, on: bool) -> None:
+        on = bool(on)
+        if on and not self._act_handles:
+            self._act_handles = [act.register_forward_pre_hook(self._pre_hook(rec)) for act, rec in self._act_hooks]
+        elif not on:
+            for h in self._act_handles:
+                h.remove()
+            self._act_handles = []
+        self._active = on
+
     def _pre_hook(self, rec):
         def hook(module, inputs):
             if not self.active or not module.training:  # eval-mode passes (validation, gradcheck) are not training
@@ -395,6 +415,7 @@ class Probe:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._act_hooks.clear()
         self.active = False
 
     def save(self, path) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""Matrix products: ``matmul`` (NumPy semantics: 1-D, 2-D and broadcast batches) and the fused ``linear``."""
+"""Matrix products: ``matmul`` (NumPy semantics: 1-D, 2-D and broadcast batches) and the fused ``linear`` (with its
+ReLU fused too where asked)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from .. import backend as B
 from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import as_tensor, unbroadcast
+from .activation import relu_grad, relu_values
 from .registry import register
 
 
@@ -91,13 +93,34 @@ class Linear(Function):
         return gx, gw, gb
 
 
+class LinearReLU(Linear):
+    """``relu(x @ w.T + b)`` as one node: the ReLU is written over the affine map's fresh output, so no second
+    (batch, out) array is made, and the graph has one node to walk instead of two. The values and gradients are those
+    of ``relu(linear(...))`` bit for bit: the same functions run in the same order."""
+
+    name = "linear_relu"
+
+    def forward(self, x, w, b=None):
+        z = Linear.forward(self, x, w, b)  # a new array (or a view of one) that nothing else holds
+        self.y = y = relu_values(z, out=z)
+        return y
+
+    def backward(self, g):
+        return Linear.backward(self, relu_grad(g, self.y))
+
+
 @register("linear")
-def linear(x, weight, bias=None) -> Tensor:
+def linear(x, weight, bias=None, activation: str | None = None) -> Tensor:
     """The affine map of a dense layer, fused: ``x @ weight.T + bias``.
 
     Shapes: ``x`` (..., in), ``weight`` (out, in) as in PyTorch (row ``i`` holds neuron ``i``'s weights),
-    ``bias`` (out,) or None; returns (..., out).
+    ``bias`` (out,) or None; returns (..., out). ``activation="relu"`` applies ReLU in the same op (what
+    ``Dense(..., activation="relu")`` runs): ``relu(linear(x, weight, bias))`` with the same values and gradients, one
+    array and one graph node fewer.
     """
+    if activation not in (None, "relu"):
+        raise ValueError(f"linear: activation must be None or 'relu', got {activation!r}")
+    fn = Linear if activation is None else LinearReLU
     x, weight = as_tensor(x), as_tensor(weight)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out, in), got shape {tuple(weight.shape)}")
@@ -107,8 +130,8 @@ def linear(x, weight, bias=None) -> Tensor:
             f"expected last axis {weight.shape[1]}"
         )
     if bias is None:
-        return Linear.apply(x, weight)
+        return fn.apply(x, weight)
     bias = as_tensor(bias)
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    return Linear.apply(x, weight, bias)
+    return fn.apply(x, weight, bias)

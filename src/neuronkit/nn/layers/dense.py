@@ -8,7 +8,7 @@ from ... import backend as B
 from ... import ops
 from ...tensor import Tensor
 from .. import init as I
-from ..activations import ACTIVATIONS, Identity, get_activation
+from ..activations import ACTIVATIONS, Identity, ReLU, get_activation
 from ..module import Module
 from ..parameter import Parameter
 from ..registry import layer_spec, register_layer
@@ -83,6 +83,8 @@ class Dense(Module):
         w = params["weight"] if "weight" in params else self.weight
         b = params["bias"] if "bias" in params else self.bias
         act = mods["activation"] if "activation" in mods else self.activation
+        if type(act) is ReLU and not act.has_hooks():  # one op (same values); a hooked ReLU must see its input
+            return ops.linear(x, w, b, activation="relu")
         z = ops.linear(x, w, b)
         return z if isinstance(act, Identity) else act(z)
 
