@@ -188,6 +188,28 @@ OPS = [
         grad=(1,),
         id="linear_relu_no_bias_input_no_grad",
     ),
+    OpSpec(
+        "linear",
+        [((5, 4), (3, 4), (3,)), ((2, 5, 4), (3, 4), (3,))],
+        lambda x, w, b: nk.linear(x, w, b, activation="tanh"),
+        lambda x, w, b: torch.tanh(F.linear(x, w, b)),
+        id="linear_tanh",
+    ),
+    OpSpec(
+        "linear",
+        [((5, 4), (3, 4), (3,)), ((4,), (3, 4), (3,))],
+        lambda x, w, b: nk.linear(x, w, b, activation="sigmoid"),
+        lambda x, w, b: torch.sigmoid(F.linear(x, w, b)),
+        id="linear_sigmoid",
+    ),
+    OpSpec(
+        "linear",
+        [((6, 5), (4, 5))],
+        lambda x, w: nk.linear(x, w, activation="sigmoid"),
+        lambda x, w: torch.sigmoid(F.linear(x, w)),
+        grad=(0,),
+        id="linear_sigmoid_no_bias_weight_no_grad",
+    ),
     # shape
     OpSpec("reshape", [((3, 4),)], lambda a: a.reshape(2, 6) * 2, lambda a: a.reshape(2, 6) * 2),
     OpSpec("reshape", [((),)], lambda a: a.reshape(1, 1), lambda a: a.reshape(1, 1), id="reshape_0d"),

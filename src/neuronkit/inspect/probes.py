@@ -4,7 +4,7 @@ A ``Probe`` attaches a forward hook to every ``Dense`` layer (each output unit i
 (each output channel is a neuron), plus, while a step is recorded, a forward pre-hook on a dense layer's activation
 module, which receives the pre-activation ``z = x @ W.T + b``. The hooks return at once unless the probe is
 ``active``, so the steps that are not recorded cost one attribute test per layer; and as no hook is on the activation
-modules then, ``Dense(..., activation="relu")`` runs its fused op on those steps (one array and one graph node fewer).
+modules then, a ``Dense`` with ReLU, tanh or sigmoid runs its fused op on those steps (one graph node fewer).
 On a recorded step the forward hooks measure the batch, a ``Tensor`` hook on each layer output measures the gradient
 flowing back into the layer, and ``commit()`` (after ``backward``, before the optimizer's update) reads the weights,
 biases and weight gradients and writes one record per layer into a ring buffer of ``max_records`` preallocated rows.

@@ -9,7 +9,7 @@ from .. import backend as B
 from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import as_tensor, unbroadcast
-from .activation import relu_grad, relu_values
+from .activation import Sigmoid, Tanh, relu_grad, relu_values
 from .registry import register
 
 
@@ -93,20 +93,36 @@ class Linear(Function):
         return gx, gw, gb
 
 
-class LinearReLU(Linear):
-    """``relu(x @ w.T + b)`` as one node: the ReLU is written over the affine map's fresh output, so no second
-    (batch, out) array is made, and the graph has one node to walk instead of two. The values and gradients are those
-    of ``relu(linear(...))`` bit for bit: the same functions run in the same order."""
+class LinearAct(Linear):
+    """``act(x @ w.T + b)`` as one node, for ``act`` ReLU, tanh or sigmoid: one graph node fewer to record and walk
+    than the two ops, and the pre-activation is not kept (the activation's gradient needs its output alone). ReLU and
+    tanh are written over the affine map's fresh output, so no second (batch, out) array is made. The values and
+    gradients are those of the two ops bit for bit: the same functions run in the same order."""
 
-    name = "linear_relu"
+    name = "linear_act"
 
-    def forward(self, x, w, b=None):
+    def forward(self, x, w, b=None, act="relu"):
         z = Linear.forward(self, x, w, b)  # a new array (or a view of one) that nothing else holds
-        self.y = y = relu_values(z, out=z)
+        if act == "relu":
+            y = relu_values(z, out=z)
+        elif act == "tanh":
+            y = B.xp.tanh(z, out=z) if z.dtype.kind == "f" else Tanh.f(z)  # (integer inputs: a float output)
+        else:
+            y = Sigmoid.f(z)
+        self.y, self.act = y, act
         return y
 
     def backward(self, g):
-        return Linear.backward(self, relu_grad(g, self.y))
+        y, act = self.y, self.act
+        if act == "relu":
+            dz = relu_grad(g, y)
+        else:  # (the expressions of Tanh's and Sigmoid's backward: g * df(x, y))
+            dz = g * (Tanh.df(None, y) if act == "tanh" else Sigmoid.df(None, y))
+        return Linear.backward(self, dz)
+
+
+FUSED_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+"""The activations ``linear(..., activation=...)`` fuses into its op (and ``Dense`` with them runs it)."""
 
 
 @register("linear")
@@ -114,13 +130,12 @@ def linear(x, weight, bias=None, activation: str | None = None) -> Tensor:
     """The affine map of a dense layer, fused: ``x @ weight.T + bias``.
 
     Shapes: ``x`` (..., in), ``weight`` (out, in) as in PyTorch (row ``i`` holds neuron ``i``'s weights),
-    ``bias`` (out,) or None; returns (..., out). ``activation="relu"`` applies ReLU in the same op (what
-    ``Dense(..., activation="relu")`` runs): ``relu(linear(x, weight, bias))`` with the same values and gradients, one
-    array and one graph node fewer.
+    ``bias`` (out,) or None; returns (..., out). ``activation`` ``"relu"``, ``"tanh"`` or ``"sigmoid"`` applies it in
+    the same op (what ``Dense(..., activation=...)`` runs): ``relu(linear(x, weight, bias))`` and so on, with the same
+    values and gradients, one graph node fewer, and the pre-activation not kept.
     """
-    if activation not in (None, "relu"):
-        raise ValueError(f"linear: activation must be None or 'relu', got {activation!r}")
-    fn = Linear if activation is None else LinearReLU
+    if activation is not None and activation not in FUSED_ACTIVATIONS:
+        raise ValueError(f"linear: activation must be None, 'relu', 'tanh' or 'sigmoid', got {activation!r}")
     x, weight = as_tensor(x), as_tensor(weight)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out, in), got shape {tuple(weight.shape)}")
@@ -129,9 +144,9 @@ def linear(x, weight, bias=None, activation: str | None = None) -> Tensor:
             f"linear({weight.shape[1]} -> {weight.shape[0]}) got input of shape {tuple(x.shape)}: "
             f"expected last axis {weight.shape[1]}"
         )
-    if bias is None:
-        return fn.apply(x, weight)
-    bias = as_tensor(bias)
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    return fn.apply(x, weight, bias)
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    fn, kw = (Linear, {}) if activation is None else (LinearAct, {"act": activation})
+    return fn.apply(x, weight, **kw) if bias is None else fn.apply(x, weight, bias, **kw)

@@ -8,13 +8,17 @@ from ... import backend as B
 from ... import ops
 from ...tensor import Tensor
 from .. import init as I
-from ..activations import ACTIVATIONS, Identity, ReLU, get_activation
+from ..activations import ACTIVATIONS, Identity, ReLU, Sigmoid, Tanh, get_activation
 from ..module import Module
 from ..parameter import Parameter
 from ..registry import layer_spec, register_layer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+_FUSED = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+"""Activation modules (exactly these classes) whose ``Dense`` runs ``ops.linear(..., activation=name)``: one op."""
 
 
 @register_layer
@@ -83,8 +87,9 @@ class Dense(Module):
         w = params["weight"] if "weight" in params else self.weight
         b = params["bias"] if "bias" in params else self.bias
         act = mods["activation"] if "activation" in mods else self.activation
-        if type(act) is ReLU and not act.has_hooks():  # one op (same values); a hooked ReLU must see its input
-            return ops.linear(x, w, b, activation="relu")
+        fused = _FUSED.get(type(act))
+        if fused is not None and not act.has_hooks():  # one op (same values); a hooked activation must see its input
+            return ops.linear(x, w, b, activation=fused)
         z = ops.linear(x, w, b)
         return z if isinstance(act, Identity) else act(z)
 
