@@ -4,6 +4,7 @@ the data cache of a CSV run, run names, predict's columns and inspect's source r
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io as _io
 import json
 import os
@@ -25,7 +26,7 @@ from neuronkit.cli import models as M
 from neuronkit.cli.config import resolve
 from neuronkit.data.datasets import csvfile
 from neuronkit.train import Trainer
-from neuronkit.train.memory import MemoryLimitError, estimate_memory, model_costs
+from neuronkit.train.memory import EVAL_BYTES, MemoryLimitError, estimate_memory, model_costs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,6 +107,9 @@ def _measured(model, shape, batch, optimizer) -> tuple:
     x = rng.normal(size=(4 * batch, *shape)).astype(np.float32)
     y = rng.integers(0, 10, 4 * batch)
     est = estimate_memory(model_costs(model, shape), batch, optimizer)
+    # One step first: what loads once per process (the compiled kernels of the optimizer and of the layers, about
+    # 30 MB when this test ran first) is not training's memory, and was counted only when the test ran first
+    Trainer(model, optimizer=optimizer, progress=False).fit((x[:batch], y[:batch]), epochs=1, batch_size=batch)
     trainer = Trainer(model, optimizer=optimizer, progress=False)
     tracemalloc.start()
     try:
@@ -141,6 +145,42 @@ def test_the_estimate_is_within_a_factor_of_two_of_the_measured_peak(monkeypatch
         shape = (1, 28, 28)
     estimated, measured = _measured(model, shape, batch, optimizer)
     assert 0.5 < estimated / measured < 2.0, (estimated, measured)
+
+
+@pytest.mark.parametrize("name", ["lenet", "mlp"])
+def test_validation_batches_fit_the_budget_and_are_large_where_they_can_be(monkeypatch, name):
+    # fit validates in batches of up to 1,024 samples, fewer where one batch's forward pass would take more than
+    # EVAL_BYTES by the estimate (LeNet's second convolution: about 0.25 MB of im2col per image). Measured here: the
+    # traced peak of each validation pass, which at 1,024 LeNet images was 171 MB.
+    nk.manual_seed(0)
+    if name == "lenet":
+        model, shape = M.build_model(resolve(None, {"model": "lenet"}), (1, 28, 28), 10), (1, 28, 28)
+    else:
+        model, shape = nn.Sequential(nn.Dense(784, 256, activation="relu"), nn.Dense(256, 10)), (784,)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(1200, *shape)).astype(np.float32), rng.integers(0, 10, 1200)
+    seen = []
+    fit_module = importlib.import_module("neuronkit.train.fit")
+    evaluate = fit_module.run_evaluation
+
+    def watched(model, loss_fn, metrics, data, batch_size, parallel=None):
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = evaluate(model, loss_fn, metrics, data, batch_size, parallel)
+        seen.append((data.batch_size, tracemalloc.get_traced_memory()[1] - before))
+        return out
+
+    monkeypatch.setattr(fit_module, "run_evaluation", watched)
+    tracemalloc.start()
+    try:
+        Trainer(model, progress=False).fit((x[:100], y[:100]), epochs=1, batch_size=32, validation=(x, y))
+    finally:
+        tracemalloc.stop()
+    [(batch, peak)] = seen
+    if name == "lenet":
+        assert 32 < batch < 256 and peak < EVAL_BYTES, (batch, peak)
+    else:
+        assert batch == 1024 and peak < EVAL_BYTES, (batch, peak)
 
 
 def test_fit_refuses_before_its_first_step(monkeypatch):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .. import nn
-from ..train.memory import LayerCost, check_memory, conv2d_cost, dense_cost, estimate_memory
+from ..train.memory import LayerCost, check_memory, conv2d_cost, dense_cost, estimate_memory, eval_batch_size
 from .errors import CLIError
 from .head import layer_inits, mlp_head
 from .textmodels import TEXT_MODELS, build_text_model, text_model_costs
@@ -96,7 +96,8 @@ def check_model_memory(cfg, sample_shape: tuple, n_out: int, training: bool, voc
     its parameters, and with ``training`` its gradients, optimizer state and the activations of one batch."""
     costs = model_costs(cfg, sample_shape, n_out, vocab_size)
     if training:
-        est = estimate_memory(costs, cfg.batch_size, cfg.optimizer, eval_batch=max(cfg.batch_size, 1024))
+        eval_batch = eval_batch_size((costs, 4), cfg.batch_size)  # fit's validation batch (float32)
+        est = estimate_memory(costs, cfg.batch_size, cfg.optimizer, eval_batch=eval_batch)
     else:
         est = estimate_memory(costs)
     shape = "x".join(str(d) for d in sample_shape)

@@ -23,7 +23,7 @@ from .callbacks import Callback, LRScheduler, ModelCheckpoint, ProgressBar
 from .distributed import get_communicator
 from .evaluation import as_loader, as_target, forward_inputs, plain, predict, run_evaluation, split_batch
 from .history import History
-from .memory import check_fit_memory
+from .memory import check_fit_memory, eval_batch_size, sample_costs
 from .metrics import get_metric
 from .parallel import DataParallel
 
@@ -142,11 +142,13 @@ class Trainer:
     def _set_up(self, train, epochs, batch_size, shuffle, validation, resume):
         """The loaders, the memory check and the restored checkpoint; returns the validation loader (or None)."""
         self.loader = as_loader(train, batch_size, shuffle, seed=self.seed, what="training data")
-        val_loader = (
-            None if validation is None else as_loader(validation, max(batch_size, 1024), False, what="validation data")
-        )
+        measured = sample_costs(self.model, self.loader)
+        val_loader = None
+        if validation is not None:  # batches of up to 1,024 samples, fewer for a wide convolution's im2col
+            val_loader = as_loader(validation, eval_batch_size(measured, batch_size), False, what="validation data")
         self.epochs, self.steps_per_epoch = epochs, len(self.loader)
-        check_fit_memory(self.model, self.loader, self.optimizer, 0 if val_loader is None else val_loader.batch_size)
+        eval_batch = 0 if val_loader is None else val_loader.batch_size
+        check_fit_memory(self.model, self.loader, self.optimizer, eval_batch, measured)
         if resume is not None:
             self._restore(resume)
         return val_loader

@@ -36,13 +36,23 @@ __all__ = [
     "conv2d_cost",
     "dense_cost",
     "estimate_memory",
+    "eval_batch_size",
     "model_costs",
+    "sample_costs",
 ]
 
 OPTIMIZER_SLOTS = {"sgd": 0, "adam": 2, "adamw": 2, "nadam": 2, "rmsprop": 1, "adagrad": 1, "lion": 1}
 """Parameter-shaped state arrays each optimizer keeps (SGD: 1 with momentum; RMSprop: 2 when centered)."""
 
 KEPT_PER_ACTIVATION = 2  # each kept activation (forward) and its gradient (backward) live at the same time
+
+EVAL_BATCH = 1024
+"""``fit``'s validation batch where it fits ``EVAL_BYTES``: large batches mean fewer Python calls per epoch."""
+
+EVAL_BYTES = 32 << 20
+"""What one validation batch's forward pass may take by the estimate (``eval_batch_size``). LeNet's second
+convolution needs about 0.25 MB per image for its im2col: at 1,024 images the validation pass was the CLI's peak,
+107 MiB above the rest of the run."""
 
 
 class MemoryLimitError(MemoryError):
@@ -214,20 +224,41 @@ def check_memory(estimate: MemoryEstimate, what: str = "training", available=Non
         )
 
 
-def check_fit_memory(model, loader, optimizer, eval_batch: int = 0) -> None:
-    """``fit``'s check before its first step: the gradients, optimizer state and activations still to come (the
-    parameters exist) against the memory available. Skipped for data whose first sample has no array shape."""
+def sample_costs(model, loader):
+    """``(model_costs, itemsize)`` of ``model`` on the loader's first sample and of its parameters' dtype; None for
+    data whose first sample has no array shape or a model a zero sample cannot run (token ids, several inputs...)."""
     try:
         first = loader.dataset[0]
         x = first[0] if isinstance(first, tuple) else first
         shape = tuple(x.shape)
     except (AttributeError, IndexError, TypeError, KeyError):
-        return
+        return None
     try:
         costs = model_costs(model, shape)
-    except Exception:  # a model a zero sample cannot run (token ids, several inputs, ...): best effort, no judgement
-        return
+    except Exception:  # best effort, no judgement
+        return None
     params = list(model.parameters())
-    itemsize = params[0].data.dtype.itemsize if params else 4
+    return costs, params[0].data.dtype.itemsize if params else 4
+
+
+def eval_batch_size(measured, batch_size: int) -> int:
+    """``fit``'s validation batch for a model of ``measured`` costs (``sample_costs``; None: not known) trained on
+    batches of ``batch_size``: ``EVAL_BATCH`` samples, fewer where one batch's forward pass (its widest layer, twice:
+    input and output) would need more than ``EVAL_BYTES``, and never fewer than the training batch."""
+    if measured is None:
+        return max(batch_size, EVAL_BATCH)
+    costs, itemsize = measured
+    widest = max((c.activations for c in costs), default=0)
+    return max(batch_size, min(EVAL_BATCH, EVAL_BYTES // max(1, 2 * widest * itemsize)))
+
+
+def check_fit_memory(model, loader, optimizer, eval_batch: int = 0, measured=False) -> None:
+    """``fit``'s check before its first step: the gradients, optimizer state and activations still to come (the
+    parameters exist) against the memory available. ``measured``: ``sample_costs(model, loader)`` where the caller
+    has it. Skipped where the costs cannot be measured."""
+    measured = sample_costs(model, loader) if measured is False else measured
+    if measured is None:
+        return
+    costs, itemsize = measured
     est = estimate_memory(costs, loader.batch_size, optimizer, itemsize=itemsize, eval_batch=eval_batch)
     check_memory(est, f"training {type(model).__name__}", already=est.parameters)
