@@ -1,5 +1,5 @@
 """Matrix products: ``matmul`` (NumPy semantics: 1-D, 2-D and broadcast batches) and the fused ``linear`` (with its
-ReLU fused too where asked)."""
+activation, ReLU, tanh or sigmoid, fused too where asked)."""
 
 from __future__ import annotations
 
