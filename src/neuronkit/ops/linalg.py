@@ -148,5 +148,6 @@ def linear(x, weight, bias=None, activation: str | None = None) -> Tensor:
         bias = as_tensor(bias)
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    fn, kw = (Linear, {}) if activation is None else (LinearAct, {"act": activation})
-    return fn.apply(x, weight, **kw) if bias is None else fn.apply(x, weight, bias, **kw)
+    if activation is not None:
+        return LinearAct.apply(*((x, weight) if bias is None else (x, weight, bias)), act=activation)
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)

@@ -252,11 +252,10 @@ def eval_batch_size(measured, batch_size: int) -> int:
     return max(batch_size, min(EVAL_BATCH, EVAL_BYTES // max(1, 2 * widest * itemsize)))
 
 
-def check_fit_memory(model, loader, optimizer, eval_batch: int = 0, measured=False) -> None:
+def check_fit_memory(model, loader, optimizer, eval_batch: int, measured) -> None:
     """``fit``'s check before its first step: the gradients, optimizer state and activations still to come (the
-    parameters exist) against the memory available. ``measured``: ``sample_costs(model, loader)`` where the caller
-    has it. Skipped where the costs cannot be measured."""
-    measured = sample_costs(model, loader) if measured is False else measured
+    parameters exist) against the memory available. ``measured``: ``sample_costs(model, loader)``; None (the costs
+    could not be measured) skips the check."""
     if measured is None:
         return
     costs, itemsize = measured

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from ... import backend as B
 from ... import ops
+from ...ops.linalg import FUSED_ACTIVATIONS
 from ...tensor import Tensor
 from .. import init as I
-from ..activations import ACTIVATIONS, Identity, ReLU, Sigmoid, Tanh, get_activation
+from ..activations import ACTIVATIONS, Identity, get_activation
 from ..module import Module
 from ..parameter import Parameter
 from ..registry import layer_spec, register_layer
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-_FUSED = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+_FUSED = {ACTIVATIONS[name]: name for name in FUSED_ACTIVATIONS}
 """Activation modules (exactly these classes) whose ``Dense`` runs ``ops.linear(..., activation=name)``: one op."""
 
 
